@@ -1,0 +1,1 @@
+"""Load and latency benchmarks; `python -m bench.run` runs them (see bench/README.md)."""

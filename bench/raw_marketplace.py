@@ -1,0 +1,194 @@
+"""The floor bench/marketplace.py measures gigql against: the same database queries,
+with no GraphQL and no Beanie.
+
+A Starlette route at POST /graphql, served by uvicorn exactly as gigql is, answers the
+two operations of the benchmark by their `operationName` with the JSON gigql gives for
+them. The queries are built from gigql's own pure pieces (filters, orders, the
+`$geoNear` stage) and sent with PyMongo's async client, configured as gigql's; the
+answers are plain dicts built from the raw documents. bench/marketplace.py checks that
+both servers send the same commands and give the same answers before it loads them.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeAlias
+
+from beanie.odm.utils.projection import get_projection
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from documents.profiles import ProviderProfile
+from documents.tasks import Task
+from documents.users import Role, User, UserStatus
+from resolvers import discovery, task_search
+from resolvers.discovery import ProviderQuery, ProviderSort
+from resolvers.pagination import Order, _encode
+from resolvers.task_search import Near, TaskQuery, TaskSort
+from server.runtime import mongo_client
+
+Database: TypeAlias = AsyncDatabase[dict[str, Any]]
+Raw: TypeAlias = dict[str, Any]
+
+PAGE = 20
+SYDNEY = Near(latitude=-33.8688, longitude=151.2093, radius_km=25)
+FEED = "TaskFeed"
+PROVIDERS = "NearbyProviders"
+
+TASKS = Task.Settings.name
+USERS = User.Settings.name
+PROFILES = ProviderProfile.Settings.name
+# gigql reads users through Beanie, which names every field of the model in a projection;
+# sent here too, so that the database does the same work.
+USER_PROJECTION = get_projection(User)
+
+# `tasks(first: 20)`: open tasks, newest first (resolvers/task_search.py), and one more
+# than the page to tell whether there is a next one (resolvers/pagination.py).
+FEED_FILTER = task_search._filters(TaskQuery())
+FEED_ORDER = task_search.ORDERS[TaskSort.NEWEST]
+
+# `searchProviders(first: 20, filter: {near: ...}, sort: DISTANCE)`: the stages
+# resolvers/discovery.py builds, then paginate_pipeline's sort and limit. Discovery reads
+# one profile more than the page (to top the page up if an account must be hidden) and
+# paginate_pipeline one more again, so the limit is the page plus two.
+PROVIDER_QUERY = ProviderQuery(near=SYDNEY, sort=ProviderSort.DISTANCE)
+PROVIDER_ORDER = discovery.ORDERS[ProviderSort.DISTANCE]
+PROVIDER_PIPELINE = [
+    task_search.geo_near(SYDNEY, "place.point", discovery._filters(PROVIDER_QUERY)),
+    discovery.WITHIN_SERVICE_RADIUS,
+    {"$sort": dict(PROVIDER_ORDER)},
+    {"$limit": PAGE + 2},
+]
+
+
+def global_id(type_name: str, object_id: ObjectId) -> str:
+    """A Relay global id, as Strawberry writes it."""
+    return base64.b64encode(f"{type_name}:{object_id}".encode()).decode()
+
+
+def page_info(kept: Sequence[Raw], has_next_page: bool, order: Order) -> Raw:
+    # gigql's own cursor encoding: the same cursor text, by construction.
+    return {"hasNextPage": has_next_page, "endCursor": _encode(kept[-1], order) if kept else None}
+
+
+async def task_feed(database: Database) -> Raw:
+    raws = await database[TASKS].find(FEED_FILTER).sort(list(FEED_ORDER)).limit(PAGE + 1).to_list()
+    kept = raws[:PAGE]
+    # The posters of the page in one query, as gigql's user DataLoader reads them.
+    poster_ids = list({task["poster_id"] for task in kept})
+    posters = await database[USERS].find({"_id": {"$in": poster_ids}}, USER_PROJECTION).to_list()
+    names = {user["_id"]: user["name"] for user in posters}
+    edges = [
+        {
+            "node": {
+                "id": global_id("Task", task["_id"]),
+                "title": task["title"],
+                "budget": {
+                    "amount": task["budget"]["amount"],
+                    "currency": task["budget"]["currency"],
+                },
+                "offerCount": task["offer_count"],
+                "poster": {
+                    "id": global_id("User", task["poster_id"]),
+                    "name": names[task["poster_id"]],
+                },
+            }
+        }
+        for task in kept
+    ]
+    return {"tasks": {"edges": edges, "pageInfo": page_info(kept, len(raws) > PAGE, FEED_ORDER)}}
+
+
+async def nearby_providers(database: Database) -> Raw:
+    cursor = await database[PROFILES].aggregate(PROVIDER_PIPELINE)
+    raws = await cursor.to_list()
+    read = raws[: PAGE + 1]
+    # The accounts that may be shown, in one query, as resolvers/discovery.py reads them.
+    # gigql would read further profiles if some were hidden; the demo's never are, and
+    # bench/marketplace.py checks that gigql sends exactly these commands.
+    users = await (
+        database[USERS]
+        .find(
+            {
+                "_id": {"$in": [profile["_id"] for profile in read]},
+                "status": UserStatus.ACTIVE.value,
+                "roles": Role.TASKER.value,
+            },
+            USER_PROJECTION,
+        )
+        .to_list()
+    )
+    by_id = {user["_id"]: user for user in users}
+    shown = [profile for profile in read if profile["_id"] in by_id]
+    kept = shown[:PAGE]
+    edges = [
+        {
+            "node": {
+                "user": {
+                    "id": global_id("User", profile["_id"]),
+                    "name": by_id[profile["_id"]]["name"],
+                },
+                "profile": {
+                    "hourlyRate": _money(profile.get("hourly_rate")),
+                    "rating": {
+                        "average": profile["rating"]["average"],
+                        "count": profile["rating"]["count"],
+                    },
+                },
+                "distanceKm": task_search.kilometres(profile["distance"]),
+            }
+        }
+        for profile in kept
+    ]
+    info = page_info(kept, len(shown) > PAGE, PROVIDER_ORDER)
+    return {"searchProviders": {"edges": edges, "pageInfo": info}}
+
+
+def _money(money: Raw | None) -> Raw | None:
+    return None if money is None else {"amount": money["amount"], "currency": money["currency"]}
+
+
+OPERATIONS: dict[str, Callable[[Database], Awaitable[Raw]]] = {
+    FEED: task_feed,
+    PROVIDERS: nearby_providers,
+}
+
+
+async def graphql(request: Request) -> JSONResponse:
+    body = await request.json()
+    operation = OPERATIONS.get(body.get("operationName"))
+    if operation is not None:
+        return JSONResponse({"data": await operation(request.app.state.database)})
+    if body.get("query") == "{ __typename }":  # the harness's readiness check
+        return JSONResponse({"data": {"__typename": "Query"}})
+    return JSONResponse({"errors": [{"message": "Unknown operation."}]}, status_code=400)
+
+
+def create_app(mongodb_url: str, database_name: str) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = mongo_client(mongodb_url)  # gigql's client settings (tz-aware, UTC)
+        app.state.database = client[database_name]
+        try:
+            yield
+        finally:
+            await client.close()
+
+    return Starlette(routes=[Route("/graphql", graphql, methods=["POST"])], lifespan=lifespan)
+
+
+def app_from_environment() -> Starlette:
+    """The uvicorn factory: the database gigql is given, from the same variables."""
+    app = create_app(os.environ["MONGODB_URL"], os.environ["GIGQL_MONGODB_DATABASE"])
+    # As gigql does after start-up: long-lived objects out of the collector's way.
+    gc.collect()
+    gc.freeze()
+    return app

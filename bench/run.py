@@ -1,0 +1,290 @@
+"""HTTP throughput and latency of gigql against a raw Starlette floor and a default
+Strawberry app, plus the cost of one login.
+
+Run from the repository root: `python -m bench.run` (about 90 s; `--help` for the knobs).
+Every server runs alone, one at a time, in its own `uvicorn` process with the same
+options; wrk drives each with the same connections and the same request bodies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.harness import (
+    FIGURE_ALIGNMENT,
+    FIGURE_HEADINGS,
+    TYPENAME,
+    LoadResult,
+    Server,
+    add_load_arguments,
+    check_load_arguments,
+    cpu_seconds,
+    expect,
+    fail,
+    figure_cells,
+    load,
+    load_average_before,
+    load_options,
+    log_in,
+    machine_facts,
+    machine_markdown,
+    mutate,
+    run_and_report,
+    serve,
+    workspace,
+)
+from resolvers.auth.passwords import Passwords
+from server.settings import Settings
+
+ME = "{ me { id name email } }"
+SIGN_UP = (
+    "mutation($input: SignUpInput!) "
+    "{ signUp(input: $input) { errors { code message } user { id } } }"
+)
+
+
+# --- login cost -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    what: str
+    samples_ms: list[float] = field(repr=False)
+    cpu_ms: float
+    """Mean CPU time per operation, all threads: argon2 spreads its lanes over cores."""
+
+    @property
+    def mean_ms(self) -> float:
+        return statistics.fmean(self.samples_ms)
+
+    @property
+    def median_ms(self) -> float:
+        return statistics.median(self.samples_ms)
+
+
+def time_logins(server: Server, email: str, password: str, count: int) -> Timing:
+    """Sequential logins over HTTP: argon2 verification plus the session and audit writes."""
+    samples = []
+    cpu_before = cpu_seconds(server.pid)
+    for _ in range(count):
+        started = time.perf_counter()
+        log_in(server, email, password)
+        samples.append((time.perf_counter() - started) * 1000)
+    cpu_ms = (cpu_seconds(server.pid) - cpu_before) / count * 1000
+    return Timing("login over HTTP (gigql)", samples, cpu_ms)
+
+
+def default_passwords() -> Passwords:
+    """Hashing at the cost production runs with: the defaults of Settings, not the env."""
+    fields = Settings.model_fields
+    return Passwords(
+        int(fields["argon2_time_cost"].default),
+        int(fields["argon2_memory_cost_kib"].default),
+        int(fields["argon2_parallelism"].default),
+    )
+
+
+def time_hashing(count: int) -> list[Timing]:
+    passwords = default_passwords()
+    password = secrets.token_urlsafe(12)
+
+    async def run() -> list[Timing]:
+        hashes, verifications = [], []
+        hash_cpu = verify_cpu = 0.0
+        for _ in range(count):
+            started, cpu = time.perf_counter(), time.process_time()
+            hashed = await passwords.hash(password)
+            hashes.append((time.perf_counter() - started) * 1000)
+            hash_cpu += time.process_time() - cpu
+            started, cpu = time.perf_counter(), time.process_time()
+            if not await passwords.verify(hashed, password):
+                fail("argon2 verification failed")
+            verifications.append((time.perf_counter() - started) * 1000)
+            verify_cpu += time.process_time() - cpu
+        return [
+            Timing("argon2id hash (Passwords)", hashes, hash_cpu / count * 1000),
+            Timing("argon2id verify (Passwords)", verifications, verify_cpu / count * 1000),
+        ]
+
+    return asyncio.run(run())
+
+
+# --- the run --------------------------------------------------------------------------
+
+
+def answers_typename(answer: Any) -> bool:
+    return bool(answer == {"data": {"__typename": "Query"}})
+
+
+def answers_me(email: str) -> Callable[[Any], bool]:
+    def check(answer: Any) -> bool:
+        me = (answer.get("data") or {}).get("me") if isinstance(answer, dict) else None
+        return "errors" not in answer and isinstance(me, dict) and me.get("email") == email
+
+    return check
+
+
+@dataclass(frozen=True)
+class Row:
+    result: LoadResult
+    log_level: str
+    """gigql's log level, "-" for the yardsticks."""
+
+
+@dataclass
+class Report:
+    machine: dict[str, str]
+    load: list[Row]
+    login: list[Timing]
+    ratios: dict[str, float]
+
+
+def run(args: argparse.Namespace) -> Report:
+    options = load_options(args)
+    load_before = load_average_before()
+    rows: list[Row] = []
+    log_levels = ["WARNING", "INFO"] if args.info_log else ["WARNING"]
+    email = f"bench-{secrets.token_hex(6)}@example.com"
+    password = secrets.token_urlsafe(12) + "-aA1"  # random, and passes the password policy
+    typename = {"query": TYPENAME}
+    logins: list[Timing] = []
+
+    with workspace() as space:
+        for name, app in (
+            ("raw Starlette", "bench.baselines:raw_app"),
+            ("Strawberry default", "bench.baselines:strawberry_app"),
+        ):
+            with serve(name, app, space.workdir, {}) as server:
+                expect(server, typename, None, answers_typename)
+                rows.append(Row(load(options, server, typename, TYPENAME), "-"))
+
+        for level in log_levels:
+            env = space.gigql_environment(level)
+            app = "server.cli:app_from_environment"
+            with serve(
+                "gigql", app, space.workdir, env, factory=True, log_name=f"gigql-{level}"
+            ) as server:
+                if level == log_levels[0]:
+                    account = {"name": "Bench", "email": email, "password": password}
+                    mutate(server, SIGN_UP, "signUp", {**account, "roles": ["POSTER"]})
+                token = log_in(server, email, password)  # fresh: a long run outlives a token
+                me = {"query": ME}
+                expect(server, typename, None, answers_typename)
+                expect(server, me, token, answers_me(email))
+                rows.append(Row(load(options, server, typename, TYPENAME), level))
+                rows.append(Row(load(options, server, me, ME, token, space.database_pid), level))
+                if not logins and args.logins:
+                    logins.append(time_logins(server, email, password, args.logins))
+    if args.logins:
+        logins.extend(time_hashing(args.logins))
+
+    return Report(machine_facts(options, load_before), rows, logins, ratios(rows))
+
+
+def ratios(rows: list[Row]) -> dict[str, float]:
+    def rps(server: str) -> float:
+        # WARNING is first: gigql's ratio is taken at the production log level.
+        return next(
+            row.result.requests_per_s
+            for row in rows
+            if row.result.server == server and row.result.query == TYPENAME
+        )
+
+    strawberry_rps = rps("Strawberry default")
+    return {
+        "gigql / Strawberry default": rps("gigql") / strawberry_rps,
+        "raw Starlette / Strawberry default": rps("raw Starlette") / strawberry_rps,
+        "gigql / raw Starlette": rps("gigql") / rps("raw Starlette"),
+    }
+
+
+# --- output ---------------------------------------------------------------------------
+
+
+def markdown(report: Report) -> str:
+    lines = [
+        *machine_markdown(report.machine),
+        "",
+        "## Throughput and latency",
+        "",
+        f"| server | query | gigql log level | {FIGURE_HEADINGS} |",
+        f"| --- | --- | --- | {FIGURE_ALIGNMENT} |",
+    ]
+    for row in report.load:
+        r = row.result
+        lines.append(
+            "| " + " | ".join([r.server, f"`{r.query}`", row.log_level, *figure_cells(r)]) + " |"
+        )
+    lines += ["", "Ratios of requests/s on `{ __typename }` (gigql at log level WARNING):", ""]
+    for name, value in report.ratios.items():
+        target = " (target: at least 3)" if name == "gigql / Strawberry default" else ""
+        lines.append(f"- {name}: **{value:.2f}**{target}")
+    if report.login:
+        lines += [
+            "",
+            "## Login cost",
+            "",
+            "| what | n | mean ms | median ms | min ms | max ms | CPU ms each |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for t in report.login:
+            lines.append(
+                f"| {t.what} | {len(t.samples_ms)} | {t.mean_ms:.1f} | {t.median_ms:.1f} "
+                f"| {min(t.samples_ms):.1f} | {max(t.samples_ms):.1f} | {t.cpu_ms:.0f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def row_json(row: Row) -> dict[str, Any]:
+    figures = asdict(row.result)
+    server, query = figures.pop("server"), figures.pop("query")
+    return {"server": server, "query": query, "log_level": row.log_level, **figures}
+
+
+def as_json(report: Report) -> dict[str, Any]:
+    return {
+        "machine": report.machine,
+        "load": [row_json(row) for row in report.load],
+        "login": [
+            {
+                "what": t.what,
+                "n": len(t.samples_ms),
+                "mean_ms": t.mean_ms,
+                "median_ms": t.median_ms,
+                "cpu_ms": t.cpu_ms,
+                "samples_ms": t.samples_ms,
+            }
+            for t in report.login
+        ],
+        "ratios": report.ratios,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    add_load_arguments(parser)
+    parser.add_argument(
+        "--logins", type=int, default=20, help="logins and argon2 hashes to time (default 20)"
+    )
+    parser.add_argument(
+        "--no-info-log",
+        dest="info_log",
+        action="store_false",
+        help="skip the gigql rows at log level INFO (one access log line per request)",
+    )
+    args = parser.parse_args(argv)
+    check_load_arguments(parser, args, args.logins)
+    run_and_report(lambda: run(args), markdown, as_json, args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Beanie documents: the data model, its indexes and the invariants of the data."""
+
+from beanie import Document
+
+from documents.audit import AuditEvent
+from documents.bookings import Booking
+from documents.events import DomainEvent, Notification
+from documents.offers import Offer
+from documents.one_time_tokens import OneTimeToken
+from documents.packages import ServicePackage
+from documents.profiles import CustomerProfile, ProviderProfile
+from documents.reviews import Review
+from documents.sessions import RefreshToken, Session
+from documents.tasks import Task
+from documents.throttle import FailureWindow
+from documents.users import User
+
+ALL_DOCUMENTS: list[type[Document]] = [
+    User,
+    Session,
+    RefreshToken,
+    OneTimeToken,
+    AuditEvent,
+    FailureWindow,
+    DomainEvent,
+    Notification,
+    ProviderProfile,
+    CustomerProfile,
+    Task,
+    Offer,
+    ServicePackage,
+    Booking,
+    Review,
+]

@@ -1,0 +1,59 @@
+"""The security audit log: who did what to which account, from where, and when.
+
+Entries are only ever inserted. They outlive account deletion (security and legal
+records), so they hold ids and network facts, never names, addresses or secrets.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from beanie import Document, PydanticObjectId
+from pydantic import Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from documents.clock import utcnow
+
+
+class AuditKind(StrEnum):
+    SIGNUP = "signup"
+    EMAIL_VERIFIED = "email_verified"
+    LOGIN_SUCCEEDED = "login_succeeded"
+    LOGIN_FAILED = "login_failed"
+    ACCOUNT_LOCKED = "account_locked"
+    REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    LOGOUT = "logout"
+    SESSIONS_REVOKED = "sessions_revoked"
+    PASSWORD_RESET_REQUESTED = "password_reset_requested"
+    PASSWORD_RESET = "password_reset"
+    PASSWORD_CHANGED = "password_changed"
+    ROLE_CHANGED = "role_changed"
+    PROFILE_UPDATED = "profile_updated"
+    DATA_EXPORTED = "data_exported"
+    ACCOUNT_DELETED = "account_deleted"
+    USER_SUSPENDED = "user_suspended"
+    USER_REINSTATED = "user_reinstated"
+
+
+class AuditEvent(Document):
+    kind: AuditKind
+    at: datetime = Field(default_factory=utcnow)
+    user_id: PydanticObjectId | None = None
+    """The account the event is about."""
+    actor_id: PydanticObjectId | None = None
+    """Who caused it, when that is someone else (an admin) or known."""
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    class Settings:
+        name = "audit_events"
+        use_revision = False
+        indexes = [
+            IndexModel([("user_id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)]),
+            IndexModel([("kind", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)]),
+            IndexModel([("at", DESCENDING), ("_id", DESCENDING)]),
+        ]

@@ -1,0 +1,65 @@
+"""Expected failures of the domain, with codes that clients may rely on.
+
+A `DomainError` is what every layer raises when a request cannot be carried out for a
+reason the caller can act on (bad input, wrong state, not allowed). The GraphQL layer
+turns it into payload errors on mutations and into coded GraphQL errors elsewhere.
+Codes are part of the public API: add new ones, never rename or reuse one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class ErrorCode(Enum):
+    # Input
+    INVALID_INPUT = "INVALID_INPUT"
+    INVALID_EMAIL = "INVALID_EMAIL"
+    EMAIL_TAKEN = "EMAIL_TAKEN"
+    WEAK_PASSWORD = "WEAK_PASSWORD"
+    INVALID_ID = "INVALID_ID"
+    INVALID_CURSOR = "INVALID_CURSOR"
+    # Identity
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    ACCOUNT_LOCKED = "ACCOUNT_LOCKED"
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+    ACCOUNT_SUSPENDED = "ACCOUNT_SUSPENDED"
+    INVALID_TOKEN = "INVALID_TOKEN"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    TOKEN_REUSED = "TOKEN_REUSED"
+    SESSION_REVOKED = "SESSION_REVOKED"
+    # Access and state
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_STATE = "INVALID_STATE"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    UNAVAILABLE = "UNAVAILABLE"
+    """The time asked for is not free (outside the schedule, or taken)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    code: ErrorCode
+    message: str
+    field: str | None = None
+
+
+class DomainError(Exception):
+    """One or more problems that stop a use case before it changes anything."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, field: str | None = None, *more: Problem
+    ) -> None:
+        super().__init__(message)
+        self.problems: tuple[Problem, ...] = (Problem(code, message, field), *more)
+
+    @classmethod
+    def of(cls, problems: list[Problem]) -> DomainError:
+        first, *rest = problems
+        return cls(first.code, first.message, first.field, *rest)
+
+    @property
+    def code(self) -> ErrorCode:
+        return self.problems[0].code

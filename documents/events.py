@@ -1,0 +1,83 @@
+"""Domain events and the notifications they leave for people.
+
+An event is written in the same transaction as the state change it reports, together
+with one notification per person it concerns (other than whoever caused it); only
+after the commit is it published through the broker. The stored events are what other
+parts (payments, subscriptions replaying what a client missed) read reliably; the
+broker only makes them arrive at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from beanie import Document, PydanticObjectId
+from pydantic import Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from documents.clock import utcnow
+
+
+class EventKind(StrEnum):
+    TASK_POSTED = "task_posted"
+    TASK_UPDATED = "task_updated"
+    TASK_STATUS_CHANGED = "task_status_changed"
+    OFFER_RECEIVED = "offer_received"
+    OFFER_UPDATED = "offer_updated"
+    OFFER_WITHDRAWN = "offer_withdrawn"
+    OFFER_ACCEPTED = "offer_accepted"
+    OFFER_REJECTED = "offer_rejected"
+    BOOKING_REQUESTED = "booking_requested"
+    BOOKING_CONFIRMED = "booking_confirmed"
+    BOOKING_REJECTED = "booking_rejected"
+    BOOKING_CANCELLED = "booking_cancelled"
+    BOOKING_STATUS_CHANGED = "booking_status_changed"
+    REVIEW_POSTED = "review_posted"
+    REVIEWS_PUBLISHED = "reviews_published"
+
+
+class DomainEvent(Document):
+    kind: EventKind
+    occurred_at: datetime = Field(default_factory=utcnow)
+    actor_id: PydanticObjectId | None = None
+    audience: list[PydanticObjectId]
+    """Everyone who may see the event (the actor included)."""
+    task_id: PydanticObjectId | None = None
+    offer_id: PydanticObjectId | None = None
+    booking_id: PydanticObjectId | None = None
+    review_id: PydanticObjectId | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    published_at: datetime | None = None
+
+    class Settings:
+        name = "events"
+        use_revision = False
+        indexes = [
+            IndexModel([("audience", ASCENDING), ("_id", ASCENDING)]),
+            IndexModel([("task_id", ASCENDING), ("_id", ASCENDING)], sparse=True),
+            IndexModel([("booking_id", ASCENDING), ("_id", ASCENDING)], sparse=True),
+            IndexModel([("published_at", ASCENDING), ("occurred_at", ASCENDING)]),
+        ]
+
+
+class Notification(Document):
+    user_id: PydanticObjectId
+    event_id: PydanticObjectId
+    kind: EventKind
+    title: str
+    created_at: datetime = Field(default_factory=utcnow)
+    read_at: datetime | None = None
+    task_id: PydanticObjectId | None = None
+    offer_id: PydanticObjectId | None = None
+    booking_id: PydanticObjectId | None = None
+    review_id: PydanticObjectId | None = None
+
+    class Settings:
+        name = "notifications"
+        use_revision = False
+        indexes = [
+            IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
+            IndexModel([("user_id", ASCENDING), ("read_at", ASCENDING)]),
+        ]

@@ -1,0 +1,130 @@
+"""What providers and customers tell the marketplace about themselves.
+
+A profile's id is its user's id: one per user, found without another index.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field, model_validator
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from documents.clock import utcnow
+from documents.geo import Place, geo_index
+from documents.money import Money
+
+MINUTES_PER_DAY = 24 * 60
+DAYS_PER_WEEK = 7
+
+
+class IdentityVerification(StrEnum):
+    UNVERIFIED = "unverified"
+    PENDING = "pending"
+    VERIFIED = "verified"
+
+
+class TimeRange(BaseModel):
+    """Wall-clock minutes since local midnight, [start, end)."""
+
+    start_minute: int = Field(ge=0, lt=MINUTES_PER_DAY)
+    end_minute: int = Field(gt=0, le=MINUTES_PER_DAY)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeRange:
+        if self.end_minute <= self.start_minute:
+            raise ValueError("a time range must end after it starts")
+        return self
+
+
+class ExceptionKind(StrEnum):
+    UNAVAILABLE = "unavailable"
+    """Not working: the whole day, or only the ranges given."""
+    EXTRA_HOURS = "extra_hours"
+    """Working these ranges on top of the weekly hours."""
+
+
+class ScheduleException(BaseModel):
+    day: date
+    kind: ExceptionKind
+    ranges: list[TimeRange] = Field(default_factory=list)
+
+
+def no_hours() -> list[list[TimeRange]]:
+    return [[] for _ in range(DAYS_PER_WEEK)]
+
+
+class Rating(BaseModel):
+    """Kept as a sum and a count, updated together; the average is derived from them."""
+
+    sum: int = 0
+    count: int = 0
+    average: float | None = None
+
+
+class ProviderProfile(Document):
+    bio: str = ""
+    skills: list[str] = Field(default_factory=list)
+    years_experience: int = 0
+    hourly_rate: Money | None = None
+    available: bool = True
+    place: Place | None = None
+    service_radius_km: int = 10
+    time_zone: str = "UTC"
+    identity_verification: IdentityVerification = IdentityVerification.UNVERIFIED
+    rating: Rating = Field(default_factory=Rating)
+    completed_jobs: int = 0
+    weekly_hours: list[list[TimeRange]] = Field(default_factory=no_hours)
+    """Monday first, in `time_zone`."""
+    exceptions: list[ScheduleException] = Field(default_factory=list)
+    buffer_minutes: int = 0
+    """Kept free before and after every booking."""
+    schedule_version: int = 0
+    """Bumped by every booking that takes time: concurrent bookings of one provider
+    collide on it, so their transactions are serialised and cannot double-book."""
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "provider_profiles"
+        use_revision = False
+        indexes = [
+            # Provider search (resolvers/discovery.py): near a point; best rated, in a
+            # skill or not; cheapest in a currency.
+            geo_index("place.point"),
+            IndexModel(
+                [("skills", ASCENDING), ("rating.average", DESCENDING), ("_id", DESCENDING)]
+            ),
+            IndexModel([("rating.average", DESCENDING), ("_id", DESCENDING)]),
+            IndexModel(
+                [
+                    ("hourly_rate.currency", ASCENDING),
+                    ("hourly_rate.amount", ASCENDING),
+                    ("_id", ASCENDING),
+                ]
+            ),
+        ]
+
+
+class SavedAddress(BaseModel):
+    id: str
+    label: str
+    place: Place
+
+
+class CustomerProfile(Document):
+    addresses: list[SavedAddress] = Field(default_factory=list)
+    rating: Rating = Field(default_factory=Rating)
+    """How providers rated this customer."""
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "customer_profiles"
+        use_revision = False
+
+
+def profile_owner(profile: ProviderProfile | CustomerProfile) -> PydanticObjectId:
+    assert profile.id is not None
+    return profile.id

@@ -1,0 +1,103 @@
+"""Tasks posted by posters, and the one path each may take through its states."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from beanie import Document, PydanticObjectId
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from documents.clock import utcnow
+from documents.geo import Place, geo_index
+from documents.money import Money
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    SUBMITTED = "submitted"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    DISPUTED = "disputed"
+
+
+# Every legal move; anything else is an INVALID_STATE error.
+TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.OPEN: frozenset({TaskStatus.ASSIGNED, TaskStatus.CANCELLED}),
+    TaskStatus.ASSIGNED: frozenset({TaskStatus.IN_PROGRESS, TaskStatus.CANCELLED}),
+    TaskStatus.IN_PROGRESS: frozenset({TaskStatus.SUBMITTED, TaskStatus.DISPUTED}),
+    TaskStatus.SUBMITTED: frozenset(
+        {TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED, TaskStatus.DISPUTED}
+    ),
+    # A dispute ends by an admin's decision (payments): the work stands or is undone.
+    TaskStatus.DISPUTED: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELLED}),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+def sources_of(target: TaskStatus) -> list[TaskStatus]:
+    """The states from which a task may move to `target`."""
+    return [source for source, targets in TASK_TRANSITIONS.items() if target in targets]
+
+
+class StatusChange(BaseModel):
+    status: TaskStatus
+    at: datetime = Field(default_factory=utcnow)
+    by: PydanticObjectId | None = None
+    note: str | None = None
+
+
+class Task(Document):
+    poster_id: PydanticObjectId
+    title: str
+    description: str
+    category: str
+    budget: Money
+    place: Place
+    due_at: datetime | None = None
+    """None: flexible, whenever suits."""
+    image_urls: list[str] = Field(default_factory=list)
+    status: TaskStatus = TaskStatus.OPEN
+    assigned_tasker_id: PydanticObjectId | None = None
+    accepted_offer_id: PydanticObjectId | None = None
+    agreed_price: Money | None = None
+    offer_count: int = 0
+    """Offers made and not withdrawn."""
+    keywords: list[str] = Field(default_factory=list)
+    """Words of the title, description and category, for search."""
+    history: list[StatusChange] = Field(default_factory=list)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "tasks"
+        use_revision = False
+        indexes = [
+            geo_index("place.point"),
+            IndexModel([("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
+            IndexModel(
+                [("status", ASCENDING), ("category", ASCENDING), ("created_at", DESCENDING)]
+            ),
+            IndexModel(
+                [
+                    ("status", ASCENDING),
+                    ("budget.currency", ASCENDING),
+                    ("budget.amount", DESCENDING),
+                    ("_id", DESCENDING),
+                ]
+            ),
+            IndexModel([("keywords", ASCENDING)]),
+            IndexModel([("poster_id", ASCENDING), ("created_at", DESCENDING)]),
+            IndexModel([("assigned_tasker_id", ASCENDING), ("created_at", DESCENDING)]),
+        ]
+
+    @property
+    def participants(self) -> list[PydanticObjectId]:
+        people = [self.poster_id]
+        if self.assigned_tasker_id is not None:
+            people.append(self.assigned_tasker_id)
+        return people

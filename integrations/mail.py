@@ -1,0 +1,118 @@
+"""Outgoing e-mail behind one small interface.
+
+Backends: `ConsoleMailer` writes each message to the log (development), `SmtpMailer`
+delivers through an SMTP relay, `MemoryMailer` keeps an outbox that tests read.
+`Postman` sends in the background so that a request never waits for (or reveals the
+timing of) a delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    to: str
+    subject: str
+    text: str
+
+
+class Mailer(Protocol):
+    async def send(self, mail: Mail) -> None: ...
+
+
+class ConsoleMailer:
+    async def send(self, mail: Mail) -> None:
+        log.info(
+            "mail to %s: %s",
+            mail.to,
+            mail.subject,
+            extra={"mail_to": mail.to, "mail_subject": mail.subject, "mail_text": mail.text},
+        )
+
+
+class MemoryMailer:
+    def __init__(self) -> None:
+        self.outbox: list[Mail] = []
+        self._arrived = asyncio.Event()
+
+    async def send(self, mail: Mail) -> None:
+        self.outbox.append(mail)
+        self._arrived.set()
+
+    async def wait_for(self, match: Callable[[Mail], bool], timeout: float = 5.0) -> Mail:
+        """The first message in the outbox that matches, waiting for it to arrive."""
+        async with asyncio.timeout(timeout):
+            while True:
+                for mail in self.outbox:
+                    if match(mail):
+                        return mail
+                self._arrived.clear()
+                await self._arrived.wait()
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = True
+    timeout: float = 10.0
+
+
+class SmtpMailer:
+    def __init__(self, config: SmtpConfig) -> None:
+        self._config = config
+
+    async def send(self, mail: Mail) -> None:
+        message = EmailMessage()
+        message["From"] = self._config.sender
+        message["To"] = mail.to
+        message["Subject"] = mail.subject
+        message.set_content(mail.text)
+        # smtplib blocks; a thread keeps the event loop free.
+        await asyncio.to_thread(self._deliver, message)
+
+    def _deliver(self, message: EmailMessage) -> None:
+        config = self._config
+        with smtplib.SMTP(config.host, config.port, timeout=config.timeout) as smtp:
+            if config.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if config.username and config.password:
+                smtp.login(config.username, config.password)
+            smtp.send_message(message)
+
+
+class Postman:
+    """Delivers mail in background tasks; `drain` waits for them at shutdown."""
+
+    def __init__(self, mailer: Mailer) -> None:
+        self.mailer = mailer
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def post(self, mail: Mail) -> None:
+        task = asyncio.create_task(self._deliver(mail))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _deliver(self, mail: Mail) -> None:
+        try:
+            await self.mailer.send(mail)
+        except Exception:
+            log.exception("could not deliver mail %r to %s", mail.subject, mail.to)
+
+    async def drain(self) -> None:
+        if self._pending:
+            await asyncio.wait(set(self._pending))

@@ -1,0 +1,219 @@
+"""Publish/subscribe between API instances.
+
+`RedisBroker` carries messages between processes over Redis pub/sub; `InProcessBroker`
+does the same inside one process when no Redis is configured. Both multiplex: however
+many local subscribers there are, a process holds one Redis subscriber connection and
+one Redis channel subscription per topic in use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+SUBSCRIBER_QUEUE_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    topic: str
+    data: bytes
+
+
+RESYNC = Message(topic="", data=b"")
+"""Delivered to every subscription after the broker lost its connection for a while:
+messages published meanwhile never arrive, so consumers re-read what they follow."""
+
+
+class SubscriberOverflow(Exception):
+    """A subscriber fell so far behind that messages for it were dropped."""
+
+
+class Subscription:
+    """The messages of some topics, for one local consumer, in publication order."""
+
+    def __init__(self, hub: _LocalHub, topics: frozenset[str]) -> None:
+        self._hub = hub
+        self.topics = topics
+        self._queue: asyncio.Queue[Message] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
+        self._overflowed = False
+
+    def _deliver(self, message: Message) -> None:
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            # Dropping silently would leave a gap; the consumer must resynchronise.
+            self._overflowed = True
+
+    async def get(self) -> Message:
+        if self._overflowed:
+            raise SubscriberOverflow(f"subscriber on {sorted(self.topics)} fell behind")
+        return await self._queue.get()
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self
+
+    async def __anext__(self) -> Message:
+        return await self.get()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self._hub.remove(self)
+
+
+class _LocalHub:
+    """Fans messages out to the local subscriptions of each topic."""
+
+    def __init__(self) -> None:
+        self._by_topic: dict[str, set[Subscription]] = defaultdict(set)
+
+    def add(self, subscription: Subscription) -> list[str]:
+        """Register a subscription; return the topics that had no local subscriber yet."""
+        new = [topic for topic in subscription.topics if not self._by_topic.get(topic)]
+        for topic in subscription.topics:
+            self._by_topic[topic].add(subscription)
+        return new
+
+    def discard(self, subscription: Subscription) -> list[str]:
+        """Unregister a subscription; return the topics left without local subscribers."""
+        emptied = []
+        for topic in subscription.topics:
+            subscribers = self._by_topic.get(topic)
+            if subscribers is None:
+                continue
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._by_topic[topic]
+                emptied.append(topic)
+        return emptied
+
+    def dispatch(self, message: Message) -> None:
+        for subscription in tuple(self._by_topic.get(message.topic, ())):
+            subscription._deliver(message)
+
+    def resync_all(self) -> None:
+        subscriptions = {s for subscribers in self._by_topic.values() for s in subscribers}
+        for subscription in subscriptions:
+            subscription._deliver(RESYNC)
+
+    async def remove(self, subscription: Subscription) -> None:
+        self.discard(subscription)
+
+
+class Broker(Protocol):
+    async def publish(self, topic: str, data: bytes) -> None: ...
+
+    async def subscribe(self, *topics: str) -> Subscription: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessBroker:
+    """Single-process broker: delivery is immediate and never leaves the process."""
+
+    def __init__(self) -> None:
+        self._hub = _LocalHub()
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        self._hub.dispatch(Message(topic, data))
+
+    async def subscribe(self, *topics: str) -> Subscription:
+        subscription = Subscription(self._hub, frozenset(topics))
+        self._hub.add(subscription)
+        return subscription
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class _RedisHub(_LocalHub):
+    """A local hub whose topics are mirrored as channels on one Redis subscriber."""
+
+    def __init__(self, pubsub: PubSub) -> None:
+        super().__init__()
+        self._pubsub = pubsub
+        self._lock = asyncio.Lock()
+
+    async def attach(self, subscription: Subscription) -> None:
+        async with self._lock:
+            new = self.add(subscription)
+            if new:
+                await self._pubsub.subscribe(*new)
+
+    async def remove(self, subscription: Subscription) -> None:
+        async with self._lock:
+            emptied = self.discard(subscription)
+            if emptied:
+                with contextlib.suppress(RedisError):
+                    await self._pubsub.unsubscribe(*emptied)
+
+
+class RedisBroker:
+    def __init__(self, url: str) -> None:
+        self._redis: Redis = Redis.from_url(url)
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        self._hub = _RedisHub(self._pubsub)
+        self._reader: asyncio.Task[None] | None = None
+
+    async def publish(self, topic: str, data: bytes) -> None:
+        await self._redis.publish(topic, data)
+
+    async def subscribe(self, *topics: str) -> Subscription:
+        subscription = Subscription(self._hub, frozenset(topics))
+        await self._hub.attach(subscription)
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
+        return subscription
+
+    async def _read(self) -> None:
+        backoff = 0.1
+        lost = False
+        while True:
+            try:
+                raw = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            except RedisError:
+                # redis-py reconnects and re-subscribes on the next read; wait a little.
+                if not lost:
+                    log.warning("redis subscriber connection lost; reconnecting", exc_info=True)
+                lost = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if lost:
+                log.info("redis subscriber connection back")
+                lost, backoff = False, 0.1
+                self._hub.resync_all()
+            if raw is None or raw.get("type") != "message":
+                continue
+            channel = raw["channel"]
+            topic = channel.decode() if isinstance(channel, bytes) else str(channel)
+            self._hub.dispatch(Message(topic, raw["data"]))
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._redis.aclose()

@@ -1,0 +1,1 @@
+"""Identity: sign-up, login and sessions, e-mail verification, password recovery."""

@@ -1,0 +1,107 @@
+"""Changing a password: knowing the old one, or proving control of the e-mail address."""
+
+from __future__ import annotations
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from documents.audit import AuditKind
+from documents.clock import utcnow
+from documents.errors import DomainError, ErrorCode
+from documents.one_time_tokens import TokenPurpose
+from documents.sessions import RevokeReason
+from documents.transactions import run_in_transaction
+from documents.users import User, UserStatus, email_key
+from realtime.signals import announce_access_change
+from resolvers import audit
+from resolvers.auth import email_links
+from resolvers.auth.passwords import password_problems
+from resolvers.auth.sessions import revoke_all_sessions
+from resolvers.auth.viewer import Viewer
+from resolvers.services import RequestMeta, Services
+from resolvers.validation import Checked
+
+
+async def request_password_reset(services: Services, meta: RequestMeta, email: str) -> None:
+    """Mail a reset link if the address has an account; the answer is the same either way."""
+    user = await User.find_one(User.email_key == email_key(email))
+    if user is None or user.status is not UserStatus.ACTIVE:
+        return
+    if await email_links.send_link(services, user, TokenPurpose.RESET_PASSWORD):
+        await audit.record(AuditKind.PASSWORD_RESET_REQUESTED, meta, user_id=user.id)
+
+
+async def reset_password(
+    services: Services, meta: RequestMeta, token: str, new_password: str
+) -> User:
+    """Set a new password with a mailed token; every session of the account ends."""
+    checked = Checked()
+    checked.add(password_problems(new_password, "newPassword"))
+    checked.raise_if_any()
+    password_hash = await services.passwords.hash(new_password)
+
+    async def apply(db_session: AsyncClientSession) -> tuple[User, int]:
+        used = await email_links.consume(TokenPurpose.RESET_PASSWORD, token, db_session)
+        user = await User.get(used.user_id, session=db_session)
+        if user is None or user.status is not UserStatus.ACTIVE or user.email_key != used.email_key:
+            raise DomainError(ErrorCode.INVALID_TOKEN, "This link is no longer valid.", "token")
+        now = utcnow()
+        user.password_hash = password_hash
+        user.failed_logins = 0
+        user.locked_until = None
+        # Following the mailed link proved the address as well.
+        user.email_verified_at = user.email_verified_at or now
+        user.updated_at = now
+        await user.save(session=db_session)
+        assert user.id is not None
+        revoked = await revoke_all_sessions(
+            user.id, RevokeReason.PASSWORD_RESET, db_session=db_session
+        )
+        return user, revoked
+
+    user, revoked = await run_in_transaction(apply)
+    assert user.id is not None
+    await announce_access_change(services.broker, user.id)
+    await audit.record(AuditKind.PASSWORD_RESET, meta, user_id=user.id, sessions_revoked=revoked)
+    return user
+
+
+async def change_password(
+    services: Services, meta: RequestMeta, viewer: Viewer, current_password: str, new_password: str
+) -> int:
+    """Replace the password; other sessions end, this one stays. Returns how many ended."""
+    user = viewer.user
+    checked = Checked()
+    checked.add(password_problems(new_password, "newPassword"))
+    if new_password == current_password:
+        checked.fail(
+            ErrorCode.INVALID_INPUT,
+            "The new password must differ from the current one.",
+            "newPassword",
+        )
+    checked.raise_if_any()
+    if user.password_hash is None or not await services.passwords.verify(
+        user.password_hash, current_password
+    ):
+        raise DomainError(
+            ErrorCode.INVALID_CREDENTIALS, "The current password is incorrect.", "currentPassword"
+        )
+    password_hash = await services.passwords.hash(new_password)
+
+    async def apply(db_session: AsyncClientSession) -> int:
+        await User.get_pymongo_collection().update_one(
+            {"_id": viewer.user_id},
+            {"$set": {"password_hash": password_hash, "updated_at": utcnow()}},
+            session=db_session,
+        )
+        return await revoke_all_sessions(
+            viewer.user_id,
+            RevokeReason.PASSWORD_CHANGED,
+            keep=viewer.session_id,
+            db_session=db_session,
+        )
+
+    revoked = await run_in_transaction(apply)
+    await audit.record(
+        AuditKind.PASSWORD_CHANGED, meta, user_id=viewer.user_id, sessions_revoked=revoked
+    )
+    return revoked

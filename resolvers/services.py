@@ -1,0 +1,29 @@
+"""What the use cases need from the running server, passed in explicitly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from integrations.mail import Postman
+from realtime.broker import Broker
+from resolvers.auth.passwords import Passwords
+from resolvers.auth.tokens import AccessTokens
+from server.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    passwords: Passwords
+    tokens: AccessTokens
+    postman: Postman
+    broker: Broker
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMeta:
+    """Where a request came from, for the audit log and per-client limits."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None

@@ -1,0 +1,54 @@
+"""The per-request context every resolver receives."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from documents.errors import DomainError, ErrorCode
+from resolvers.auth.viewer import Viewer, authenticate
+from resolvers.services import RequestMeta, Services
+from schema.loaders import Loaders
+
+
+@dataclass
+class Context:
+    services: Services
+    meta: RequestMeta
+    request: Request | WebSocket
+    response: Response | None
+    access_token: str | None
+    loaders: Loaders = field(default_factory=Loaders)
+    connection_params: dict[str, object] | None = None
+    """What a websocket client sent with `connection_init`."""
+    _viewer: asyncio.Future[Viewer | None] | None = None
+
+    async def viewer(self) -> Viewer | None:
+        """The authenticated caller, or None without a token; raises if the token is bad.
+
+        Looked up once per request, on first use, so that queries needing no identity
+        cost no database round trip for it.
+        """
+        if self._viewer is None:
+            self._viewer = asyncio.ensure_future(self._authenticate())
+        return await asyncio.shield(self._viewer)
+
+    async def _authenticate(self) -> Viewer | None:
+        if not self.access_token:
+            return None
+        return await authenticate(self.services.tokens, self.access_token)
+
+    async def require_viewer(self) -> Viewer:
+        viewer = await self.viewer()
+        if viewer is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED, "Log in to do this.")
+        return viewer
+
+
+Info: TypeAlias = strawberry.Info[Context, None]

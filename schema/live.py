@@ -1,0 +1,203 @@
+"""Live subscriptions to domain events: of a task, of a booking, and everything for me.
+
+Each is authorised when it starts and again per event (a subscriber receives only the
+events whose audience includes them, or everything as an admin), re-checks the
+caller's access when told it may have changed, and ends with TOKEN_EXPIRED when the
+token it was opened with runs out. `after` (the id of the last event seen) replays
+what was missed from the database first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import strawberry
+from beanie import PydanticObjectId
+from bson import ObjectId
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from documents.errors import DomainError, ErrorCode
+from documents.events import DomainEvent, EventKind
+from realtime.broker import Message, SubscriberOverflow
+from realtime.signals import is_access_change
+from realtime.streams import Feed, follow
+from realtime.topics import booking_topic, task_topic, user_topic
+from resolvers.auth.viewer import Viewer, authenticate
+from resolvers.bookings import get_booking
+from resolvers.tasks import get_task
+from resolvers.unit_of_work import decode_event
+from schema.bookings import BookingNode
+from schema.context import Info
+from schema.loaders import Loaders
+from schema.permissions import IsAuthenticated, allow
+from schema.relay import decode_id, object_ids
+from schema.tasks import OfferNode, TaskNode, user_node
+from schema.users import UserNode
+
+REPLAY_LIMIT = 500
+SLOW_CONSUMER = 1013
+"""WebSocket close code "try again later": the client fell too far behind."""
+
+T = TypeVar("T")
+
+
+@strawberry.type(name="Event", description="Something that happened, as it happened.")
+class EventNode(relay.Node):
+    id: relay.NodeID[str]
+    kind: EventKind
+    occurred_at: datetime
+    data: JSON
+    doc: strawberry.Private[DomainEvent]
+
+    @classmethod
+    def of(cls, event: DomainEvent) -> EventNode:
+        return cls(
+            id=str(event.id),
+            kind=event.kind,
+            occurred_at=event.occurred_at,
+            data=JSON(event.data),
+            doc=event,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[EventNode | None]:
+        viewer = await info.context.viewer()
+        ids = object_ids(node_ids)
+        if viewer is None:
+            return [None for _ in ids]
+        events = await DomainEvent.find({"_id": {"$in": [i for i in ids if i]}}).to_list()
+        found: dict[ObjectId | None, DomainEvent] = {e.id: e for e in events if may_see(viewer, e)}
+        return [cls.of(found[i]) if i in found else None for i in ids]
+
+    @strawberry.field
+    async def actor(self, info: Info) -> UserNode | None:
+        return await user_node(info, self.doc.actor_id)
+
+    @strawberry.field
+    async def task(self, info: Info) -> TaskNode | None:
+        if self.doc.task_id is None:
+            return None
+        task = await info.context.loaders.tasks.load(self.doc.task_id)
+        return TaskNode.of(task) if task else None
+
+    @strawberry.field
+    async def offer(self, info: Info) -> OfferNode | None:
+        [offer] = await OfferNode.resolve_nodes(info=info, node_ids=_ids(self.doc.offer_id))
+        return offer
+
+    @strawberry.field
+    async def booking(self, info: Info) -> BookingNode | None:
+        [booking] = await BookingNode.resolve_nodes(info=info, node_ids=_ids(self.doc.booking_id))
+        return booking
+
+
+def _ids(node_id: ObjectId | None) -> list[str]:
+    return [str(node_id) if node_id else ""]
+
+
+def may_see(viewer: Viewer, event: DomainEvent) -> bool:
+    return viewer.user_id in event.audience or viewer.user.is_admin
+
+
+async def _events(
+    info: Info,
+    viewer: Viewer,
+    topics: list[str],
+    query: dict[str, Any],
+    after: relay.GlobalID | None,
+) -> AsyncIterator[EventNode]:
+    """Events matching `query` that the viewer may see: missed ones, then live ones."""
+    scope = query if viewer.user.is_admin else {**query, "audience": viewer.user_id}
+
+    async def history(last: str | None) -> list[DomainEvent]:
+        if last is None:  # no position given: from now on
+            return []
+        found = {**scope, "_id": {"$gt": PydanticObjectId(last)}}
+        return await DomainEvent.find(found).sort("_id").limit(REPLAY_LIMIT).to_list()
+
+    async def decode(message: Message) -> DomainEvent | None:
+        if is_access_change(message):
+            await recheck_access(info)
+            return None
+        event = decode_event(message.data)
+        if event is None or not may_see(viewer, event):
+            return None
+        return event if all(getattr(event, key) == value for key, value in query.items()) else None
+
+    feed = Feed(topics=topics, history=history, decode=decode, position=lambda e: str(e.id))
+    start = str(decode_id(after, EventNode, "after")) if after is not None else None
+    stream = follow(info.context.services.broker, feed, start, expires_at=viewer.expires_at)
+    async for event in delivered(info, stream):
+        yield EventNode.of(event)
+
+
+async def recheck_access(info: Info) -> Viewer:
+    """The caller as they are now: raises if their session or account stopped them."""
+    context = info.context
+    if not context.access_token:
+        raise DomainError(ErrorCode.UNAUTHENTICATED, "Log in to do this.")
+    return await authenticate(context.services.tokens, context.access_token)
+
+
+async def delivered(info: Info, items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """Each item with fresh data loaders (a websocket's context outlives its operations);
+    a consumer too slow to keep up loses its connection rather than growing our memory."""
+    try:
+        async for item in items:
+            info.context.loaders = Loaders()
+            yield item
+    except SubscriberOverflow:
+        socket = info.context.request
+        if isinstance(socket, WebSocket) and socket.application_state is WebSocketState.CONNECTED:
+            await socket.close(
+                code=SLOW_CONSUMER, reason="Subscriber too slow; reconnect with after"
+            )
+        raise
+
+
+@strawberry.type
+class LiveSubscription:
+    @strawberry.subscription(
+        extensions=allow(IsAuthenticated()),
+        description="Everything addressed to me: offers, status changes, bookings, reviews.",
+    )
+    async def my_events(
+        self, info: Info, after: relay.GlobalID | None = None
+    ) -> AsyncGenerator[EventNode, None]:
+        viewer = await info.context.require_viewer()
+        async for event in _events(info, viewer, [user_topic(viewer.user_id)], {}, after):
+            yield event
+
+    @strawberry.subscription(
+        extensions=allow(IsAuthenticated()),
+        description="Live status and offers of a task, as far as they concern me.",
+    )
+    async def task_events(
+        self, info: Info, task_id: relay.GlobalID, after: relay.GlobalID | None = None
+    ) -> AsyncGenerator[EventNode, None]:
+        viewer = await info.context.require_viewer()
+        task = await get_task(decode_id(task_id, TaskNode, "taskId"))
+        assert task.id is not None
+        topics = [task_topic(task.id), user_topic(viewer.user_id)]
+        async for event in _events(info, viewer, topics, {"task_id": task.id}, after):
+            yield event
+
+    @strawberry.subscription(
+        extensions=allow(IsAuthenticated()),
+        description="Live status of a booking, for its customer and provider.",
+    )
+    async def booking_events(
+        self, info: Info, booking_id: relay.GlobalID, after: relay.GlobalID | None = None
+    ) -> AsyncGenerator[EventNode, None]:
+        viewer = await info.context.require_viewer()
+        booking = await get_booking(decode_id(booking_id, BookingNode, "bookingId"), viewer)
+        assert booking.id is not None
+        topics = [booking_topic(booking.id), user_topic(viewer.user_id)]
+        async for event in _events(info, viewer, topics, {"booking_id": booking.id}, after):
+            yield event

@@ -1,0 +1,64 @@
+"""The mutation convention: one `input` argument, a payload with the result and `errors`.
+
+Expected failures (bad input, wrong state, not allowed) come back as `UserError`s in
+the payload, with a stable `code` and the input `field` at fault, while the result
+fields stay null. Nothing is changed when `errors` is not empty.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import strawberry
+
+from documents.errors import DomainError, ErrorCode, Problem
+
+ErrorCodeType = strawberry.enum(
+    ErrorCode,
+    name="ErrorCode",
+    description="Stable machine-readable error codes; new ones may be added, none renamed.",
+)
+
+
+@strawberry.type(description="An expected failure of a mutation. Nothing was changed.")
+class UserError:
+    field: str | None = strawberry.field(description="The input field at fault, if any.")
+    code: ErrorCode
+    message: str = strawberry.field(description="A human-readable explanation.")
+
+    @classmethod
+    def of(cls, problem: Problem) -> UserError:
+        return cls(field=problem.field, code=problem.code, message=problem.message)
+
+
+@strawberry.interface(description="What every mutation returns.")
+class Payload:
+    errors: list[UserError] = strawberry.field(
+        default_factory=list, description="Why the mutation did nothing; empty on success."
+    )
+
+
+P = ParamSpec("P")
+R = TypeVar("R", bound=Payload)
+
+
+def mutation_payload(resolver: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn a DomainError raised by the resolver into its payload type with `errors`."""
+    payload_type: type[R] | None = None
+
+    @functools.wraps(resolver)
+    async def resolve(*args: P.args, **kwargs: P.kwargs) -> R:
+        nonlocal payload_type
+        try:
+            return await resolver(*args, **kwargs)
+        except DomainError as error:
+            if payload_type is None:
+                payload_type = typing.get_type_hints(resolver)["return"]
+            assert payload_type is not None
+            built: Any = payload_type(errors=[UserError.of(p) for p in error.problems])
+            return typing.cast("R", built)
+
+    return resolve

@@ -1,0 +1,118 @@
+"""The GraphQL schema: every area's root fields merged into one graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from graphql.execution import Executor
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from schema.admin import AdminMutation, AdminQuery
+from schema.auth import AuthMutation
+from schema.booking_actions import BookingMutation
+from schema.bookings import BookingQuery
+from schema.context import Context
+from schema.discovery import DiscoveryQuery
+from schema.error_reporting import report_errors
+from schema.limits import Limits
+from schema.live import LiveSubscription
+from schema.notifications import NotificationMutation, NotificationQuery
+from schema.packages import PackageMutation
+from schema.prepared import PreparedDocuments, UsePreparedDocuments
+from schema.profiles import ProfileMutation
+from schema.relay import NodeQuery
+from schema.reviews import ReviewMutation, ReviewQuery
+from schema.task_actions import TaskMutation
+from schema.tasks import TaskQueryRoot
+from schema.users import UserMutation, UserQuery
+from server.settings import Settings
+
+Query = merge_types(
+    "Query",
+    (
+        NodeQuery,
+        UserQuery,
+        TaskQueryRoot,
+        DiscoveryQuery,
+        BookingQuery,
+        ReviewQuery,
+        NotificationQuery,
+        AdminQuery,
+    ),
+)
+Mutation = merge_types(
+    "Mutation",
+    (
+        AuthMutation,
+        UserMutation,
+        ProfileMutation,
+        TaskMutation,
+        PackageMutation,
+        BookingMutation,
+        ReviewMutation,
+        NotificationMutation,
+        AdminMutation,
+    ),
+)
+Subscription = merge_types("Subscription", (LiveSubscription,))
+
+
+class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, without its leak on long subscriptions.
+
+    graphql-core 3.3 memoises collected subfields by the identity of each event's field
+    list, in a dict that per-event executors share with the subscription's executor: it
+    grows by about a kilobyte per event for as long as the subscription lives. Each event
+    gets a dict of its own, freed with it.
+    """
+
+    def build_per_event_executor(self, payload: Any) -> Executor[Any]:
+        executor = super().build_per_event_executor(payload)
+        executor._relevant_sub_fields = {}
+        return executor
+
+
+class GigqlSchema(strawberry.Schema):
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        self.settings = settings
+        self.documents = PreparedDocuments(
+            Limits(
+                max_depth=settings.max_query_depth,
+                max_cost=settings.max_query_cost,
+                max_aliases=settings.max_aliases,
+                default_page_size=settings.default_page_size,
+                max_page_size=settings.max_page_size,
+            ),
+            max_tokens=settings.max_tokens,
+            introspection=settings.introspection_enabled,
+        )
+        super().__init__(
+            query=Query,
+            mutation=Mutation,
+            subscription=Subscription,
+            execution_context_class=PerEventExecutor,
+            extensions=[lambda: UsePreparedDocuments(self.documents)],
+            config=StrawberryConfig(
+                batching_config={"max_operations": settings.max_batch_operations},
+                # Suggestions ("did you mean ...?") would leak the schema introspection hides.
+                disable_field_suggestions=not settings.introspection_enabled,
+                relay_max_results=settings.max_page_size,
+            ),
+            **kwargs,
+        )
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        context = execution_context.context if execution_context else None
+        request_id = context.meta.request_id if isinstance(context, Context) else None
+        report_errors(errors, request_id, self.settings.debug)
+
+
+def build_schema(settings: Settings | None = None) -> GigqlSchema:
+    return GigqlSchema(settings or Settings())

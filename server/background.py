@@ -1,0 +1,63 @@
+"""Jobs every API instance runs periodically while it serves.
+
+There is no leader: every instance (and every worker) runs every job. A job must
+therefore be safe to run several times at once, deciding each piece of work with a
+conditional update that only one runner wins; a second runner costs a query, never a
+double effect. For the same reason stopping is simply cancelling: an interrupted
+transaction changes nothing, and the next run picks the work up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+
+from resolvers.reviews import publish_due_reviews
+from resolvers.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    every: timedelta
+    run: Callable[[], Awaitable[object]]
+
+
+def marketplace_jobs(services: Services) -> list[PeriodicJob]:
+    return [
+        PeriodicJob(
+            "publish-due-reviews",
+            services.settings.review_publish_interval,
+            partial(publish_due_reviews, services),
+        )
+    ]
+
+
+@asynccontextmanager
+async def running(jobs: Sequence[PeriodicJob]) -> AsyncIterator[None]:
+    """Run each job now and then every `every` until the block exits."""
+    tasks = [asyncio.create_task(_repeat(job), name=f"gigql-{job.name}") for job in jobs]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _repeat(job: PeriodicJob) -> None:
+    while True:
+        try:
+            done = await job.run()
+            log.debug("background job %s: %s", job.name, done)
+        except Exception:
+            # A failing run (the database away, say) must not end the schedule.
+            log.exception("background job %s failed", job.name)
+        await asyncio.sleep(job.every.total_seconds())

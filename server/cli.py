@@ -1,0 +1,306 @@
+"""The `gigql` command: serve, export-schema, create-admin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import getpass
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+import uvicorn
+from pydantic import ValidationError
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+from starlette.applications import Starlette
+from uvicorn.supervisors import Multiprocess
+
+from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from server.settings import Settings
+
+PROG = "gigql"
+# Where a running `gigql serve` tells other commands how to reach its embedded database.
+EMBEDDED_URL_FILE = "secantusdb.url"
+
+
+def fail(message: str) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'settings'}: {e['msg']}"
+            for e in error.errors()
+        )
+        fail(f"invalid settings: {problems}")
+
+
+def app_from_environment() -> Starlette:
+    """The uvicorn factory each worker process calls; settings come from the environment."""
+    from server.app import create_app
+    from server.logging import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            fail(f"{host}:{port} is already in use; stop the other server or choose --port")
+        fail(f"cannot listen on {host}:{port}: {error.strerror}")
+    sock.set_inheritable(True)
+    return sock
+
+
+def _database_error(url: str, timeout_ms: int) -> str | None:
+    """Why the database at `url` does not answer, or None when it does."""
+    try:
+        client: MongoClient[dict[str, object]]
+        with MongoClient(url, serverSelectionTimeoutMS=timeout_ms) as client:
+            client.admin.command("ping")
+    except PyMongoError as error:
+        return str(error).split(" (configured timeouts")[0]
+    return None
+
+
+def _check_database(url: str) -> None:
+    reason = _database_error(url, timeout_ms=5000)
+    if reason is not None:
+        fail(f"cannot reach the database at MONGODB_URL: {reason}")
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Uvicorn re-raises SIGTERM after its graceful shutdown; exit through `finally` blocks.
+    raise SystemExit(0)
+
+
+def _embedded_database(settings: Settings) -> EmbeddedMongo:
+    data_dir = Path(settings.data_dir)
+    return EmbeddedMongo(data_dir / "db", log_path=data_dir / "secantusdb.log")
+
+
+def serve(args: argparse.Namespace) -> None:
+    # Flags win over the environment; workers read their settings from it too.
+    for flag, name in (
+        ("host", "HOST"),
+        ("port", "PORT"),
+        ("workers", "WORKERS"),
+        ("data_dir", "DATA_DIR"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            os.environ[f"GIGQL_{name}"] = str(value)
+    settings = load_settings()
+    if settings.workers > 1 and not settings.redis_url:
+        fail("several workers need REDIS_URL: the in-process broker cannot reach other workers")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    sock = _bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    embedded: EmbeddedMongo | None = None
+    url_file = Path(settings.data_dir) / EMBEDDED_URL_FILE
+    try:
+        if settings.mongodb_url:
+            _check_database(settings.mongodb_url)
+        else:
+            database = _embedded_database(settings)
+            try:
+                os.environ["MONGODB_URL"] = database.start()
+            except EmbeddedDatabaseError as error:
+                fail(str(error))  # the folder may be another server's: leave its files alone
+            embedded = database
+            url_file.write_text(embedded.url)
+        from server.runtime import jwt_secret
+
+        jwt_secret(settings)  # created once here, before any worker needs it
+        _announce(settings, port, embedded is not None)
+        config = uvicorn.Config(
+            "server.cli:app_from_environment",
+            factory=True,
+            workers=settings.workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            forwarded_allow_ips=",".join(settings.trusted_proxies),
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        if settings.workers > 1:
+            Multiprocess(config, sockets=[sock]).run()
+        else:
+            server.run(sockets=[sock])
+            if not server.started:
+                fail("the server did not start; see the log above")
+    finally:
+        sock.close()
+        if embedded is not None:
+            url_file.unlink(missing_ok=True)
+            embedded.stop()
+
+
+def _announce(settings: Settings, port: int, embedded: bool) -> None:
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    base = f"http://{host}:{port}"
+    database = f"embedded SecantusDB in {settings.data_dir}" if embedded else "MONGODB_URL"
+    broker = "Redis" if settings.redis_url else "in-process broker"
+    print(f"{PROG}: serving on {base} ({database}, {broker})", file=sys.stderr)
+    if settings.graphiql_enabled:
+        print(f"{PROG}: GraphiQL at {base}/graphql", file=sys.stderr)
+
+
+def export_schema(args: argparse.Namespace) -> None:
+    from schema.schema import build_schema
+
+    sdl = build_schema(Settings(environment="development")).as_str() + "\n"
+    output = Path(args.output)
+    if args.check:
+        if not output.exists() or output.read_text() != sdl:
+            fail(f"{output} is out of date; run `gigql export-schema`")
+        return
+    output.write_text(sdl)
+    print(f"{PROG}: wrote {output}", file=sys.stderr)
+
+
+@contextmanager
+def _database_url(settings: Settings) -> Iterator[str]:
+    """MONGODB_URL; else the embedded database of a running server; else start it briefly."""
+    if settings.mongodb_url:
+        _check_database(settings.mongodb_url)
+        yield settings.mongodb_url
+        return
+    url_file = Path(settings.data_dir) / EMBEDDED_URL_FILE
+    if url_file.exists():
+        url = url_file.read_text().strip()
+        if _database_error(url, timeout_ms=1000) is None:
+            yield url
+            return
+        # Left behind by a server that was killed; its database died with it.
+        url_file.unlink(missing_ok=True)
+    try:
+        with _embedded_database(settings) as embedded:
+            yield embedded.url
+    except EmbeddedDatabaseError as error:
+        fail(str(error))
+
+
+def create_admin(args: argparse.Namespace) -> None:
+    from documents.errors import DomainError
+    from resolvers.admin import create_admin as create
+    from resolvers.services import RequestMeta
+    from server.runtime import open_runtime
+
+    settings = load_settings()
+    password = (
+        sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
+    )
+
+    async def run(url: str) -> None:
+        async with open_runtime(settings.model_copy(update={"mongodb_url": url})) as runtime:
+            user = await create(
+                runtime.services,
+                RequestMeta(user_agent="gigql create-admin"),
+                name=args.name,
+                email=args.email,
+                password=password,
+            )
+            print(f"{PROG}: {user.email} is an admin", file=sys.stderr)
+
+    with _database_url(settings) as url:
+        try:
+            asyncio.run(run(url))
+        except DomainError as error:
+            fail("; ".join(p.message for p in error.problems))
+
+
+def seed(args: argparse.Namespace) -> None:
+    from server.demo_data import DEMO_PASSWORD, DemoDataExists, seed_demo
+    from server.runtime import open_runtime
+
+    if not args.demo:
+        fail("say what to seed: --demo")
+    settings = load_settings()
+
+    async def run(url: str) -> None:
+        async with open_runtime(settings.model_copy(update={"mongodb_url": url})) as runtime:
+            counts = await seed_demo(
+                runtime.services, tasks=args.tasks, providers=args.providers, posters=args.posters
+            )
+        print(
+            f"{PROG}: seeded {counts.posters} posters, {counts.providers} providers, "
+            f"{counts.packages} packages, {counts.tasks} tasks and {counts.offers} offers; "
+            f"every demo account's password is {DEMO_PASSWORD}",
+            file=sys.stderr,
+        )
+
+    with _database_url(settings) as url:
+        try:
+            asyncio.run(run(url))
+        except DemoDataExists as error:
+            fail(str(error))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=PROG, description="GraphQL backend for gig marketplaces.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="run the API server")
+    serve_parser.add_argument(
+        "--host", help="interface to listen on (GIGQL_HOST, default 127.0.0.1)"
+    )
+    serve_parser.add_argument(
+        "--port", type=int, help="port to listen on (GIGQL_PORT, default 8000)"
+    )
+    serve_parser.add_argument(
+        "--workers", type=int, help="worker processes (GIGQL_WORKERS, default 1)"
+    )
+    serve_parser.add_argument("--data-dir", help="embedded database folder (GIGQL_DATA_DIR)")
+    serve_parser.set_defaults(run=serve)
+
+    export_parser = commands.add_parser("export-schema", help="write the GraphQL SDL")
+    export_parser.add_argument("--output", default="schema.graphql")
+    export_parser.add_argument(
+        "--check", action="store_true", help="fail if the file is out of date"
+    )
+    export_parser.set_defaults(run=export_schema)
+
+    admin_parser = commands.add_parser(
+        "create-admin", help="create an admin, or promote an account"
+    )
+    admin_parser.add_argument("--email", required=True)
+    admin_parser.add_argument("--name", default="Admin")
+    admin_parser.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin"
+    )
+    admin_parser.set_defaults(run=create_admin)
+
+    seed_parser = commands.add_parser("seed", help="fill the database with demo data")
+    seed_parser.add_argument("--demo", action="store_true", help="a demo marketplace")
+    seed_parser.add_argument("--tasks", type=int, default=10_000)
+    seed_parser.add_argument("--providers", type=int, default=1_000)
+    seed_parser.add_argument("--posters", type=int, default=500)
+    seed_parser.set_defaults(run=seed)
+
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

@@ -1,0 +1,188 @@
+"""`/graphql` over HTTP and websocket.
+
+Strawberry's ASGI view does the transport work (GET/POST, batching, GraphiQL,
+websocket protocols). Two things are ours: single operations go straight from the
+prepared-document cache to graphql-core's executor, skipping a per-request parse,
+validation and extension pipeline, and transport errors answer in GraphQL's JSON error
+shape instead of plain text.
+"""
+
+from __future__ import annotations
+
+import inspect
+from datetime import timedelta
+from typing import Any, cast
+
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import OperationType, get_operation_ast
+from graphql.execution import execute
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.execution import optimized_is_awaitable
+from strawberry.http import GraphQLRequestData
+from strawberry.schema._graphql_core import execution_context_class_kwargs
+from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
+
+from documents.errors import DomainError
+from resolvers.services import RequestMeta
+from schema.context import Context
+from schema.error_reporting import report_errors
+from schema.schema import GigqlSchema
+from server.logging import request_id_var
+from server.runtime import Runtime
+
+CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
+ACK = cast("UnsetType", UNSET)  # a plain connection_ack, without a payload
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 100
+
+_HTTP_ERROR_CODES = {
+    400: "BAD_REQUEST",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def graphql_error_response(status: int, message: str, code: str | None = None) -> JSONResponse:
+    body = {
+        "errors": [
+            {
+                "message": message,
+                "extensions": {"code": code or _HTTP_ERROR_CODES.get(status, "BAD_REQUEST")},
+            }
+        ]
+    }
+    return JSONResponse(body, status_code=status)
+
+
+class GraphQLView(GraphQL[Context, None]):
+    schema: GigqlSchema
+
+    def __init__(self, schema: GigqlSchema) -> None:
+        settings = schema.settings
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if settings.graphiql_enabled else None,
+            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
+            allowed_origins=settings.cors_origins,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response: Response = await self.run(Request(scope, receive))
+        except HTTPException as error:
+            response = graphql_error_response(error.status_code, error.reason)
+        await response(scope, receive, send)
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        runtime: Runtime = request.app.state.runtime
+        return Context(
+            services=runtime.services,
+            meta=RequestMeta(
+                ip=request.client.host if request.client else None,
+                user_agent=request.headers.get("user-agent"),
+                request_id=request_id_var.get(),
+            ),
+            request=request,
+            response=response if isinstance(response, Response) else None,
+            access_token=_bearer_token(request.headers.get("authorization")),
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Authenticate a websocket with the same access token as HTTP, sent in
+        `connection_init` (`{"Authorization": "Bearer ..."}` or `{"accessToken": ...}`).
+        A bad token refuses the connection; none leaves it anonymous."""
+        params = context.connection_params or {}
+        given = params.get("Authorization") or params.get("authorization")
+        token = _bearer_token(given) if isinstance(given, str) else params.get("accessToken")
+        if token is None:
+            return ACK
+        if not isinstance(token, str):
+            raise ConnectionRejectionError({"message": "The access token must be a string."})
+        context.access_token = token
+        try:
+            await context.viewer()
+        except DomainError as error:
+            raise ConnectionRejectionError(
+                {"message": str(error), "code": error.code.value}
+            ) from error
+        return ACK
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        if request.method == "POST" and not (request.content_type or "").startswith(
+            "application/json"
+        ):
+            raise HTTPException(415, "Send GraphQL requests as application/json.")
+        try:
+            return await super().parse_http_body(request)
+        except AttributeError as error:
+            # The body was JSON, but a string or number where an object belongs.
+            raise HTTPException(
+                400, "The request body must be a JSON object or a list of them."
+            ) from error
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        if not request_data.query:
+            raise HTTPException(400, "No GraphQL query found in the request.")
+        schema = self.schema
+        prepared = schema.documents.prepare(schema._schema, request_data.query)
+        if prepared.errors or prepared.document is None:
+            return ExecutionResult(data=None, errors=prepared.errors)
+        operation = get_operation_ast(prepared.document, request_data.operation_name)
+        if operation is None:
+            name = request_data.operation_name
+            raise HTTPException(
+                400,
+                f"Unknown operation named '{name}'."
+                if name
+                else "Name the operation to run: the document has several.",
+            )
+        if operation.operation is OperationType.SUBSCRIPTION:
+            raise HTTPException(400, "Subscriptions are served over websocket on this same path.")
+        if operation.operation is OperationType.MUTATION and request_adapter.method == "GET":
+            raise HTTPException(405, "Mutations must be sent with POST.")
+        result: Any = execute(
+            schema._schema,
+            prepared.document,
+            root_value=root_value,
+            context_value=context,
+            variable_values=request_data.variables,
+            operation_name=request_data.operation_name,
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+            hide_suggestions=schema.documents.hide_suggestions,
+            **execution_context_class_kwargs(schema.execution_context_class),
+        )
+        if inspect.isawaitable(result):
+            result = await result
+        if result.errors:
+            report_errors(result.errors, context.meta.request_id, schema.settings.debug)
+        return ExecutionResult(data=result.data, errors=result.errors)
+
+
+def _bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    # Any other scheme is kept whole, so that it fails as an invalid token, not as "missing".
+    return token.strip() if scheme.lower() == "bearer" else header

@@ -1,0 +1,113 @@
+"""The long-lived resources of a server process, opened at start-up and closed at exit."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from documents import ALL_DOCUMENTS
+from integrations.mail import ConsoleMailer, Mailer, MemoryMailer, Postman, SmtpConfig, SmtpMailer
+from realtime.broker import Broker, InProcessBroker, RedisBroker
+from resolvers.auth.passwords import Passwords
+from resolvers.auth.tokens import AccessTokens
+from resolvers.services import Services
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
+
+
+@dataclass(frozen=True)
+class Runtime:
+    services: Services
+    mongo: AsyncMongoClient[dict[str, object]]
+    database: AsyncDatabase[dict[str, object]]
+
+
+def mongo_client(url: str) -> AsyncMongoClient[dict[str, object]]:
+    return AsyncMongoClient(url, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000)
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The configured secret, or one generated once and kept in the data folder.
+
+    Keeping it on disk lets development tokens survive a restart and lets every worker
+    of one `gigql serve` agree on it; production must configure GIGQL_JWT_SECRET.
+    """
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    path = Path(settings.data_dir) / JWT_SECRET_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def create_mailer(settings: Settings) -> Mailer:
+    if settings.mail_backend == "memory":
+        return MemoryMailer()
+    if settings.mail_backend == "smtp":
+        return SmtpMailer(
+            SmtpConfig(
+                host=settings.smtp_host,
+                port=settings.smtp_port,
+                sender=settings.mail_from,
+                username=settings.smtp_username,
+                password=settings.smtp_password.get_secret_value()
+                if settings.smtp_password
+                else None,
+                starttls=settings.smtp_starttls,
+                timeout=settings.smtp_timeout_seconds,
+            )
+        )
+    return ConsoleMailer()
+
+
+def create_broker(settings: Settings) -> Broker:
+    return RedisBroker(settings.redis_url) if settings.redis_url else InProcessBroker()
+
+
+def make_services(settings: Settings, postman: Postman, broker: Broker) -> Services:
+    return Services(
+        settings=settings,
+        passwords=Passwords(
+            settings.argon2_time_cost, settings.argon2_memory_cost_kib, settings.argon2_parallelism
+        ),
+        tokens=AccessTokens(
+            jwt_secret(settings),
+            settings.jwt_issuer,
+            settings.jwt_audience,
+            settings.access_token_ttl,
+        ),
+        postman=postman,
+        broker=broker,
+    )
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    if not settings.mongodb_url:
+        raise RuntimeError("MONGODB_URL is not set (gigql serve starts an embedded database)")
+    mongo = mongo_client(settings.mongodb_url)
+    database: AsyncDatabase[dict[str, object]] = mongo[settings.mongodb_database]
+    broker = create_broker(settings)
+    postman = Postman(create_mailer(settings))
+    try:
+        await init_beanie(database=database, document_models=ALL_DOCUMENTS)
+        services = make_services(settings, postman, broker)
+        yield Runtime(services=services, mongo=mongo, database=database)
+    finally:
+        await postman.drain()
+        await broker.close()
+        await mongo.close()

@@ -1,0 +1,161 @@
+"""Runtime settings, read from the environment (and an optional `.env` file).
+
+Every setting is `GIGQL_<NAME>` except the ones that name outside services the way their
+own tooling does: `MONGODB_URL`, `REDIS_URL`. README.md lists them all.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_JWT_SECRET_BYTES = 32
+
+
+def _split_commas(value: object) -> object:
+    """Accept `a,b,c` as well as a JSON list for list settings given in the environment."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            import json
+
+            return json.loads(stripped)
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GIGQL_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Literal["development", "production"] = "development"
+    debug: bool = False
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1)
+    data_dir: Path = Path("gigql-data")
+    trusted_proxies: Annotated[list[str], NoDecode] = ["127.0.0.1"]
+    cors_origins: Annotated[list[str], NoDecode] = []
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Outside services
+    mongodb_url: str | None = Field(
+        None, validation_alias=AliasChoices("MONGODB_URL", "GIGQL_MONGODB_URL")
+    )
+    mongodb_database: str = "gigql"
+    redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("REDIS_URL", "GIGQL_REDIS_URL")
+    )
+
+    # Links in e-mails point at the front end, which calls back with the token.
+    app_url: str = "http://localhost:3000"
+
+    # Tokens
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "gigql"
+    jwt_audience: str = "gigql-api"
+    access_token_ttl: timedelta = timedelta(minutes=15)
+    refresh_token_ttl: timedelta = timedelta(days=30)
+    email_verification_ttl: timedelta = timedelta(hours=24)
+    password_reset_ttl: timedelta = timedelta(hours=1)
+    refresh_cookie_name: str = "gigql_refresh"
+    refresh_cookie_samesite: Literal["strict", "lax", "none"] = "strict"
+
+    # Brute-force protection
+    login_max_failures: int = Field(5, ge=1)
+    login_lockout: timedelta = timedelta(minutes=15)
+    login_ip_max_failures: int = Field(50, ge=1)
+    login_ip_window: timedelta = timedelta(minutes=15)
+
+    # argon2id cost; changing these makes the next login rehash the password.
+    argon2_time_cost: int = Field(3, ge=1)
+    argon2_memory_cost_kib: int = Field(65536, ge=8)
+    argon2_parallelism: int = Field(4, ge=1)
+
+    # Mail
+    mail_backend: Literal["console", "smtp", "memory"] = "console"
+    mail_from: str = "gigql <no-reply@localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = 10.0
+
+    # Marketplace
+    categories: Annotated[list[str], NoDecode] = [
+        "cleaning",
+        "gardening",
+        "handyman",
+        "moving",
+        "delivery",
+        "assembly",
+        "painting",
+        "plumbing",
+        "electrical",
+        "pet-care",
+        "tutoring",
+        "other",
+    ]
+    currencies: Annotated[list[str], NoDecode] = []
+    """Accepted currencies; empty accepts every ISO 4217 currency."""
+    customer_fee_bp: int = Field(1000, ge=0, le=10_000)
+    """Service fee added to a booking's price, in basis points (1000 = 10 %)."""
+    cancellation_full_refund_hours: int = Field(24, ge=0)
+    cancellation_partial_refund_hours: int = Field(6, ge=0)
+    cancellation_partial_refund_bp: int = Field(5000, ge=0, le=10_000)
+    slot_step_minutes: int = Field(30, ge=5, le=240)
+    booking_min_notice_minutes: int = Field(60, ge=0)
+    review_reveal_days: int = Field(7, ge=0)
+    review_publish_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
+    """How often each instance publishes the reviews whose reveal time has come."""
+
+    # GraphQL
+    graphiql: bool | None = None
+    introspection: bool | None = None
+    max_query_depth: int = Field(12, ge=2)
+    max_query_cost: int = Field(10_000, ge=10)
+    max_aliases: int = Field(30, ge=0)
+    max_tokens: int = Field(5_000, ge=100)
+    max_batch_operations: int = Field(10, ge=1)
+    default_page_size: int = Field(20, ge=1)
+    max_page_size: int = Field(100, ge=1)
+
+    _split_lists = field_validator(
+        "trusted_proxies", "cors_origins", "categories", "currencies", mode="before"
+    )(_split_commas)
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("GIGQL_DEFAULT_PAGE_SIZE must not exceed GIGQL_MAX_PAGE_SIZE")
+        if self.cancellation_partial_refund_hours > self.cancellation_full_refund_hours:
+            raise ValueError("the partial-refund window must end before the full-refund one")
+        if self.environment == "production":
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
+                raise ValueError(
+                    f"GIGQL_JWT_SECRET must be set to at least {MIN_JWT_SECRET_BYTES} bytes "
+                    "in production"
+                )
+        return self
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return self.graphiql if self.graphiql is not None else not self.production
+
+    @property
+    def introspection_enabled(self) -> bool:
+        return self.introspection if self.introspection is not None else not self.production

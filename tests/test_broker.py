@@ -1,0 +1,74 @@
+"""The broker: in-process and over Redis, one subscriber connection per process."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as redis
+
+from realtime.broker import InProcessBroker, RedisBroker
+
+TIMEOUT = 5
+
+
+async def test_in_process_broker_delivers_to_every_subscriber_of_a_topic() -> None:
+    broker = InProcessBroker()
+    async with await broker.subscribe("a") as first, await broker.subscribe("a", "b") as second:
+        await broker.publish("a", b"one")
+        await broker.publish("b", b"two")
+        assert (await first.get()).data == b"one"
+        assert [(await second.get()).data for _ in range(2)] == [b"one", b"two"]
+    await broker.publish("a", b"nobody listens")  # no error without subscribers
+
+
+async def test_redis_carries_messages_between_instances(redis_url: str) -> None:
+    instance_a, instance_b = RedisBroker(redis_url), RedisBroker(redis_url)
+    try:
+        async with await instance_b.subscribe("chat:42") as subscription:
+            await instance_a.publish("chat:42", b"hello from A")
+            message = await asyncio.wait_for(subscription.get(), TIMEOUT)
+            assert (message.topic, message.data) == ("chat:42", b"hello from A")
+    finally:
+        await instance_a.close()
+        await instance_b.close()
+
+
+async def test_one_redis_connection_serves_all_local_subscribers(redis_url: str) -> None:
+    broker = RedisBroker(redis_url)
+    observer = redis.Redis.from_url(redis_url)
+    topics = [f"fanout-test:{i}" for i in range(20)]
+    try:
+        subscriptions = [await broker.subscribe(topic) for topic in topics for _ in range(5)]
+        counts = dict(await observer.pubsub_numsub(*topics))
+        # 100 local subscribers, yet each channel has exactly one Redis subscriber: ours.
+        assert all(counts[topic.encode()] == 1 for topic in topics), counts
+        for topic in topics:
+            await broker.publish(topic, topic.encode())
+        received = await asyncio.wait_for(
+            asyncio.gather(*(s.get() for s in subscriptions)), TIMEOUT
+        )
+        assert sorted({m.data for m in received}) == sorted(t.encode() for t in topics)
+
+        for subscription in subscriptions:
+            await subscription.__aexit__(None, None, None)
+        # UNSUBSCRIBE travels on the subscriber connection; wait for Redis to have seen it.
+        async with asyncio.timeout(TIMEOUT):
+            while any(count for _, count in await observer.pubsub_numsub(*topics)):
+                await asyncio.sleep(0.01)
+    finally:
+        await observer.aclose()
+        await broker.close()
+
+
+async def test_redis_broker_ping_fails_when_redis_is_unreachable() -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from server.embedded import free_port
+
+    broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        with pytest.raises(RedisConnectionError):
+            await broker.ping()
+    finally:
+        await broker.close()

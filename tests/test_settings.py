@@ -1,0 +1,41 @@
+"""Settings from the environment."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from server.settings import Settings
+
+
+def test_lists_accept_commas_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GIGQL_CORS_ORIGINS", "https://a.example.com, https://b.example.com")
+    assert Settings(_env_file=None).cors_origins == [
+        "https://a.example.com",
+        "https://b.example.com",
+    ]
+    monkeypatch.setenv("GIGQL_CORS_ORIGINS", '["https://c.example.com"]')
+    assert Settings(_env_file=None).cors_origins == ["https://c.example.com"]
+
+
+def test_outside_services_use_their_usual_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MONGODB_URL", "mongodb://db.example.com/")
+    monkeypatch.setenv("REDIS_URL", "redis://cache.example.com/0")
+    settings = Settings(_env_file=None)
+    assert settings.mongodb_url == "mongodb://db.example.com/"
+    assert settings.redis_url == "redis://cache.example.com/0"
+
+
+def test_production_needs_a_real_jwt_secret() -> None:
+    with pytest.raises(ValidationError, match="GIGQL_JWT_SECRET"):
+        Settings(_env_file=None, environment="production")
+    with pytest.raises(ValidationError, match="GIGQL_JWT_SECRET"):
+        Settings(_env_file=None, environment="production", jwt_secret="short")
+    settings = Settings(_env_file=None, environment="production", jwt_secret="s" * 32)
+    assert not settings.graphiql_enabled and not settings.introspection_enabled
+
+
+def test_development_defaults_to_graphiql_and_introspection() -> None:
+    settings = Settings(_env_file=None)
+    assert settings.graphiql_enabled and settings.introspection_enabled
+    assert not Settings(_env_file=None, graphiql=False).graphiql_enabled
