@@ -4,6 +4,7 @@ from beanie import Document
 
 from documents.audit import AuditEvent
 from documents.bookings import Booking
+from documents.chat import ChatMessage, Conversation
 from documents.events import DomainEvent, Notification
 from documents.offers import Offer
 from documents.one_time_tokens import OneTimeToken
@@ -31,4 +32,6 @@ ALL_DOCUMENTS: list[type[Document]] = [
     ServicePackage,
     Booking,
     Review,
+    Conversation,
+    ChatMessage,
 ]

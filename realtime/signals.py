@@ -25,8 +25,13 @@ def is_access_change(message: Message) -> bool:
 
 async def announce_access_change(broker: Broker, *user_ids: ObjectId) -> None:
     """Best effort: a subscription that misses it still checks access at its next event."""
-    for user_id in user_ids:
+    await announce_on(broker, *(user_topic(user_id) for user_id in user_ids))
+
+
+async def announce_on(broker: Broker, *topics: str) -> None:
+    """The same, to every subscription of some topics (such as a conversation's)."""
+    for topic in topics:
         try:
-            await broker.publish(user_topic(user_id), ACCESS_CHANGED)
+            await broker.publish(topic, ACCESS_CHANGED)
         except Exception:
-            log.warning("could not announce an access change for %s", user_id, exc_info=True)
+            log.warning("could not announce an access change on %s", topic, exc_info=True)

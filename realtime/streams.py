@@ -63,6 +63,23 @@ async def follow(
                 yield item
 
 
+async def listen(
+    broker: Broker,
+    topics: list[str],
+    decode: Callable[[Message], Awaitable[T | None]],
+    *,
+    expires_at: datetime | None = None,
+) -> AsyncIterator[T]:
+    """Live items only, for what is momentary (typing) or not kept in order: nothing to
+    replay, so a RESYNC is passed over."""
+    async with await broker.subscribe(*topics) as subscription:
+        while True:
+            message = await _next(subscription.get(), expires_at)
+            item = None if message is RESYNC else await decode(message)
+            if item is not None:
+                yield item
+
+
 async def _next(get: Awaitable[Message], expires_at: datetime | None) -> Message:
     if expires_at is None:
         return await get

@@ -15,3 +15,7 @@ def task_topic(task_id: ObjectId) -> str:
 
 def booking_topic(booking_id: ObjectId) -> str:
     return f"booking:{booking_id}"
+
+
+def conversation_topic(conversation_id: ObjectId) -> str:
+    return f"conversation:{conversation_id}"

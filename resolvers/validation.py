@@ -167,9 +167,15 @@ class Checked:
         self, urls: Iterable[str], field: str = "imageUrls", *, maximum: int = 10
     ) -> list[str]:
         """Links to images stored elsewhere (https only); we never take uploads."""
+        return self.urls(urls, field, maximum=maximum, noun="images")
+
+    def urls(
+        self, urls: Iterable[str], field: str, *, maximum: int, noun: str = "links"
+    ) -> list[str]:
+        """Links to files stored elsewhere: https only, each at most MAX_URL_LENGTH long."""
         cleaned = [url.strip() for url in urls]
         if len(cleaned) > maximum:
-            self.fail(ErrorCode.INVALID_INPUT, f"At most {maximum} images.", field)
+            self.fail(ErrorCode.INVALID_INPUT, f"At most {maximum} {noun}.", field)
         for url in cleaned:
             parts = urlsplit(url)
             if parts.scheme != "https" or not parts.hostname or len(url) > MAX_URL_LENGTH:

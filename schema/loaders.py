@@ -8,6 +8,7 @@ from bson import ObjectId
 from strawberry.dataloader import DataLoader
 
 from documents.bookings import Booking
+from documents.chat import ChatMessage, Conversation
 from documents.offers import Offer
 from documents.packages import ServicePackage
 from documents.profiles import CustomerProfile, ProviderProfile
@@ -28,6 +29,12 @@ class Loaders:
         )
         self.bookings: DataLoader[ObjectId, Booking | None] = DataLoader(partial(by_ids, Booking))
         self.reviews: DataLoader[ObjectId, Review | None] = DataLoader(partial(by_ids, Review))
+        self.conversations: DataLoader[ObjectId, Conversation | None] = DataLoader(
+            partial(by_ids, Conversation)
+        )
+        self.messages: DataLoader[ObjectId, ChatMessage | None] = DataLoader(
+            partial(by_ids, ChatMessage)
+        )
         self.packages_of: DataLoader[ObjectId, list[ServicePackage]] = DataLoader(
             lookups.packages_of
         )

@@ -16,6 +16,8 @@ from schema.admin import AdminMutation, AdminQuery
 from schema.auth import AuthMutation
 from schema.booking_actions import BookingMutation
 from schema.bookings import BookingQuery
+from schema.chat import ChatMutation, ChatQuery
+from schema.chat_live import ChatSubscription
 from schema.context import Context
 from schema.discovery import DiscoveryQuery
 from schema.error_reporting import report_errors
@@ -42,6 +44,7 @@ Query = merge_types(
         BookingQuery,
         ReviewQuery,
         NotificationQuery,
+        ChatQuery,
         AdminQuery,
     ),
 )
@@ -56,10 +59,11 @@ Mutation = merge_types(
         BookingMutation,
         ReviewMutation,
         NotificationMutation,
+        ChatMutation,
         AdminMutation,
     ),
 )
-Subscription = merge_types("Subscription", (LiveSubscription,))
+Subscription = merge_types("Subscription", (LiveSubscription, ChatSubscription))
 
 
 class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):

@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     review_reveal_days: int = Field(7, ge=0)
     review_publish_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
     """How often each instance publishes the reviews whose reveal time has come."""
+    chat_edit_window: timedelta = Field(timedelta(minutes=15), ge=timedelta(0))
+    """How long after sending a message its sender may still edit or delete it."""
 
     # GraphQL
     graphiql: bool | None = None
