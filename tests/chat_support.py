@@ -5,10 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from resolvers.admin import create_admin
-from resolvers.services import RequestMeta
-from server.runtime import Runtime
-from tests.graphql_client import STRONG_PASSWORD, GraphQLClient, Tokens
+from tests.graphql_client import GraphQLClient, Tokens
 from tests.marketplace import make_offer, post_task, poster, tasker
 
 MESSAGE_FIELDS = "id seq text attachmentUrls sentAt editedAt deletedAt deleted sender { id }"
@@ -71,14 +68,3 @@ async def sent(
     assert payload["errors"] == [], payload
     message: dict[str, Any] = payload["message"]
     return message
-
-
-async def admin(client: GraphQLClient, runtime: Runtime) -> Tokens:
-    await create_admin(
-        runtime.services,
-        RequestMeta(),
-        name="Root",
-        email="root@example.com",
-        password=STRONG_PASSWORD,
-    )
-    return await client.login("root@example.com")

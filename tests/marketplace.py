@@ -8,7 +8,10 @@ from typing import Any
 
 from bson import ObjectId
 
-from tests.graphql_client import GraphQLClient, Tokens
+from resolvers.admin import create_admin
+from resolvers.services import RequestMeta
+from server.runtime import Runtime
+from tests.graphql_client import STRONG_PASSWORD, GraphQLClient, Tokens
 
 SYDNEY = {"latitude": -33.8688, "longitude": 151.2093}
 ADDRESS = {
@@ -79,3 +82,15 @@ async def make_offer(
     assert payload["errors"] == [], payload
     offer: dict[str, Any] = payload["offer"]
     return offer
+
+
+async def logged_in_admin(client: GraphQLClient, runtime: Runtime) -> Tokens:
+    """An administrator (made as `gigql create-admin` makes one), logged in."""
+    await create_admin(
+        runtime.services,
+        RequestMeta(),
+        name="Root",
+        email="root@example.com",
+        password=STRONG_PASSWORD,
+    )
+    return await client.login("root@example.com")

@@ -11,10 +11,10 @@ from tests.graphql_client import (
     ME,
     STRONG_PASSWORD,
     GraphQLClient,
-    Tokens,
     error_codes,
     graphql_error_codes,
 )
+from tests.marketplace import logged_in_admin
 
 AUDIT = """query($first: Int, $after: String, $kind: AuditEventKind, $user: ID) {
   auditEvents(first: $first, after: $after, kind: $kind, userId: $user) {
@@ -24,21 +24,10 @@ AUDIT = """query($first: Int, $after: String, $kind: AuditEventKind, $user: ID) 
 }"""
 
 
-async def _admin(runtime: Runtime, client: GraphQLClient) -> Tokens:
-    await create_admin(
-        runtime.services,
-        RequestMeta(),
-        name="Root",
-        email="root@example.com",
-        password=STRONG_PASSWORD,
-    )
-    return await client.login("root@example.com")
-
-
 async def test_suspension_stops_the_account_at_once(
     runtime: Runtime, client: GraphQLClient
 ) -> None:
-    admin = await _admin(runtime, client)
+    admin = await logged_in_admin(client, runtime)
     member = await client.member("ida@example.com")
 
     payload = await client.mutate(
@@ -80,7 +69,7 @@ async def test_only_admins_may_suspend(runtime: Runtime, client: GraphQLClient) 
 
 
 async def test_suspension_input_is_validated(runtime: Runtime, client: GraphQLClient) -> None:
-    admin = await _admin(runtime, client)
+    admin = await logged_in_admin(client, runtime)
     self_suspend = await client.mutate(
         "suspendUser", {"userId": admin.user_id, "reason": " "}, token=admin.access
     )
@@ -94,7 +83,7 @@ async def test_suspension_input_is_validated(runtime: Runtime, client: GraphQLCl
 
 
 async def test_admins_page_through_the_audit_log(runtime: Runtime, client: GraphQLClient) -> None:
-    admin = await _admin(runtime, client)
+    admin = await logged_in_admin(client, runtime)
     member = await client.member("lou@example.com")
     for _ in range(2):
         await client.mutate("login", {"email": "lou@example.com", "password": "Wrong-Pass-1"})

@@ -12,8 +12,6 @@ import pytest
 from documents.bookings import Booking, BookingStatus, Cancellation, CancelledBy
 from documents.events import DomainEvent, EventKind, Notification
 from documents.profiles import ProviderProfile
-from resolvers.admin import create_admin
-from resolvers.services import RequestMeta
 from server.runtime import Runtime
 from tests.booking_support import (
     act,
@@ -26,8 +24,8 @@ from tests.booking_support import (
     utc,
 )
 from tests.command_log import CommandLog
-from tests.graphql_client import STRONG_PASSWORD, GraphQLClient, Tokens, error_codes
-from tests.marketplace import aud, object_id, place, poster, tasker
+from tests.graphql_client import GraphQLClient, Tokens, error_codes
+from tests.marketplace import aud, logged_in_admin, object_id, place, poster, tasker
 
 JUNE_1 = date(2026, 6, 1)
 UNKNOWN_BOOKING = base64.b64encode(b"Booking:" + b"0" * 24).decode()
@@ -303,14 +301,7 @@ async def test_a_booking_is_seen_only_by_its_parties_and_admins(
 ) -> None:
     tom, ann, package = await _parties(client)
     sue = await poster(client, "sue@example.com")
-    await create_admin(
-        runtime.services,
-        RequestMeta(),
-        name="Root",
-        email="root@example.com",
-        password=STRONG_PASSWORD,
-    )
-    root = await client.login("root@example.com")
+    root = await logged_in_admin(client, runtime)
     booking = await booked(client, ann, package["id"], utc(JUNE_1, 10))
     full = {
         "id": booking["id"],

@@ -16,7 +16,6 @@ from tests.booking_support import provider
 from tests.chat_support import (
     CONVERSATION_FIELDS,
     MESSAGE_FIELDS,
-    admin,
     open_conversation,
     send,
     sent,
@@ -24,7 +23,7 @@ from tests.chat_support import (
 )
 from tests.conftest import serve
 from tests.graphql_client import GraphQLClient, error_codes
-from tests.marketplace import make_offer, object_id, post_task, tasker
+from tests.marketplace import logged_in_admin, make_offer, object_id, post_task, tasker
 from tests.review_support import confirmed_booking
 
 NODE = f"query($id: ID!) {{ node(id: $id) {{ ... on Conversation {{ {CONVERSATION_FIELDS} }} }} }}"
@@ -295,7 +294,7 @@ async def test_admins_read_only_disputed_conversations_and_never_write(
     runtime: Runtime, client: GraphQLClient
 ) -> None:
     chat = await task_chat(client)
-    root = await admin(client, runtime)
+    root = await logged_in_admin(client, runtime)
     await sent(client, chat.tasker, chat.conversation_id, "I did it")
     assert (await client.data(NODE, {"id": chat.conversation_id}, token=root.access))[
         "node"
@@ -313,7 +312,7 @@ async def test_a_removed_member_can_neither_read_nor_write(
     runtime: Runtime, client: GraphQLClient
 ) -> None:
     chat = await task_chat(client)
-    root = await admin(client, runtime)
+    root = await logged_in_admin(client, runtime)
     not_admin = await client.execute(
         "mutation($i: RemoveConversationMemberInput!) { removeConversationMember(input: $i) "
         "{ errors { code } } }",

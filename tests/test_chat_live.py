@@ -10,9 +10,9 @@ import pytest
 
 from documents.chat import ChatMessage, Conversation
 from server.runtime import Runtime
-from tests.chat_support import MESSAGE_ADDED, admin, sent, task_chat
+from tests.chat_support import MESSAGE_ADDED, sent, task_chat
 from tests.graphql_client import GraphQLClient
-from tests.marketplace import object_id, tasker
+from tests.marketplace import logged_in_admin, object_id, tasker
 from tests.ws_client import LEGACY_WS, TRANSPORT_WS, WsClient, ws
 
 MESSAGE_CHANGED = """subscription($c: ID!) {
@@ -24,9 +24,7 @@ SETTLE = 0.2
 """Seconds for a subscription to reach the broker before the test acts."""
 
 
-async def subscribed(
-    socket: WsClient, token: str, query: str, variables: dict[str, Any]
-) -> None:
+async def subscribed(socket: WsClient, token: str, query: str, variables: dict[str, Any]) -> None:
     assert (await socket.init(token))["type"] == "connection_ack"
     await socket.subscribe("1", query, variables)
     await asyncio.sleep(SETTLE)
@@ -183,7 +181,7 @@ async def test_removal_from_the_conversation_ends_the_subscription(
     base_url: str, client: GraphQLClient, runtime: Runtime
 ) -> None:
     chat = await task_chat(client)
-    root = await admin(client, runtime)
+    root = await logged_in_admin(client, runtime)
     async with ws(base_url) as socket:
         await subscribed(socket, chat.tasker.access, MESSAGE_ADDED, {"c": chat.conversation_id})
         removed = await client.mutate(

@@ -9,12 +9,10 @@ from typing import Any
 import pytest
 
 from documents.profiles import ProviderProfile
-from resolvers.admin import create_admin
-from resolvers.services import RequestMeta
 from server.runtime import Runtime
 from tests.command_log import CommandLog
 from tests.graphql_client import STRONG_PASSWORD, GraphQLClient, Tokens, graphql_error_codes
-from tests.marketplace import SYDNEY, object_id, place
+from tests.marketplace import SYDNEY, logged_in_admin, object_id, place
 
 SEARCH = """query($first: Int, $after: String, $filter: ProviderFilter, $sort: ProviderSort!) {
   searchProviders(first: $first, after: $after, filter: $filter, sort: $sort) {
@@ -110,14 +108,7 @@ async def market(runtime: Runtime, client: GraphQLClient) -> dict[str, Tokens]:
     await day_off(client, tokens["Ben"], MONDAY)  # the whole day
     await day_off(client, tokens["Gus"], MONDAY, ("09:00", "12:00"))  # the morning only
 
-    await create_admin(
-        runtime.services,
-        RequestMeta(),
-        name="Root",
-        email="root@example.com",
-        password=STRONG_PASSWORD,
-    )
-    root = await client.login("root@example.com")
+    root = await logged_in_admin(client, runtime)
     suspended = await client.mutate(
         "suspendUser", {"userId": tokens["Eve"].user_id, "reason": "fraud"}, token=root.access
     )

@@ -13,19 +13,16 @@ from documents.clock import utcnow
 from documents.events import DomainEvent, EventKind, Notification
 from documents.profiles import ProviderProfile, Rating
 from documents.reviews import Review
-from resolvers.admin import create_admin
 from resolvers.reviews import publish_due_reviews
-from resolvers.services import RequestMeta
 from server.runtime import Runtime
 from tests.booking_support import provider
 from tests.command_log import CommandLog
 from tests.graphql_client import (
-    STRONG_PASSWORD,
     GraphQLClient,
     error_codes,
     graphql_error_codes,
 )
-from tests.marketplace import make_offer, object_id, post_task, poster, tasker
+from tests.marketplace import logged_in_admin, make_offer, object_id, post_task, poster, tasker
 from tests.review_support import (
     complete_booking,
     completed_task,
@@ -63,14 +60,7 @@ async def test_reviews_stay_hidden_until_both_sides_have_posted(
         "id": first["id"],
         "rating": 5,
     }
-    await create_admin(
-        runtime.services,
-        RequestMeta(),
-        name="Root",
-        email="root@example.com",
-        password=STRONG_PASSWORD,
-    )
-    root = await client.login("root@example.com")
+    root = await logged_in_admin(client, runtime)
     assert (await client.data(NODE, {"id": first["id"]}, token=root.access))["node"] is not None
     assert (await reviews_of(client, tom.user_id))["edges"] == []
     assert await ratings(client, tom.user_id) == {"provider": None, "customer": None}
