@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
+import redis
 from pydantic import SecretStr
 from pymongo import MongoClient
 
@@ -227,6 +229,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"no VmRSS for process {pid}")
+
+
 def _wrk(
     options: LoadOptions, server: Server, body: str, token: str | None, seconds: int
 ) -> dict[str, Any]:
@@ -412,6 +422,50 @@ def workspace() -> Iterator[Workspace]:
             embedded.stop()
 
 
+# --- Redis ----------------------------------------------------------------------------
+
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _redis_answers(url: str) -> bool:
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """REDIS_URL if set; else the machine's Redis if one answers on its default port;
+    else a redis-server of the run's own on a free port, without persistence."""
+    configured = os.environ.get("REDIS_URL")
+    if configured or _redis_answers(LOCAL_REDIS):
+        yield configured or LOCAL_REDIS
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        fail("no Redis answers: set REDIS_URL or install redis-server")
+    port = free_port(HOST)
+    flags = f"--port {port} --bind {HOST} --save '' --appendonly no --dir {workdir}"
+    process = subprocess.Popen(
+        [binary, *shlex.split(flags)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"redis://{HOST}:{port}/0"
+    try:
+        deadline = time.monotonic() + 10
+        while not _redis_answers(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                fail("redis-server did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 # --- the machine ----------------------------------------------------------------------
 
 
@@ -426,6 +480,22 @@ def load_average_before() -> float:
 
 
 def machine_facts(options: LoadOptions, load_before: float) -> dict[str, str]:
+    wrk_version = subprocess.run(
+        [options.wrk, "-v"], capture_output=True, text=True, check=False
+    ).stdout.split("[")[0]
+    load = (
+        f"wrk, {options.threads} threads, {options.connections} connections, "
+        f"{options.warmup} s warm-up then {options.duration} s per row, on the same machine"
+        + (f", {options.timeout} s timeout" if options.timeout != WRK_TIMEOUT else "")
+    )
+    return host_facts(load_before, load, wrk=wrk_version.strip())
+
+
+def host_facts(
+    load_before: float, load: str, packages: tuple[str, ...] = PACKAGES, **tools: str
+) -> dict[str, str]:
+    """The machine, the packages' versions, and how it was loaded (`tools`: load
+    generators' versions, such as wrk's)."""
     cpu = "unknown"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
@@ -435,22 +505,15 @@ def machine_facts(options: LoadOptions, load_before: float) -> dict[str, str]:
             if line.startswith("model name")
         ]
         cpu = models[0] if models else cpu
-    wrk_version = subprocess.run(
-        [options.wrk, "-v"], capture_output=True, text=True, check=False
-    ).stdout.split("[")[0]
     facts = {
         "cpu": cpu,
         "cores": str(os.cpu_count()),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "wrk": wrk_version.strip(),
-        "load": (
-            f"wrk, {options.threads} threads, {options.connections} connections, "
-            f"{options.warmup} s warm-up then {options.duration} s per row, on the same machine"
-            + (f", {options.timeout} s timeout" if options.timeout != WRK_TIMEOUT else "")
-        ),
+        **tools,
+        "load": load,
     }
-    for package in PACKAGES:
+    for package in packages:
         try:
             facts[package] = version(package)
         except PackageNotFoundError:
@@ -460,15 +523,16 @@ def machine_facts(options: LoadOptions, load_before: float) -> dict[str, str]:
     return facts
 
 
-def machine_markdown(machine: dict[str, str]) -> list[str]:
-    packages = ", ".join(f"{p} {machine[p]}" for p in PACKAGES)
+def machine_markdown(machine: dict[str, str], packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    listed = ", ".join(f"{p} {machine[p]}" for p in packages)
+    tools = f" ({machine['wrk']})" if "wrk" in machine else ""
     return [
         "## Machine",
         "",
         f"- CPU: {machine['cpu']}, {machine['cores']} cores",
         f"- OS: {machine['os']}",
-        f"- Python {machine['python']}; {packages}",
-        f"- Load: {machine['load']} ({machine['wrk']})",
+        f"- Python {machine['python']}; {listed}",
+        f"- Load: {machine['load']}{tools}",
         f"- 1-minute load average: {machine['load average']}",
     ]
 

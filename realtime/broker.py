@@ -43,10 +43,12 @@ class SubscriberOverflow(Exception):
 class Subscription:
     """The messages of some topics, for one local consumer, in publication order."""
 
-    def __init__(self, hub: _LocalHub, topics: frozenset[str]) -> None:
+    def __init__(
+        self, hub: _LocalHub, topics: frozenset[str], queue_size: int = SUBSCRIBER_QUEUE_SIZE
+    ) -> None:
         self._hub = hub
         self.topics = topics
-        self._queue: asyncio.Queue[Message] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
+        self._queue: asyncio.Queue[Message] = asyncio.Queue(queue_size)
         self._overflowed = False
 
     def _deliver(self, message: Message) -> None:
@@ -126,14 +128,15 @@ class Broker(Protocol):
 class InProcessBroker:
     """Single-process broker: delivery is immediate and never leaves the process."""
 
-    def __init__(self) -> None:
+    def __init__(self, queue_size: int = SUBSCRIBER_QUEUE_SIZE) -> None:
         self._hub = _LocalHub()
+        self._queue_size = queue_size
 
     async def publish(self, topic: str, data: bytes) -> None:
         self._hub.dispatch(Message(topic, data))
 
     async def subscribe(self, *topics: str) -> Subscription:
-        subscription = Subscription(self._hub, frozenset(topics))
+        subscription = Subscription(self._hub, frozenset(topics), self._queue_size)
         self._hub.add(subscription)
         return subscription
 
@@ -155,8 +158,15 @@ class _RedisHub(_LocalHub):
     async def attach(self, subscription: Subscription) -> None:
         async with self._lock:
             new = self.add(subscription)
-            if new:
+            if not new:
+                return
+            try:
                 await self._pubsub.subscribe(*new)
+            except BaseException:
+                # Not subscribed (Redis away, or cancelled): forget it, or its topics would
+                # count as subscribed and no later subscriber would SUBSCRIBE them again.
+                self.discard(subscription)
+                raise
 
     async def remove(self, subscription: Subscription) -> None:
         async with self._lock:
@@ -167,17 +177,18 @@ class _RedisHub(_LocalHub):
 
 
 class RedisBroker:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, queue_size: int = SUBSCRIBER_QUEUE_SIZE) -> None:
         self._redis: Redis = Redis.from_url(url)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._hub = _RedisHub(self._pubsub)
+        self._queue_size = queue_size
         self._reader: asyncio.Task[None] | None = None
 
     async def publish(self, topic: str, data: bytes) -> None:
         await self._redis.publish(topic, data)
 
     async def subscribe(self, *topics: str) -> Subscription:
-        subscription = Subscription(self._hub, frozenset(topics))
+        subscription = Subscription(self._hub, frozenset(topics), self._queue_size)
         await self._hub.attach(subscription)
         if self._reader is None:
             self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
@@ -215,5 +226,5 @@ class RedisBroker:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()
         await self._redis.aclose()

@@ -6,12 +6,16 @@ an item published while the history was being read is neither lost (the subscrip
 already buffers it) nor sent twice (its position is not after the last one sent).
 Where positions count up one by one (chat messages), a jump reveals a lost publication
 and is filled from the database; after the broker lost its connection (RESYNC), the
-database is read again for the same reason.
+database is read again for the same reason. Other positions (event ids) order items only
+roughly: ids made by several processes in the same second, or by transactions that
+commit in another order, reach the broker out of order. Live items of such feeds are
+told apart by identity, not by being after the last one sent.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +27,10 @@ from realtime.broker import RESYNC, Broker, Message
 
 T = TypeVar("T")
 P = TypeVar("P", int, str)
+
+RECENT = 1000
+"""Positions remembered per stream to recognise an item delivered twice (by the history
+and live); a duplicate comes right after the original, never a thousand items later."""
 
 
 @dataclass(frozen=True)
@@ -44,23 +52,36 @@ async def follow(
     access token the connection was opened with runs out."""
     async with await broker.subscribe(*feed.topics) as subscription:
         last = after
-        for item in await feed.history(last):
-            last = feed.position(item)
-            yield item
+        sent: OrderedDict[P, None] = OrderedDict.fromkeys([after] if after is not None else [])
+
+        def fresh(position: P) -> bool:
+            """Not sent yet: after the last one, where positions follow publication order;
+            else not among the positions sent lately."""
+            if feed.contiguous:
+                return last is None or position > last
+            return position not in sent
+
+        missed = await feed.history(last)
         while True:
+            for item in missed:
+                position = feed.position(item)
+                if not fresh(position):
+                    continue
+                last = position if last is None else max(last, position)
+                if not feed.contiguous:
+                    sent[position] = None
+                    if len(sent) > RECENT:
+                        sent.popitem(last=False)
+                yield item
             message = await _next(subscription.get(), expires_at)
             if message is RESYNC:
                 missed = await feed.history(last)
+            elif (live := await feed.decode(message)) is None:
+                missed = []
+            elif feed.contiguous and isinstance(last, int) and feed.position(live) > last + 1:
+                missed = await feed.history(last)  # a jump: fill it
             else:
-                live = await feed.decode(message)
-                if live is None or (last is not None and feed.position(live) <= last):
-                    continue
-                position = feed.position(live)
-                jumped = feed.contiguous and isinstance(last, int) and position != last + 1
-                missed = await feed.history(last) if jumped else [live]
-            for item in missed:
-                last = feed.position(item)
-                yield item
+                missed = [live]
 
 
 async def listen(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Literal
 
 from beanie import PydanticObjectId
@@ -59,9 +60,18 @@ def encode(signal: ChatSignal) -> bytes:
 
 
 def decode(message: Message) -> ChatSignal | None:
-    """The chat signal in a broker message; None for anything else on the topic."""
+    """The chat signal in a broker message; None for anything else on the topic.
+
+    Every subscriber of a conversation in this process receives the same message: it is
+    decoded once for all of them, and they share the signal, which nothing changes.
+    """
+    return _decode(message.data)
+
+
+@lru_cache(maxsize=64)
+def _decode(data: bytes) -> ChatSignal | None:
     try:
-        return _signal.validate_json(message.data)
+        return _signal.validate_json(data)
     except ValidationError:
         return None
 

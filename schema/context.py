@@ -15,6 +15,7 @@ from documents.errors import DomainError, ErrorCode
 from resolvers.auth.viewer import Viewer, authenticate
 from resolvers.services import RequestMeta, Services
 from schema.loaders import Loaders
+from server.going_away import OpenSocket
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Context:
     loaders: Loaders = field(default_factory=Loaders)
     connection_params: dict[str, object] | None = None
     """What a websocket client sent with `connection_init`."""
+    socket: OpenSocket | None = None
+    """The websocket this runs on, whose work a graceful shutdown waits for."""
     _viewer: asyncio.Future[Viewer | None] | None = None
 
     async def viewer(self) -> Viewer | None:

@@ -9,7 +9,10 @@ what was missed from the database first.
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -39,6 +42,8 @@ from schema.tasks import OfferNode, TaskNode, user_node
 from schema.users import UserNode
 
 REPLAY_LIMIT = 500
+FIRST_EVENT = "0" * 24
+"""A position before every event."""
 SLOW_CONSUMER = 1013
 """WebSocket close code "try again later": the client fell too far behind."""
 
@@ -116,9 +121,7 @@ async def _events(
     scope = query if viewer.user.is_admin else {**query, "audience": viewer.user_id}
 
     async def history(last: str | None) -> list[DomainEvent]:
-        if last is None:  # no position given: from now on
-            return []
-        found = {**scope, "_id": {"$gt": PydanticObjectId(last)}}
+        found = {**scope, "_id": {"$gt": PydanticObjectId(last or FIRST_EVENT)}}
         return await DomainEvent.find(found).sort("_id").limit(REPLAY_LIMIT).to_list()
 
     async def decode(message: Message) -> DomainEvent | None:
@@ -131,7 +134,13 @@ async def _events(
         return event if all(getattr(event, key) == value for key, value in query.items()) else None
 
     feed = Feed(topics=topics, history=history, decode=decode, position=lambda e: str(e.id))
-    start = str(decode_id(after, EventNode, "after")) if after is not None else None
+    if after is not None:
+        start = str(decode_id(after, EventNode, "after"))
+    else:
+        # From now on, but from a position all the same: after a broker outage (RESYNC)
+        # the events missed are re-read from it even if none was delivered yet.
+        newest = await DomainEvent.find(scope).sort("-_id").limit(1).to_list()
+        start = str(newest[0].id) if newest else FIRST_EVENT
     stream = follow(info.context.services.broker, feed, start, expires_at=viewer.expires_at)
     async for event in delivered(info, stream):
         yield EventNode.of(event)
@@ -145,19 +154,51 @@ async def recheck_access(info: Info) -> Viewer:
     return await authenticate(context.services.tokens, context.access_token)
 
 
+class _SharedLoaders:
+    """Fresh data loaders for each item, shared by the subscriptions that deliver the very
+    same item: a chat message is decoded once per process for all its subscribers here
+    (resolvers/chat_signals.py), so what they load for it, such as its sender, is read
+    once for all of them rather than once each."""
+
+    SIZE = 64
+
+    def __init__(self) -> None:
+        # By id, the item kept alive with its loaders so that no other item takes its id.
+        self._recent: OrderedDict[int, tuple[object, Loaders]] = OrderedDict()
+
+    def of(self, item: object) -> Loaders:
+        found = self._recent.get(id(item))
+        if found is None:
+            found = self._recent[id(item)] = (item, Loaders())
+            if len(self._recent) > self.SIZE:
+                self._recent.popitem(last=False)
+        return found[1]
+
+
+_shared_loaders = _SharedLoaders()
+
+
 async def delivered(info: Info, items: AsyncIterator[T]) -> AsyncIterator[T]:
     """Each item with fresh data loaders (a websocket's context outlives its operations);
     a consumer too slow to keep up loses its connection rather than growing our memory."""
+    open_socket = info.context.socket
     try:
         async for item in items:
-            info.context.loaders = Loaders()
-            yield item
+            info.context.loaders = _shared_loaders.of(item)
+            # Until the next item is asked for, this one is being resolved and sent: a
+            # graceful shutdown lets that finish (server/going_away.py).
+            with open_socket.working() if open_socket else nullcontext():
+                yield item
     except SubscriberOverflow:
         socket = info.context.request
         if isinstance(socket, WebSocket) and socket.application_state is WebSocketState.CONNECTED:
             await socket.close(
                 code=SLOW_CONSUMER, reason="Subscriber too slow; reconnect with after"
             )
+            # The close ends every operation of the connection, this one included. Until
+            # then, neither end nor fail: either would be sent on the closed socket (and
+            # logged as a crash).
+            await asyncio.Future()
         raise
 
 

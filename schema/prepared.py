@@ -13,7 +13,15 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from graphql import DocumentNode, GraphQLError, GraphQLSchema, parse, specified_rules, validate
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    parse,
+    specified_rules,
+    validate,
+)
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
@@ -91,6 +99,9 @@ class UsePreparedDocuments(SchemaExtension):
                 # Unparsable: Strawberry parses again under the same token limit and reports it.
                 context.parse_options["max_tokens"] = self._documents.max_tokens
         yield
+        for error in context.pre_execution_errors or ():
+            if isinstance(error, GraphQLSyntaxError) and not error.extensions:
+                error.extensions = {"code": "GRAPHQL_PARSE_FAILED"}  # as over HTTP
 
     def on_validate(self) -> Iterator[None]:
         # Validated with parsing above; no rules left makes Strawberry skip its own pass.

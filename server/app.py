@@ -13,6 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from schema.schema import build_schema
 from server import background
+from server.going_away import close_before_sigterm
 from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -23,8 +24,9 @@ from server.settings import Settings
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     """Build the app; it opens (and closes) its own runtime unless one is handed in.
 
-    Only with its own runtime does it also run the background jobs: whoever hands one in
-    (tests, embedding) decides what runs when.
+    Only with its own runtime does it also run the background jobs and close its
+    websockets politely on SIGTERM: whoever hands one in (tests, embedding) decides what
+    runs when.
     """
 
     @asynccontextmanager
@@ -39,8 +41,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             # collector's generations turns 60 ms full collections into 1 ms ones.
             gc.collect()
             gc.freeze()
-            async with background.running(background.marketplace_jobs(opened.services)):
-                yield
+            jobs = background.marketplace_jobs(opened.services)
+            with close_before_sigterm(view.sockets):
+                async with background.running(jobs):
+                    yield
 
     view = GraphQLView(build_schema(settings))
     return Starlette(

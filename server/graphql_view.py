@@ -1,20 +1,21 @@
 """`/graphql` over HTTP and websocket.
 
 Strawberry's ASGI view does the transport work (GET/POST, batching, GraphiQL,
-websocket protocols). Two things are ours: single operations go straight from the
+websocket protocols). Three things are ours: single operations go straight from the
 prepared-document cache to graphql-core's executor, skipping a per-request parse,
-validation and extension pipeline, and transport errors answer in GraphQL's JSON error
-shape instead of plain text.
+validation and extension pipeline; transport errors answer in GraphQL's JSON error
+shape instead of plain text; and websockets are tracked so that a stopping server can
+close them politely (server/going_away.py).
 """
 
 from __future__ import annotations
 
 import inspect
-from datetime import timedelta
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import OperationType, get_operation_ast
+from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast
 from graphql.execution import execute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,6 +26,10 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.execution import optimized_is_awaitable
 from strawberry.http import GraphQLRequestData
 from strawberry.schema._graphql_core import execution_context_class_kwargs
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -33,10 +38,10 @@ from resolvers.services import RequestMeta
 from schema.context import Context
 from schema.error_reporting import report_errors
 from schema.schema import GigqlSchema
+from server.going_away import OpenSockets
 from server.logging import request_id_var
 from server.runtime import Runtime
 
-CONNECTION_INIT_TIMEOUT = timedelta(seconds=10)
 ACK = cast("UnsetType", UNSET)  # a plain connection_ack, without a payload
 MAX_SUBSCRIPTIONS_PER_CONNECTION = 100
 
@@ -60,20 +65,63 @@ def graphql_error_response(status: int, message: str, code: str | None = None) -
     return JSONResponse(body, status_code=status)
 
 
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws as Strawberry speaks it, with two changes: a query or mutation
+    holds off a graceful close until its result is sent, and an unparsable document gets
+    an `error` message for its id, like an invalid one, instead of closing the socket
+    (and every other subscription on it) with 4400."""
+
+    schema: GigqlSchema
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        with self._holding_off_close(operation):
+            await super().run_operation(operation)
+
+    def _holding_off_close(
+        self, operation: Operation[Context, None]
+    ) -> AbstractContextManager[None]:
+        # A subscription holds it off per event instead (schema/live.py `delivered`).
+        socket = self.context.socket
+        query = operation.query
+        if socket is None or not isinstance(query, str):
+            return nullcontext()
+        document = self.schema.documents.prepare(self.schema._schema, query).document
+        ast = get_operation_ast(document, operation.operation_name) if document else None
+        if ast is not None and ast.operation is OperationType.SUBSCRIPTION:
+            return nullcontext()
+        return socket.working()
+
+    @staticmethod
+    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+        if isinstance(error, GraphQLSyntaxError):
+            return None
+        return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error)
+
+
 class GraphQLView(GraphQL[Context, None]):
     schema: GigqlSchema
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, schema: GigqlSchema) -> None:
         settings = schema.settings
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql_enabled else None,
-            connection_init_wait_timeout=CONNECTION_INIT_TIMEOUT,
+            # The legacy protocol's `ka`; graphql-transport-ws clients ping when they like.
+            keep_alive=True,
+            keep_alive_interval=settings.ws_keep_alive_interval.total_seconds(),
+            connection_init_wait_timeout=settings.ws_connection_init_timeout,
             max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
             allowed_origins=settings.cors_origins,
         )
+        self.sockets = OpenSockets()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            websocket = WebSocket(scope, receive=receive, send=send)
+            with self.sockets.opened(websocket):
+                await self.run(websocket)
+            return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
@@ -97,6 +145,7 @@ class GraphQLView(GraphQL[Context, None]):
             request=request,
             response=response if isinstance(response, Response) else None,
             access_token=_bearer_token(request.headers.get("authorization")),
+            socket=self.sockets.of(request) if isinstance(request, WebSocket) else None,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

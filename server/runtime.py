@@ -75,7 +75,8 @@ def create_mailer(settings: Settings) -> Mailer:
 
 
 def create_broker(settings: Settings) -> Broker:
-    return RedisBroker(settings.redis_url) if settings.redis_url else InProcessBroker()
+    size = settings.subscriber_queue_size
+    return RedisBroker(settings.redis_url, size) if settings.redis_url else InProcessBroker(size)
 
 
 def make_services(settings: Settings, postman: Postman, broker: Broker) -> Services:

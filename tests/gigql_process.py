@@ -23,6 +23,7 @@ import pytest
 from pymongo import MongoClient
 
 from server.embedded import free_port
+from server.settings import Settings
 from tests.graphql_client import ME, GraphQLClient, Tokens
 
 START_TIMEOUT = 60.0
@@ -264,7 +265,8 @@ class GigqlServer:
                         f"gigql serve not healthy within {START_TIMEOUT:.0f}s\n{self.output()}"
                     )
                 await asyncio.sleep(0.1)
-        self.database_pid = self.find_database_pid()
+        if "MONGODB_URL" not in self.env:  # else there is no embedded database to find
+            self.database_pid = self.find_database_pid()
         return None
 
     def find_database_pid(self) -> int:
@@ -318,6 +320,28 @@ async def running_server(
     **env: str,
 ) -> AsyncIterator[GigqlServer]:
     server = GigqlServer(data_dir, port or free_port(), logs, name=name, args=args, **env)
+    server.start()
+    try:
+        await server.wait_until_healthy()
+        yield server
+    finally:
+        await server.shutdown()
+
+
+@asynccontextmanager
+async def sharing_the_test_database(
+    root: Path, settings: Settings, **env: str
+) -> AsyncIterator[GigqlServer]:
+    """`gigql serve` on the in-process tests' database and signing key (no embedded
+    database): accounts and tokens made through the in-process app work on it too."""
+    assert settings.mongodb_url is not None and settings.jwt_secret is not None
+    server = GigqlServer(root / "data", free_port(), root / "logs")
+    server.env.update(
+        MONGODB_URL=settings.mongodb_url,
+        GIGQL_MONGODB_DATABASE=settings.mongodb_database,
+        GIGQL_JWT_SECRET=settings.jwt_secret.get_secret_value(),
+        **env,
+    )
     server.start()
     try:
         await server.wait_until_healthy()

@@ -38,35 +38,60 @@ def redis_server(workdir: Path) -> Iterator[str]:
     if _answers(LOCAL_REDIS):
         yield LOCAL_REDIS
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("the tests need Redis: set REDIS_URL or install redis-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
+    with OwnRedis(workdir) as own:
+        yield own.url
+
+
+class OwnRedis:
+    """A redis-server process of our own on a free port, which a test may stop and start
+    again on the same port (the binary must be installed)."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("the tests need Redis: set REDIS_URL or install redis-server")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        assert self.process is None, "already running"
+        # No persistence: a restart comes back empty, as after losing the machine.
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
-        while not _answers(url):
-            if process.poll() is not None or time.monotonic() > deadline:
+        while not _answers(self.url):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.05)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def __enter__(self) -> OwnRedis:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,118 @@
+"""Closing GraphQL websockets with 1001 "going away" when the server is told to stop.
+
+uvicorn's own shutdown closes every websocket at once with 1012, whatever it is doing.
+So on SIGTERM each GraphQL websocket first finishes the work under way on it (queries
+and mutations, the event being delivered), is closed with 1001, and only then does
+uvicorn get the signal and stop the rest as usual. Clients reconnect, to this or another
+instance, and resume their subscriptions with `after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+from starlette.websockets import WebSocket, WebSocketState
+
+log = logging.getLogger(__name__)
+
+GOING_AWAY = 1001
+DRAIN_TIMEOUT = 10.0
+"""Seconds a websocket's work may still take after SIGTERM before it is closed anyway."""
+
+
+class OpenSocket:
+    """One GraphQL websocket and the work under way on it."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[None]:
+        """Hold off closing this websocket while the block runs."""
+        self._busy += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
+
+    async def go_away(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while self._busy:  # work may start again before this task resumes
+                    await self._idle.wait()
+        except TimeoutError:
+            log.warning("closing a websocket whose work did not finish in %.0f s", timeout)
+        if self.websocket.application_state is WebSocketState.CONNECTED:
+            await self.websocket.close(GOING_AWAY, "Server shutting down")
+
+
+class OpenSockets:
+    """The GraphQL websockets an app has open."""
+
+    def __init__(self) -> None:
+        self._open: dict[WebSocket, OpenSocket] = {}
+
+    @contextlib.contextmanager
+    def opened(self, websocket: WebSocket) -> Iterator[OpenSocket]:
+        socket = self._open[websocket] = OpenSocket(websocket)
+        try:
+            yield socket
+        finally:
+            del self._open[websocket]
+
+    def of(self, websocket: WebSocket) -> OpenSocket | None:
+        return self._open.get(websocket)
+
+    async def go_away(self, timeout: float = DRAIN_TIMEOUT) -> None:
+        sockets = list(self._open.values())
+        if sockets:
+            log.info("closing %d websockets before stopping", len(sockets))
+        await asyncio.gather(*(socket.go_away(timeout) for socket in sockets))
+
+
+@contextlib.contextmanager
+def close_before_sigterm(sockets: OpenSockets) -> Iterator[None]:
+    """While the block runs, SIGTERM closes `sockets` first and then reaches the handler
+    it replaced (uvicorn's, which stops the server). Without a Python handler in place
+    (not served by uvicorn) or off the main thread, signals are left alone."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if not callable(previous) or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    closing: list[asyncio.Task[None]] = []
+
+    async def close_then_stop(signum: int, frame: FrameType | None) -> None:
+        try:
+            await sockets.go_away()
+        finally:
+            previous(signum, frame)
+
+    def start(signum: int, frame: FrameType | None) -> None:
+        if not closing:  # a second SIGTERM changes nothing: closing is under way
+            closing.append(loop.create_task(close_then_stop(signum, frame)))
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        # A signal handler may interrupt the loop anywhere (in any request's context
+        # too): only hand the work over, in a context of its own.
+        loop.call_soon_threadsafe(start, signum, frame, context=contextvars.Context())
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is on_sigterm:
+            signal.signal(signal.SIGTERM, previous)
