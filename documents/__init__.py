@@ -6,6 +6,7 @@ from documents.audit import AuditEvent
 from documents.bookings import Booking
 from documents.chat import ChatMessage, Conversation
 from documents.events import DomainEvent, Notification
+from documents.ledger import AccountBalance, LedgerTransaction
 from documents.offers import Offer
 from documents.one_time_tokens import OneTimeToken
 from documents.packages import ServicePackage
@@ -34,4 +35,6 @@ ALL_DOCUMENTS: list[type[Document]] = [
     Review,
     Conversation,
     ChatMessage,
+    LedgerTransaction,
+    AccountBalance,
 ]

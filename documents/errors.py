@@ -37,6 +37,11 @@ class ErrorCode(Enum):
     ALREADY_EXISTS = "ALREADY_EXISTS"
     UNAVAILABLE = "UNAVAILABLE"
     """The time asked for is not free (outside the schedule, or taken)."""
+    # Money
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    """The account does not hold enough for the movement (a withdrawal, a release)."""
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    """The idempotency key was already used for a different movement."""
 
 
 @dataclass(frozen=True, slots=True)

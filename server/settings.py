@@ -1,7 +1,8 @@
 """Runtime settings, read from the environment (and an optional `.env` file).
 
 Every setting is `GIGQL_<NAME>` except the ones that name outside services the way their
-own tooling does: `MONGODB_URL`, `REDIS_URL`. README.md lists them all.
+own tooling does: `MONGODB_URL`, `REDIS_URL`, `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`.
+README.md lists them all.
 """
 
 from __future__ import annotations
@@ -90,6 +91,19 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_timeout_seconds: float = 10.0
 
+    # Payments: Stripe when a secret key is set, else the in-process sandbox gateway.
+    stripe_secret_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("STRIPE_SECRET_KEY", "GIGQL_STRIPE_SECRET_KEY")
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET", "GIGQL_STRIPE_WEBHOOK_SECRET"),
+    )
+    stripe_api_base: str | None = None
+    """Another server speaking Stripe's API instead of api.stripe.com (the tests' fake)."""
+    stripe_connect_country: str = Field("US", pattern=r"^[A-Z]{2}$")
+    """Country of a provider's connected account when their profile does not say."""
+
     # Marketplace
     categories: Annotated[list[str], NoDecode] = [
         "cleaning",
@@ -131,6 +145,14 @@ class Settings(BaseSettings):
     default_page_size: int = Field(20, ge=1)
     max_page_size: int = Field(100, ge=1)
 
+    # Websockets
+    ws_connection_init_timeout: timedelta = Field(timedelta(seconds=10), gt=timedelta(0))
+    """How long a new websocket may take to send `connection_init` before it is closed (4408)."""
+    ws_keep_alive_interval: timedelta = Field(timedelta(seconds=15), gt=timedelta(0))
+    """How often the legacy `graphql-ws` protocol sends `ka` (its clients time out without)."""
+    subscriber_queue_size: int = Field(1000, ge=1)
+    """Messages a subscription may fall behind by before its websocket is closed (1013)."""
+
     _split_lists = field_validator(
         "trusted_proxies", "cors_origins", "categories", "currencies", mode="before"
     )(_split_commas)
@@ -141,6 +163,9 @@ class Settings(BaseSettings):
             raise ValueError("GIGQL_DEFAULT_PAGE_SIZE must not exceed GIGQL_MAX_PAGE_SIZE")
         if self.cancellation_partial_refund_hours > self.cancellation_full_refund_hours:
             raise ValueError("the partial-refund window must end before the full-refund one")
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            # Webhooks are the source of truth for payment state: unverifiable, none count.
+            raise ValueError("STRIPE_WEBHOOK_SECRET must be set along with STRIPE_SECRET_KEY")
         if self.environment == "production":
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
             if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
