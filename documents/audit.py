@@ -35,6 +35,7 @@ class AuditKind(StrEnum):
     ACCOUNT_DELETED = "account_deleted"
     USER_SUSPENDED = "user_suspended"
     USER_REINSTATED = "user_reinstated"
+    WEBHOOK_EVENT_RETRIED = "webhook_event_retried"
 
 
 class AuditEvent(Document):

@@ -42,6 +42,12 @@ class ErrorCode(Enum):
     """The account does not hold enough for the movement (a withdrawal, a release)."""
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     """The idempotency key was already used for a different movement."""
+    SANDBOX_ONLY = "SANDBOX_ONLY"
+    """A development control of the sandbox gateway; pay through Stripe's own UI instead."""
+    PAYOUTS_NOT_ENABLED = "PAYOUTS_NOT_ENABLED"
+    """The provider has no payout account yet, or the gateway has not enabled payouts."""
+    GATEWAY_UNAVAILABLE = "GATEWAY_UNAVAILABLE"
+    """The payment gateway did not answer; the same request may be sent again later."""
 
 
 @dataclass(frozen=True, slots=True)

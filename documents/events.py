@@ -36,6 +36,19 @@ class EventKind(StrEnum):
     BOOKING_STATUS_CHANGED = "booking_status_changed"
     REVIEW_POSTED = "review_posted"
     REVIEWS_PUBLISHED = "reviews_published"
+    # Escrow (resolvers/escrow*.py); `data.escrow_id` names the escrow.
+    PAYMENT_SUCCEEDED = "payment_succeeded"
+    PAYMENT_FAILED = "payment_failed"
+    PAYMENT_ACTION_REQUIRED = "payment_action_required"
+    PAYMENT_CANCELLED = "payment_cancelled"
+    PAYMENT_REFUNDED = "payment_refunded"
+    ESCROW_RELEASED = "escrow_released"
+    ESCROW_TRANSFER_REVERSED = "escrow_transfer_reversed"
+    PAYOUT_ACCOUNT_UPDATED = "payout_account_updated"
+    IDENTITY_VERIFICATION_UPDATED = "identity_verification_updated"
+    PAYOUT_REQUESTED = "payout_requested"
+    PAYOUT_PAID = "payout_paid"
+    PAYOUT_FAILED = "payout_failed"
 
 
 class DomainEvent(Document):

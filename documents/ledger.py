@@ -171,6 +171,9 @@ class LedgerTransaction(Document):
             IndexModel(
                 [("entries.account", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
             ),
+            # The admins' lists: everything, or one kind of movement, newest first.
+            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)]),
+            IndexModel([("kind", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
             # Not partial: SecantusDB's planner does not use partial indexes.
             *(IndexModel([(f"refs.{ref.value}", ASCENDING), ("_id", ASCENDING)]) for ref in Ref),
         ]

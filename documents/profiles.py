@@ -84,6 +84,21 @@ class ProviderProfile(Document):
     schedule_version: int = 0
     """Bumped by every booking that takes time: concurrent bookings of one provider
     collide on it, so their transactions are serialised and cannot double-book."""
+    # Payouts: the provider's Stripe Connect (Express) account. Only its id and the flags
+    # the gateway reports are kept; bank details stay with Stripe.
+    stripe_account_id: str | None = None
+    payouts_enabled: bool = False
+    charges_enabled: bool = False
+    details_submitted: bool = False
+    account_synced_at: datetime | None = None
+    """When the gateway reported the flags above: an older event changes nothing."""
+    # Identity: the latest verification session (its id and Stripe's status only).
+    identity_session_id: str | None = None
+    identity_session_status: str | None = None
+    """requires_input, processing, verified or canceled."""
+    identity_attempts: int = 0
+    """Sessions started so far; the next one's idempotency key counts on from it."""
+    identity_synced_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -98,6 +113,8 @@ class ProviderProfile(Document):
                 [("skills", ASCENDING), ("rating.average", DESCENDING), ("_id", DESCENDING)]
             ),
             IndexModel([("rating.average", DESCENDING), ("_id", DESCENDING)]),
+            # `account.updated` finds the provider by connected account.
+            IndexModel([("stripe_account_id", ASCENDING)], sparse=True),
             IndexModel(
                 [
                     ("hourly_rate.currency", ASCENDING),

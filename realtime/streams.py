@@ -14,7 +14,6 @@ told apart by identity, not by being after the last one sent.
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Generic, TypeVar
 
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
-from realtime.broker import RESYNC, Broker, Message
+from realtime.broker import RESYNC, Broker, Message, Subscription
 
 T = TypeVar("T")
 P = TypeVar("P", int, str)
@@ -50,7 +49,7 @@ async def follow(
 ) -> AsyncIterator[T]:
     """Items after `after` from the database, then live; ends with TOKEN_EXPIRED when the
     access token the connection was opened with runs out."""
-    async with await broker.subscribe(*feed.topics) as subscription:
+    async with await _subscribe(broker, feed.topics, expires_at) as subscription:
         last = after
         sent: OrderedDict[P, None] = OrderedDict.fromkeys([after] if after is not None else [])
 
@@ -73,7 +72,7 @@ async def follow(
                     if len(sent) > RECENT:
                         sent.popitem(last=False)
                 yield item
-            message = await _next(subscription.get(), expires_at)
+            message = await subscription.get()
             if message is RESYNC:
                 missed = await feed.history(last)
             elif (live := await feed.decode(message)) is None:
@@ -93,22 +92,24 @@ async def listen(
 ) -> AsyncIterator[T]:
     """Live items only, for what is momentary (typing) or not kept in order: nothing to
     replay, so a RESYNC is passed over."""
-    async with await broker.subscribe(*topics) as subscription:
+    async with await _subscribe(broker, topics, expires_at) as subscription:
         while True:
-            message = await _next(subscription.get(), expires_at)
+            message = await subscription.get()
             item = None if message is RESYNC else await decode(message)
             if item is not None:
                 yield item
 
 
-async def _next(get: Awaitable[Message], expires_at: datetime | None) -> Message:
-    if expires_at is None:
-        return await get
-    remaining = (expires_at - utcnow()).total_seconds()
-    try:
-        async with asyncio.timeout(max(remaining, 0)):
-            return await get
-    except TimeoutError:
-        raise DomainError(
-            ErrorCode.TOKEN_EXPIRED, "The access token has expired; subscribe again with a new one."
-        ) from None
+async def _subscribe(
+    broker: Broker, topics: list[str], expires_at: datetime | None
+) -> Subscription:
+    subscription = await broker.subscribe(*topics)
+    if expires_at is not None:
+        subscription.end_after((expires_at - utcnow()).total_seconds(), _token_expired)
+    return subscription
+
+
+def _token_expired() -> DomainError:
+    return DomainError(
+        ErrorCode.TOKEN_EXPIRED, "The access token has expired; subscribe again with a new one."
+    )

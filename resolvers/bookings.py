@@ -40,15 +40,17 @@ from documents.bookings import (
 )
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
+from documents.escrow import booking_deal
 from documents.events import EventKind
 from documents.geo import Place
 from documents.money import BASIS_POINTS
 from documents.packages import ServicePackage
 from documents.profiles import CustomerProfile, ProviderProfile
 from documents.users import Role, User, UserStatus
-from resolvers import availability
+from resolvers import availability, escrow_hooks
 from resolvers.auth.viewer import Viewer
 from resolvers.availability import Held, Schedule
+from resolvers.escrow_progress import advance_deal
 from resolvers.packages import MAX_DURATION, get_package
 from resolvers.profiles import MAX_BUFFER_MINUTES
 from resolvers.services import Services
@@ -385,6 +387,7 @@ async def move_booking(
                 "bookingId",
             )
         result: Booking = Booking.model_validate(moved)
+        await escrow_hooks.booking_moved(unit, services.settings, result)
         if move.to is BookingStatus.COMPLETED:
             await ProviderProfile.get_pymongo_collection().update_one(
                 {"_id": result.provider_id}, {"$inc": {"completed_jobs": 1}}, session=unit.session
@@ -400,4 +403,6 @@ async def move_booking(
         )
         return result
 
-    return await transact(services, work)
+    moved_booking = await transact(services, work)
+    await advance_deal(services, booking_deal(booking_id))  # its payment, refund or release
+    return moved_booking

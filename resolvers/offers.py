@@ -18,13 +18,16 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
+from documents.escrow import task_deal
 from documents.events import EventKind
 from documents.money import Money
 from documents.offers import Offer, OfferStatus, closing
 from documents.tasks import StatusChange, Task, TaskStatus
 from documents.users import Role, User, UserStatus
+from resolvers import escrow_hooks
 from resolvers.accounts import KEEP, Keep
 from resolvers.auth.viewer import Viewer
+from resolvers.escrow_progress import advance_deal
 from resolvers.services import Services
 from resolvers.tasks import MoneyInput, get_task, reject_pending_offers, require_role
 from resolvers.unit_of_work import UnitOfWork, transact
@@ -289,6 +292,7 @@ async def accept_offer(services: Services, viewer: Viewer, offer_id: ObjectId) -
         others = await reject_pending_offers(
             assigned, unit, reason="Another offer was accepted.", keep=offer.id
         )
+        await escrow_hooks.offer_accepted(unit, services.settings, accepted, assigned)
         unit.emit(
             EventKind.OFFER_ACCEPTED,
             actor_id=viewer.user_id,
@@ -318,7 +322,9 @@ async def accept_offer(services: Services, viewer: Viewer, offer_id: ObjectId) -
             )
         return accepted
 
-    return await transact(services, work)
+    accepted = await transact(services, work)
+    await advance_deal(services, task_deal(accepted.task_id))  # the payment intent
+    return accepted
 
 
 async def _pending_update(unit: UnitOfWork, offer: Offer, update: dict[str, Any]) -> Offer:

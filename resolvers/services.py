@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from integrations.mail import Postman
+from integrations.payments.gateway import PaymentGateway
 from realtime.broker import Broker
 from resolvers.auth.passwords import Passwords
 from resolvers.auth.tokens import AccessTokens
@@ -18,6 +19,7 @@ class Services:
     tokens: AccessTokens
     postman: Postman
     broker: Broker
+    payments: PaymentGateway
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,15 +20,17 @@ from pymongo import ReturnDocument
 
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
+from documents.escrow import task_deal
 from documents.events import EventKind
 from documents.geo import Address
 from documents.offers import Offer, OfferStatus, closing
 from documents.profiles import ProviderProfile
 from documents.tasks import StatusChange, Task, TaskStatus, sources_of
 from documents.users import Role
-from resolvers import search
+from resolvers import escrow_hooks, search
 from resolvers.accounts import KEEP, Keep
 from resolvers.auth.viewer import Viewer
+from resolvers.escrow_progress import advance_deal
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork, transact
 from resolvers.validation import MAX_REASON_LENGTH, Checked
@@ -274,6 +276,9 @@ async def move_task(
         if moved is None:
             raise _wrong_state(task, verb, sources)
         result: Task = Task.model_validate(moved)
+        await escrow_hooks.task_moved(
+            unit, services.settings, result, changes_requested=changes_requested, note=note
+        )
         if to is TaskStatus.COMPLETED and result.assigned_tasker_id is not None:
             await ProviderProfile.get_pymongo_collection().update_one(
                 {"_id": result.assigned_tasker_id},
@@ -301,7 +306,9 @@ async def move_task(
             )
         return result
 
-    return await transact(services, work)
+    moved_task = await transact(services, work)
+    await advance_deal(services, task_deal(task_id))  # a release or refund it claimed
+    return moved_task
 
 
 def _check_actor(viewer: Viewer, task: Task, actor: Actor) -> None:

@@ -20,12 +20,14 @@ from documents.bookings import (
     PackageSnapshot,
     PriceSnapshot,
 )
+from documents.escrow import booking_deal
 from documents.packages import PackageType
 from resolvers import bookings
 from resolvers.bookings import can_see_booking
 from resolvers.pagination import paginate
 from schema.common import MoneyType, PlaceType
 from schema.context import Info
+from schema.escrow import EscrowNode, escrow_of
 from schema.limits import bounded
 from schema.packages import ServicePackageNode
 from schema.permissions import IsAuthenticated, IsParticipantOrAdmin, allow
@@ -223,6 +225,12 @@ class BookingNode(relay.Node):
     )
     def instructions(self) -> str | None:
         return self.doc.instructions
+
+    @strawberry.field(
+        description="The payment, once confirmed: for the customer, the provider and admins."
+    )
+    async def escrow(self, info: Info) -> EscrowNode | None:
+        return await escrow_of(info, booking_deal(self.id))
 
     @strawberry.field(metadata=bounded(len(BookingStatus)))
     def history(self) -> list[BookingStatusChangeType]:

@@ -28,7 +28,7 @@ from resolvers import chat, chat_signals
 from resolvers.auth.viewer import Viewer
 from schema.chat import MessageNode, conversation_id_of
 from schema.context import Info
-from schema.live import delivered, recheck_access
+from schema.live import delivered, recheck_access, shared_node
 from schema.permissions import IsAuthenticated, allow
 from schema.tasks import user_node
 from schema.users import UserNode
@@ -129,7 +129,7 @@ class ChatSubscription:
             info.context.services.broker, feed, after, expires_at=watch.viewer.expires_at
         )
         async for message in delivered(info, stream):
-            yield MessageNode.of(message)
+            yield shared_node(message, MessageNode.of)
 
     @strawberry.subscription(
         extensions=allow(IsAuthenticated()),

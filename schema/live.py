@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import nullcontext
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import strawberry
 from beanie import PydanticObjectId
@@ -48,6 +48,7 @@ SLOW_CONSUMER = 1013
 """WebSocket close code "try again later": the client fell too far behind."""
 
 T = TypeVar("T")
+N = TypeVar("N")
 
 
 @strawberry.type(name="Event", description="Something that happened, as it happened.")
@@ -154,28 +155,47 @@ async def recheck_access(info: Info) -> Viewer:
     return await authenticate(context.services.tokens, context.access_token)
 
 
-class _SharedLoaders:
-    """Fresh data loaders for each item, shared by the subscriptions that deliver the very
-    same item: a chat message is decoded once per process for all its subscribers here
-    (resolvers/chat_signals.py), so what they load for it, such as its sender, is read
-    once for all of them rather than once each."""
+class _Shared:
+    """What the subscriptions delivering the very same item share: a chat message is
+    decoded once per process for all its subscribers (resolvers/chat_signals.py), so
+    what they load for it, such as its sender, is read once for all of them rather than
+    once each, and the node made of it is one object, whose result may be executed once
+    (schema/shared_events.py)."""
+
+    __slots__ = ("item", "loaders", "nodes")
+
+    def __init__(self, item: object) -> None:
+        self.item = item  # kept alive with the rest, so that no other item takes its id
+        self.loaders = Loaders()
+        self.nodes: dict[Callable[[Any], object], object] = {}
+
+
+class _SharedItems:
+    """The latest items delivered, by identity."""
 
     SIZE = 64
 
     def __init__(self) -> None:
-        # By id, the item kept alive with its loaders so that no other item takes its id.
-        self._recent: OrderedDict[int, tuple[object, Loaders]] = OrderedDict()
+        self._recent: OrderedDict[int, _Shared] = OrderedDict()
 
-    def of(self, item: object) -> Loaders:
+    def of(self, item: object) -> _Shared:
         found = self._recent.get(id(item))
         if found is None:
-            found = self._recent[id(item)] = (item, Loaders())
+            found = self._recent[id(item)] = _Shared(item)
             if len(self._recent) > self.SIZE:
                 self._recent.popitem(last=False)
-        return found[1]
+        return found
 
 
-_shared_loaders = _SharedLoaders()
+_shared_items = _SharedItems()
+
+
+def shared_node(item: T, make: Callable[[T], N]) -> N:
+    """`make(item)`, made once for all the subscriptions delivering this very item."""
+    nodes = _shared_items.of(item).nodes
+    if (node := nodes.get(make)) is None:
+        node = nodes[make] = make(item)
+    return cast("N", node)
 
 
 async def delivered(info: Info, items: AsyncIterator[T]) -> AsyncIterator[T]:
@@ -184,7 +204,7 @@ async def delivered(info: Info, items: AsyncIterator[T]) -> AsyncIterator[T]:
     open_socket = info.context.socket
     try:
         async for item in items:
-            info.context.loaders = _shared_loaders.of(item)
+            info.context.loaders = _shared_items.of(item).loaders
             # Until the next item is asked for, this one is being resolved and sent: a
             # graceful shutdown lets that finish (server/going_away.py).
             with open_socket.working() if open_socket else nullcontext():

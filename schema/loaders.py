@@ -9,6 +9,7 @@ from strawberry.dataloader import DataLoader
 
 from documents.bookings import Booking
 from documents.chat import ChatMessage, Conversation
+from documents.escrow import Escrow
 from documents.offers import Offer
 from documents.packages import ServicePackage
 from documents.profiles import CustomerProfile, ProviderProfile
@@ -16,6 +17,7 @@ from documents.reviews import Review
 from documents.tasks import Task
 from documents.users import User
 from resolvers import lookups
+from resolvers.escrow import escrows_of_deals
 from resolvers.lookups import by_ids
 
 
@@ -35,6 +37,9 @@ class Loaders:
         self.messages: DataLoader[ObjectId, ChatMessage | None] = DataLoader(
             partial(by_ids, ChatMessage)
         )
+        self.escrows: DataLoader[ObjectId, Escrow | None] = DataLoader(partial(by_ids, Escrow))
+        self.escrows_by_deal: DataLoader[str, Escrow | None] = DataLoader(escrows_of_deals)
+        """By deal (`task:<id>`, `booking:<id>`)."""
         self.packages_of: DataLoader[ObjectId, list[ServicePackage]] = DataLoader(
             lookups.packages_of
         )

@@ -40,6 +40,22 @@ def object_ids(node_ids: Iterable[str]) -> list[ObjectId | None]:
     return [object_id(i) for i in node_ids]
 
 
+async def owned_documents(
+    info: Info, node_ids: Iterable[str], document: type[D], owner_field: str
+) -> list[D | None]:
+    """The documents with these ids, in order, where the viewer owns them (their
+    `owner_field` is the viewer) or is an admin; None elsewhere."""
+    viewer = await info.context.viewer()
+    ids = object_ids(node_ids)
+    if viewer is None:
+        return [None for _ in ids]
+    query: dict[str, object] = {"_id": {"$in": [i for i in ids if i is not None]}}
+    if not viewer.user.is_admin:
+        query[owner_field] = viewer.user_id
+    found: dict[ObjectId | None, D] = {d.id: d for d in await document.find(query).to_list()}
+    return [found.get(i) if i is not None else None for i in ids]
+
+
 def requested_page(info: Info, first: int | None, after: str | None) -> PageRequest:
     settings = info.context.services.settings
     return page_request(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ExecutionResult, GraphQLError
 from graphql.execution import Executor
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
@@ -13,14 +13,17 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from schema.admin import AdminMutation, AdminQuery
+from schema.admin_payments import AdminPaymentsMutation, AdminPaymentsQuery
 from schema.auth import AuthMutation
 from schema.booking_actions import BookingMutation
 from schema.bookings import BookingQuery
 from schema.chat import ChatMutation, ChatQuery
 from schema.chat_live import ChatSubscription
+from schema.connect import ConnectMutation, ConnectQuery
 from schema.context import Context
 from schema.discovery import DiscoveryQuery
 from schema.error_reporting import report_errors
+from schema.escrow import EscrowMutation
 from schema.limits import Limits
 from schema.live import LiveSubscription
 from schema.notifications import NotificationMutation, NotificationQuery
@@ -29,9 +32,11 @@ from schema.prepared import PreparedDocuments, UsePreparedDocuments
 from schema.profiles import ProfileMutation
 from schema.relay import NodeQuery
 from schema.reviews import ReviewMutation, ReviewQuery
+from schema.shared_events import is_viewer_independent, shared_results
 from schema.task_actions import TaskMutation
 from schema.tasks import TaskQueryRoot
 from schema.users import UserMutation, UserQuery
+from schema.wallets import WalletMutation, WalletQuery
 from server.settings import Settings
 
 Query = merge_types(
@@ -46,6 +51,9 @@ Query = merge_types(
         NotificationQuery,
         ChatQuery,
         AdminQuery,
+        AdminPaymentsQuery,
+        ConnectQuery,
+        WalletQuery,
     ),
 )
 Mutation = merge_types(
@@ -61,6 +69,10 @@ Mutation = merge_types(
         NotificationMutation,
         ChatMutation,
         AdminMutation,
+        AdminPaymentsMutation,
+        ConnectMutation,
+        WalletMutation,
+        EscrowMutation,
     ),
 )
 Subscription = merge_types("Subscription", (LiveSubscription, ChatSubscription))
@@ -75,10 +87,42 @@ class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):
     gets a dict of its own, freed with it.
     """
 
+    _shareable: bool | None = None
+    """Whether this subscription's result for an event depends on the event alone."""
+    _share_as: object = None
+    """On a per-event executor whose result others may reuse: the event."""
+
     def build_per_event_executor(self, payload: Any) -> Executor[Any]:
-        executor = super().build_per_event_executor(payload)
+        if self._shareable is None:
+            self._shareable = is_viewer_independent(
+                self.schema, self.operation, self.fragment_definitions
+            )
+        if self._shareable and (result := shared_results.get(payload, self.operation)):
+            # graphql-core only asks a per-event executor to execute_operation.
+            return cast("Executor[Any]", _Executed(result))
+        executor = cast("PerEventExecutor", super().build_per_event_executor(payload))
         executor._relevant_sub_fields = {}
+        if self._shareable:
+            executor._share_as = payload
         return executor
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        result = super().execute_operation(serially)
+        # Only a result already complete: an awaited one would be executed by every
+        # subscriber that came before it was done.
+        if self._share_as is not None and isinstance(result, ExecutionResult):
+            shared_results.put(self._share_as, self.operation, result)
+        return result
+
+
+class _Executed:
+    """An event's result executed for another subscriber, in place of an executor."""
+
+    def __init__(self, result: ExecutionResult) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None) -> ExecutionResult:
+        return self.result
 
 
 class GigqlSchema(strawberry.Schema):

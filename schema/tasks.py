@@ -10,6 +10,7 @@ import strawberry
 from bson import ObjectId
 from strawberry import relay
 
+from documents.escrow import task_deal
 from documents.offers import Offer, OfferStatus
 from documents.tasks import StatusChange, Task, TaskStatus
 from resolvers import task_search
@@ -19,6 +20,7 @@ from resolvers.pagination import Page, paginate
 from resolvers.task_search import TaskQuery, TaskSort
 from schema.common import Area, MoneyType, NearInput, PlaceType
 from schema.context import Info
+from schema.escrow import EscrowNode, escrow_of
 from schema.permissions import IsAuthenticated, IsParticipantOrAdmin, allow
 from schema.relay import decode_id, object_ids, requested_page, to_connection
 from schema.users import UserNode
@@ -131,6 +133,12 @@ class TaskNode(relay.Node):
     def history(self) -> list[TaskStatusChangeType] | None:
         return [TaskStatusChangeType.of(change) for change in self.doc.history]
 
+    @strawberry.field(
+        description="The payment for the accepted offer: for its payer, payee and admins."
+    )
+    async def escrow(self, info: Info) -> EscrowNode | None:
+        return await escrow_of(info, task_deal(self.id))
+
     @strawberry.field(description="The caller's live offer on this task, if any.")
     async def my_offer(self, info: Info) -> OfferNode | None:
         viewer = await info.context.viewer()
@@ -208,6 +216,14 @@ class OfferNode(relay.Node):
         task = await info.context.loaders.tasks.load(self.doc.task_id)
         assert task is not None
         return TaskNode.of(task)
+
+    @strawberry.field(
+        description="The payment, once this offer is accepted: for its payer, payee and admins."
+    )
+    async def escrow(self, info: Info) -> EscrowNode | None:
+        if self.doc.status is not OfferStatus.ACCEPTED:
+            return None
+        return await escrow_of(info, task_deal(self.doc.task_id))
 
     @strawberry.field
     async def tasker(self, info: Info) -> UserNode:

@@ -23,7 +23,7 @@ from schema.common import given
 from schema.context import Info
 from schema.payloads import Payload, mutation_payload
 from schema.permissions import IsAuthenticated, IsOwnerOrAdmin, MaySeeContacts, allow
-from schema.relay import decode_id, object_ids, requested_page, to_connection
+from schema.relay import decode_id, object_ids, owned_documents, requested_page, to_connection
 
 if TYPE_CHECKING:
     from schema.profiles import CustomerProfileType, ProviderProfileType
@@ -174,17 +174,10 @@ class SessionNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[SessionNode | None]:
+        sessions = await owned_documents(info, node_ids, Session, "user_id")
         viewer = await info.context.viewer()
-        ids = object_ids(node_ids)
-        if viewer is None:
-            return [None for _ in ids]
-        query: dict[str, object] = {"_id": {"$in": [i for i in ids if i is not None]}}
-        if not viewer.user.is_admin:
-            query["user_id"] = viewer.user_id
-        found: dict[ObjectId | None, Session] = {
-            s.id: s for s in await Session.find(query).to_list()
-        }
-        return [cls.of(found[i], viewer.session_id) if i in found else None for i in ids]
+        current = viewer.session_id if viewer else None
+        return [cls.of(s, current) if s else None for s in sessions]
 
 
 @strawberry.type

@@ -19,6 +19,7 @@ from server.health import healthz, readyz
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from server.runtime import Runtime, open_runtime
 from server.settings import Settings
+from server.webhook_route import stripe_webhook
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
@@ -54,6 +55,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         ],
         middleware=[
             Middleware(RequestContextMiddleware),

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
+from resolvers.escrow_progress import sweep as sweep_escrows
 from resolvers.reviews import publish_due_reviews
 from resolvers.services import Services
+from resolvers.webhook_inbox import retry_due
+from resolvers.withdrawals import retry_unsent_payouts
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,23 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             "publish-due-reviews",
             services.settings.review_publish_interval,
             partial(publish_due_reviews, services),
-        )
+        ),
+        PeriodicJob(
+            "retry-webhook-events",
+            services.settings.webhook_retry_interval,
+            partial(retry_due, services),
+        ),
+        PeriodicJob(
+            "retry-unsent-payouts",
+            services.settings.payout_retry_interval,
+            partial(retry_unsent_payouts, services),
+        ),
+        PeriodicJob(
+            # Intents, refunds and transfers a crash left unmade; automatic releases.
+            "sweep-escrows",
+            services.settings.escrow_sweep_interval,
+            partial(sweep_escrows, services),
+        ),
     ]
 
 

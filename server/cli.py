@@ -1,4 +1,4 @@
-"""The `gigql` command: serve, export-schema, create-admin."""
+"""The `gigql` command: serve, export-schema, create-admin, seed, ledger verify."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from server.settings import Settings
 PROG = "gigql"
 # Where a running `gigql serve` tells other commands how to reach its embedded database.
 EMBEDDED_URL_FILE = "secantusdb.url"
+# `gigql ledger verify` found problems (1: the command failed; 2: argparse's usage error).
+LEDGER_PROBLEMS_EXIT = 3
 
 
 def fail(message: str) -> NoReturn:
@@ -258,6 +260,25 @@ def seed(args: argparse.Namespace) -> None:
             fail(str(error))
 
 
+def ledger_verify(args: argparse.Namespace) -> None:
+    from resolvers.ledger_check import format_verification, verify
+    from server.runtime import open_runtime
+
+    settings = load_settings()
+
+    async def run(url: str) -> bool:
+        # The runtime binds the documents to the database; verify reads through them.
+        async with open_runtime(settings.model_copy(update={"mongodb_url": url})):
+            result = await verify()
+        print(format_verification(result))
+        return result.ok
+
+    with _database_url(settings) as url:
+        ok = asyncio.run(run(url))
+    if not ok:
+        raise SystemExit(LEDGER_PROBLEMS_EXIT)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=PROG, description="GraphQL backend for gig marketplaces.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -298,6 +319,14 @@ def main(argv: list[str] | None = None) -> None:
     seed_parser.add_argument("--providers", type=int, default=1_000)
     seed_parser.add_argument("--posters", type=int, default=500)
     seed_parser.set_defaults(run=seed)
+
+    ledger_parser = commands.add_parser("ledger", help="ledger maintenance")
+    ledger_commands = ledger_parser.add_subparsers(dest="ledger_command", required=True)
+    verify_parser = ledger_commands.add_parser(
+        "verify",
+        help=f"check every ledger invariant; exit status {LEDGER_PROBLEMS_EXIT} on problems",
+    )
+    verify_parser.set_defaults(run=ledger_verify)
 
     args = parser.parse_args(argv)
     try:

@@ -11,6 +11,7 @@ close them politely (server/going_away.py).
 from __future__ import annotations
 
 import inspect
+import json
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
@@ -20,16 +21,18 @@ from graphql.execution import execute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.execution import optimized_is_awaitable
 from strawberry.http import GraphQLRequestData
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema._graphql_core import execution_context_class_kwargs
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -38,6 +41,7 @@ from resolvers.services import RequestMeta
 from schema.context import Context
 from schema.error_reporting import report_errors
 from schema.schema import GigqlSchema
+from schema.shared_events import shared_results
 from server.going_away import OpenSockets
 from server.logging import request_id_var
 from server.runtime import Runtime
@@ -90,6 +94,27 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if ast is not None and ast.operation is OperationType.SUBSCRIPTION:
             return nullcontext()
         return socket.working()
+
+    async def send_message(self, message: Message) -> None:
+        payload = message.get("payload")
+        if message["type"] == "next" and isinstance(payload, dict) and len(payload) == 1:
+            data_json = shared_results.data_json(payload.get("data"))
+            if data_json is not None:
+                # A result shared by several subscribers (schema/shared_events.py): its
+                # JSON is made once, and only the id differs from one message to the next.
+                await self._send_text(
+                    f'{{"id":{json.dumps(message["id"])},"type":"next",'
+                    f'"payload":{{"data":{data_json}}}}}'
+                )
+                return
+        await super().send_message(message)
+
+    async def _send_text(self, text: str) -> None:
+        websocket = cast("ASGIWebSocketAdapter", self.websocket)
+        try:
+            await websocket.ws.send_text(text)
+        except WebSocketDisconnect as error:  # as Strawberry's send_json
+            raise WebSocketDisconnected from error
 
     @staticmethod
     def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:

@@ -16,10 +16,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from documents import ALL_DOCUMENTS
 from integrations.mail import ConsoleMailer, Mailer, MemoryMailer, Postman, SmtpConfig, SmtpMailer
+from integrations.payments.factory import gateway_from_settings
+from integrations.payments.gateway import PaymentGateway
 from realtime.broker import Broker, InProcessBroker, RedisBroker
 from resolvers.auth.passwords import Passwords
 from resolvers.auth.tokens import AccessTokens
 from resolvers.services import Services
+from resolvers.webhook_inbox import receive
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,7 +82,22 @@ def create_broker(settings: Settings) -> Broker:
     return RedisBroker(settings.redis_url, size) if settings.redis_url else InProcessBroker(size)
 
 
-def make_services(settings: Settings, postman: Postman, broker: Broker) -> Services:
+class Loopback:
+    """Hands the sandbox gateway's events to this process's webhook inbox, the way Stripe
+    posts its own to `/webhooks/stripe`: the same verification, storage and handlers."""
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+
+    async def __call__(self, payload: bytes, signature: str) -> None:
+        if self.services is None:
+            raise RuntimeError("a sandbox event arrived before the services were made")
+        await receive(self.services, payload, signature)
+
+
+def make_services(
+    settings: Settings, postman: Postman, broker: Broker, payments: PaymentGateway
+) -> Services:
     return Services(
         settings=settings,
         passwords=Passwords(
@@ -93,6 +111,7 @@ def make_services(settings: Settings, postman: Postman, broker: Broker) -> Servi
         ),
         postman=postman,
         broker=broker,
+        payments=payments,
     )
 
 
@@ -104,11 +123,16 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     database: AsyncDatabase[dict[str, object]] = mongo[settings.mongodb_database]
     broker = create_broker(settings)
     postman = Postman(create_mailer(settings))
+    loopback = Loopback()
+    payments = gateway_from_settings(settings, loopback)
     try:
         await init_beanie(database=database, document_models=ALL_DOCUMENTS)
-        services = make_services(settings, postman, broker)
+        services = make_services(settings, postman, broker, payments)
+        loopback.services = services
         yield Runtime(services=services, mongo=mongo, database=database)
     finally:
+        # The sandbox's last events go through the inbox, which needs the database.
+        await payments.aclose()
         await postman.drain()
         await broker.close()
         await mongo.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -103,6 +104,15 @@ class Settings(BaseSettings):
     """Another server speaking Stripe's API instead of api.stripe.com (the tests' fake)."""
     stripe_connect_country: str = Field("US", pattern=r"^[A-Z]{2}$")
     """Country of a provider's connected account when their profile does not say."""
+    webhook_max_attempts: int = Field(8, ge=1)
+    """Processing attempts of a webhook event before it is parked as dead."""
+    webhook_retry_base: timedelta = Field(timedelta(seconds=30), gt=timedelta(0))
+    """Wait before the first retry of a failed webhook event; it doubles each time."""
+    webhook_retry_interval: timedelta = Field(timedelta(seconds=15), gt=timedelta(0))
+    """How often each instance looks for webhook events due for a retry."""
+    payout_retry_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
+    """How often each instance retries withdrawals whose gateway payout was not made
+    (the gateway did not answer, or the process died); only ones at least this old."""
 
     # Marketplace
     categories: Annotated[list[str], NoDecode] = [
@@ -122,7 +132,21 @@ class Settings(BaseSettings):
     currencies: Annotated[list[str], NoDecode] = []
     """Accepted currencies; empty accepts every ISO 4217 currency."""
     customer_fee_bp: int = Field(1000, ge=0, le=10_000)
-    """Service fee added to a booking's price, in basis points (1000 = 10 %)."""
+    """Service fee the customer pays on top of a deal's price (a booking's package price
+    or an accepted offer), in basis points (1000 = 10 %)."""
+    commission_on_hold_bp: int = Field(0, ge=0, le=10_000)
+    """Commission kept from the price once the payer's money is held (staged fees)."""
+    commission_on_release_bp: int = Field(1000, ge=0, le=10_000)
+    """Commission kept from the price when the escrow is released to the provider; the
+    provider gets the price less both commissions."""
+    auto_release_after: timedelta = Field(timedelta(hours=48), ge=timedelta(0))
+    """An escrow is released this long after a task is submitted or a booking ends,
+    unless a dispute is open."""
+    manual_capture_within: timedelta = Field(timedelta(0), ge=timedelta(0), le=timedelta(days=6))
+    """Authorise only, and capture on release, for bookings that settle within this long
+    (a card authorisation lasts 7 days); 0 charges every deal at once."""
+    escrow_sweep_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
+    """How often each instance retries unfinished escrow steps and auto-releases."""
     cancellation_full_refund_hours: int = Field(24, ge=0)
     cancellation_partial_refund_hours: int = Field(6, ge=0)
     cancellation_partial_refund_bp: int = Field(5000, ge=0, le=10_000)
@@ -153,6 +177,15 @@ class Settings(BaseSettings):
     subscriber_queue_size: int = Field(1000, ge=1)
     """Messages a subscription may fall behind by before its websocket is closed (1013)."""
 
+    @field_validator("app_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        # Mailed links and the gateway's onboarding return links are built on it.
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("GIGQL_APP_URL must be an absolute http(s) URL")
+        return value.rstrip("/")
+
     _split_lists = field_validator(
         "trusted_proxies", "cors_origins", "categories", "currencies", mode="before"
     )(_split_commas)
@@ -163,6 +196,8 @@ class Settings(BaseSettings):
             raise ValueError("GIGQL_DEFAULT_PAGE_SIZE must not exceed GIGQL_MAX_PAGE_SIZE")
         if self.cancellation_partial_refund_hours > self.cancellation_full_refund_hours:
             raise ValueError("the partial-refund window must end before the full-refund one")
+        if self.commission_on_hold_bp + self.commission_on_release_bp > 10_000:
+            raise ValueError("the two commissions together must not exceed 10000 basis points")
         if self.stripe_secret_key and not self.stripe_webhook_secret:
             # Webhooks are the source of truth for payment state: unverifiable, none count.
             raise ValueError("STRIPE_WEBHOOK_SECRET must be set along with STRIPE_SECRET_KEY")

@@ -69,7 +69,8 @@ def with_settings(runtime: Runtime, **changes: Any) -> Runtime:
     services = runtime.services
     settings = services.settings.model_copy(update=changes)
     return dataclasses.replace(
-        runtime, services=make_services(settings, services.postman, services.broker)
+        runtime,
+        services=make_services(settings, services.postman, services.broker, services.payments),
     )
 
 

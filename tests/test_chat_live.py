@@ -54,6 +54,26 @@ async def test_messages_arrive_as_they_are_sent(
         assert received["text"] == "On my way <b>now</b>" and received["seq"] == 1
 
 
+async def test_members_asking_the_same_get_one_result_each_under_their_own_id(
+    base_url: str, client: GraphQLClient
+) -> None:
+    # A selection whose result is executed once for both (schema/shared_events.py).
+    query = "subscription($c: ID!) { messageAdded(conversationId: $c) { id seq text } }"
+    chat = await task_chat(client)
+    variables = {"c": chat.conversation_id}
+    async with ws(base_url) as ann, ws(base_url) as tom:
+        assert (await ann.init(chat.poster.access))["type"] == "connection_ack"
+        assert (await tom.init(chat.tasker.access))["type"] == "connection_ack"
+        await ann.subscribe("ann's", query, variables)
+        await tom.subscribe("tom's", query, variables)
+        await asyncio.sleep(SETTLE)
+        for text in ("one", "two"):
+            message = await sent(client, chat.tasker, chat.conversation_id, text)
+            expected = {"id": message["id"], "seq": message["seq"], "text": text}
+            assert (await ann.next_data("ann's"))["messageAdded"] == expected
+            assert (await tom.next_data("tom's"))["messageAdded"] == expected
+
+
 async def test_a_reconnect_with_after_has_no_gap_and_no_duplicate(
     base_url: str, client: GraphQLClient
 ) -> None:

@@ -10,19 +10,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import redis.asyncio as redis
 
 from documents.events import DomainEvent
 from realtime.broker import RedisBroker
-from realtime.topics import task_topic, user_topic
+from realtime.topics import conversation_topic, task_topic, user_topic
 from server.runtime import Runtime, make_services
 from server.settings import Settings
+from tests.chat_support import MESSAGE_ADDED, sent, task_chat
 from tests.conftest import serve
 from tests.gigql_process import graphql, sharing_the_test_database
 from tests.graphql_client import GraphQLClient
@@ -34,6 +36,10 @@ MY_EVENTS = "subscription($after: ID) { myEvents(after: $after) { id kind actor 
 TASK_EVENTS = "subscription($t: ID!) { taskEvents(taskId: $t) { id kind actor { id } } }"
 WAIT = 20.0
 """Seconds for what may wait on a reconnect (the broker retries with backoff up to 5 s)."""
+PROMPT = 5.0
+"""Seconds a mutation may take while Redis is down: it must not wait for it."""
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -52,10 +58,42 @@ async def on_redis(runtime: Runtime, url: str) -> AsyncIterator[Runtime]:
     broker = RedisBroker(url)
     try:
         yield dataclasses.replace(
-            runtime, services=make_services(settings, services.postman, broker)
+            runtime, services=make_services(settings, services.postman, broker, services.payments)
         )
     finally:
         await broker.close()
+
+
+@dataclass(frozen=True)
+class TwoInstances:
+    redis: OwnRedis
+    url_a: str
+    url_b: str
+    on_a: GraphQLClient
+    """HTTP to instance A."""
+
+
+@asynccontextmanager
+async def two_instances(tmp_path: Path, runtime: Runtime) -> AsyncIterator[TwoInstances]:
+    """Two API instances served from this process, on the test database and a Redis of
+    the test's own, which it may stop and start."""
+    with own_redis(tmp_path / "redis") as own:
+        async with (
+            on_redis(runtime, own.url) as runtime_a,
+            on_redis(runtime, own.url) as runtime_b,
+            serve(runtime_a) as url_a,
+            serve(runtime_b) as url_b,
+            httpx.AsyncClient(base_url=url_a, timeout=30) as http_a,
+        ):
+            yield TwoInstances(own, url_a, url_b, GraphQLClient(http_a))
+
+
+async def promptly(mutation: Awaitable[T]) -> T:
+    """A mutation's result, insisting that it did not wait long for Redis."""
+    started = time.monotonic()
+    result = await mutation
+    assert time.monotonic() - started < PROMPT, "a mutation waited long for Redis"
+    return result
 
 
 async def subscribed_in_redis(url: str, *topics: str) -> None:
@@ -130,16 +168,9 @@ async def test_redis_restarting_mid_stream_loses_nothing_and_repeats_nothing(
     ann = await poster(client, "ann@example.com")
     taskers = [await tasker(client, f"t{i}@example.com") for i in range(5)]
     task = await post_task(client, ann)
-    with own_redis(tmp_path / "redis") as own:
-        async with (
-            on_redis(runtime, own.url) as runtime_a,
-            on_redis(runtime, own.url) as runtime_b,
-            serve(runtime_a) as url_a,
-            serve(runtime_b) as url_b,
-            httpx.AsyncClient(base_url=url_a, timeout=30) as http_a,
-            ws(url_b) as socket,
-        ):
-            on_a = GraphQLClient(http_a)
+    async with two_instances(tmp_path, runtime) as pair:
+        own, on_a = pair.redis, pair.on_a
+        async with ws(pair.url_b) as socket:
             await socket.init(ann.access)
             await socket.subscribe("mine", MY_EVENTS)
             await subscribed_in_redis(own.url, user_topic(object_id(ann.user_id)))
@@ -151,9 +182,7 @@ async def test_redis_restarting_mid_stream_loses_nothing_and_repeats_nothing(
 
             await asyncio.to_thread(own.stop)
             for who in taskers[1:4]:
-                started = time.monotonic()
-                await make_offer(on_a, who, task["id"])  # asserts it succeeded
-                assert time.monotonic() - started < 5, "a mutation waited long for Redis"
+                await promptly(make_offer(on_a, who, task["id"]))  # asserts it succeeded
             unpublished = await DomainEvent.find(DomainEvent.published_at == None).to_list()  # noqa: E711
             assert len(unpublished) == 3  # stored, but Redis never carried them
             assert await socket.silent(0.3)
@@ -172,9 +201,61 @@ async def test_redis_restarting_mid_stream_loses_nothing_and_repeats_nothing(
             assert [*missed["task"], *live["task"]] == mine[1:]
 
             # A client reconnecting (to the other instance) with `after` gets the same.
-            async with ws(url_a) as again:
+            async with ws(pair.url_a) as again:
                 await again.init(ann.access)
                 await again.subscribe("mine", MY_EVENTS, {"after": first["id"]})
                 assert (await received(again, {"mine": 4}))["mine"] == mine[1:]
                 assert await again.silent()
-            assert (await http_a.get(f"{url_b}/readyz")).status_code == 200
+            assert (await on_a.http.get(f"{pair.url_b}/readyz")).status_code == 200
+
+
+async def test_redis_restarting_mid_conversation_loses_no_message_and_repeats_none(
+    tmp_path: Path, runtime: Runtime, client: GraphQLClient
+) -> None:
+    chat = await task_chat(client)
+    ann, tom, conversation = chat.poster, chat.tasker, chat.conversation_id
+    since = {"c": conversation}
+    async with two_instances(tmp_path, runtime) as pair:
+        own, on_a = pair.redis, pair.on_a
+        async with ws(pair.url_b) as ann_on_b:
+            await ann_on_b.init(ann.access)
+            await ann_on_b.subscribe("chat", MESSAGE_ADDED, since)
+            async with ws(pair.url_a) as tom_on_a:
+                await tom_on_a.init(tom.access)
+                await tom_on_a.subscribe("chat", MESSAGE_ADDED, since)
+                await subscribed_in_redis(
+                    own.url,
+                    conversation_topic(object_id(conversation)),
+                    user_topic(object_id(ann.user_id)),
+                    user_topic(object_id(tom.user_id)),
+                )
+                messages = [await sent(on_a, ann, conversation, "before")]
+                for socket in (ann_on_b, tom_on_a):
+                    assert (await received(socket, {"chat": 1}))["chat"] == messages
+                last_seen = messages[-1]["seq"]
+
+                await asyncio.to_thread(own.stop)
+            # Tom's connection drops with Redis; Ann's stays, its subscription live.
+            for who, text in ((tom, "during 1"), (ann, "during 2"), (tom, "during 3")):
+                messages.append(await promptly(sent(on_a, who, conversation, text)))
+            assert await ann_on_b.silent(0.3)
+
+            await asyncio.to_thread(own.start)  # the same port, empty: nobody subscribed
+            async with ws(pair.url_b) as tom_on_b:
+                await tom_on_b.init(tom.access)
+                await tom_on_b.subscribe("chat", MESSAGE_ADDED, {**since, "after": last_seen})
+                # Ann's subscription re-reads what Redis never carried; Tom's replays it.
+                for socket in (ann_on_b, tom_on_b):
+                    assert (await received(socket, {"chat": 3}))["chat"] == messages[1:]
+                await subscribed_in_redis(own.url, conversation_topic(object_id(conversation)))
+                messages.append(await sent(on_a, tom, conversation, "after"))
+                for socket in (ann_on_b, tom_on_b):
+                    assert (await received(socket, {"chat": 1}))["chat"] == messages[-1:]
+                    assert await socket.silent()
+    assert [(m["seq"], m["text"]) for m in messages] == [
+        (1, "before"),
+        (2, "during 1"),
+        (3, "during 2"),
+        (4, "during 3"),
+        (5, "after"),
+    ]

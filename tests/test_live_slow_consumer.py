@@ -50,7 +50,9 @@ def with_small_queues(runtime: Runtime) -> Runtime:
     services = runtime.services
     settings = services.settings.model_copy(update={"subscriber_queue_size": QUEUE_SIZE})
     broker = create_broker(settings)  # in-process, its own, with the small queues
-    return dataclasses.replace(runtime, services=make_services(settings, services.postman, broker))
+    return dataclasses.replace(
+        runtime, services=make_services(settings, services.postman, broker, services.payments)
+    )
 
 
 @asynccontextmanager

@@ -277,6 +277,11 @@ class SandboxGateway:
     def parse_event(self, payload: bytes, signature_header: str) -> GatewayEvent:
         return parse_event(payload, signature_header, self._webhook_secret)
 
+    @property
+    def webhook_secret(self) -> str:
+        """What its events are signed with, for tests that post events of their own."""
+        return self._webhook_secret
+
     async def drain(self) -> None:
         """Wait until every event so far has been delivered."""
         await self._outbox.join()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import stripe
 from stripe.params import (
@@ -270,44 +271,37 @@ class StripeGateway:
             session = await self._stripe.identity.verification_sessions.retrieve_async(session_id)
         return VerificationSession.from_stripe(session.to_dict())
 
-    async def list_payment_intents(
+    def list_payment_intents(
         self, created_from: datetime, created_until: datetime
     ) -> AsyncIterator[PaymentIntent]:
-        with _translated_errors():
-            page = await self._stripe.payment_intents.list_async(
-                {
-                    "created": {"gte": _seconds(created_from), "lt": _seconds(created_until)},
-                    "limit": self._page_size,
-                }
-            )
-            async for intent in page.auto_paging_iter():
-                yield PaymentIntent.from_stripe(intent.to_dict())
+        listed = self._created_within(self._stripe.payment_intents, created_from, created_until)
+        return (PaymentIntent.from_stripe(obj) async for obj in listed)
 
-    async def list_transfers(
+    def list_transfers(
         self, created_from: datetime, created_until: datetime
     ) -> AsyncIterator[Transfer]:
-        with _translated_errors():
-            page = await self._stripe.transfers.list_async(
-                {
-                    "created": {"gte": _seconds(created_from), "lt": _seconds(created_until)},
-                    "limit": self._page_size,
-                }
-            )
-            async for transfer in page.auto_paging_iter():
-                yield Transfer.from_stripe(transfer.to_dict())
+        listed = self._created_within(self._stripe.transfers, created_from, created_until)
+        return (Transfer.from_stripe(obj) async for obj in listed)
 
-    async def list_refunds(
+    def list_refunds(
         self, created_from: datetime, created_until: datetime
     ) -> AsyncIterator[Refund]:
+        listed = self._created_within(self._stripe.refunds, created_from, created_until)
+        return (Refund.from_stripe(obj) async for obj in listed)
+
+    async def _created_within(
+        self, resource: Any, created_from: datetime, created_until: datetime
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every object of a list endpoint created in [from, until), page after page."""
         with _translated_errors():
-            page = await self._stripe.refunds.list_async(
+            page = await resource.list_async(
                 {
                     "created": {"gte": _seconds(created_from), "lt": _seconds(created_until)},
                     "limit": self._page_size,
                 }
             )
-            async for refund in page.auto_paging_iter():
-                yield Refund.from_stripe(refund.to_dict())
+            async for obj in page.auto_paging_iter():
+                yield obj.to_dict()
 
     def parse_event(self, payload: bytes, signature_header: str) -> GatewayEvent:
         return parse_event(payload, signature_header, self._webhook_secret)

@@ -1,0 +1,146 @@
+"""Connect onboarding of providers and `account.updated`, through GraphQL and the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from documents.events import DomainEvent, EventKind
+from documents.profiles import ProviderProfile
+from documents.webhooks import WebhookStatus
+from resolvers.connect import ONBOARDING_RETURN_PATH
+from resolvers.webhook_inbox import receive
+from server.runtime import Runtime
+from tests.escrow_support import sandbox
+from tests.graphql_client import GraphQLClient, error_codes
+from tests.marketplace import poster, tasker
+from tests.wallet_support import (
+    MY_PAYOUT_ACCOUNT,
+    onboarded_provider,
+    start_onboarding,
+    stripe_account_of,
+    user_id,
+)
+from tests.webhook_support import signature, stored, stripe_event, webhook_secret
+
+
+def account_object(account_id: str, *, payouts_enabled: bool) -> dict[str, Any]:
+    return {
+        "id": account_id,
+        "object": "account",
+        "payouts_enabled": payouts_enabled,
+        "charges_enabled": False,
+        "details_submitted": payouts_enabled,
+    }
+
+
+async def deliver_account_updated(
+    runtime: Runtime, account: dict[str, Any], created: int | None = None
+) -> str:
+    """A signed `account.updated` as Stripe sends it, through the webhook inbox."""
+    event = json.loads(stripe_event("account.updated", account, account=account["id"]))
+    if created is not None:
+        event["created"] = created
+    body = json.dumps(event).encode()
+    services = runtime.services
+    await receive(services, body, signature(body, webhook_secret(services)))
+    return str(event["id"])
+
+
+async def test_onboarding_creates_one_account_and_account_updated_enables_payouts(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    who = await tasker(client, "onboard@example.com")
+
+    first = await start_onboarding(client, who)
+    assert first["errors"] == []
+    assert first["onboardingUrl"] == runtime.services.settings.app_url + ONBOARDING_RETURN_PATH
+    assert first["payoutAccount"] == {
+        "connected": True,
+        "payoutsEnabled": False,
+        "detailsSubmitted": False,
+        "identityVerification": "UNVERIFIED",
+    }
+    account_id = await stripe_account_of(who)
+    again = await start_onboarding(client, who, country="DE")
+    assert again["errors"] == [] and again["onboardingUrl"]
+    assert await stripe_account_of(who) == account_id
+
+    sandbox(runtime).complete_onboarding(account_id)
+    await sandbox(runtime).drain()
+
+    data = await client.data(MY_PAYOUT_ACCOUNT, token=who.access)
+    assert data["myPayoutAccount"] == {
+        "connected": True,
+        "payoutsEnabled": True,
+        "chargesEnabled": False,
+        "detailsSubmitted": True,
+        "identityVerification": "UNVERIFIED",
+    }
+    events = await DomainEvent.find(
+        {"kind": EventKind.PAYOUT_ACCOUNT_UPDATED.value, "audience": user_id(who)}
+    ).to_list()
+    assert len(events) == 1
+    assert events[0].data["flags"]["payouts_enabled"] is True
+
+
+async def test_concurrent_onboarding_requests_share_one_account(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    who = await tasker(client, "racing-onboard@example.com")
+
+    payloads = await asyncio.gather(*(start_onboarding(client, who) for _ in range(5)))
+
+    assert all(p["errors"] == [] for p in payloads)
+    account_id = await stripe_account_of(who)
+    profiles = await ProviderProfile.find({"stripe_account_id": account_id}).to_list()
+    assert [p.id for p in profiles] == [user_id(who)]
+
+
+async def test_only_taskers_onboard_and_a_bad_country_changes_nothing(
+    client: GraphQLClient,
+) -> None:
+    customer = await poster(client, "customer-onboard@example.com")
+    refused = await start_onboarding(client, customer)
+    assert error_codes(refused) == ["FORBIDDEN"]
+
+    who = await tasker(client, "bad-country@example.com")
+    bad = await start_onboarding(client, who, country="Germany")
+    assert error_codes(bad) == ["INVALID_INPUT"]
+    assert bad["errors"][0]["field"] == "country"
+    assert await ProviderProfile.get(user_id(who)) is None
+
+    data = await client.data(MY_PAYOUT_ACCOUNT, token=who.access)
+    assert data["myPayoutAccount"]["connected"] is False
+
+
+async def test_an_older_account_updated_does_not_undo_a_newer_one(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    who = await onboarded_provider(client, runtime, "stale-update@example.com")
+    account_id = await stripe_account_of(who)
+
+    stale = await deliver_account_updated(
+        runtime, account_object(account_id, payouts_enabled=False), created=1_000_000_000
+    )
+
+    assert (await stored(stale)).status is WebhookStatus.PROCESSED
+    profile = await ProviderProfile.get(user_id(who))
+    assert profile is not None and profile.payouts_enabled is True
+
+    # A newer one applies: the gateway disabled payouts (say, documents expired).
+    await deliver_account_updated(runtime, account_object(account_id, payouts_enabled=False))
+    data = await client.data(MY_PAYOUT_ACCOUNT, token=who.access)
+    assert data["myPayoutAccount"]["payoutsEnabled"] is False
+
+
+async def test_account_updated_for_an_unknown_account_is_acknowledged_and_ignored(
+    runtime: Runtime,
+) -> None:
+    event_id = await deliver_account_updated(
+        runtime, account_object("acct_not_ours", payouts_enabled=True)
+    )
+
+    assert (await stored(event_id)).status is WebhookStatus.PROCESSED
+    assert await ProviderProfile.find({"payouts_enabled": True}).count() == 0

@@ -1,0 +1,105 @@
+"""Webhook events as Stripe sends them: Stripe's event shape, signed with the secret of
+the test runtime's sandbox gateway, posted to `/webhooks/stripe`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from typing import Any
+
+import httpx
+
+from documents.webhooks import WebhookEvent
+from integrations.payments.gateway import GatewayEvent
+from integrations.payments.sandbox import SandboxGateway
+from integrations.payments.webhooks import sign_payload
+from resolvers.services import Services
+from resolvers.webhook_handlers import Handler, NotReady
+
+ROUTE = "/webhooks/stripe"
+UNKNOWN_TYPE = "customer.tax_id.created"
+"""A real Stripe event type that gigql does not act on."""
+FLAKY = "test.flaky"
+"""An event type only the tests' own handler tables know."""
+
+
+def webhook_secret(services: Services) -> str:
+    sandbox = services.payments
+    assert isinstance(sandbox, SandboxGateway), "the tests run on the sandbox gateway"
+    return sandbox.webhook_secret
+
+
+def stripe_event(
+    event_type: str = UNKNOWN_TYPE,
+    data_object: dict[str, Any] | None = None,
+    *,
+    event_id: str | None = None,
+    account: str | None = None,
+) -> bytes:
+    """A webhook body in Stripe's event shape."""
+    event: dict[str, Any] = {
+        "id": event_id or f"evt_{secrets.token_hex(12)}",
+        "object": "event",
+        "api_version": "2024-06-20",
+        "created": int(time.time()),
+        "data": {"object": data_object or {"id": f"obj_{secrets.token_hex(8)}"}},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
+    if account is not None:
+        event["account"] = account
+    return json.dumps(event).encode()
+
+
+def signature(body: bytes, secret: str, age_seconds: int = 0) -> str:
+    """The `Stripe-Signature` header, as if Stripe had signed the body `age_seconds` ago."""
+    return sign_payload(body, secret, int(time.time()) - age_seconds)
+
+
+async def post_event(
+    http: httpx.AsyncClient, body: bytes, signature_header: str | None
+) -> httpx.Response:
+    headers = {"Content-Type": "application/json"}
+    if signature_header is not None:
+        headers["Stripe-Signature"] = signature_header
+    return await http.post(ROUTE, content=body, headers=headers)
+
+
+def event_id_of(body: bytes) -> str:
+    event_id: str = json.loads(body)["id"]
+    return event_id
+
+
+async def stored(event_id: str) -> WebhookEvent:
+    found = await WebhookEvent.find_one({"event_id": event_id})
+    assert found is not None, f"{event_id} was not stored"
+    return found
+
+
+async def stored_count() -> int:
+    return await WebhookEvent.get_pymongo_collection().count_documents({})
+
+
+class Flaky:
+    """A handler that is not ready until told, and remembers what it handled."""
+
+    def __init__(self, error: Exception | None = None, *, ready: bool = False) -> None:
+        self.ready = ready
+        self.error = error or NotReady("the payment it follows is not recorded")
+        self.calls = 0
+        self.handled: list[str] = []
+
+    async def __call__(self, services: Services, event: GatewayEvent) -> None:
+        self.calls += 1
+        await asyncio.sleep(0)  # let concurrent deliveries interleave
+        if not self.ready:
+            raise self.error
+        self.handled.append(event.id)
+
+    @property
+    def table(self) -> dict[str, Handler]:
+        return {FLAKY: self}
