@@ -10,6 +10,7 @@ close them politely (server/going_away.py).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 from contextlib import AbstractContextManager, nullcontext
@@ -33,6 +34,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -123,9 +125,27 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error)
 
 
+class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+    """The legacy `graphql-ws` protocol names no initialisation timeout, but a socket that
+    never initialises would hold its slot for ever: it gets graphql-transport-ws's."""
+
+    async def handle(self) -> None:
+        deadline = asyncio.create_task(self._close_unless_initialised())
+        try:
+            await super().handle()
+        finally:
+            deadline.cancel()
+
+    async def _close_unless_initialised(self) -> None:
+        await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
+        if not self.connection_acknowledged:
+            await self.websocket.close(code=4408, reason="Connection initialisation timeout")
+
+
 class GraphQLView(GraphQL[Context, None]):
     schema: GigqlSchema
     graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
 
     def __init__(self, schema: GigqlSchema) -> None:
         settings = schema.settings

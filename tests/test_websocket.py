@@ -122,15 +122,21 @@ async def test_an_invalid_document_is_an_error_for_its_id_only(
 
 async def test_connection_init_must_come_in_time(runtime: Runtime) -> None:
     async with serve(runtime, ws_connection_init_timeout=timedelta(seconds=0.3)) as url:
-        async with ws(url) as socket:
-            started = time.monotonic()
-            assert await socket.closed() == (4408, "Connection initialisation timeout")
-            assert 0.3 <= time.monotonic() - started < 3
+        for protocol in (TRANSPORT_WS, LEGACY_WS):
+            async with ws(url, protocol) as socket:
+                started = time.monotonic()
+                assert await socket.closed() == (4408, "Connection initialisation timeout")
+                assert 0.3 <= time.monotonic() - started < 3
         async with ws(url) as socket:  # in time: the socket stays open past the timeout
             assert await socket.init() == {"type": "connection_ack"}
             await asyncio.sleep(0.5)
             await socket.send({"type": "ping"})
             assert await socket.receive() == {"type": "pong"}
+        async with ws(url, LEGACY_WS) as socket:
+            assert (await socket.init())["type"] == "connection_ack"
+            await asyncio.sleep(0.5)
+            await socket.subscribe("1", "subscription { nope }")  # still answered
+            assert (await _next_message(socket))["type"] == "error"
 
 
 async def test_legacy_protocol_keeps_alive_with_ka(runtime: Runtime) -> None:
