@@ -5,6 +5,7 @@ from beanie import Document
 from documents.audit import AuditEvent
 from documents.bookings import Booking
 from documents.chat import ChatMessage, Conversation
+from documents.disputes import Dispute
 from documents.escrow import Escrow
 from documents.events import DomainEvent, Notification
 from documents.ledger import AccountBalance, LedgerTransaction
@@ -43,4 +44,5 @@ ALL_DOCUMENTS: list[type[Document]] = [
     Withdrawal,
     WebhookEvent,
     Escrow,
+    Dispute,
 ]

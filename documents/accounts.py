@@ -41,6 +41,9 @@ class AccountKind(StrEnum):
     """The platform's fees and commissions, less what it bears (gateway fees, losses)."""
     GATEWAY_FEES = "gateway_fees"
     """What the payment gateway has charged (processing, payout and dispute fees)."""
+    CHARGEBACK = "chargeback"
+    """Per escrow: what card networks took back from the platform in chargebacks still
+    open; negative while one is, back to zero when it is won or its loss recognised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,7 @@ RULES: dict[AccountKind, AccountRule] = {
     AccountKind.PAID_OUT: AccountRule(owned=True, never_negative=False),
     AccountKind.PLATFORM_REVENUE: AccountRule(owned=False, never_negative=False, shards=8),
     AccountKind.GATEWAY_FEES: AccountRule(owned=False, never_negative=False, shards=8),
+    AccountKind.CHARGEBACK: AccountRule(owned=True, never_negative=False),
 }
 
 
@@ -105,6 +109,10 @@ def platform_revenue() -> str:
 
 def gateway_fees() -> str:
     return AccountKind.GATEWAY_FEES.value
+
+
+def chargeback(escrow_id: ObjectId) -> str:
+    return _owned(AccountKind.CHARGEBACK, escrow_id)
 
 
 def parse_account(name: str) -> Account:

@@ -1,11 +1,13 @@
 """Bookings of a provider's package for a time slot.
 
     pending -> confirmed -> in_progress -> completed;  any but completed -> cancelled
+    confirmed/in_progress -> disputed -> completed/cancelled (an admin's decision)
 
-A booking holds its time while pending, confirmed or in progress, and keeps its buffer
-free on both sides: two bookings of a provider are at least the larger of their two
-buffers apart. The price, the buffer and the cancellation policy are copied onto the
-booking when it is made, so later changes to any do not rewrite what was agreed.
+A booking holds its time while pending, confirmed, in progress or disputed, and keeps
+its buffer free on both sides: two bookings of a provider are at least the larger of
+their two buffers apart. The price, the buffer and the cancellation policy are copied
+onto the booking when it is made, so later changes to any do not rewrite what was
+agreed.
 """
 
 from __future__ import annotations
@@ -29,25 +31,42 @@ class BookingStatus(StrEnum):
     IN_PROGRESS = "in_progress"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+    DISPUTED = "disputed"
+    """Its payment is frozen until an admin decides (resolvers/disputes.py)."""
 
 
 BOOKING_TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
     BookingStatus.PENDING: frozenset({BookingStatus.CONFIRMED, BookingStatus.CANCELLED}),
-    BookingStatus.CONFIRMED: frozenset({BookingStatus.IN_PROGRESS, BookingStatus.CANCELLED}),
-    BookingStatus.IN_PROGRESS: frozenset({BookingStatus.COMPLETED, BookingStatus.CANCELLED}),
+    BookingStatus.CONFIRMED: frozenset(
+        {BookingStatus.IN_PROGRESS, BookingStatus.CANCELLED, BookingStatus.DISPUTED}
+    ),
+    BookingStatus.IN_PROGRESS: frozenset(
+        {BookingStatus.COMPLETED, BookingStatus.CANCELLED, BookingStatus.DISPUTED}
+    ),
+    BookingStatus.DISPUTED: frozenset({BookingStatus.COMPLETED, BookingStatus.CANCELLED}),
     BookingStatus.COMPLETED: frozenset(),
     BookingStatus.CANCELLED: frozenset(),
 }
 
 HOLDING_STATUSES = frozenset(
-    {BookingStatus.PENDING, BookingStatus.CONFIRMED, BookingStatus.IN_PROGRESS}
+    {
+        BookingStatus.PENDING,
+        BookingStatus.CONFIRMED,
+        BookingStatus.IN_PROGRESS,
+        BookingStatus.DISPUTED,
+    }
 )
 """A booking in these states keeps its time from being booked again."""
 
 
 def sources_of(target: BookingStatus) -> list[BookingStatus]:
-    """The states from which a booking may move to `target`."""
-    return [source for source, targets in BOOKING_TRANSITIONS.items() if target in targets]
+    """The states from which its customer or provider may move a booking to `target`: a
+    disputed one moves only by an admin's decision."""
+    return [
+        source
+        for source, targets in BOOKING_TRANSITIONS.items()
+        if target in targets and source is not BookingStatus.DISPUTED
+    ]
 
 
 class PackageSnapshot(BaseModel):

@@ -3,6 +3,7 @@
     awaiting_payment -> held -> releasing -> released
     awaiting_payment -> failed (the intent was cancelled, or the deal before payment)
     held -> partially_refunded / refunded;  held -> disputed
+    disputed -> held / partially_refunded (an admin's decision, or a chargeback won)
 
 A deal is an accepted offer on a task or a confirmed booking; `deal` names it and is
 unique, so a deal has one escrow however often its creation is retried. The fee
@@ -24,7 +25,7 @@ from enum import StrEnum
 from beanie import Document, PydanticObjectId
 from bson import ObjectId
 from pydantic import BaseModel, Field
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
 from documents.money import Money
@@ -125,7 +126,10 @@ class EscrowChange(BaseModel):
 
 class Escrow(Document):
     deal: str
-    """`task:<task id>` or `booking:<booking id>`: one escrow per deal."""
+    """`task:<task id>`, `task:<task id>:milestone:<n>` or `booking:<booking id>`: one
+    escrow per deal."""
+    milestone: int | None = None
+    """The number of the task's milestone this escrow pays for, if it is one."""
     task_id: PydanticObjectId | None = None
     offer_id: PydanticObjectId | None = None
     booking_id: PydanticObjectId | None = None
@@ -165,6 +169,10 @@ class Escrow(Document):
         indexes = [
             IndexModel([("deal", ASCENDING)], name="one_escrow_per_deal", unique=True),
             IndexModel([("payment_intent_id", ASCENDING)], sparse=True),
+            # A chargeback names the charge (and, not always, the intent).
+            IndexModel([("charge_id", ASCENDING)], sparse=True),
+            # The admins' list, newest first.
+            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)]),
             IndexModel([("status", ASCENDING), ("auto_release_at", ASCENDING)]),
             IndexModel([("provider_id", ASCENDING), ("status", ASCENDING)]),
             IndexModel([("payer_id", ASCENDING), ("created_at", ASCENDING)]),
@@ -191,6 +199,10 @@ class Escrow(Document):
 
 def task_deal(task_id: ObjectId | str) -> str:
     return f"task:{task_id}"
+
+
+def milestone_deal(task_id: ObjectId | str, number: int) -> str:
+    return f"task:{task_id}:milestone:{number}"
 
 
 def booking_deal(booking_id: ObjectId | str) -> str:

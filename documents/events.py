@@ -36,6 +36,11 @@ class EventKind(StrEnum):
     BOOKING_STATUS_CHANGED = "booking_status_changed"
     REVIEW_POSTED = "review_posted"
     REVIEWS_PUBLISHED = "reviews_published"
+    # Milestones (resolvers/milestones.py); `data.milestone` is the number. Their
+    # payments and releases are the escrow events below, with `data.milestone` too.
+    MILESTONE_SUBMITTED = "milestone_submitted"
+    MILESTONE_APPROVED = "milestone_approved"
+    MILESTONE_CHANGES_REQUESTED = "milestone_changes_requested"
     # Escrow (resolvers/escrow*.py); `data.escrow_id` names the escrow.
     PAYMENT_SUCCEEDED = "payment_succeeded"
     PAYMENT_FAILED = "payment_failed"
@@ -44,6 +49,13 @@ class EventKind(StrEnum):
     PAYMENT_REFUNDED = "payment_refunded"
     ESCROW_RELEASED = "escrow_released"
     ESCROW_TRANSFER_REVERSED = "escrow_transfer_reversed"
+    # Disputes (resolvers/disputes.py, resolvers/dispute_events.py); `data.dispute_id`
+    # names a dispute, `data.gateway_dispute_id` a chargeback.
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_EVIDENCE_ADDED = "dispute_evidence_added"
+    DISPUTE_RESOLVED = "dispute_resolved"
+    CHARGEBACK_OPENED = "chargeback_opened"
+    CHARGEBACK_CLOSED = "chargeback_closed"
     PAYOUT_ACCOUNT_UPDATED = "payout_account_updated"
     IDENTITY_VERIFICATION_UPDATED = "identity_verification_updated"
     PAYOUT_REQUESTED = "payout_requested"

@@ -32,16 +32,51 @@ TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.SUBMITTED: frozenset(
         {TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED, TaskStatus.DISPUTED}
     ),
-    # A dispute ends by an admin's decision (payments): the work stands or is undone.
-    TaskStatus.DISPUTED: frozenset({TaskStatus.COMPLETED, TaskStatus.CANCELLED}),
+    # A dispute ends by an admin's decision (payments): the work stands or is undone, or
+    # for a milestone decided before the last, the work goes on.
+    TaskStatus.DISPUTED: frozenset(
+        {TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.IN_PROGRESS}
+    ),
     TaskStatus.COMPLETED: frozenset(),
     TaskStatus.CANCELLED: frozenset(),
 }
 
 
 def sources_of(target: TaskStatus) -> list[TaskStatus]:
-    """The states from which a task may move to `target`."""
-    return [source for source, targets in TASK_TRANSITIONS.items() if target in targets]
+    """The states from which its poster or tasker may move a task to `target`: a
+    disputed one moves only by an admin's decision (resolvers/disputes.py)."""
+    return [
+        source
+        for source, targets in TASK_TRANSITIONS.items()
+        if target in targets and source is not TaskStatus.DISPUTED
+    ]
+
+
+class MilestoneStatus(StrEnum):
+    PENDING = "pending"
+    """Not handed in yet (or sent back for changes)."""
+    SUBMITTED = "submitted"
+    APPROVED = "approved"
+    """Accepted by the poster, or released automatically: its escrow is released."""
+
+
+MAX_MILESTONES = 20
+
+
+class Milestone(BaseModel):
+    """A part of an accepted task, funded and paid on its own (its own escrow)."""
+
+    number: int
+    """1, 2, 3... in the order the work is done; part of its escrow's deal."""
+    title: str
+    amount: Money
+    status: MilestoneStatus = MilestoneStatus.PENDING
+    escrow_opened_at: datetime | None = None
+    """When the poster started funding it: its escrow exists from then on."""
+    note: str | None = None
+    """The tasker's note on handing it in, or the poster's on sending it back."""
+    submitted_at: datetime | None = None
+    approved_at: datetime | None = None
 
 
 class StatusChange(BaseModel):
@@ -65,6 +100,9 @@ class Task(Document):
     assigned_tasker_id: PydanticObjectId | None = None
     accepted_offer_id: PydanticObjectId | None = None
     agreed_price: Money | None = None
+    milestones: list[Milestone] = Field(default_factory=list)
+    """Empty, or 2..MAX_MILESTONES parts adding up to the agreed price, each with its
+    own escrow: then the task is submitted and completed with its last milestone."""
     offer_count: int = 0
     """Offers made and not withdrawn."""
     keywords: list[str] = Field(default_factory=list)
@@ -94,6 +132,9 @@ class Task(Document):
             IndexModel([("poster_id", ASCENDING), ("created_at", DESCENDING)]),
             IndexModel([("assigned_tasker_id", ASCENDING), ("created_at", DESCENDING)]),
         ]
+
+    def milestone(self, number: int) -> Milestone | None:
+        return self.milestones[number - 1] if 0 < number <= len(self.milestones) else None
 
     @property
     def participants(self) -> list[PydanticObjectId]:

@@ -55,7 +55,7 @@ async def ledger_transactions(
             checked.fail(ErrorCode.INVALID_INPUT, f"Not an account: {error}.", "account")
     if filters.ref is not None and not filters.ref[1].strip():
         checked.fail(ErrorCode.INVALID_INPUT, "Give the value to look for.", "ref")
-    _check_range(checked, filters.created_from, filters.created_until)
+    check_range(checked, filters.created_from, filters.created_until)
     checked.raise_if_any()
 
     query: dict[str, Any] = {}
@@ -66,7 +66,7 @@ async def ledger_transactions(
     if filters.ref is not None:
         name, value = filters.ref
         query[f"refs.{name.value}"] = value.strip()
-    created = _range(filters.created_from, filters.created_until)
+    created = created_range(filters.created_from, filters.created_until)
     if created:
         query["created_at"] = created
     return await paginate(LedgerTransaction, query, NEWEST_FIRST, request)
@@ -105,7 +105,7 @@ async def commission_earnings(
     never in the entries: each transaction has one entry on the account per currency.
     """
     checked = Checked()
-    _check_range(checked, start, end)
+    check_range(checked, start, end)
     if currency is not None and not currency.strip():
         checked.fail(ErrorCode.INVALID_INPUT, "Give a currency code or none.", "currency")
     checked.raise_if_any()
@@ -165,7 +165,7 @@ def _periods_between(period: Period, first: datetime, last: datetime) -> int:
     return (last - first) // (timedelta(weeks=1) if period is Period.WEEK else timedelta(days=1))
 
 
-def _check_range(checked: Checked, start: datetime | None, end: datetime | None) -> None:
+def check_range(checked: Checked, start: datetime | None, end: datetime | None) -> None:
     for value, name in ((start, "from"), (end, "until")):
         if value is not None and value.tzinfo is None:
             checked.fail(ErrorCode.INVALID_INPUT, "Give a time zone (or Z).", name)
@@ -173,7 +173,7 @@ def _check_range(checked: Checked, start: datetime | None, end: datetime | None)
         checked.fail(ErrorCode.INVALID_INPUT, "`until` must be later than `from`.", "until")
 
 
-def _range(start: datetime | None, end: datetime | None) -> dict[str, datetime]:
+def created_range(start: datetime | None, end: datetime | None) -> dict[str, datetime]:
     bounds = {}
     if start is not None:
         bounds["$gte"] = start

@@ -2,6 +2,7 @@
 
     pending -> confirmed -> in_progress -> completed
     pending (rejected by the provider) / confirmed / in_progress -> cancelled
+    confirmed / in_progress -> disputed (resolvers/disputes.py, which also ends it)
 
 No double booking: a booking is made in one transaction that first bumps the provider's
 `schedule_version`, then checks its time against every booking that holds time, then
@@ -328,6 +329,13 @@ CANCEL = Move(
     EventKind.BOOKING_CANCELLED,
     "cancelled",
 )
+DISPUTE = Move(
+    BookingStatus.DISPUTED,
+    tuple(sources_of(BookingStatus.DISPUTED)),
+    "either",
+    EventKind.BOOKING_STATUS_CHANGED,
+    "disputed",
+)
 
 
 def _party(viewer: Viewer, booking: Booking, move: Move) -> CancelledBy:
@@ -356,53 +364,66 @@ async def move_booking(
         checked.raise_if_any()
 
     async def work(unit: UnitOfWork) -> Booking:
-        booking = await get_booking(booking_id, viewer, unit)
-        party = _party(viewer, booking, move)
-        now = utcnow()
-        changes: dict[str, object] = {"status": move.to.value, "updated_at": now}
-        if move.to is BookingStatus.CANCELLED:
-            refund_bp = booking.policy.refund_bp(party, booking.start_at - now)
-            changes["cancellation"] = Cancellation(
-                by=viewer.user_id,
-                role=party,
-                at=now,
-                reason=reason or "",
-                rejected=move is REJECT,
-                refund_bp=refund_bp,
-                refundable=booking.price.total.basis_points(refund_bp),
-            ).model_dump()
-        change = BookingStatusChange(status=move.to, at=now, by=viewer.user_id)
-        moved = await Booking.get_pymongo_collection().find_one_and_update(
-            {"_id": booking.id, "status": {"$in": [s.value for s in move.sources]}},
-            {"$set": changes, "$push": {"history": change.model_dump()}},
-            return_document=ReturnDocument.AFTER,
-            session=unit.session,
-        )
-        if moved is None:
-            expected = " or ".join(s.value.replace("_", " ") for s in move.sources)
-            raise DomainError(
-                ErrorCode.INVALID_STATE,
-                f"The booking is {booking.status.value.replace('_', ' ')}; "
-                f"it can be {move.verb} only when {expected}.",
-                "bookingId",
-            )
-        result: Booking = Booking.model_validate(moved)
-        await escrow_hooks.booking_moved(unit, services.settings, result)
-        if move.to is BookingStatus.COMPLETED:
-            await ProviderProfile.get_pymongo_collection().update_one(
-                {"_id": result.provider_id}, {"$inc": {"completed_jobs": 1}}, session=unit.session
-            )
-        unit.emit(
-            move.event,
-            actor_id=viewer.user_id,
-            audience=result.participants,
-            title=f"The booking of “{result.package.name}” was {move.verb}",
-            booking_id=result.id,
-            status=move.to.value,
-            previous=booking.status.value,
-        )
-        return result
+        return await apply_move(unit, services, viewer, booking_id, move, reason)
 
     moved_booking = await transact(services, work)
     await advance_deal(services, booking_deal(booking_id))  # its payment, refund or release
     return moved_booking
+
+
+async def apply_move(
+    unit: UnitOfWork,
+    services: Services,
+    viewer: Viewer,
+    booking_id: ObjectId,
+    move: Move,
+    reason: str | None,
+) -> Booking:
+    """`move_booking` within the caller's transaction, `reason` already checked; the
+    caller advances the deal's escrow after the commit."""
+    booking = await get_booking(booking_id, viewer, unit)
+    party = _party(viewer, booking, move)
+    now = utcnow()
+    changes: dict[str, object] = {"status": move.to.value, "updated_at": now}
+    if move.to is BookingStatus.CANCELLED:
+        refund_bp = booking.policy.refund_bp(party, booking.start_at - now)
+        changes["cancellation"] = Cancellation(
+            by=viewer.user_id,
+            role=party,
+            at=now,
+            reason=reason or "",
+            rejected=move is REJECT,
+            refund_bp=refund_bp,
+            refundable=booking.price.total.basis_points(refund_bp),
+        ).model_dump()
+    change = BookingStatusChange(status=move.to, at=now, by=viewer.user_id)
+    moved = await Booking.get_pymongo_collection().find_one_and_update(
+        {"_id": booking.id, "status": {"$in": [s.value for s in move.sources]}},
+        {"$set": changes, "$push": {"history": change.model_dump()}},
+        return_document=ReturnDocument.AFTER,
+        session=unit.session,
+    )
+    if moved is None:
+        expected = " or ".join(s.value.replace("_", " ") for s in move.sources)
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            f"The booking is {booking.status.value.replace('_', ' ')}; "
+            f"it can be {move.verb} only when {expected}.",
+            "bookingId",
+        )
+    result: Booking = Booking.model_validate(moved)
+    await escrow_hooks.booking_moved(unit, services.settings, result)
+    if move.to is BookingStatus.COMPLETED:
+        await ProviderProfile.get_pymongo_collection().update_one(
+            {"_id": result.provider_id}, {"$inc": {"completed_jobs": 1}}, session=unit.session
+        )
+    unit.emit(
+        move.event,
+        actor_id=viewer.user_id,
+        audience=result.participants,
+        title=f"The booking of “{result.package.name}” was {move.verb}",
+        booking_id=result.id,
+        status=move.to.value,
+        previous=booking.status.value,
+    )
+    return result

@@ -1,7 +1,7 @@
 """Chat: who may talk about a task or booking, and the messages they send.
 
 Only a conversation's two members read and write it; admins may read (never write) a
-conversation while its task is disputed, to judge the dispute. A member an admin
+conversation while its task or booking is disputed, to judge the dispute. A member an admin
 removed loses both, and their live subscriptions end (`announce_access_change`).
 
 Every write is a single conditional update or one transaction, so that concurrent
@@ -19,7 +19,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents.bookings import Booking
+from documents.bookings import Booking, BookingStatus
 from documents.chat import (
     ChatMessage,
     Conversation,
@@ -130,11 +130,14 @@ async def may_read(viewer: Viewer, conversation: Conversation) -> bool:
 
 
 async def under_dispute(conversation: Conversation) -> bool:
-    """Whether admins may read it. Bookings have no dispute state; a task does."""
-    if conversation.task_id is None:
-        return False
-    task = await Task.get(conversation.task_id)
-    return task is not None and task.status is TaskStatus.DISPUTED
+    """Whether admins may read it: its task or booking is disputed."""
+    if conversation.task_id is not None:
+        task = await Task.get(conversation.task_id)
+        return task is not None and task.status is TaskStatus.DISPUTED
+    if conversation.booking_id is not None:
+        booking = await Booking.get(conversation.booking_id)
+        return booking is not None and booking.status is BookingStatus.DISPUTED
+    return False
 
 
 async def _writable(

@@ -49,6 +49,7 @@ async def open_escrow(
     task_id: PydanticObjectId | None = None,
     offer_id: PydanticObjectId | None = None,
     booking_id: PydanticObjectId | None = None,
+    milestone: int | None = None,
     settles_by: datetime | None = None,
 ) -> Escrow:
     """The escrow of a new deal, awaiting the payer's payment. `settles_by`: when the
@@ -61,6 +62,7 @@ async def open_escrow(
         task_id=task_id,
         offer_id=offer_id,
         booking_id=booking_id,
+        milestone=milestone,
         payer_id=payer_id,
         provider_id=provider_id,
         fees=FeePolicy.of(settings).split(price, customer_fee),
@@ -90,6 +92,8 @@ def notify(
     **data: Any,
 ) -> None:
     """An event about the escrow, on its deal's topics, for both sides unless told."""
+    if escrow.milestone is not None:
+        data["milestone"] = escrow.milestone
     unit.emit(
         kind,
         actor_id=actor_id,
@@ -173,6 +177,8 @@ def payment_metadata(escrow: Escrow) -> dict[str, str]:
     links = {"escrow_id": str(escrow.id), "deal": escrow.deal}
     if escrow.task_id:
         links["task_id"] = str(escrow.task_id)
+    if escrow.milestone is not None:
+        links["milestone"] = str(escrow.milestone)
     if escrow.booking_id:
         links["booking_id"] = str(escrow.booking_id)
     return links

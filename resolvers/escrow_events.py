@@ -16,7 +16,7 @@ from typing import Any
 from documents.escrow import HOLDING_STATUSES, PAID_STATUSES, Escrow, EscrowStatus
 from documents.events import EventKind
 from documents.money import Money
-from integrations.payments.gateway import GatewayEvent, PaymentIntent, Transfer
+from integrations.payments.gateway import GatewayEvent, PaymentIntent, Refund, Transfer
 from resolvers.escrow import change_escrow, escrow_by_id, notify, reload
 from resolvers.escrow_ledger import post_payment, post_reversal
 from resolvers.escrow_progress import after_commit
@@ -183,6 +183,17 @@ async def charge_refunded(services: Services, event: GatewayEvent) -> None:
             await record_external_refund(unit, current, missing, event.id)
 
     await transact(services, work)
+
+
+async def refund_created(services: Services, event: GatewayEvent) -> None:
+    """Our refund at the gateway (its metadata numbers it): recorded with its id if its
+    recording was lost. One made at the gateway directly is left to `charge.refunded`."""
+    refund = Refund.from_stripe(event.data_object)
+    number = refund.metadata.get("refund_number")
+    if number is None or refund.status not in ("pending", "succeeded"):
+        return
+    escrow = await _escrow_for(event.data_object, refund.payment_intent_id)
+    await record_refund(services, escrow, int(number), refund.id, event.id)
 
 
 async def transfer_created(services: Services, event: GatewayEvent) -> None:

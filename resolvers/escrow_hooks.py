@@ -1,26 +1,53 @@
 """What each move of a task or booking does to its escrow, inside the move's transaction.
 
 The gateway steps these claim (the payment intent, a refund, the release) follow after
-the commit through `escrow_progress.advance_deal`, and again from the sweep if that
+the commit through `escrow_progress.advance_deals`, and again from the sweep if that
 fails: the deal's change and the escrow's claim commit together or not at all.
+
+A task in milestones has one deal per milestone: a move of the task applies to each
+milestone's escrow whose work is not approved yet (approved ones are released).
 """
 
 from __future__ import annotations
 
 from documents.bookings import Booking, BookingStatus
 from documents.clock import utcnow
-from documents.escrow import booking_deal, task_deal
+from documents.escrow import booking_deal, milestone_deal, task_deal
 from documents.offers import Offer
-from documents.tasks import Task, TaskStatus
+from documents.tasks import MilestoneStatus, Task, TaskStatus
 from resolvers.escrow import open_escrow
 from resolvers.escrow_refunds import cancel_deal
 from resolvers.escrow_release import claim_release, freeze, schedule_release
+from resolvers.milestone_escrows import open_milestone_escrow
 from resolvers.unit_of_work import UnitOfWork
 from server.settings import Settings
 
 
+def task_deals(task: Task) -> list[str]:
+    """The task's deals: the accepted offer, or each of its milestones."""
+    assert task.id is not None
+    if not task.milestones:
+        return [task_deal(task.id)]
+    return [milestone_deal(task.id, m.number) for m in task.milestones]
+
+
+def _unapproved_deals(task: Task) -> list[str]:
+    assert task.id is not None
+    if not task.milestones:
+        return [task_deal(task.id)]
+    return [
+        milestone_deal(task.id, m.number)
+        for m in task.milestones
+        if m.status is not MilestoneStatus.APPROVED
+    ]
+
+
 async def offer_accepted(unit: UnitOfWork, settings: Settings, offer: Offer, task: Task) -> None:
     assert task.id is not None
+    if task.milestones:
+        # The first is due now; each later one when the poster funds it (fundMilestone).
+        await open_milestone_escrow(unit, settings, task, 1)
+        return
     await open_escrow(
         unit,
         settings,
@@ -37,8 +64,21 @@ async def task_moved(
     unit: UnitOfWork, settings: Settings, task: Task, *, changes_requested: bool, note: str | None
 ) -> None:
     """`task` as it is after the move."""
-    assert task.id is not None
-    deal = task_deal(task.id)
+    for deal in _unapproved_deals(task):
+        await _deal_moved(
+            unit, settings, task, deal, changes_requested=changes_requested, note=note
+        )
+
+
+async def _deal_moved(
+    unit: UnitOfWork,
+    settings: Settings,
+    task: Task,
+    deal: str,
+    *,
+    changes_requested: bool,
+    note: str | None,
+) -> None:
     if task.status is TaskStatus.COMPLETED:
         await claim_release(unit, {"deal": deal}, "the poster approved the work")
     elif task.status is TaskStatus.CANCELLED:
@@ -72,3 +112,5 @@ async def booking_moved(unit: UnitOfWork, settings: Settings, booking: Booking) 
     elif booking.status is BookingStatus.CANCELLED and booking.cancellation is not None:
         cancellation = booking.cancellation
         await cancel_deal(unit, deal, cancellation.refundable, cancellation.reason)
+    elif booking.status is BookingStatus.DISPUTED:
+        await freeze(unit, deal, "the booking is disputed")

@@ -11,6 +11,7 @@ for every escrow left unfinished, and releases those whose automatic release is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 
@@ -20,11 +21,12 @@ from documents.clock import utcnow
 from documents.escrow import HOLDING_STATUSES, Escrow, EscrowStatus, RefundStatus
 from documents.events import EventKind
 from documents.profiles import ProviderProfile
-from documents.tasks import StatusChange, Task, TaskStatus
+from documents.tasks import MilestoneStatus, StatusChange, Task, TaskStatus
 from integrations.payments.errors import GatewayError
-from resolvers.escrow import ensure_intent, escrow_by_id, escrow_of_deal
+from resolvers.escrow import ensure_intent, escrow_by_id
 from resolvers.escrow_refunds import cancel_unpaid, settle_refund
 from resolvers.escrow_release import claim_release, settle_release
+from resolvers.milestone_escrows import move_milestone
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork, transact
 
@@ -106,7 +108,16 @@ async def _auto_release(escrow: Escrow, now: datetime, unit: UnitOfWork) -> None
         "released automatically",
     )
     if claimed is not None and claimed.task_id is not None:
-        await _complete_submitted_task(unit, claimed.task_id)
+        if claimed.milestone is not None:
+            await move_milestone(
+                unit,
+                claimed.task_id,
+                claimed.milestone,
+                MilestoneStatus.SUBMITTED,
+                MilestoneStatus.APPROVED,
+                approved_at=now,
+            )
+        await _complete_submitted_task(unit, claimed.task_id)  # the last milestone's too
 
 
 async def _complete_submitted_task(unit: UnitOfWork, task_id: ObjectId) -> None:
@@ -140,5 +151,10 @@ async def _complete_submitted_task(unit: UnitOfWork, task_id: ObjectId) -> None:
 
 async def advance_deal(services: Services, deal: str) -> None:
     """`after_commit` for the escrow of a deal, if it has one."""
-    escrow = await escrow_of_deal(deal)
-    await after_commit(services, escrow.id if escrow else None)
+    await advance_deals(services, [deal])
+
+
+async def advance_deals(services: Services, deals: Sequence[str]) -> None:
+    """`after_commit` for the escrow of each deal that has one (a task's milestones)."""
+    for escrow in await Escrow.find({"deal": {"$in": list(deals)}}).sort("deal").to_list():
+        await after_commit(services, escrow.id)

@@ -104,14 +104,24 @@ async def record_refund(
     refund_id: str | None,
     event_id: str | None = None,
 ) -> Escrow:
-    """Mark refund `number` made (once, whoever comes first) and post it."""
+    """Mark refund `number` made (once, whoever comes first) and post it. One recorded
+    already without its gateway id (by `charge.refunded`, which does not name it) gets it."""
 
     async def work(unit: UnitOfWork) -> Escrow:
         current = await reload(unit, escrow)
         pending = current.pending_refund
-        if pending is None or pending.number != number:
-            return current
-        return await _refunded(unit, current, pending, refund_id, event_id)
+        if pending is not None and pending.number == number:
+            return await _refunded(unit, current, pending, refund_id, event_id)
+        if refund_id is not None:
+            await Escrow.get_pymongo_collection().update_one(
+                {
+                    "_id": current.id,
+                    "refunds": {"$elemMatch": {"number": number, "refund_id": None}},
+                },
+                {"$set": {"refunds.$.refund_id": refund_id}},
+                session=unit.session,
+            )
+        return current
 
     return await transact(services, work)
 

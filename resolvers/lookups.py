@@ -26,7 +26,12 @@ ENGAGED_TASK = [
     TaskStatus.DISPUTED,
 ]
 # Likewise a booking the provider has confirmed.
-ENGAGED_BOOKING = [BookingStatus.CONFIRMED, BookingStatus.IN_PROGRESS, BookingStatus.COMPLETED]
+ENGAGED_BOOKING = [
+    BookingStatus.CONFIRMED,
+    BookingStatus.IN_PROGRESS,
+    BookingStatus.COMPLETED,
+    BookingStatus.DISPUTED,
+]
 
 
 async def by_ids(model: type[D], ids: Sequence[ObjectId]) -> list[D | None]:

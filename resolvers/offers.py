@@ -9,6 +9,7 @@ assigned, and fail with INVALID_STATE, changing nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -18,7 +19,6 @@ from pymongo.errors import DuplicateKeyError
 
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
-from documents.escrow import task_deal
 from documents.events import EventKind
 from documents.money import Money
 from documents.offers import Offer, OfferStatus, closing
@@ -27,7 +27,8 @@ from documents.users import Role, User, UserStatus
 from resolvers import escrow_hooks
 from resolvers.accounts import KEEP, Keep
 from resolvers.auth.viewer import Viewer
-from resolvers.escrow_progress import advance_deal
+from resolvers.escrow_progress import advance_deals
+from resolvers.milestones import MilestoneInput, check_total, split_offer
 from resolvers.services import Services
 from resolvers.tasks import MoneyInput, get_task, reject_pending_offers, require_role
 from resolvers.unit_of_work import UnitOfWork, transact
@@ -254,11 +255,19 @@ async def reject_offer(
     return await transact(services, work)
 
 
-async def accept_offer(services: Services, viewer: Viewer, offer_id: ObjectId) -> Offer:
+async def accept_offer(
+    services: Services,
+    viewer: Viewer,
+    offer_id: ObjectId,
+    milestones: Sequence[MilestoneInput] = (),
+) -> Offer:
+    """Accept the offer; the poster may split its work into `milestones` (see
+    resolvers/milestones.py), each paid on its own."""
     offer = await get_offer(offer_id, viewer)
     _decider(viewer, offer)
+    parts = split_offer(viewer, offer, milestones) if milestones else []
 
-    async def work(unit: UnitOfWork) -> Offer:
+    async def work(unit: UnitOfWork) -> tuple[Offer, Task]:
         now = utcnow()
         change = StatusChange(status=TaskStatus.ASSIGNED, by=viewer.user_id, at=now)
         task = await Task.get_pymongo_collection().find_one_and_update(
@@ -269,6 +278,7 @@ async def accept_offer(services: Services, viewer: Viewer, offer_id: ObjectId) -
                     "assigned_tasker_id": offer.tasker_id,
                     "accepted_offer_id": offer.id,
                     "agreed_price": offer.amount.model_dump(),
+                    "milestones": [m.model_dump() for m in parts],
                     "updated_at": now,
                 },
                 "$push": {"history": change.model_dump()},
@@ -289,6 +299,8 @@ async def accept_offer(services: Services, viewer: Viewer, offer_id: ObjectId) -
             offer,
             {"$set": {"status": OfferStatus.ACCEPTED.value, "decided_at": now, "updated_at": now}},
         )
+        if parts:
+            check_total(parts, accepted.amount)  # as the offer stands now
         others = await reject_pending_offers(
             assigned, unit, reason="Another offer was accepted.", keep=offer.id
         )
@@ -320,10 +332,10 @@ async def accept_offer(services: Services, viewer: Viewer, offer_id: ObjectId) -
                 task_id=assigned.id,
                 offer_id=other.id,
             )
-        return accepted
+        return accepted, assigned
 
-    accepted = await transact(services, work)
-    await advance_deal(services, task_deal(accepted.task_id))  # the payment intent
+    accepted, assigned = await transact(services, work)
+    await advance_deals(services, escrow_hooks.task_deals(assigned))  # the payment intent
     return accepted
 
 

@@ -4,6 +4,9 @@
                                   ^------------'  (changes requested)
     open/assigned -> cancelled;  in_progress/submitted -> disputed
 
+A task in milestones is submitted and completed with its last milestone, and may also
+be cancelled in progress while no milestone awaits review (resolvers/milestones.py).
+
 Each move is one conditional update on the task's current status inside a transaction,
 so two racing requests cannot both move it, and an illegal move changes nothing.
 """
@@ -20,17 +23,16 @@ from pymongo import ReturnDocument
 
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
-from documents.escrow import task_deal
 from documents.events import EventKind
 from documents.geo import Address
 from documents.offers import Offer, OfferStatus, closing
 from documents.profiles import ProviderProfile
-from documents.tasks import StatusChange, Task, TaskStatus, sources_of
+from documents.tasks import MilestoneStatus, StatusChange, Task, TaskStatus, sources_of
 from documents.users import Role
 from resolvers import escrow_hooks, search
 from resolvers.accounts import KEEP, Keep
 from resolvers.auth.viewer import Viewer
-from resolvers.escrow_progress import advance_deal
+from resolvers.escrow_progress import advance_deals
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork, transact
 from resolvers.validation import MAX_REASON_LENGTH, Checked
@@ -245,9 +247,6 @@ async def move_task(
     changes_requested: bool = False,
 ) -> Task:
     """Move a task to `to`; `changes_requested` is the poster sending submitted work back."""
-    actor: Actor
-    actor, verb = ("poster", "sent back") if changes_requested else _MOVES[to]
-    sources = [TaskStatus.SUBMITTED] if changes_requested else sources_of(to)
     if changes_requested or to in (TaskStatus.CANCELLED, TaskStatus.DISPUTED):
         checked = Checked()
         note = checked.required_text(
@@ -257,58 +256,103 @@ async def move_task(
 
     async def work(unit: UnitOfWork) -> Task:
         task = await get_task(task_id, unit)
-        _check_actor(viewer, task, actor)
-        rejected_offers: list[Offer] = []
-        if to is TaskStatus.CANCELLED:
-            rejected_offers = await reject_pending_offers(
-                task, unit, reason="The task was cancelled."
-            )
-        change = StatusChange(status=to, by=viewer.user_id, note=note)
-        moved = await Task.get_pymongo_collection().find_one_and_update(
-            {"_id": task.id, "status": {"$in": [s.value for s in sources]}},
-            {
-                "$set": {"status": to.value, "updated_at": change.at},
-                "$push": {"history": change.model_dump()},
-            },
-            return_document=ReturnDocument.AFTER,
-            session=unit.session,
+        return await apply_move(
+            unit, services, viewer, task, to, note=note, changes_requested=changes_requested
         )
-        if moved is None:
-            raise _wrong_state(task, verb, sources)
-        result: Task = Task.model_validate(moved)
-        await escrow_hooks.task_moved(
-            unit, services.settings, result, changes_requested=changes_requested, note=note
-        )
-        if to is TaskStatus.COMPLETED and result.assigned_tasker_id is not None:
-            await ProviderProfile.get_pymongo_collection().update_one(
-                {"_id": result.assigned_tasker_id},
-                {"$inc": {"completed_jobs": 1}},
-                session=unit.session,
-            )
-        unit.emit(
-            EventKind.TASK_STATUS_CHANGED,
-            actor_id=viewer.user_id,
-            audience=[*result.participants, *(o.tasker_id for o in rejected_offers)],
-            title=f"“{result.title}” was {verb}",
-            task_id=result.id,
-            status=to.value,
-            previous=task.status.value,
-            note=note,
-        )
-        for offer in rejected_offers:
-            unit.emit(
-                EventKind.OFFER_REJECTED,
-                actor_id=viewer.user_id,
-                audience=[offer.tasker_id, offer.poster_id],
-                title=f"Your offer on “{result.title}” was declined: the task was cancelled",
-                task_id=result.id,
-                offer_id=offer.id,
-            )
-        return result
 
     moved_task = await transact(services, work)
-    await advance_deal(services, task_deal(task_id))  # a release or refund it claimed
+    # A payment, release or refund it claimed.
+    await advance_deals(services, escrow_hooks.task_deals(moved_task))
     return moved_task
+
+
+# A task in milestones moves to these with its last milestone only.
+_BY_MILESTONE = (TaskStatus.SUBMITTED, TaskStatus.COMPLETED)
+
+
+async def apply_move(
+    unit: UnitOfWork,
+    services: Services,
+    viewer: Viewer,
+    task: Task,
+    to: TaskStatus,
+    *,
+    note: str | None,
+    changes_requested: bool = False,
+    by_milestone: bool = False,
+) -> Task:
+    """Within the caller's transaction: move `task` (as read in it) to `to`, with what
+    the move does to its escrows, offers and events; the task as it is after.
+    `by_milestone`: the move its last milestone makes (resolvers/milestones.py)."""
+    actor: Actor
+    actor, verb = ("poster", "sent back") if changes_requested else _MOVES[to]
+    _check_actor(viewer, task, actor)
+    if task.milestones and not by_milestone and (changes_requested or to in _BY_MILESTONE):
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            "The task is paid in milestones: submit, approve or send back each milestone.",
+            "taskId",
+        )
+    sources = _sources(task, to, changes_requested)
+    rejected_offers: list[Offer] = []
+    if to is TaskStatus.CANCELLED:
+        rejected_offers = await reject_pending_offers(task, unit, reason="The task was cancelled.")
+    change = StatusChange(status=to, by=viewer.user_id, note=note)
+    moved = await Task.get_pymongo_collection().find_one_and_update(
+        {"_id": task.id, "status": {"$in": [s.value for s in sources]}},
+        {
+            "$set": {"status": to.value, "updated_at": change.at},
+            "$push": {"history": change.model_dump()},
+        },
+        return_document=ReturnDocument.AFTER,
+        session=unit.session,
+    )
+    if moved is None:
+        raise _wrong_state(task, verb, sources)
+    result: Task = Task.model_validate(moved)
+    await escrow_hooks.task_moved(
+        unit, services.settings, result, changes_requested=changes_requested, note=note
+    )
+    if to is TaskStatus.COMPLETED and result.assigned_tasker_id is not None:
+        await ProviderProfile.get_pymongo_collection().update_one(
+            {"_id": result.assigned_tasker_id},
+            {"$inc": {"completed_jobs": 1}},
+            session=unit.session,
+        )
+    unit.emit(
+        EventKind.TASK_STATUS_CHANGED,
+        actor_id=viewer.user_id,
+        audience=[*result.participants, *(o.tasker_id for o in rejected_offers)],
+        title=f"“{result.title}” was {verb}",
+        task_id=result.id,
+        status=to.value,
+        previous=task.status.value,
+        note=note,
+    )
+    for offer in rejected_offers:
+        unit.emit(
+            EventKind.OFFER_REJECTED,
+            actor_id=viewer.user_id,
+            audience=[offer.tasker_id, offer.poster_id],
+            title=f"Your offer on “{result.title}” was declined: the task was cancelled",
+            task_id=result.id,
+            offer_id=offer.id,
+        )
+    return result
+
+
+def _sources(task: Task, to: TaskStatus, changes_requested: bool) -> list[TaskStatus]:
+    if changes_requested:
+        return [TaskStatus.SUBMITTED]
+    if (
+        to is TaskStatus.CANCELLED
+        and task.milestones
+        and all(m.status is not MilestoneStatus.SUBMITTED for m in task.milestones)
+    ):
+        # The poster may end work in milestones between milestones: what was approved
+        # stays paid, the rest is refunded. Work handed in is decided on first.
+        return [*sources_of(to), TaskStatus.IN_PROGRESS]
+    return sources_of(to)
 
 
 def _check_actor(viewer: Viewer, task: Task, actor: Actor) -> None:

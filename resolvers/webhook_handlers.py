@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from integrations.payments.gateway import GatewayEvent
 from resolvers import escrow_events
 from resolvers.connect import account_updated
+from resolvers.dispute_events import chargeback_closed, chargeback_created
 from resolvers.identity import verification_session_changed
 from resolvers.services import Services
 from resolvers.webhook_errors import NotReady
@@ -29,8 +30,11 @@ HANDLERS: Mapping[str, Handler] = {
     "payment_intent.requires_action": escrow_events.payment_requires_action,
     "payment_intent.canceled": escrow_events.payment_canceled,
     "charge.refunded": escrow_events.charge_refunded,
+    "refund.created": escrow_events.refund_created,
     "transfer.created": escrow_events.transfer_created,
     "transfer.reversed": escrow_events.transfer_reversed,
+    "charge.dispute.created": chargeback_created,
+    "charge.dispute.closed": chargeback_closed,
     "account.updated": account_updated,
     "identity.verification_session.processing": verification_session_changed,
     "identity.verification_session.requires_input": verification_session_changed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from bson import ObjectId
@@ -19,6 +20,9 @@ from schema.payloads import Payload, mutation_payload
 from schema.permissions import IsAuthenticated, allow
 from schema.relay import decode_id, object_ids
 from schema.users import UserNode
+
+if TYPE_CHECKING:
+    from schema.disputes import DisputeNode
 
 EscrowStatusType = strawberry.enum(EscrowStatus, name="EscrowStatus")
 SandboxOutcomeType = strawberry.enum(SandboxOutcome, name="SandboxPaymentOutcome")
@@ -154,6 +158,16 @@ class EscrowNode(relay.Node):
     @strawberry.field(metadata=bounded(MAX_LISTED))
     def history(self) -> list[EscrowStatusChangeType]:
         return [EscrowStatusChangeType.of(change) for change in self.doc.history[-MAX_LISTED:]]
+
+    @strawberry.field(description="Its open dispute, else the last one decided; null if none.")
+    async def dispute(
+        self, info: Info
+    ) -> Annotated[DisputeNode, strawberry.lazy("schema.disputes")] | None:
+        from schema.disputes import DisputeNode
+
+        assert self.doc.id is not None
+        found = await info.context.loaders.disputes_of_escrows.load(self.doc.id)
+        return DisputeNode.of(found) if found else None
 
 
 async def _user(info: Info, user_id: ObjectId) -> UserNode | None:

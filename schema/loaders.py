@@ -9,6 +9,7 @@ from strawberry.dataloader import DataLoader
 
 from documents.bookings import Booking
 from documents.chat import ChatMessage, Conversation
+from documents.disputes import Dispute
 from documents.escrow import Escrow
 from documents.offers import Offer
 from documents.packages import ServicePackage
@@ -17,6 +18,7 @@ from documents.reviews import Review
 from documents.tasks import Task
 from documents.users import User
 from resolvers import lookups
+from resolvers.disputes import latest_disputes
 from resolvers.escrow import escrows_of_deals
 from resolvers.lookups import by_ids
 
@@ -40,6 +42,8 @@ class Loaders:
         self.escrows: DataLoader[ObjectId, Escrow | None] = DataLoader(partial(by_ids, Escrow))
         self.escrows_by_deal: DataLoader[str, Escrow | None] = DataLoader(escrows_of_deals)
         """By deal (`task:<id>`, `booking:<id>`)."""
+        self.disputes_of_escrows: DataLoader[ObjectId, Dispute | None] = DataLoader(latest_disputes)
+        """By escrow id: its open dispute, else its latest."""
         self.packages_of: DataLoader[ObjectId, list[ServicePackage]] = DataLoader(
             lookups.packages_of
         )

@@ -13,6 +13,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from schema.admin import AdminMutation, AdminQuery
+from schema.admin_escrows import AdminEscrowsMutation, AdminEscrowsQuery
 from schema.admin_payments import AdminPaymentsMutation, AdminPaymentsQuery
 from schema.auth import AuthMutation
 from schema.booking_actions import BookingMutation
@@ -22,10 +23,12 @@ from schema.chat_live import ChatSubscription
 from schema.connect import ConnectMutation, ConnectQuery
 from schema.context import Context
 from schema.discovery import DiscoveryQuery
+from schema.disputes import DisputeMutation, DisputeQuery
 from schema.error_reporting import report_errors
 from schema.escrow import EscrowMutation
 from schema.limits import Limits
 from schema.live import LiveSubscription
+from schema.milestone_actions import MilestoneMutation
 from schema.notifications import NotificationMutation, NotificationQuery
 from schema.packages import PackageMutation
 from schema.prepared import PreparedDocuments, UsePreparedDocuments
@@ -52,6 +55,8 @@ Query = merge_types(
         ChatQuery,
         AdminQuery,
         AdminPaymentsQuery,
+        AdminEscrowsQuery,
+        DisputeQuery,
         ConnectQuery,
         WalletQuery,
     ),
@@ -63,6 +68,7 @@ Mutation = merge_types(
         UserMutation,
         ProfileMutation,
         TaskMutation,
+        MilestoneMutation,
         PackageMutation,
         BookingMutation,
         ReviewMutation,
@@ -70,6 +76,8 @@ Mutation = merge_types(
         ChatMutation,
         AdminMutation,
         AdminPaymentsMutation,
+        AdminEscrowsMutation,
+        DisputeMutation,
         ConnectMutation,
         WalletMutation,
         EscrowMutation,

@@ -12,6 +12,7 @@ from resolvers import offers, tasks
 from resolvers.accounts import KEEP
 from schema.common import MoneyInputType, PlaceInputType, given, given_as
 from schema.context import Info
+from schema.milestones import MilestoneInputType
 from schema.payloads import Payload, mutation_payload
 from schema.permissions import IsAuthenticated, allow
 from schema.relay import decode_id
@@ -89,11 +90,6 @@ class CancelTaskInput(RequestChangesInput):
     pass
 
 
-@strawberry.input
-class OpenDisputeInput(RequestChangesInput):
-    pass
-
-
 @strawberry.type
 class StartTaskPayload(TaskPayload):
     pass
@@ -116,11 +112,6 @@ class CompleteTaskPayload(TaskPayload):
 
 @strawberry.type
 class CancelTaskPayload(TaskPayload):
-    pass
-
-
-@strawberry.type
-class OpenDisputePayload(TaskPayload):
     pass
 
 
@@ -153,7 +144,11 @@ class WithdrawOfferInput:
 
 @strawberry.input
 class AcceptOfferInput(WithdrawOfferInput):
-    pass
+    milestones: list[MilestoneInputType] | None = strawberry.field(
+        default=None,
+        description="Poster: split the work into 2 to 20 parts adding up to the offer, each "
+        "funded and paid on its own; the first is due now, each later one on fundMilestone.",
+    )
 
 
 @strawberry.input
@@ -271,21 +266,13 @@ class TaskMutation:
 
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()),
-        description="Poster: cancel an open task, or an assigned one before work starts.",
+        description="Poster: cancel an open task, or an assigned one before work starts (a "
+        "task in milestones also in progress, while no milestone awaits review).",
     )
     @mutation_payload
     async def cancel_task(self, info: Info, input: CancelTaskInput) -> CancelTaskPayload:
         task = await _move(info, input.task_id, TaskStatus.CANCELLED, input.reason)
         return CancelTaskPayload(task=task)
-
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()),
-        description="Poster or tasker: dispute work in progress or submitted.",
-    )
-    @mutation_payload
-    async def open_dispute(self, info: Info, input: OpenDisputeInput) -> OpenDisputePayload:
-        task = await _move(info, input.task_id, TaskStatus.DISPUTED, input.reason)
-        return OpenDisputePayload(task=task)
 
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()), description="Tasker: offer to do a task."
@@ -355,7 +342,10 @@ class TaskMutation:
     async def accept_offer(self, info: Info, input: AcceptOfferInput) -> AcceptOfferPayload:
         viewer = await info.context.require_viewer()
         offer = await offers.accept_offer(
-            info.context.services, viewer, decode_id(input.offer_id, OfferNode, "offerId")
+            info.context.services,
+            viewer,
+            decode_id(input.offer_id, OfferNode, "offerId"),
+            [milestone.value() for milestone in input.milestones or []],
         )
         task = await tasks.get_task(offer.task_id)
         return AcceptOfferPayload(offer=OfferNode.of(offer), task=TaskNode.of(task))

@@ -12,7 +12,7 @@ from strawberry import relay
 
 from documents.escrow import task_deal
 from documents.offers import Offer, OfferStatus
-from documents.tasks import StatusChange, Task, TaskStatus
+from documents.tasks import MAX_MILESTONES, StatusChange, Task, TaskStatus
 from resolvers import task_search
 from resolvers.auth.viewer import Viewer
 from resolvers.offers import can_see_offer
@@ -21,6 +21,8 @@ from resolvers.task_search import TaskQuery, TaskSort
 from schema.common import Area, MoneyType, NearInput, PlaceType
 from schema.context import Info
 from schema.escrow import EscrowNode, escrow_of
+from schema.limits import bounded
+from schema.milestones import MilestoneType
 from schema.permissions import IsAuthenticated, IsParticipantOrAdmin, allow
 from schema.relay import decode_id, object_ids, requested_page, to_connection
 from schema.users import UserNode
@@ -138,6 +140,16 @@ class TaskNode(relay.Node):
     )
     async def escrow(self, info: Info) -> EscrowNode | None:
         return await escrow_of(info, task_deal(self.id))
+
+    @strawberry.field(
+        extensions=allow(IsParticipantOrAdmin(), silent=True),
+        metadata=bounded(MAX_MILESTONES),
+        description="The parts the work was split into, each paid on its own (then `escrow` "
+        "is null): for the poster, the tasker and admins; empty for others or when not split.",
+    )
+    def milestones(self) -> list[MilestoneType]:
+        assert self.doc.id is not None
+        return [MilestoneType.of(self.doc.id, m) for m in self.doc.milestones]
 
     @strawberry.field(description="The caller's live offer on this task, if any.")
     async def my_offer(self, info: Info) -> OfferNode | None:

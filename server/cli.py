@@ -1,4 +1,4 @@
-"""The `gigql` command: serve, export-schema, create-admin, seed, ledger verify."""
+"""The `gigql` command: serve, export-schema, create-admin, seed, ledger verify, reconcile."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import errno
 import getpass
+import json
 import os
 import signal
 import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -31,6 +33,8 @@ PROG = "gigql"
 EMBEDDED_URL_FILE = "secantusdb.url"
 # `gigql ledger verify` found problems (1: the command failed; 2: argparse's usage error).
 LEDGER_PROBLEMS_EXIT = 3
+# `gigql reconcile` found mismatches.
+RECONCILE_MISMATCHES_EXIT = 3
 
 
 def fail(message: str) -> NoReturn:
@@ -279,6 +283,50 @@ def ledger_verify(args: argparse.Namespace) -> None:
         raise SystemExit(LEDGER_PROBLEMS_EXIT)
 
 
+def _moment(value: str, *, end_of_day: bool = False) -> datetime:
+    """An ISO date (its midnight, UTC; with `end_of_day` the next one, so that the day is
+    included) or date and time (UTC unless it names an offset)."""
+    try:
+        if len(value) == len("2026-01-31"):
+            day = datetime.combine(date.fromisoformat(value), datetime.min.time(), UTC)
+            return day + timedelta(days=1) if end_of_day else day
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"not an ISO date or date and time: {value!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def reconcile(args: argparse.Namespace) -> None:
+    from resolvers.reconcile import reconcile as compare
+    from resolvers.reconcile_report import format_reconciliation
+    from server.runtime import open_runtime
+
+    settings = load_settings()
+    if not settings.stripe_secret_key:
+        fail(
+            "reconcile compares with Stripe: set STRIPE_SECRET_KEY (the sandbox gateway "
+            "keeps its objects in the memory of the server that made them)"
+        )
+    created_from = _moment(args.created_from)
+    created_until = _moment(args.created_until, end_of_day=True)
+    if created_until <= created_from:
+        fail("--to must be later than --from")
+
+    async def run(url: str) -> bool:
+        async with open_runtime(settings.model_copy(update={"mongodb_url": url})) as runtime:
+            result = await compare(runtime.services.payments, created_from, created_until)
+        if args.json:
+            print(json.dumps(result.as_json(), indent=2))
+        else:
+            print(format_reconciliation(result))
+        return result.ok
+
+    with _database_url(settings) as url:
+        ok = asyncio.run(run(url))
+    if not ok:
+        raise SystemExit(RECONCILE_MISMATCHES_EXIT)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=PROG, description="GraphQL backend for gig marketplaces.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -327,6 +375,23 @@ def main(argv: list[str] | None = None) -> None:
         help=f"check every ledger invariant; exit status {LEDGER_PROBLEMS_EXIT} on problems",
     )
     verify_parser.set_defaults(run=ledger_verify)
+
+    reconcile_parser = commands.add_parser(
+        "reconcile",
+        help="compare our payments, refunds, transfers and payouts with Stripe's for a period; "
+        f"exit status {RECONCILE_MISMATCHES_EXIT} on mismatches",
+    )
+    reconcile_parser.add_argument(
+        "--from", dest="created_from", required=True, help="ISO date or date and time (UTC)"
+    )
+    reconcile_parser.add_argument(
+        "--to",
+        dest="created_until",
+        required=True,
+        help="ISO date (included) or date and time (excluded)",
+    )
+    reconcile_parser.add_argument("--json", action="store_true", help="print a JSON report")
+    reconcile_parser.set_defaults(run=reconcile)
 
     args = parser.parse_args(argv)
     try:

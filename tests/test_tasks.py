@@ -162,13 +162,15 @@ async def test_disputes_and_cancellations(client: GraphQLClient) -> None:
     offer = await make_offer(client, tom, task["id"])
     await client.mutate("acceptOffer", {"offerId": offer["id"]}, token=ann.access)
     await client.mutate("startTask", {"taskId": task["id"]}, token=tom.access)
-    disputed = await client.mutate(
+    # Nothing paid, nothing to dispute (tests/test_disputes.py disputes paid work).
+    unpaid = await client.mutate(
         "openDispute",
-        {"taskId": task["id"], "reason": "Poster will not answer"},
-        "task { status }",
+        {"dealId": task["id"], "reason": "Poster will not answer"},
+        "dispute { id }",
         token=tom.access,
     )
-    assert disputed["task"]["status"] == "DISPUTED"
+    assert [e["code"] for e in unpaid["errors"]] == ["INVALID_STATE"]
+    assert unpaid["dispute"] is None
 
 
 async def test_exact_location_only_for_the_people_involved(client: GraphQLClient) -> None:

@@ -55,6 +55,32 @@ def stripe_event(
     return json.dumps(event).encode()
 
 
+def chargeback_object(
+    dispute_id: str,
+    *,
+    charge: str,
+    payment_intent: str | None,
+    amount: int,
+    currency: str,
+    status: str = "needs_response",
+) -> dict[str, Any]:
+    """A Stripe Dispute, the object of `charge.dispute.*` events (it carries no metadata of
+    ours: the charge and, on recent API versions, the intent name the payment)."""
+    return {
+        "id": dispute_id,
+        "object": "dispute",
+        "amount": amount,
+        "currency": currency.lower(),
+        "charge": charge,
+        "payment_intent": payment_intent,
+        "reason": "fraudulent",
+        "status": status,
+        "is_charge_refundable": False,
+        "metadata": {},
+        "created": int(time.time()),
+    }
+
+
 def signature(body: bytes, secret: str, age_seconds: int = 0) -> str:
     """The `Stripe-Signature` header, as if Stripe had signed the body `age_seconds` ago."""
     return sign_payload(body, secret, int(time.time()) - age_seconds)

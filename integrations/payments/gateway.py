@@ -347,6 +347,12 @@ class PaymentGateway(Protocol):
         self, created_from: datetime, created_until: datetime
     ) -> AsyncIterator[Refund]: ...
 
+    def list_payouts(
+        self, account_id: str, created_from: datetime, created_until: datetime
+    ) -> AsyncIterator[Payout]:
+        """The payouts of one connected account."""
+        ...
+
     def parse_event(self, payload: bytes, signature_header: str) -> GatewayEvent:
         """The event in a webhook body, once its `Stripe-Signature` checks out; raises
         `WebhookSignatureError` otherwise."""

@@ -274,6 +274,13 @@ class SandboxGateway:
         for obj in self._created_within("refund", created_from, created_until):
             yield Refund.from_stripe(obj)
 
+    async def list_payouts(
+        self, account_id: str, created_from: datetime, created_until: datetime
+    ) -> AsyncIterator[Payout]:
+        for obj in self._created_within("payout", created_from, created_until):
+            if self._payout_accounts[obj["id"]] == account_id:
+                yield Payout.from_stripe(obj, account_id)
+
     def parse_event(self, payload: bytes, signature_header: str) -> GatewayEvent:
         return parse_event(payload, signature_header, self._webhook_secret)
 
@@ -563,7 +570,27 @@ class SandboxGateway:
             },
         )
         self._emit("refund.created", refund)
+        self._emit("charge.refunded", self._refunded_charge(intent, refunded + amount))
         return Refund.from_stripe(refund)
+
+    def _refunded_charge(self, intent: StripeDict, amount_refunded: int) -> StripeDict:
+        """The intent's charge as `charge.refunded` shows it (charges are not kept here)."""
+        return {
+            "id": intent["latest_charge"],
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_captured": intent["amount_received"],
+            "amount_refunded": amount_refunded,
+            "created": intent["created"],
+            "currency": intent["currency"],
+            "livemode": False,
+            "metadata": dict(intent["metadata"]),
+            "paid": True,
+            "payment_intent": intent["id"],
+            "refunded": amount_refunded == intent["amount_received"],
+            "status": "succeeded",
+            "transfer_group": intent["transfer_group"],
+        }
 
     # -- Connect -----------------------------------------------------------------------
 

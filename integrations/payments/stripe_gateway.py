@@ -289,8 +289,20 @@ class StripeGateway:
         listed = self._created_within(self._stripe.refunds, created_from, created_until)
         return (Refund.from_stripe(obj) async for obj in listed)
 
+    def list_payouts(
+        self, account_id: str, created_from: datetime, created_until: datetime
+    ) -> AsyncIterator[Payout]:
+        listed = self._created_within(
+            self._stripe.payouts, created_from, created_until, {"stripe_account": account_id}
+        )
+        return (Payout.from_stripe(obj, account_id) async for obj in listed)
+
     async def _created_within(
-        self, resource: Any, created_from: datetime, created_until: datetime
+        self,
+        resource: Any,
+        created_from: datetime,
+        created_until: datetime,
+        options: dict[str, Any] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Every object of a list endpoint created in [from, until), page after page."""
         with _translated_errors():
@@ -298,7 +310,8 @@ class StripeGateway:
                 {
                     "created": {"gte": _seconds(created_from), "lt": _seconds(created_until)},
                     "limit": self._page_size,
-                }
+                },
+                options or {},
             )
             async for obj in page.auto_paging_iter():
                 yield obj.to_dict()

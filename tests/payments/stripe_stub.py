@@ -3,11 +3,12 @@
 localstripe (a separate process) implements payment intents, payment methods and refunds.
 This stub answers, in Stripe's JSON shapes, what localstripe lacks: Connect accounts and
 account links, transfers and their reversals, payouts on a connected account (the
-`Stripe-Account` header), Identity verification sessions. Every other request goes on to
-localstripe. In front of both it keeps Stripe's idempotency (localstripe ignores
-`Idempotency-Key`), and it covers two more gaps of localstripe: payment intents keep their
-`transfer_group` here (and `allowed_payment_method_types` is dropped: localstripe only
-knows cards anyway), and lists of payment intents and refunds are filtered by `created`.
+`Stripe-Account` header) and their list, Identity verification sessions. Every other
+request goes on to localstripe. In front of both it keeps Stripe's idempotency
+(localstripe ignores `Idempotency-Key`), and it covers two more gaps of localstripe:
+payment intents keep their `transfer_group` here (and `allowed_payment_method_types` is
+dropped: localstripe only knows cards anyway), and lists of payment intents and refunds
+are filtered by `created`.
 
 It also receives localstripe's webhooks (`/_webhooks`). The test controls at the end play
 what happens on Stripe's pages and at the bank.
@@ -113,6 +114,7 @@ class StripeStub:
         self._localstripe = httpx.AsyncClient(base_url=localstripe_url, timeout=30)
         self._objects: dict[str, StripeDict] = {}
         self._transfer_groups: dict[str, str] = {}
+        self._payout_accounts: dict[str, str] = {}
         self._replies: dict[tuple[str | None, str], tuple[list[object], int, bytes]] = {}
         self._failures: list[int] = []
         self.seen: list[Seen] = []
@@ -136,6 +138,7 @@ class StripeStub:
             r"/v1/accounts/(?P<id>[^/]+)": self._retrieve("account"),
             r"/v1/transfers": self._list_transfers,
             r"/v1/transfers/(?P<id>[^/]+)": self._retrieve("transfer"),
+            r"/v1/payouts": self._list_payouts,
             r"/v1/identity/verification_sessions/(?P<id>[^/]+)": self._retrieve(
                 "identity.verification_session"
             ),
@@ -391,7 +394,7 @@ class StripeStub:
             raise StripeProblem(
                 400, "Payouts are not enabled on this account.", code="payouts_not_allowed"
             )
-        return self._new(
+        payout = self._new(
             "po",
             {
                 "object": "payout",
@@ -406,6 +409,17 @@ class StripeStub:
                 "type": "bank_account",
             },
         )
+        self._payout_accounts[payout["id"]] = account_id
+        return payout
+
+    def _list_payouts(self, params: StripeDict, request: Request) -> StripeDict:
+        account_id = request.headers.get("stripe-account")
+        payouts = [
+            obj
+            for obj in self._objects.values()
+            if obj["object"] == "payout" and self._payout_accounts[obj["id"]] == account_id
+        ]
+        return _page(payouts, params, request.url.path)
 
     def _create_verification_session(self, params: StripeDict, _request: Request) -> StripeDict:
         session = self._new(

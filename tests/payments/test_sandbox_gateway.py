@@ -60,6 +60,7 @@ async def test_a_whole_deal_emits_stripes_events_in_order(
         ("payment_intent.created", None),
         ("payment_intent.succeeded", None),
         ("refund.created", None),
+        ("charge.refunded", None),
         ("account.updated", account.id),
         ("transfer.created", None),
         ("transfer.reversed", None),
@@ -71,9 +72,10 @@ async def test_a_whole_deal_emits_stripes_events_in_order(
         ("identity.verification_session.requires_input", None),
         ("identity.verification_session.verified", None),
     ]
-    assert events[3].data_object["payouts_enabled"] is True
-    assert events[5].data_object["amount_reversed"] == 100
-    assert events[9].data_object["failure_code"] == "account_closed"
+    assert events[4].data_object["payouts_enabled"] is True
+    assert events[6].data_object["amount_reversed"] == 100
+    assert events[3].data_object["amount_refunded"] == 200
+    assert events[10].data_object["failure_code"] == "account_closed"
     assert len({event.id for event in events}) == len(events)
 
 

@@ -1,0 +1,79 @@
+"""A milestone's steps inside a transaction: opening its escrow, moving its status.
+
+Each step is a conditional update of the task document itself, so steps on one task
+(two approvals, two fundings, funding against a cancellation) conflict and run one
+after the other: the second finds the first's result and does nothing, or fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+
+from documents.clock import utcnow
+from documents.escrow import Escrow, milestone_deal
+from documents.tasks import MilestoneStatus, Task
+from resolvers.escrow import open_escrow
+from resolvers.unit_of_work import UnitOfWork
+from server.settings import Settings
+
+
+def _where(number: int, **fields: Any) -> dict[str, Any]:
+    """Milestone `number` having `fields`. (A path like `milestones.0.x` would not do: for
+    null it also matches through elements that lack a field named "0".)"""
+    return {"milestones": {"$elemMatch": {"number": number, **fields}}}
+
+
+async def open_milestone_escrow(
+    unit: UnitOfWork, settings: Settings, task: Task, number: int
+) -> Escrow | None:
+    """The milestone's escrow, awaiting the poster's payment; None if it has one already.
+    Its fees are those of its own amount, so each escrow is exact in itself."""
+    milestone = task.milestone(number)
+    assert task.id is not None and task.assigned_tasker_id is not None and milestone is not None
+    opened = await Task.get_pymongo_collection().update_one(
+        {"_id": task.id, **_where(number, escrow_opened_at=None)},
+        {"$set": {f"milestones.{number - 1}.escrow_opened_at": utcnow()}},
+        session=unit.session,
+    )
+    if not opened.modified_count:
+        return None
+    return await open_escrow(
+        unit,
+        settings,
+        deal=milestone_deal(task.id, number),
+        payer_id=task.poster_id,
+        provider_id=task.assigned_tasker_id,
+        price=milestone.amount,
+        task_id=task.id,
+        offer_id=task.accepted_offer_id,
+        milestone=number,
+    )
+
+
+async def move_milestone(
+    unit: UnitOfWork,
+    task_id: ObjectId,
+    number: int,
+    source: MilestoneStatus,
+    to: MilestoneStatus,
+    **fields: Any,
+) -> Task | None:
+    """Milestone `number` from `source` to `to`, setting `fields` on it: the task as it
+    is after, or None if the milestone was not in `source`."""
+    at = f"milestones.{number - 1}"
+    raw = await Task.get_pymongo_collection().find_one_and_update(
+        {"_id": task_id, **_where(number, status=source.value)},
+        {
+            "$set": {
+                f"{at}.status": to.value,
+                **{f"{at}.{name}": value for name, value in fields.items()},
+                "updated_at": utcnow(),
+            }
+        },
+        return_document=ReturnDocument.AFTER,
+        session=unit.session,
+    )
+    return None if raw is None else Task.model_validate(raw)

@@ -1,0 +1,63 @@
+"""A task's milestones as the graph shows them, to the poster, the tasker and admins."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from bson import ObjectId
+
+from documents.escrow import milestone_deal
+from documents.tasks import Milestone, MilestoneStatus
+from resolvers.milestones import MilestoneInput
+from schema.common import MoneyInputType, MoneyType
+from schema.context import Info
+from schema.escrow import EscrowNode, escrow_of
+
+MilestoneStatusType = strawberry.enum(MilestoneStatus, name="MilestoneStatus")
+
+
+@strawberry.type(
+    name="Milestone",
+    description="A part of a task funded and paid on its own, through its own escrow.",
+)
+class MilestoneType:
+    number: int = strawberry.field(description="1, 2, 3... in the order the work is done.")
+    title: str
+    amount: MoneyType
+    status: MilestoneStatus
+    note: str | None = strawberry.field(
+        description="The tasker's note on handing it in, or the poster's on sending it back."
+    )
+    submitted_at: datetime | None
+    approved_at: datetime | None
+    task_id: strawberry.Private[ObjectId]
+
+    @classmethod
+    def of(cls, task_id: ObjectId, milestone: Milestone) -> MilestoneType:
+        return cls(
+            number=milestone.number,
+            title=milestone.title,
+            amount=MoneyType.of(milestone.amount),
+            status=milestone.status,
+            note=milestone.note,
+            submitted_at=milestone.submitted_at,
+            approved_at=milestone.approved_at,
+            task_id=task_id,
+        )
+
+    @strawberry.field(
+        description="Its payment, once the poster started funding it (fundMilestone): "
+        "its clientSecret is what the poster pays with."
+    )
+    async def escrow(self, info: Info) -> EscrowNode | None:
+        return await escrow_of(info, milestone_deal(self.task_id, self.number))
+
+
+@strawberry.input(name="MilestoneInput")
+class MilestoneInputType:
+    title: str
+    amount: MoneyInputType = strawberry.field(description="In the offer's currency.")
+
+    def value(self) -> MilestoneInput:
+        return MilestoneInput(title=self.title, amount=self.amount.value())
