@@ -156,6 +156,9 @@ class Escrow(Document):
     """The work was approved before the payment arrived: release once it does."""
     deal_cancelled: bool = False
     """The task or booking was cancelled: a payment arriving now is refunded."""
+    frozen_by: str | None = None
+    """While disputed, what froze it: `FROZEN_BY_DEAL`, `FROZEN_BY_REVERSAL` or
+    `frozen_by_chargeback(id)`. A cause that ends thaws only what it froze itself."""
     auto_release_at: datetime | None = None
     held_at: datetime | None = None
     released_at: datetime | None = None
@@ -195,6 +198,16 @@ class Escrow(Document):
     @property
     def pending_refund(self) -> EscrowRefund | None:
         return next((r for r in self.refunds if r.status is RefundStatus.PENDING), None)
+
+
+FROZEN_BY_DEAL = "deal"
+"""Its task or booking is disputed."""
+FROZEN_BY_REVERSAL = "transfer_reversal"
+"""The provider's transfer was reversed."""
+
+
+def frozen_by_chargeback(gateway_dispute_id: str) -> str:
+    return f"chargeback:{gateway_dispute_id}"
 
 
 def task_deal(task_id: ObjectId | str) -> str:

@@ -21,7 +21,13 @@ from typing import Any
 
 from documents import accounts
 from documents.disputes import Dispute, DisputeStatus
-from documents.escrow import HOLDING_STATUSES, PAID_STATUSES, Escrow, EscrowStatus
+from documents.escrow import (
+    HOLDING_STATUSES,
+    PAID_STATUSES,
+    Escrow,
+    EscrowStatus,
+    frozen_by_chargeback,
+)
 from documents.events import EventKind
 from documents.ledger import LedgerTransaction, MovementKind, Ref, transfer
 from documents.money import Money
@@ -54,10 +60,6 @@ async def _escrow_of(chargeback: dict[str, Any]) -> Escrow:
 
 def _opening_key(escrow: Escrow, chargeback_id: str) -> str:
     return f"{escrow.gateway_group}:chargeback:{chargeback_id}"
-
-
-def _freeze_note(chargeback_id: str) -> str:
-    return f"chargeback {chargeback_id}"
 
 
 async def chargeback_created(services: Services, event: GatewayEvent) -> None:
@@ -93,9 +95,9 @@ async def chargeback_created(services: Services, event: GatewayEvent) -> None:
                 **NOT_REFUNDING,
             },
             EscrowStatus.DISPUTED,
-            note=_freeze_note(chargeback["id"]),
+            note=f"chargeback {chargeback['id']}",
             event_id=event.id,
-            fields={"auto_release_at": None},
+            fields={"auto_release_at": None, "frozen_by": frozen_by_chargeback(chargeback["id"])},
         )
         notify(
             unit,
@@ -161,7 +163,7 @@ async def chargeback_closed(services: Services, event: GatewayEvent) -> None:
 
 async def _thaw(unit: UnitOfWork, escrow: Escrow, chargeback_id: str) -> Escrow:
     """Hold the escrow again if nothing but this chargeback froze it."""
-    frozen_by_it = escrow.history and escrow.history[-1].note == _freeze_note(chargeback_id)
+    frozen_by_it = escrow.frozen_by == frozen_by_chargeback(chargeback_id)
     if escrow.status is not EscrowStatus.DISPUTED or not frozen_by_it:
         return escrow
     contested = await Dispute.find_one(

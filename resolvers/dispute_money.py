@@ -46,6 +46,7 @@ async def unfreeze(unit: UnitOfWork, escrow: Escrow, note: str) -> Escrow:
         {"_id": escrow.id, "status": EscrowStatus.DISPUTED.value},
         holding,
         note=note,
+        fields={"frozen_by": None},
     )
     if thawed is None:
         raise RuntimeError(f"escrow {escrow.id} changed within its transaction")

@@ -13,7 +13,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from documents.escrow import HOLDING_STATUSES, PAID_STATUSES, Escrow, EscrowStatus
+from documents.escrow import (
+    FROZEN_BY_REVERSAL,
+    HOLDING_STATUSES,
+    PAID_STATUSES,
+    Escrow,
+    EscrowStatus,
+)
 from documents.events import EventKind
 from documents.money import Money
 from integrations.payments.gateway import GatewayEvent, PaymentIntent, Refund, Transfer
@@ -232,7 +238,10 @@ async def transfer_reversed(services: Services, event: GatewayEvent) -> None:
             EscrowStatus.DISPUTED,
             note=f"{amount} of the transfer reversed",
             event_id=event.id,
-            fields={"transfer_reversed": (current.transfer_reversed + amount).model_dump()},
+            fields={
+                "transfer_reversed": (current.transfer_reversed + amount).model_dump(),
+                "frozen_by": FROZEN_BY_REVERSAL,
+            },
         )
         assert changed is not None
         await post_reversal(unit.session, changed, amount, transfer.amount_reversed)

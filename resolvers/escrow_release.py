@@ -25,6 +25,7 @@ from bson import ObjectId
 from documents import accounts
 from documents.clock import utcnow
 from documents.escrow import (
+    FROZEN_BY_DEAL,
     HOLDING_STATUSES,
     Escrow,
     EscrowStatus,
@@ -215,5 +216,5 @@ async def freeze(unit: UnitOfWork, deal: str, note: str) -> None:
         {"deal": deal, "status": {"$in": [s.value for s in HOLDING_STATUSES]}},
         EscrowStatus.DISPUTED,
         note=note,
-        fields={"auto_release_at": None},
+        fields={"auto_release_at": None, "frozen_by": FROZEN_BY_DEAL},
     )

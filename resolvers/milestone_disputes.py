@@ -26,7 +26,7 @@ from bson import ObjectId
 from documents.clock import utcnow
 from documents.disputes import Dispute, DisputeOutcome
 from documents.errors import DomainError, ErrorCode
-from documents.escrow import Escrow, EscrowStatus, milestone_deal, task_deal
+from documents.escrow import FROZEN_BY_DEAL, Escrow, EscrowStatus, milestone_deal, task_deal
 from documents.events import EventKind
 from documents.tasks import MilestoneStatus, Task, TaskStatus
 from resolvers import dispute_money, escrow_hooks
@@ -111,22 +111,22 @@ async def decided(
     ]
     if outcome is DisputeOutcome.REFUND or not later:
         for deal in later:
-            await _thaw(unit, deal, dispute, note)
+            await _thaw(unit, deal, note)
             await cancel_deal(unit, deal, None, note)
         paid = any(m.status is MilestoneStatus.APPROVED for m in task.milestones)
         return TaskStatus.COMPLETED if paid else TaskStatus.CANCELLED
     for deal in later:
-        await _thaw(unit, deal, dispute, note)
+        await _thaw(unit, deal, note)
     return TaskStatus.IN_PROGRESS
 
 
-async def _thaw(unit: UnitOfWork, deal: str, dispute: Dispute, note: str) -> None:
-    """Hold the deal's escrow again if the task's move to disputed froze it (its last
-    change, noted with the dispute's reason) and nothing since: a chargeback's stays."""
+async def _thaw(unit: UnitOfWork, deal: str, note: str) -> None:
+    """Hold the deal's escrow again if the task's move to disputed froze it: one frozen
+    by a chargeback or a reversal stays."""
     escrow = await Escrow.find_one({"deal": deal}, session=unit.session)
-    if escrow is None or escrow.status is not EscrowStatus.DISPUTED or not escrow.history:
+    if escrow is None or escrow.status is not EscrowStatus.DISPUTED:
         return
-    if escrow.history[-1].note == dispute.reason:
+    if escrow.frozen_by == FROZEN_BY_DEAL:
         await dispute_money.unfreeze(unit, escrow, note)
 
 

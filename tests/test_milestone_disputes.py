@@ -26,7 +26,7 @@ from tests.escrow_support import (
 )
 from tests.graphql_client import GraphQLClient, Tokens, error_codes
 from tests.marketplace import logged_in_admin, object_id
-from tests.test_disputes import postings, resolve, told
+from tests.test_disputes import chargeback, deliver, postings, resolve, told
 from tests.test_milestones import Split, act, milestones, ok, pay, task_escrows, working
 
 PARTS = [4000, 4000, 2000]
@@ -234,6 +234,25 @@ async def test_a_release_puts_the_later_milestones_paid_ahead_back_on_hold(
     assert (await statuses(client, deal))[1] == ("APPROVED", "RELEASED")
     assert await balance(accounts.wallet(object_id(deal.tasker.user_id))) == 3600 + 3600
     assert await task_status(deal) == "in_progress"
+    await assert_ledger_clean()
+
+
+async def test_a_later_milestone_frozen_by_a_chargeback_stays_frozen_after_the_decision(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    deal = await working(client, runtime, PARTS)
+    await pay(client, deal, 1)
+    await pay(client, deal, 2)
+    _first, second = await task_escrows(deal.task_id)
+    await deliver(client, runtime, "charge.dispute.created", chargeback(second), 1)
+    opened = await open_dispute(client, deal.poster, deal.task_id, 1)
+    assert opened["errors"] == [], opened
+    admin = await logged_in_admin(client, runtime)
+    decided = await resolve(client, admin, opened["dispute"]["id"], "RELEASE")
+    assert decided["errors"] == [], decided
+    await sandbox(runtime).drain()
+    # The decision thaws what the task's dispute froze, not what the bank's did.
+    assert (await statuses(client, deal))[:2] == [("APPROVED", "RELEASED"), ("PENDING", "DISPUTED")]
     await assert_ledger_clean()
 
 
