@@ -6,6 +6,8 @@
    authorisation never captured is cancelled instead when refunded in full).
 3. `record_refund`: refunded or partially_refunded, and the ledger's REFUND under the
    same key. The `charge.refunded` webhook completes a pending refund the same way.
+   A refund retried after the gateway's idempotency window is first looked for there
+   (resolvers/late_retries.py).
 
 A deal cancelled before it was paid has its payment intent cancelled instead: the
 escrow fails, and a payment that still arrives is refunded in full.
@@ -29,6 +31,7 @@ from resolvers.escrow import change_escrow, notify, payment_metadata, reload
 from resolvers.escrow_ledger import post_refund
 from resolvers.escrow_release import NOT_REFUNDING
 from resolvers.fees import refund_split
+from resolvers.late_retries import is_late, late_key, made_refund
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork, transact
 
@@ -80,11 +83,17 @@ async def settle_refund(services: Services, escrow: Escrow) -> Escrow:
     assert escrow.payment_intent_id is not None
     gateway = services.payments
     key = f"{escrow.gateway_group}:refund:{refund.number}"
-    if escrow.capture_manually and not escrow.captured:
-        if refund.amount == escrow.refundable:
-            # An authorisation never captured: letting it go is the whole refund.
-            await gateway.cancel_payment_intent(escrow.payment_intent_id, idempotency_key=key)
-            return await record_refund(services, escrow, refund.number, None)
+    uncaptured = escrow.capture_manually and not escrow.captured
+    if uncaptured and refund.amount == escrow.refundable:
+        # An authorisation never captured: letting it go is the whole refund.
+        await gateway.cancel_payment_intent(escrow.payment_intent_id, idempotency_key=key)
+        return await record_refund(services, escrow, refund.number, None)
+    if is_late(services, refund.at):
+        found = await made_refund(gateway, escrow, refund)
+        if found is not None:
+            return await record_refund(services, escrow, refund.number, found.id)
+        key = late_key(key)
+    if uncaptured:
         await gateway.capture_payment_intent(
             escrow.payment_intent_id, idempotency_key=f"{escrow.gateway_group}:capture"
         )

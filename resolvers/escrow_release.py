@@ -9,7 +9,8 @@
    the escrow releasing; `release_waiting_for` settles it once the account is ready.
 3. `record_release`: released, and the ledger's ESCROW_RELEASED posting. The
    `transfer.created` webhook records it the same way, so a crash between 2 and 3 is
-   recovered by either, and repeating 2 returns the same transfer.
+   recovered by either, and repeating 2 returns the same transfer (after the gateway's
+   idempotency window, resolvers/late_retries.py first looks for it there).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from resolvers import ledger
 from resolvers.escrow import change_escrow, notify, payment_metadata, reload
 from resolvers.escrow_ledger import post_release
 from resolvers.fees import escrow_balance, release_split
+from resolvers.late_retries import is_late, late_key, made_transfer
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork, transact
 
@@ -105,6 +107,12 @@ async def settle_release(services: Services, escrow: Escrow) -> Escrow:
         if destination is None:
             return escrow
         gateway = services.payments
+        key = transfer_key(escrow, plan)
+        if is_late(services, plan.claimed_at):
+            made = await made_transfer(gateway, escrow, plan)
+            if made is not None:
+                return await record_release(services, escrow, plan.round, made.id)
+            key = late_key(key)
         if escrow.capture_manually and not escrow.captured:
             assert escrow.payment_intent_id is not None
             await gateway.capture_payment_intent(
@@ -116,7 +124,7 @@ async def settle_release(services: Services, escrow: Escrow) -> Escrow:
             destination_account_id=destination,
             transfer_group=escrow.gateway_group,
             metadata={**payment_metadata(escrow), "release_round": str(plan.round)},
-            idempotency_key=transfer_key(escrow, plan),
+            idempotency_key=key,
             source_charge_id=escrow.charge_id,
         )
         transfer_id = transfer.id

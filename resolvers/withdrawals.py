@@ -10,9 +10,10 @@ Three steps, never a gateway call inside a transaction (documents/payouts.py has
    withdrawal and moves the money back to the wallet.
 If the gateway did not answer, or the process died between 1 and 3, `retry_unsent_payouts`
 (a background job) repeats step 2 with the same key, which gives the same payout, never a
-second one. The payout's `payout.paid` and `payout.failed` events settle it, in any order
-and any number of times: each settlement is a conditional status update together with
-its ledger posting, keyed by the withdrawal.
+second one (after the gateway's idempotency window, resolvers/late_retries.py first looks
+for it there). The payout's `payout.paid` and `payout.failed` events settle it, in any
+order and any number of times: each settlement is a conditional status update together
+with its ledger posting, keyed by the withdrawal.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from integrations.payments.errors import GatewayError
 from integrations.payments.gateway import GatewayEvent, Payout
 from resolvers import ledger
 from resolvers.auth.viewer import Viewer
+from resolvers.late_retries import is_late, late_key, made_payout
 from resolvers.pagination import Page, PageRequest, paginate
 from resolvers.services import Services
 from resolvers.tasks import MoneyInput, require_role
@@ -113,6 +115,16 @@ async def request_withdrawal(services: Services, viewer: Viewer, amount: MoneyIn
 async def send_payout(services: Services, withdrawal: Withdrawal) -> Withdrawal:
     """Make the withdrawal's gateway payout (again, with the same key) and record it."""
     assert withdrawal.id is not None
+    key = payout_key(withdrawal.id)
+    if is_late(services, withdrawal.requested_at):
+        try:
+            made = await made_payout(services.payments, withdrawal)
+        except GatewayError as error:
+            log.warning("payouts of withdrawal %s not listed: %s", withdrawal.id, error)
+            return withdrawal
+        if made is not None:
+            return await _record_sent(withdrawal, made)
+        key = late_key(key)
     try:
         payout = await services.payments.create_payout(
             account_id=withdrawal.account_id,
@@ -122,7 +134,7 @@ async def send_payout(services: Services, withdrawal: Withdrawal) -> Withdrawal:
                 "withdrawal_id": str(withdrawal.id),
                 "provider_id": str(withdrawal.provider_id),
             },
-            idempotency_key=payout_key(withdrawal.id),
+            idempotency_key=key,
         )
     except GatewayError as error:
         if error.retryable:
@@ -130,6 +142,11 @@ async def send_payout(services: Services, withdrawal: Withdrawal) -> Withdrawal:
             return withdrawal
         log.warning("payout of withdrawal %s refused: %s", withdrawal.id, error)
         return await fail(services, withdrawal.id, error.code or REFUSED) or withdrawal
+    return await _record_sent(withdrawal, payout)
+
+
+async def _record_sent(withdrawal: Withdrawal, payout: Payout) -> Withdrawal:
+    """Step 3: the payout's id, once; the withdrawal as it is now."""
     raw = await Withdrawal.get_pymongo_collection().find_one_and_update(
         {"_id": withdrawal.id, "status": WithdrawalStatus.REQUESTED.value, "payout_id": None},
         {

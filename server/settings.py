@@ -113,6 +113,11 @@ class Settings(BaseSettings):
     payout_retry_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
     """How often each instance retries withdrawals whose gateway payout was not made
     (the gateway did not answer, or the process died); only ones at least this old."""
+    idempotency_window: timedelta = Field(
+        timedelta(hours=23), gt=timedelta(0), lt=timedelta(hours=24)
+    )
+    """How long a gateway step may be retried with its first idempotency key; Stripe
+    forgets keys after 24 hours, so an older step is first looked for at the gateway."""
 
     # Marketplace
     categories: Annotated[list[str], NoDecode] = [

@@ -340,12 +340,19 @@ class PaymentGateway(Protocol):
         ...
 
     def list_transfers(
-        self, created_from: datetime, created_until: datetime
-    ) -> AsyncIterator[Transfer]: ...
+        self, created_from: datetime, created_until: datetime, transfer_group: str | None = None
+    ) -> AsyncIterator[Transfer]:
+        """With `transfer_group`, only the transfers of that group (a deal's)."""
+        ...
 
     def list_refunds(
-        self, created_from: datetime, created_until: datetime
-    ) -> AsyncIterator[Refund]: ...
+        self,
+        created_from: datetime,
+        created_until: datetime,
+        payment_intent_id: str | None = None,
+    ) -> AsyncIterator[Refund]:
+        """With `payment_intent_id`, only the refunds of that payment."""
+        ...
 
     def list_payouts(
         self, account_id: str, created_from: datetime, created_until: datetime

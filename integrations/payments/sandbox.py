@@ -263,16 +263,21 @@ class SandboxGateway:
             yield PaymentIntent.from_stripe(obj)
 
     async def list_transfers(
-        self, created_from: datetime, created_until: datetime
+        self, created_from: datetime, created_until: datetime, transfer_group: str | None = None
     ) -> AsyncIterator[Transfer]:
         for obj in self._created_within("transfer", created_from, created_until):
-            yield Transfer.from_stripe(obj)
+            if transfer_group is None or obj["transfer_group"] == transfer_group:
+                yield Transfer.from_stripe(obj)
 
     async def list_refunds(
-        self, created_from: datetime, created_until: datetime
+        self,
+        created_from: datetime,
+        created_until: datetime,
+        payment_intent_id: str | None = None,
     ) -> AsyncIterator[Refund]:
         for obj in self._created_within("refund", created_from, created_until):
-            yield Refund.from_stripe(obj)
+            if payment_intent_id is None or obj["payment_intent"] == payment_intent_id:
+                yield Refund.from_stripe(obj)
 
     async def list_payouts(
         self, account_id: str, created_from: datetime, created_until: datetime
@@ -341,6 +346,10 @@ class SandboxGateway:
             }
         self._emit(f"identity.verification_session.{session['status']}", session)
         return VerificationSession.from_stripe(session)
+
+    def forget_idempotency_keys(self) -> None:
+        """What Stripe does to keys at least 24 hours old: a repeat makes a new object."""
+        self._keys.clear()
 
     def pay_out(self, payout_id: str) -> Payout:
         """The bank accepted the payout."""

@@ -278,15 +278,24 @@ class StripeGateway:
         return (PaymentIntent.from_stripe(obj) async for obj in listed)
 
     def list_transfers(
-        self, created_from: datetime, created_until: datetime
+        self, created_from: datetime, created_until: datetime, transfer_group: str | None = None
     ) -> AsyncIterator[Transfer]:
-        listed = self._created_within(self._stripe.transfers, created_from, created_until)
+        filters = {"transfer_group": transfer_group} if transfer_group else {}
+        listed = self._created_within(
+            self._stripe.transfers, created_from, created_until, filters=filters
+        )
         return (Transfer.from_stripe(obj) async for obj in listed)
 
     def list_refunds(
-        self, created_from: datetime, created_until: datetime
+        self,
+        created_from: datetime,
+        created_until: datetime,
+        payment_intent_id: str | None = None,
     ) -> AsyncIterator[Refund]:
-        listed = self._created_within(self._stripe.refunds, created_from, created_until)
+        filters = {"payment_intent": payment_intent_id} if payment_intent_id else {}
+        listed = self._created_within(
+            self._stripe.refunds, created_from, created_until, filters=filters
+        )
         return (Refund.from_stripe(obj) async for obj in listed)
 
     def list_payouts(
@@ -303,13 +312,16 @@ class StripeGateway:
         created_from: datetime,
         created_until: datetime,
         options: dict[str, Any] | None = None,
+        filters: dict[str, str] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Every object of a list endpoint created in [from, until), page after page."""
+        """Every object of a list endpoint created in [from, until) and matching
+        `filters` (the endpoint's own parameters), page after page."""
         with _translated_errors():
             page = await resource.list_async(
                 {
                     "created": {"gte": _seconds(created_from), "lt": _seconds(created_until)},
                     "limit": self._page_size,
+                    **(filters or {}),
                 },
                 options or {},
             )

@@ -8,7 +8,7 @@ request goes on to localstripe. In front of both it keeps Stripe's idempotency
 (localstripe ignores `Idempotency-Key`), and it covers two more gaps of localstripe:
 payment intents keep their `transfer_group` here (and `allowed_payment_method_types` is
 dropped: localstripe only knows cards anyway), and lists of payment intents and refunds
-are filtered by `created`.
+are filtered by `created` (and by `payment_intent`, as transfers by `transfer_group`).
 
 It also receives localstripe's webhooks (`/_webhooks`). The test controls at the end play
 what happens on Stripe's pages and at the bank.
@@ -79,8 +79,13 @@ def _nested(pairs: Pairs) -> StripeDict:
     return tree
 
 
+LIST_FILTERS = ("transfer_group", "payment_intent")
+"""Parameters of list endpoints that keep only the objects with that value."""
+
+
 def _page(objects: list[StripeDict], query: StripeDict, url: str) -> StripeDict:
-    """Stripe's list: newest first, filtered by `created`, paged with `starting_after`."""
+    """Stripe's list: newest first, filtered by `created` and `LIST_FILTERS`, paged
+    with `starting_after`."""
     created = query.get("created", {})
     bounds: dict[str, Callable[[int, int], bool]] = {
         "gt": int.__gt__,
@@ -92,6 +97,7 @@ def _page(objects: list[StripeDict], query: StripeDict, url: str) -> StripeDict:
         obj
         for obj in objects
         if all(bounds[op](obj["created"], int(value)) for op, value in created.items())
+        and all(obj.get(name) == query[name] for name in LIST_FILTERS if name in query)
     ]
     chosen.sort(key=lambda obj: obj["created"], reverse=True)  # stable: ties keep their order
     if "starting_after" in query:
@@ -154,6 +160,10 @@ class StripeStub:
         """Answer the next request with this status before it reaches Stripe proper (a
         load balancer's 503): nothing is done and nothing is remembered for its key."""
         self._failures.append(status)
+
+    def forget_idempotency_keys(self) -> None:
+        """What Stripe does to keys at least 24 hours old: a repeat makes a new object."""
+        self._replies.clear()
 
     def complete_onboarding(self, account_id: str) -> None:
         account = self._objects[account_id]
