@@ -23,6 +23,7 @@ from tests.escrow_support import (
     balance,
     global_id,
     sandbox,
+    sandbox_pay,
 )
 from tests.graphql_client import GraphQLClient, Tokens, error_codes
 from tests.marketplace import logged_in_admin, object_id
@@ -253,6 +254,26 @@ async def test_a_later_milestone_frozen_by_a_chargeback_stays_frozen_after_the_d
     await sandbox(runtime).drain()
     # The decision thaws what the task's dispute froze, not what the bank's did.
     assert (await statuses(client, deal))[:2] == [("APPROVED", "RELEASED"), ("PENDING", "DISPUTED")]
+    await assert_ledger_clean()
+
+
+async def test_a_later_milestone_paid_during_the_dispute_is_frozen_until_the_decision(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    deal = await working(client, runtime, PARTS)
+    await pay(client, deal, 1)
+    funded = await act(client, "fundMilestone", deal.poster, deal.task_id, 2)
+    assert funded["errors"] == [], funded
+    opened = await open_dispute(client, deal.poster, deal.task_id, 1)
+    assert opened["errors"] == [], opened
+    paid = await sandbox_pay(client, deal.poster, funded["milestone"]["escrow"]["id"])
+    assert paid["errors"] == [], paid
+    assert (await statuses(client, deal))[1] == ("PENDING", "DISPUTED")
+    admin = await logged_in_admin(client, runtime)
+    decided = await resolve(client, admin, opened["dispute"]["id"], "RELEASE")
+    assert decided["errors"] == [], decided
+    await sandbox(runtime).drain()
+    assert (await statuses(client, deal))[:2] == [("APPROVED", "RELEASED"), ("PENDING", "HELD")]
     await assert_ledger_clean()
 
 
