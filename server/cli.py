@@ -11,12 +11,12 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import uvicorn
 from pydantic import ValidationError
@@ -27,6 +27,9 @@ from uvicorn.supervisors import Multiprocess
 
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from server.runtime import Runtime
 
 PROG = "gigql"
 # Where a running `gigql serve` tells other commands how to reach its embedded database.
@@ -266,21 +269,31 @@ def seed(args: argparse.Namespace) -> None:
 
 def ledger_verify(args: argparse.Namespace) -> None:
     from resolvers.ledger_check import format_verification, verify
+
+    async def check(_runtime: Runtime) -> tuple[str, bool]:
+        # The runtime binds the documents to the database; verify reads through them.
+        result = await verify()
+        return format_verification(result), result.ok
+
+    _report(load_settings(), check, LEDGER_PROBLEMS_EXIT)
+
+
+def _report(
+    settings: Settings, check: Callable[[Runtime], Awaitable[tuple[str, bool]]], problems_exit: int
+) -> None:
+    """Run `check` on the database, print its report, and exit with `problems_exit` when
+    it found any."""
     from server.runtime import open_runtime
 
-    settings = load_settings()
-
-    async def run(url: str) -> bool:
-        # The runtime binds the documents to the database; verify reads through them.
-        async with open_runtime(settings.model_copy(update={"mongodb_url": url})):
-            result = await verify()
-        print(format_verification(result))
-        return result.ok
+    async def run(url: str) -> tuple[str, bool]:
+        async with open_runtime(settings.model_copy(update={"mongodb_url": url})) as runtime:
+            return await check(runtime)
 
     with _database_url(settings) as url:
-        ok = asyncio.run(run(url))
+        report, ok = asyncio.run(run(url))
+    print(report)
     if not ok:
-        raise SystemExit(LEDGER_PROBLEMS_EXIT)
+        raise SystemExit(problems_exit)
 
 
 def _moment(value: str, *, end_of_day: bool = False) -> datetime:
@@ -299,7 +312,6 @@ def _moment(value: str, *, end_of_day: bool = False) -> datetime:
 def reconcile(args: argparse.Namespace) -> None:
     from resolvers.reconcile import reconcile as compare
     from resolvers.reconcile_report import format_reconciliation
-    from server.runtime import open_runtime
 
     settings = load_settings()
     if not settings.stripe_secret_key:
@@ -312,19 +324,13 @@ def reconcile(args: argparse.Namespace) -> None:
     if created_until <= created_from:
         fail("--to must be later than --from")
 
-    async def run(url: str) -> bool:
-        async with open_runtime(settings.model_copy(update={"mongodb_url": url})) as runtime:
-            result = await compare(runtime.services.payments, created_from, created_until)
+    async def check(runtime: Runtime) -> tuple[str, bool]:
+        result = await compare(runtime.services.payments, created_from, created_until)
         if args.json:
-            print(json.dumps(result.as_json(), indent=2))
-        else:
-            print(format_reconciliation(result))
-        return result.ok
+            return json.dumps(result.as_json(), indent=2), result.ok
+        return format_reconciliation(result), result.ok
 
-    with _database_url(settings) as url:
-        ok = asyncio.run(run(url))
-    if not ok:
-        raise SystemExit(RECONCILE_MISMATCHES_EXIT)
+    _report(settings, check, RECONCILE_MISMATCHES_EXIT)
 
 
 def main(argv: list[str] | None = None) -> None:
