@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from documents.events import DomainEvent, EventKind
 from documents.profiles import ProviderProfile
 from documents.webhooks import WebhookStatus
 from resolvers.connect import ONBOARDING_RETURN_PATH
-from resolvers.webhook_inbox import receive
 from server.runtime import Runtime
 from tests.escrow_support import sandbox
 from tests.graphql_client import GraphQLClient, error_codes
@@ -22,7 +20,7 @@ from tests.wallet_support import (
     stripe_account_of,
     user_id,
 )
-from tests.webhook_support import signature, stored, stripe_event, webhook_secret
+from tests.webhook_support import received, stored, stripe_event
 
 
 def account_object(account_id: str, *, payouts_enabled: bool) -> dict[str, Any]:
@@ -39,13 +37,8 @@ async def deliver_account_updated(
     runtime: Runtime, account: dict[str, Any], created: int | None = None
 ) -> str:
     """A signed `account.updated` as Stripe sends it, through the webhook inbox."""
-    event = json.loads(stripe_event("account.updated", account, account=account["id"]))
-    if created is not None:
-        event["created"] = created
-    body = json.dumps(event).encode()
-    services = runtime.services
-    await receive(services, body, signature(body, webhook_secret(services)))
-    return str(event["id"])
+    body = stripe_event("account.updated", account, account=account["id"], created=created)
+    return await received(runtime.services, body)
 
 
 async def test_onboarding_creates_one_account_and_account_updated_enables_payouts(

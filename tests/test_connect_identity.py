@@ -3,19 +3,17 @@ events (through the sandbox and the webhook inbox)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from documents.events import DomainEvent, EventKind
 from documents.profiles import IdentityVerification, ProviderProfile
 from documents.webhooks import WebhookStatus
-from resolvers.webhook_inbox import receive
 from server.runtime import Runtime
 from tests.escrow_support import sandbox
 from tests.graphql_client import GraphQLClient, Tokens, error_codes
 from tests.marketplace import poster, tasker
 from tests.wallet_support import MY_PAYOUT_ACCOUNT, user_id
-from tests.webhook_support import signature, stored, stripe_event, webhook_secret
+from tests.webhook_support import received, stored, stripe_event
 
 STARTED = "url clientSecret identityVerification"
 
@@ -96,13 +94,7 @@ async def test_a_failed_check_asks_for_input_and_the_provider_tries_again(
 async def deliver_session_event(
     runtime: Runtime, event_type: str, session: dict[str, Any], created: int | None = None
 ) -> str:
-    event = json.loads(stripe_event(event_type, session))
-    if created is not None:
-        event["created"] = created
-    body = json.dumps(event).encode()
-    services = runtime.services
-    await receive(services, body, signature(body, webhook_secret(services)))
-    return str(event["id"])
+    return await received(runtime.services, stripe_event(event_type, session, created=created))
 
 
 async def test_only_a_verified_event_verifies_and_a_canceled_session_unverifies(

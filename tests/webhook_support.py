@@ -17,6 +17,7 @@ from integrations.payments.sandbox import SandboxGateway
 from integrations.payments.webhooks import sign_payload
 from resolvers.services import Services
 from resolvers.webhook_handlers import Handler, NotReady
+from resolvers.webhook_inbox import receive
 
 ROUTE = "/webhooks/stripe"
 UNKNOWN_TYPE = "customer.tax_id.created"
@@ -37,13 +38,14 @@ def stripe_event(
     *,
     event_id: str | None = None,
     account: str | None = None,
+    created: int | None = None,
 ) -> bytes:
     """A webhook body in Stripe's event shape."""
     event: dict[str, Any] = {
         "id": event_id or f"evt_{secrets.token_hex(12)}",
         "object": "event",
         "api_version": "2024-06-20",
-        "created": int(time.time()),
+        "created": int(time.time()) if created is None else created,
         "data": {"object": data_object or {"id": f"obj_{secrets.token_hex(8)}"}},
         "livemode": False,
         "pending_webhooks": 1,
@@ -93,6 +95,12 @@ async def post_event(
     if signature_header is not None:
         headers["Stripe-Signature"] = signature_header
     return await http.post(ROUTE, content=body, headers=headers)
+
+
+async def received(services: Services, body: bytes) -> str:
+    """`body`, signed as Stripe signs it, taken in by the webhook inbox; the event's id."""
+    await receive(services, body, signature(body, webhook_secret(services)))
+    return event_id_of(body)
 
 
 def event_id_of(body: bytes) -> str:
