@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from documents import accounts
-from documents.escrow import EscrowStatus
+from documents.escrow import Escrow, EscrowStatus
 from server.runtime import Runtime
 from tests.booking_support import act, booked, create_package, provider, slots
 from tests.escrow_support import (
@@ -52,6 +53,22 @@ async def paid_booking(
     return customer, worker, booking["id"], escrow["id"]
 
 
+async def cancel_paid(
+    client: GraphQLClient,
+    runtime: Runtime,
+    who: Tokens,
+    booking_id: str,
+    escrow_id: str,
+    reason: str,
+) -> tuple[dict[str, Any], Escrow]:
+    """`who` cancels the paid booking: the mutation's payload, and the escrow once the
+    gateway's steps and events are through."""
+    cancelled = await act(client, "cancelBooking", who, booking_id, reason=reason)
+    assert cancelled["errors"] == [], cancelled
+    await sandbox(runtime).drain()
+    return cancelled, await stored_escrow(escrow_id)
+
+
 async def test_a_completed_booking_releases_the_providers_share(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
@@ -71,12 +88,11 @@ async def test_a_late_cancellation_refunds_half_and_pays_the_provider_the_rest(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     customer, _worker, booking_id, escrow_id = await paid_booking(client, runtime, 12)
-    cancelled = await act(client, "cancelBooking", customer, booking_id, reason="Sick today.")
-    assert cancelled["errors"] == [], cancelled
+    cancelled, escrow = await cancel_paid(
+        client, runtime, customer, booking_id, escrow_id, "Sick today."
+    )
     refundable = cancelled["booking"]["cancellation"]["refundable"]["amount"]
     assert refundable == 4950  # half of 9899, rounded half up
-    await sandbox(runtime).drain()
-    escrow = await stored_escrow(escrow_id)
     assert escrow.refunded.amount == refundable
     assert escrow.status is EscrowStatus.RELEASED  # what was not refunded is the provider's
     assert await balance(accounts.funding(escrow.payer_id)) == -(9899 - refundable)
@@ -91,10 +107,7 @@ async def test_a_provider_cancelling_refunds_in_full(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     _customer, worker, booking_id, escrow_id = await paid_booking(client, runtime, 30)
-    cancelled = await act(client, "cancelBooking", worker, booking_id, reason="Van broke down.")
-    assert cancelled["errors"] == [], cancelled
-    await sandbox(runtime).drain()
-    escrow = await stored_escrow(escrow_id)
+    _, escrow = await cancel_paid(client, runtime, worker, booking_id, escrow_id, "Van broke down.")
     assert escrow.status is EscrowStatus.REFUNDED and escrow.refunded.amount == 9899
     assert await balance(accounts.funding(escrow.payer_id)) == 0
     assert await balance(accounts.wallet(escrow.provider_id)) == 0

@@ -35,7 +35,7 @@ from tests.escrow_support import (
 )
 from tests.graphql_client import GraphQLClient, error_codes
 from tests.payments.harness import new_key
-from tests.test_escrow_bookings import paid_booking
+from tests.test_escrow_bookings import cancel_paid, paid_booking
 from tests.test_escrow_races import held, postings, succeeded, unpaid
 from tests.webhook_support import post_event, signature, stripe_event, webhook_secret
 
@@ -227,21 +227,18 @@ async def test_a_full_refund_of_an_authorisation_lets_it_go_uncaptured(
     capturing: GraphQLClient, runtime: Runtime
 ) -> None:
     _customer, worker, booking_id, escrow_id = await paid_booking(capturing, runtime, 30)
-    cancelled = await act(capturing, "cancelBooking", worker, booking_id, reason="Van broke down.")
-    assert cancelled["errors"] == [], cancelled
-    await sandbox(runtime).drain()
-
-    escrow = await stored_escrow(escrow_id)
+    _, escrow = await cancel_paid(
+        capturing, runtime, worker, booking_id, escrow_id, "Van broke down."
+    )
     assert escrow.status is EscrowStatus.REFUNDED and not escrow.captured
     assert escrow.refunds[0].refund_id is None  # nothing was charged, so nothing refunded
     intent = await runtime.services.payments.retrieve_payment_intent(escrow.payment_intent_id or "")
     assert intent.status == "canceled"  # its payment_intent.canceled changed nothing
     start = escrow.created_at - timedelta(minutes=1)
-    refunds = [
-        r
-        async for r in runtime.services.payments.list_refunds(start, start + timedelta(hours=1))
-        if r.payment_intent_id == intent.id
-    ]
+    listed = runtime.services.payments.list_refunds(
+        start, start + timedelta(hours=1), payment_intent_id=intent.id
+    )
+    refunds = [r async for r in listed]
     assert refunds == []
     assert await balance(accounts.funding(escrow.payer_id)) == 0
     await assert_ledger_clean()
@@ -251,11 +248,9 @@ async def test_a_partial_refund_of_an_authorisation_captures_it_first(
     capturing: GraphQLClient, runtime: Runtime
 ) -> None:
     customer, _worker, booking_id, escrow_id = await paid_booking(capturing, runtime, 12)
-    cancelled = await act(capturing, "cancelBooking", customer, booking_id, reason="Sick today.")
-    assert cancelled["errors"] == [], cancelled
-    await sandbox(runtime).drain()
-
-    escrow = await stored_escrow(escrow_id)
+    _, escrow = await cancel_paid(
+        capturing, runtime, customer, booking_id, escrow_id, "Sick today."
+    )
     assert escrow.captured and escrow.refunded.amount == 4950
     assert escrow.status is EscrowStatus.RELEASED  # the rest is the provider's
     intent = await runtime.services.payments.retrieve_payment_intent(escrow.payment_intent_id or "")
