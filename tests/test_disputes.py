@@ -111,6 +111,21 @@ async def resolve(
     )
 
 
+async def decided_by_admin(
+    client: GraphQLClient,
+    runtime: Runtime,
+    dispute_id: str,
+    outcome: str,
+    refund: int | None = None,
+) -> dict[str, Any]:
+    """An admin's decision, which must be taken; its gateway steps done: the payload."""
+    admin = await logged_in_admin(client, runtime)
+    decided = await resolve(client, admin, dispute_id, outcome, refund)
+    assert decided["errors"] == [], decided
+    await sandbox(runtime).drain()
+    return decided
+
+
 async def postings(escrow: Escrow, kind: MovementKind) -> int:
     return await LedgerTransaction.get_pymongo_collection().count_documents(
         {"refs.escrow": str(escrow.id), "kind": kind.value}
@@ -265,12 +280,9 @@ async def test_refund_returns_everything_and_cancels_the_task(
 ) -> None:
     deal, escrow = await paid_task(client, runtime)
     dispute = await opened(client, deal.tasker, deal.task_id)
-    admin = await logged_in_admin(client, runtime)
-    decided = await resolve(client, admin, dispute["id"], "REFUND")
-    assert decided["errors"] == [], decided
+    decided = await decided_by_admin(client, runtime, dispute["id"], "REFUND")
     assert decided["dispute"]["task"]["status"] == "CANCELLED"
     assert decided["dispute"]["resolution"]["refund"]["amount"] == 12100
-    await sandbox(runtime).drain()
     refunded = await stored_escrow(global_id(escrow))
     assert refunded.status is EscrowStatus.REFUNDED and refunded.refunded.amount == 12100
     assert await balance(accounts.funding(escrow.payer_id)) == 0

@@ -27,7 +27,7 @@ from tests.escrow_support import (
 )
 from tests.graphql_client import GraphQLClient, Tokens, error_codes
 from tests.marketplace import logged_in_admin, object_id
-from tests.test_disputes import chargeback, deliver, postings, resolve, told
+from tests.test_disputes import chargeback, decided_by_admin, deliver, postings, resolve, told
 from tests.test_milestones import Split, act, milestones, ok, pay, task_escrows, working
 
 PARTS = [4000, 4000, 2000]
@@ -103,12 +103,9 @@ async def test_a_milestone_handed_in_is_frozen_split_and_the_task_goes_on(
     approved = await act(client, "approveMilestone", deal.poster, deal.task_id, 2)
     assert error_codes(approved) == ["INVALID_STATE"]
 
-    admin = await logged_in_admin(client, runtime)
-    decided = await resolve(client, admin, dispute["id"], "SPLIT", refund=2200)
-    assert decided["errors"] == [], decided
+    decided = await decided_by_admin(client, runtime, dispute["id"], "SPLIT", refund=2200)
     assert decided["dispute"]["task"]["status"] == "IN_PROGRESS"
     assert decided["dispute"]["resolution"]["refund"] == {"amount": 2200, "currency": "AUD"}
-    await sandbox(runtime).drain()
     settled = await Escrow.get(second.id)
     assert settled is not None and settled.status is EscrowStatus.RELEASED
     assert settled.refunded.amount == 2200
@@ -158,12 +155,9 @@ async def test_refunding_the_last_milestone_completes_the_task(
     assert submitted["task"]["status"] == "SUBMITTED", submitted
     opened = await open_dispute(client, deal.tasker, deal.task_id, 2)
     assert opened["errors"] == [], opened
-    admin = await logged_in_admin(client, runtime)
-    decided = await resolve(client, admin, opened["dispute"]["id"], "REFUND")
-    assert decided["errors"] == [], decided
+    decided = await decided_by_admin(client, runtime, opened["dispute"]["id"], "REFUND")
     assert decided["dispute"]["task"]["status"] == "COMPLETED"  # the first was paid for
     assert decided["dispute"]["resolution"]["refund"]["amount"] == 6600
-    await sandbox(runtime).drain()
     first, second = await task_escrows(deal.task_id)
     assert first.status is EscrowStatus.RELEASED
     assert second.status is EscrowStatus.REFUNDED and second.refunded == second.fees.charged
@@ -191,11 +185,8 @@ async def test_refunding_the_first_milestone_cancels_the_task_and_the_rest(
         ("PENDING", "DISPUTED"),
         ("PENDING", "AWAITING_PAYMENT"),
     ]
-    admin = await logged_in_admin(client, runtime)
-    decided = await resolve(client, admin, opened["dispute"]["id"], "REFUND")
-    assert decided["errors"] == [], decided
+    decided = await decided_by_admin(client, runtime, opened["dispute"]["id"], "REFUND")
     assert decided["dispute"]["task"]["status"] == "CANCELLED"
-    await sandbox(runtime).drain()
     first, second, unpaid = await task_escrows(deal.task_id)
     for refunded in (first, second):
         assert refunded.status is EscrowStatus.REFUNDED
@@ -218,10 +209,8 @@ async def test_a_release_puts_the_later_milestones_paid_ahead_back_on_hold(
     await ok(client, "submitMilestone", deal.tasker, deal.task_id, 1)
     opened = await open_dispute(client, deal.tasker, deal.task_id, 1)
     assert opened["errors"] == [], opened
-    admin = await logged_in_admin(client, runtime)
-    decided = await resolve(client, admin, opened["dispute"]["id"], "RELEASE")
-    assert decided["errors"] == [] and decided["dispute"]["task"]["status"] == "IN_PROGRESS"
-    await sandbox(runtime).drain()
+    decided = await decided_by_admin(client, runtime, opened["dispute"]["id"], "RELEASE")
+    assert decided["dispute"]["task"]["status"] == "IN_PROGRESS"
     assert await statuses(client, deal) == [
         ("APPROVED", "RELEASED"),
         ("PENDING", "HELD"),
@@ -248,10 +237,7 @@ async def test_a_later_milestone_frozen_by_a_chargeback_stays_frozen_after_the_d
     await deliver(client, runtime, "charge.dispute.created", chargeback(second), 1)
     opened = await open_dispute(client, deal.poster, deal.task_id, 1)
     assert opened["errors"] == [], opened
-    admin = await logged_in_admin(client, runtime)
-    decided = await resolve(client, admin, opened["dispute"]["id"], "RELEASE")
-    assert decided["errors"] == [], decided
-    await sandbox(runtime).drain()
+    await decided_by_admin(client, runtime, opened["dispute"]["id"], "RELEASE")
     # The decision thaws what the task's dispute froze, not what the bank's did.
     assert (await statuses(client, deal))[:2] == [("APPROVED", "RELEASED"), ("PENDING", "DISPUTED")]
     await assert_ledger_clean()
@@ -269,10 +255,7 @@ async def test_a_later_milestone_paid_during_the_dispute_is_frozen_until_the_dec
     paid = await sandbox_pay(client, deal.poster, funded["milestone"]["escrow"]["id"])
     assert paid["errors"] == [], paid
     assert (await statuses(client, deal))[1] == ("PENDING", "DISPUTED")
-    admin = await logged_in_admin(client, runtime)
-    decided = await resolve(client, admin, opened["dispute"]["id"], "RELEASE")
-    assert decided["errors"] == [], decided
-    await sandbox(runtime).drain()
+    await decided_by_admin(client, runtime, opened["dispute"]["id"], "RELEASE")
     assert (await statuses(client, deal))[:2] == [("APPROVED", "RELEASED"), ("PENDING", "HELD")]
     await assert_ledger_clean()
 
