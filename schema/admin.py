@@ -17,7 +17,7 @@ from resolvers.pagination import paginate
 from schema.context import Info
 from schema.payloads import Payload, mutation_payload
 from schema.permissions import IsAdmin, allow
-from schema.relay import decode_id, object_ids, requested_page, to_connection
+from schema.relay import admin_documents, decode_id, requested_page, to_connection
 from schema.users import UserNode
 
 AuditKindType = strawberry.enum(AuditKind, name="AuditEventKind")
@@ -51,13 +51,8 @@ class AuditEventNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[AuditEventNode | None]:
-        viewer = await info.context.viewer()
-        ids = object_ids(node_ids)
-        if viewer is None or not viewer.user.is_admin:
-            return [None for _ in ids]
-        events = await AuditEvent.find({"_id": {"$in": ids}}).to_list()
-        found: dict[ObjectId | None, AuditEvent] = {e.id: e for e in events}
-        return [cls.of(found[i]) if i in found else None for i in ids]
+        events = await admin_documents(info, node_ids, AuditEvent)
+        return [cls.of(e) if e else None for e in events]
 
     @strawberry.field(description="The account the event is about.")
     async def user(self, info: Info) -> UserNode | None:

@@ -4,13 +4,11 @@ and retrying a dead webhook event. Every field is for admins only."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import strawberry
-from beanie import Document
-from bson import ObjectId
 from strawberry import relay
 from strawberry.scalars import JSON
 
@@ -24,7 +22,7 @@ from schema.context import Info
 from schema.limits import bounded
 from schema.payloads import Payload, mutation_payload
 from schema.permissions import IsAdmin, allow
-from schema.relay import decode_id, object_ids, requested_page, to_connection
+from schema.relay import admin_documents, decode_id, requested_page, to_connection
 from schema.wallets import MovementKindType  # noqa: F401  # the GraphQL enum of MovementKind
 
 RefType = strawberry.enum(
@@ -35,22 +33,6 @@ WebhookStatusType = strawberry.enum(WebhookStatus, name="WebhookEventStatus")
 
 ENTRIES_ESTIMATE = 8
 """Entries per transaction, for the query cost (a transaction may have more)."""
-
-D = TypeVar("D", bound=Document)
-N = TypeVar("N")
-
-
-async def _admin_nodes(
-    info: Info, node_ids: Iterable[str], model: type[D], of: Callable[[D], N]
-) -> list[N | None]:
-    """Nodes by id for an admin; nothing for anyone else."""
-    viewer = await info.context.viewer()
-    ids = object_ids(node_ids)
-    if viewer is None or not viewer.user.is_admin:
-        return [None for _ in ids]
-    docs = await model.find({"_id": {"$in": ids}}).to_list()
-    found: dict[ObjectId | None, D] = {doc.id: doc for doc in docs}
-    return [of(found[i]) if i in found else None for i in ids]
 
 
 @strawberry.type(name="LedgerEntry", description="An amount into an account (negative: out).")
@@ -98,7 +80,8 @@ class LedgerTransactionNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[LedgerTransactionNode | None]:
-        return await _admin_nodes(info, node_ids, LedgerTransaction, cls.of)
+        transactions = await admin_documents(info, node_ids, LedgerTransaction)
+        return [cls.of(t) if t else None for t in transactions]
 
 
 @strawberry.type
@@ -205,7 +188,8 @@ class WebhookEventNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[WebhookEventNode | None]:
-        return await _admin_nodes(info, node_ids, WebhookEvent, cls.of)
+        events = await admin_documents(info, node_ids, WebhookEvent)
+        return [cls.of(e) if e else None for e in events]
 
 
 @strawberry.type

@@ -31,7 +31,7 @@ from schema.escrow import EscrowNode, escrow_of
 from schema.limits import bounded
 from schema.packages import ServicePackageNode
 from schema.permissions import IsAuthenticated, IsParticipantOrAdmin, allow
-from schema.relay import decode_id, object_ids, requested_page, to_connection
+from schema.relay import decode_id, requested_page, to_connection, visible_documents
 from schema.tasks import user_node
 from schema.users import UserNode
 
@@ -184,13 +184,10 @@ class BookingNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[BookingNode | None]:
-        viewer = await info.context.viewer()
-        ids = object_ids(node_ids)
-        loaded = await info.context.loaders.bookings.load_many([i for i in ids if i is not None])
-        found: dict[ObjectId | None, Booking] = {
-            b.id: b for b in loaded if b is not None and viewer and can_see_booking(viewer, b)
-        }
-        return [cls.of(found[i]) if i in found else None for i in ids]
+        bookings = await visible_documents(
+            info, node_ids, info.context.loaders.bookings.load_many, can_see_booking
+        )
+        return [cls.of(b) if b else None for b in bookings]
 
     @strawberry.field
     async def customer(self, info: Info) -> UserNode:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from functools import partial
 
 import strawberry
 from bson import ObjectId
@@ -21,6 +22,7 @@ from documents.disputes import (
 from documents.errors import DomainError, ErrorCode
 from resolvers import disputes
 from resolvers.disputes import Deal, can_see_dispute
+from resolvers.lookups import by_ids
 from schema.bookings import BookingNode
 from schema.common import MoneyInputType, MoneyType
 from schema.context import Info
@@ -28,7 +30,7 @@ from schema.escrow import EscrowNode
 from schema.limits import bounded
 from schema.payloads import Payload, mutation_payload
 from schema.permissions import IsAdmin, IsAuthenticated, allow
-from schema.relay import decode_id, object_ids, requested_page, to_connection
+from schema.relay import decode_id, requested_page, to_connection, visible_documents
 from schema.tasks import TaskNode
 from schema.users import UserNode
 
@@ -117,13 +119,8 @@ class DisputeNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[DisputeNode | None]:
-        viewer = await info.context.viewer()
-        ids = object_ids(node_ids)
-        found: dict[ObjectId | None, Dispute] = {}
-        if viewer is not None:
-            listed = await Dispute.find({"_id": {"$in": [i for i in ids if i]}}).to_list()
-            found = {d.id: d for d in listed if can_see_dispute(viewer, d)}
-        return [cls.of(found[i]) if i in found else None for i in ids]
+        found = await visible_documents(info, node_ids, partial(by_ids, Dispute), can_see_dispute)
+        return [cls.of(d) if d else None for d in found]
 
     @strawberry.field(description="Who opened it: the payer or the provider.")
     async def opened_by(self, info: Info) -> UserNode | None:

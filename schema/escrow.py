@@ -18,7 +18,7 @@ from schema.context import Info
 from schema.limits import bounded
 from schema.payloads import Payload, mutation_payload
 from schema.permissions import IsAuthenticated, allow
-from schema.relay import decode_id, object_ids
+from schema.relay import decode_id, visible_documents
 from schema.users import UserNode
 
 if TYPE_CHECKING:
@@ -126,13 +126,10 @@ class EscrowNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[EscrowNode | None]:
-        viewer = await info.context.viewer()
-        ids = object_ids(node_ids)
-        loaded = await info.context.loaders.escrows.load_many([i for i in ids if i is not None])
-        found: dict[ObjectId | None, Escrow] = {
-            e.id: e for e in loaded if e is not None and viewer and can_see_escrow(viewer, e)
-        }
-        return [cls.of(found[i]) if i in found else None for i in ids]
+        escrows = await visible_documents(
+            info, node_ids, info.context.loaders.escrows.load_many, can_see_escrow
+        )
+        return [cls.of(e) if e else None for e in escrows]
 
     @strawberry.field
     async def payer(self, info: Info) -> UserNode | None:

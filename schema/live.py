@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import nullcontext
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar, cast
 
 import strawberry
@@ -31,13 +32,14 @@ from realtime.streams import Feed, follow
 from realtime.topics import booking_topic, task_topic, user_topic
 from resolvers.auth.viewer import Viewer, authenticate
 from resolvers.bookings import get_booking
+from resolvers.lookups import by_ids
 from resolvers.tasks import get_task
 from resolvers.unit_of_work import decode_event
 from schema.bookings import BookingNode
 from schema.context import Info
 from schema.loaders import Loaders
 from schema.permissions import IsAuthenticated, allow
-from schema.relay import decode_id, object_ids
+from schema.relay import decode_id, visible_documents
 from schema.tasks import OfferNode, TaskNode, user_node
 from schema.users import UserNode
 
@@ -73,13 +75,8 @@ class EventNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[EventNode | None]:
-        viewer = await info.context.viewer()
-        ids = object_ids(node_ids)
-        if viewer is None:
-            return [None for _ in ids]
-        events = await DomainEvent.find({"_id": {"$in": [i for i in ids if i]}}).to_list()
-        found: dict[ObjectId | None, DomainEvent] = {e.id: e for e in events if may_see(viewer, e)}
-        return [cls.of(found[i]) if i in found else None for i in ids]
+        events = await visible_documents(info, node_ids, partial(by_ids, DomainEvent), may_see)
+        return [cls.of(e) if e else None for e in events]
 
     @strawberry.field
     async def actor(self, info: Info) -> UserNode | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import strawberry
@@ -12,6 +12,7 @@ from bson.errors import InvalidId
 from strawberry import relay
 
 from documents.errors import DomainError, ErrorCode
+from resolvers.auth.viewer import Viewer
 from resolvers.pagination import Page, PageRequest, page_request
 from schema.context import Info
 
@@ -49,9 +50,44 @@ async def owned_documents(
     ids = object_ids(node_ids)
     if viewer is None:
         return [None for _ in ids]
-    query: dict[str, object] = {"_id": {"$in": [i for i in ids if i is not None]}}
-    if not viewer.user.is_admin:
-        query[owner_field] = viewer.user_id
+    return await _in_order(
+        document, ids, {} if viewer.user.is_admin else {owner_field: viewer.user_id}
+    )
+
+
+async def admin_documents(info: Info, node_ids: Iterable[str], document: type[D]) -> list[D | None]:
+    """The documents with these ids, in order, for an admin; None for anyone else."""
+    viewer = await info.context.viewer()
+    ids = object_ids(node_ids)
+    if viewer is None or not viewer.user.is_admin:
+        return [None for _ in ids]
+    return await _in_order(document, ids, {})
+
+
+async def visible_documents(
+    info: Info,
+    node_ids: Iterable[str],
+    load: Callable[[list[ObjectId]], Awaitable[list[D | None]]],
+    may_see: Callable[[Viewer, D], bool],
+) -> list[D | None]:
+    """The documents with these ids, in order, loaded with `load` (a data loader's
+    `load_many`, say), where the viewer may see them; None elsewhere."""
+    viewer = await info.context.viewer()
+    ids = object_ids(node_ids)
+    if viewer is None:
+        return [None for _ in ids]
+    loaded = await load([i for i in ids if i is not None])
+    found: dict[ObjectId | None, D] = {
+        d.id: d for d in loaded if d is not None and may_see(viewer, d)
+    }
+    return [found.get(i) if i is not None else None for i in ids]
+
+
+async def _in_order(
+    document: type[D], ids: list[ObjectId | None], query: dict[str, object]
+) -> list[D | None]:
+    """The documents with these ids that also match `query`, in order; None elsewhere."""
+    query = {"_id": {"$in": [i for i in ids if i is not None]}, **query}
     found: dict[ObjectId | None, D] = {d.id: d for d in await document.find(query).to_list()}
     return [found.get(i) if i is not None else None for i in ids]
 

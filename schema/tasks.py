@@ -24,7 +24,7 @@ from schema.escrow import EscrowNode, escrow_of
 from schema.limits import bounded
 from schema.milestones import MilestoneType
 from schema.permissions import IsAuthenticated, IsParticipantOrAdmin, allow
-from schema.relay import decode_id, object_ids, requested_page, to_connection
+from schema.relay import decode_id, object_ids, requested_page, to_connection, visible_documents
 from schema.users import UserNode
 
 TaskStatusType = strawberry.enum(TaskStatus, name="TaskStatus")
@@ -215,13 +215,10 @@ class OfferNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[OfferNode | None]:
-        viewer = await info.context.viewer()
-        ids = object_ids(node_ids)
-        offers = await info.context.loaders.offers.load_many([i for i in ids if i is not None])
-        found: dict[ObjectId | None, Offer] = {
-            o.id: o for o in offers if o is not None and viewer and can_see_offer(viewer, o)
-        }
-        return [cls.of(found[i]) if i in found else None for i in ids]
+        offers = await visible_documents(
+            info, node_ids, info.context.loaders.offers.load_many, can_see_offer
+        )
+        return [cls.of(o) if o else None for o in offers]
 
     @strawberry.field
     async def task(self, info: Info) -> TaskNode:
