@@ -31,7 +31,7 @@ from integrations.payments.gateway import ConnectedAccount, GatewayEvent, Onboar
 from resolvers.auth.viewer import Viewer
 from resolvers.escrow_release import release_waiting_for
 from resolvers.gateway_failures import answered
-from resolvers.provider_fields import store_if
+from resolvers.provider_fields import store_if, stored_profile, synced_no_later_than
 from resolvers.services import Services
 from resolvers.tasks import require_role
 from resolvers.unit_of_work import UnitOfWork, transact
@@ -85,9 +85,7 @@ async def start_onboarding(
             return_url=app_url + ONBOARDING_RETURN_PATH,
         )
     )
-    stored = await ProviderProfile.get(viewer.user_id)
-    assert stored is not None  # _create_account made it, or it was there
-    return Onboarding(profile=stored, link=link)
+    return Onboarding(profile=await stored_profile(viewer.user_id), link=link)
 
 
 def _country(services: Services, profile: ProviderProfile | None, given: str | None) -> str:
@@ -121,10 +119,7 @@ async def account_updated(services: Services, event: GatewayEvent) -> None:
         raw = await ProviderProfile.get_pymongo_collection().find_one_and_update(
             {
                 "stripe_account_id": account.id,
-                "$or": [
-                    {"account_synced_at": None},
-                    {"account_synced_at": {"$lte": event.created}},
-                ],
+                **synced_no_later_than("account_synced_at", event.created),
             },
             {"$set": {**flags, "account_synced_at": event.created, "updated_at": utcnow()}},
             return_document=ReturnDocument.BEFORE,

@@ -27,7 +27,7 @@ from documents.users import Role
 from integrations.payments.gateway import GatewayEvent, VerificationSession
 from resolvers.auth.viewer import Viewer
 from resolvers.gateway_failures import answered
-from resolvers.provider_fields import store_if
+from resolvers.provider_fields import store_if, stored_profile, synced_no_later_than
 from resolvers.services import Services
 from resolvers.tasks import require_role
 from resolvers.unit_of_work import UnitOfWork, transact
@@ -79,7 +79,7 @@ async def start_verification(
             )
             if session.status == OPEN:
                 await _resume(profile, session)
-                return Verification(await _profile(viewer.user_id), session)
+                return Verification(await stored_profile(viewer.user_id), session)
     attempt = (profile.identity_attempts if profile else 0) + 1
     session = await answered(
         services.payments.create_verification_session(
@@ -88,13 +88,7 @@ async def start_verification(
         )
     )
     await _store_session(viewer.user_id, attempt, session)
-    return Verification(await _profile(viewer.user_id), session)
-
-
-async def _profile(user_id: ObjectId) -> ProviderProfile:
-    profile = await ProviderProfile.get(user_id)
-    assert profile is not None  # it was there, or storing the session made it
-    return profile
+    return Verification(await stored_profile(viewer.user_id), session)
 
 
 async def _resume(profile: ProviderProfile, session: VerificationSession) -> None:
@@ -138,10 +132,7 @@ async def verification_session_changed(services: Services, event: GatewayEvent) 
                 # the session ended, change nothing.
                 "identity_session_id": session.id,
                 "identity_session_status": {"$nin": list(FINAL)},
-                "$or": [
-                    {"identity_synced_at": None},
-                    {"identity_synced_at": {"$lte": event.created}},
-                ],
+                **synced_no_later_than("identity_synced_at", event.created),
             },
             {
                 "$set": {

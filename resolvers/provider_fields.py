@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -13,6 +14,19 @@ from pymongo.errors import DuplicateKeyError
 from documents.clock import utcnow
 from documents.profiles import ProviderProfile
 from resolvers.profiles import new_profile_fields
+
+
+def synced_no_later_than(field: str, moment: datetime) -> dict[str, Any]:
+    """A profile whose `field` (when an event of the gateway was last applied) is unset or
+    not after `moment`: an event older than the last applied changes nothing."""
+    return {"$or": [{field: None}, {field: {"$lte": moment}}]}
+
+
+async def stored_profile(user_id: ObjectId) -> ProviderProfile:
+    """The provider's profile, once it was there or `store_if` made it."""
+    profile = await ProviderProfile.get(user_id)
+    assert profile is not None
+    return profile
 
 
 async def store_if(

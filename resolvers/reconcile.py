@@ -136,6 +136,21 @@ class _Escrows:
         return found or self._by_id.get(metadata.get("escrow_id", ""))
 
 
+def _to_compare(
+    result: Reconciliation,
+    kind: Kind,
+    created: datetime,
+    ours_at: datetime | None,
+    in_period: InPeriod,
+) -> bool:
+    """Whether a gateway object is this period's to compare: each pair once, by the
+    object's time, else by our record's. The period's gateway objects are counted."""
+    if in_period(created):
+        result.compared[kind] += 1
+        return True
+    return ours_at is not None and in_period(ours_at)
+
+
 def _compare_money(
     result: Reconciliation, kind: Kind, subject: str, gateway: Money, ours: Money
 ) -> None:
@@ -171,11 +186,9 @@ def _payments(
     for intent in intents:
         escrow = recorded.of(intent.metadata, intent.id)
         subject = f"{intent.id} (escrow {escrow.id})" if escrow else intent.id
-        # Each pair once: by the intent's time, else by the escrow's.
-        if not in_period(intent.created) and not (escrow and in_period(escrow.created_at)):
+        ours_at = escrow.created_at if escrow else None
+        if not _to_compare(result, Kind.PAYMENT, intent.created, ours_at, in_period):
             continue
-        if in_period(intent.created):
-            result.compared[Kind.PAYMENT] += 1
         if escrow is None:
             result.add(
                 Mismatch.MISSING_HERE,
@@ -232,10 +245,9 @@ def _refunds(
         ours = _our_refund(escrow, refund, matched) if escrow else None
         if escrow is not None and ours is not None:
             matched.add((str(escrow.id), ours.number))
-        if not in_period(refund.created) and not (ours and in_period(ours.at)):
+        ours_at = ours.at if ours else None
+        if not _to_compare(result, Kind.REFUND, refund.created, ours_at, in_period):
             continue
-        if in_period(refund.created):
-            result.compared[Kind.REFUND] += 1
         gateway_money = _money(refund.amount, refund.currency)
         subject = f"{refund.id} (escrow {escrow.id})" if escrow else refund.id
         if escrow is None or ours is None:
@@ -287,13 +299,9 @@ def _transfers(
     for transfer in transfers:
         escrow = recorded.of(transfer.metadata, None)
         mine = escrow is not None and escrow.transfer_id == transfer.id
-        released_in_period = (
-            mine and escrow is not None and escrow.released_at and in_period(escrow.released_at)
-        )
-        if not in_period(transfer.created) and not released_in_period:
+        ours_at = escrow.released_at if mine and escrow is not None else None
+        if not _to_compare(result, Kind.TRANSFER, transfer.created, ours_at, in_period):
             continue
-        if in_period(transfer.created):
-            result.compared[Kind.TRANSFER] += 1
         money = _money(transfer.amount, transfer.currency)
         subject = f"{transfer.id} (escrow {escrow.id})" if escrow else transfer.id
         if escrow is None:
@@ -353,12 +361,9 @@ def _payouts(
         if withdrawal_id is None:
             continue  # made by the account's own payout schedule, not by gigql
         withdrawal = by_id.get(withdrawal_id)
-        if not in_period(payout.created) and not (
-            withdrawal and in_period(withdrawal.requested_at)
-        ):
+        ours_at = withdrawal.requested_at if withdrawal else None
+        if not _to_compare(result, Kind.PAYOUT, payout.created, ours_at, in_period):
             continue
-        if in_period(payout.created):
-            result.compared[Kind.PAYOUT] += 1
         money = _money(payout.amount, payout.currency)
         subject = f"{payout.id} (withdrawal {withdrawal_id})"
         if withdrawal is None:

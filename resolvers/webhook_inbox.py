@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -100,17 +100,7 @@ async def retry_due(
     services: Services, limit: int = 100, handlers: Mapping[str, Handler] = HANDLERS
 ) -> int:
     """Process events whose time has come: failed ones, and fresh ones whose runner died."""
-    due = (
-        await WebhookEvent.find(
-            {
-                "status": {"$in": [s.value for s in PENDING_STATUSES]},
-                "next_attempt_at": {"$lte": utcnow()},
-            }
-        )
-        .sort("next_attempt_at")
-        .limit(limit)
-        .to_list()
-    )
+    due = await WebhookEvent.find(_due(utcnow())).sort("next_attempt_at").limit(limit).to_list()
     done = 0
     for event in due:
         if await process(services, event.event_id, handlers) is not None:
@@ -129,14 +119,18 @@ async def revive(event_id: str) -> WebhookEvent | None:
 async def _claim(event_id: str) -> WebhookEvent | None:
     now = utcnow()
     return await _update(
-        {
-            "event_id": event_id,
-            "status": {"$in": [s.value for s in PENDING_STATUSES]},
-            "next_attempt_at": {"$lte": now},
-        },
+        {"event_id": event_id, **_due(now)},
         {"next_attempt_at": now + LEASE},
         increment_attempts=True,
     )
+
+
+def _due(now: datetime) -> dict[str, Any]:
+    """Events waiting to be processed whose time has come (a held one's is its lease's end)."""
+    return {
+        "status": {"$in": [s.value for s in PENDING_STATUSES]},
+        "next_attempt_at": {"$lte": now},
+    }
 
 
 def _still_held(event: WebhookEvent) -> dict[str, Any]:
