@@ -17,7 +17,6 @@ from typing import Any
 from bson import ObjectId
 
 from documents.audit import AuditKind
-from documents.disputes import Dispute, DisputeStatus
 from documents.errors import DomainError, ErrorCode
 from documents.escrow import Escrow, EscrowStatus
 from documents.money import Money
@@ -122,10 +121,7 @@ async def _decide(
         if escrow is None:
             raise DomainError(ErrorCode.NOT_FOUND, "No such escrow.", "escrowId")
         dispute_money.check_decidable(escrow, "escrowId")
-        disputed = await Dispute.find_one(
-            {"escrow_id": escrow.id, "status": DisputeStatus.OPEN.value}, session=unit.session
-        )
-        if disputed is not None:
+        if await dispute_money.open_dispute_of(unit, escrow) is not None:
             raise DomainError(
                 ErrorCode.INVALID_STATE,
                 "The escrow has an open dispute; decide it with resolveDispute.",

@@ -51,6 +51,7 @@ from documents.users import Role, User, UserStatus
 from resolvers import availability, escrow_hooks
 from resolvers.auth.viewer import Viewer
 from resolvers.availability import Held, Schedule
+from resolvers.deals import count_completed_job
 from resolvers.escrow_progress import advance_deal
 from resolvers.packages import MAX_DURATION, get_package
 from resolvers.profiles import MAX_BUFFER_MINUTES
@@ -414,9 +415,7 @@ async def apply_move(
     result: Booking = Booking.model_validate(moved)
     await escrow_hooks.booking_moved(unit, services.settings, result)
     if move.to is BookingStatus.COMPLETED:
-        await ProviderProfile.get_pymongo_collection().update_one(
-            {"_id": result.provider_id}, {"$inc": {"completed_jobs": 1}}, session=unit.session
-        )
+        await count_completed_job(result.provider_id, unit.session)
     unit.emit(
         move.event,
         actor_id=viewer.user_id,

@@ -19,7 +19,7 @@ from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from documents.bookings import Booking, BookingStatus
+from documents.bookings import Booking
 from documents.chat import (
     ChatMessage,
     Conversation,
@@ -31,11 +31,12 @@ from documents.chat import (
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.offers import Offer
-from documents.tasks import Task, TaskStatus
+from documents.tasks import Task
 from realtime.signals import announce_on
 from realtime.topics import conversation_topic, user_topic
 from resolvers import chat_signals
 from resolvers.auth.viewer import Viewer
+from resolvers.deals import deal_disputed
 from resolvers.pagination import Page, PageRequest, paginate
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork, transact
@@ -131,13 +132,7 @@ async def may_read(viewer: Viewer, conversation: Conversation) -> bool:
 
 async def under_dispute(conversation: Conversation) -> bool:
     """Whether admins may read it: its task or booking is disputed."""
-    if conversation.task_id is not None:
-        task = await Task.get(conversation.task_id)
-        return task is not None and task.status is TaskStatus.DISPUTED
-    if conversation.booking_id is not None:
-        booking = await Booking.get(conversation.booking_id)
-        return booking is not None and booking.status is BookingStatus.DISPUTED
-    return False
+    return await deal_disputed(conversation.task_id, conversation.booking_id)
 
 
 async def _writable(

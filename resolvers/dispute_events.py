@@ -20,7 +20,6 @@ import logging
 from typing import Any
 
 from documents import accounts
-from documents.disputes import Dispute, DisputeStatus
 from documents.escrow import (
     HOLDING_STATUSES,
     PAID_STATUSES,
@@ -166,9 +165,6 @@ async def _thaw(unit: UnitOfWork, escrow: Escrow, chargeback_id: str) -> Escrow:
     frozen_by_it = escrow.frozen_by == frozen_by_chargeback(chargeback_id)
     if escrow.status is not EscrowStatus.DISPUTED or not frozen_by_it:
         return escrow
-    contested = await Dispute.find_one(
-        {"escrow_id": escrow.id, "status": DisputeStatus.OPEN.value}, session=unit.session
-    )
-    if contested is not None:
+    if await dispute_money.open_dispute_of(unit, escrow) is not None:
         return escrow
     return await dispute_money.unfreeze(unit, escrow, f"chargeback {chargeback_id} won")

@@ -9,13 +9,14 @@ follow after the commit, so no decision has a money path of its own.
 
 from __future__ import annotations
 
+from documents.disputes import Dispute, DisputeStatus
 from documents.errors import DomainError, ErrorCode
 from documents.escrow import HOLDING_STATUSES, Escrow, EscrowStatus
 from documents.ledger import LedgerTransaction, MovementKind, Ref
 from documents.money import Money
 from resolvers.escrow import change_escrow
 from resolvers.escrow_refunds import claim_refund
-from resolvers.escrow_release import claim_release
+from resolvers.escrow_release import claim_release, request_release
 from resolvers.unit_of_work import UnitOfWork
 
 DECIDABLE = (*HOLDING_STATUSES, EscrowStatus.DISPUTED)
@@ -34,6 +35,13 @@ def check_decidable(escrow: Escrow, field: str) -> None:
         raise DomainError(
             ErrorCode.INVALID_STATE, "A refund of this escrow is under way; try again soon.", field
         )
+
+
+async def open_dispute_of(unit: UnitOfWork, escrow: Escrow) -> Dispute | None:
+    """The escrow's open dispute, if any (at most one is open)."""
+    return await Dispute.find_one(
+        {"escrow_id": escrow.id, "status": DisputeStatus.OPEN.value}, session=unit.session
+    )
 
 
 async def unfreeze(unit: UnitOfWork, escrow: Escrow, note: str) -> Escrow:
@@ -98,9 +106,7 @@ async def split(unit: UnitOfWork, escrow: Escrow, amount: Money, note: str, fiel
             field,
         )
     refunded = await refund(unit, escrow, amount, note, field)
-    await Escrow.get_pymongo_collection().update_one(
-        {"_id": escrow.id}, {"$set": {"release_requested": True}}, session=unit.session
-    )
+    await request_release(unit, escrow)
     return refunded
 
 

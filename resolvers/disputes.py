@@ -42,10 +42,10 @@ from documents.errors import DomainError, ErrorCode
 from documents.escrow import Escrow, EscrowStatus, booking_deal, task_deal
 from documents.events import EventKind
 from documents.money import Money
-from documents.profiles import ProviderProfile
 from documents.tasks import StatusChange, Task, TaskStatus
 from resolvers import audit, bookings, dispute_money, milestone_disputes, tasks
 from resolvers.auth.viewer import Viewer
+from resolvers.deals import count_completed_job
 from resolvers.escrow import escrow_of_deal, notify, reload
 from resolvers.escrow_progress import after_commit
 from resolvers.pagination import Page, PageRequest, paginate
@@ -167,10 +167,7 @@ async def _check_disputable(unit: UnitOfWork, escrow: Escrow | None, field: str)
             "The payment is being released to the provider; it can no longer be disputed.",
             field,
         )
-    open_one = await Dispute.find_one(
-        {"escrow_id": escrow.id, "status": DisputeStatus.OPEN.value}, session=unit.session
-    )
-    if open_one is not None:
+    if await dispute_money.open_dispute_of(unit, escrow) is not None:
         raise _already_open()
     dispute_money.check_decidable(escrow, field)
 
@@ -356,9 +353,7 @@ async def _end_deal(
         # Opening a dispute moves its deal to disputed, and only deciding it moves it on.
         raise RuntimeError(f"dispute {dispute.id}: its deal is not disputed")
     if completed:
-        await ProviderProfile.get_pymongo_collection().update_one(
-            {"_id": dispute.provider_id}, {"$inc": {"completed_jobs": 1}}, session=unit.session
-        )
+        await count_completed_job(dispute.provider_id, unit.session)
     unit.emit(
         kind,
         actor_id=admin.user_id,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from documents.bookings import Booking, BookingStatus
 from documents.escrow import (
     FROZEN_BY_REVERSAL,
     HOLDING_STATUSES,
@@ -23,8 +22,8 @@ from documents.escrow import (
 )
 from documents.events import EventKind
 from documents.money import Money
-from documents.tasks import Task, TaskStatus
 from integrations.payments.gateway import GatewayEvent, PaymentIntent, Refund, Transfer
+from resolvers.deals import deal_disputed
 from resolvers.escrow import change_escrow, escrow_by_id, notify, reload
 from resolvers.escrow_ledger import post_payment, post_reversal
 from resolvers.escrow_progress import after_commit
@@ -84,7 +83,7 @@ async def payment_held(services: Services, event: GatewayEvent) -> None:
         notify(unit, held, EventKind.PAYMENT_SUCCEEDED, f"{held.fees.charged} paid into escrow")
         if held.deal_cancelled:
             await claim_refund(unit, held, held.fees.charged, "the deal was cancelled")
-        elif await _deal_disputed(unit, held):
+        elif await deal_disputed(held.task_id, held.booking_id, unit.session):
             # A milestone paid ahead while its task is disputed: frozen like the others
             # until the decision.
             await freeze(unit, held.deal, "paid while the deal is disputed")
@@ -92,14 +91,6 @@ async def payment_held(services: Services, event: GatewayEvent) -> None:
 
     held = await transact(services, work)
     await after_commit(services, held.id)
-
-
-async def _deal_disputed(unit: UnitOfWork, escrow: Escrow) -> bool:
-    if escrow.task_id is not None:
-        task = await Task.get(escrow.task_id, session=unit.session)
-        return task is not None and task.status is TaskStatus.DISPUTED
-    booking = await Booking.get(escrow.booking_id, session=unit.session)
-    return booking is not None and booking.status is BookingStatus.DISPUTED
 
 
 async def payment_failed(services: Services, event: GatewayEvent) -> None:

@@ -20,9 +20,9 @@ from bson import ObjectId
 from documents.clock import utcnow
 from documents.escrow import HOLDING_STATUSES, Escrow, EscrowStatus, RefundStatus
 from documents.events import EventKind
-from documents.profiles import ProviderProfile
 from documents.tasks import MilestoneStatus, StatusChange, Task, TaskStatus
 from integrations.payments.errors import GatewayError
+from resolvers.deals import count_completed_job
 from resolvers.escrow import ensure_intent, escrow_by_id
 from resolvers.escrow_refunds import cancel_unpaid, settle_refund
 from resolvers.escrow_release import claim_release, settle_release
@@ -135,9 +135,7 @@ async def _complete_submitted_task(unit: UnitOfWork, task_id: ObjectId) -> None:
         return
     task = Task.model_validate(raw)
     if task.assigned_tasker_id is not None:
-        await ProviderProfile.get_pymongo_collection().update_one(
-            {"_id": task.assigned_tasker_id}, {"$inc": {"completed_jobs": 1}}, session=unit.session
-        )
+        await count_completed_job(task.assigned_tasker_id, unit.session)
     unit.emit(
         EventKind.TASK_STATUS_CHANGED,
         actor_id=None,

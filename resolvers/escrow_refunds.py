@@ -27,7 +27,7 @@ from documents.escrow import (
 from documents.events import EventKind
 from documents.money import Money
 from integrations.payments.errors import InvalidRequest
-from resolvers.escrow import change_escrow, notify, payment_metadata, reload
+from resolvers.escrow import change_escrow, escrow_of_deal, notify, payment_metadata, reload
 from resolvers.escrow_ledger import post_refund
 from resolvers.escrow_release import NOT_REFUNDING
 from resolvers.fees import refund_split
@@ -204,7 +204,7 @@ async def cancel_deal(
     """Within the transaction that cancels the task or booking: an unpaid escrow fails, a
     paid one gets a pending refund of `refund` (None: all). What is not refunded is the
     provider's (a late cancellation), released by `progress.advance`."""
-    escrow = await Escrow.find_one({"deal": deal}, session=unit.session)
+    escrow = await escrow_of_deal(deal, unit.session)
     if escrow is None:
         return None
     fields = {"deal_cancelled": True, "auto_release_at": None}

@@ -58,9 +58,7 @@ async def claim_release(unit: UnitOfWork, query: dict[str, Any], note: str) -> E
     if escrow is None:
         return None
     if escrow.status is EscrowStatus.AWAITING_PAYMENT:
-        await Escrow.get_pymongo_collection().update_one(
-            {"_id": escrow.id}, {"$set": {"release_requested": True}}, session=unit.session
-        )
+        await request_release(unit, escrow)
         return None
     if escrow.status not in HOLDING_STATUSES or escrow.pending_refund is not None:
         return None
@@ -79,6 +77,13 @@ async def claim_release(unit: UnitOfWork, query: dict[str, Any], note: str) -> E
         EscrowStatus.RELEASING,
         note=note,
         fields={"release": plan.model_dump(), "auto_release_at": None},
+    )
+
+
+async def request_release(unit: UnitOfWork, escrow: Escrow) -> None:
+    """Mark the escrow to be released once it can be (`escrow_progress.advance` claims it)."""
+    await Escrow.get_pymongo_collection().update_one(
+        {"_id": escrow.id}, {"$set": {"release_requested": True}}, session=unit.session
     )
 
 

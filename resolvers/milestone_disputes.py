@@ -26,11 +26,12 @@ from bson import ObjectId
 from documents.clock import utcnow
 from documents.disputes import Dispute, DisputeOutcome
 from documents.errors import DomainError, ErrorCode
-from documents.escrow import FROZEN_BY_DEAL, Escrow, EscrowStatus, milestone_deal, task_deal
+from documents.escrow import FROZEN_BY_DEAL, EscrowStatus, milestone_deal, task_deal
 from documents.events import EventKind
 from documents.tasks import MilestoneStatus, Task, TaskStatus
 from resolvers import dispute_money, escrow_hooks
 from resolvers.auth.viewer import Viewer
+from resolvers.escrow import escrow_of_deal
 from resolvers.escrow_progress import advance_deals
 from resolvers.escrow_refunds import cancel_deal
 from resolvers.milestone_escrows import move_milestone
@@ -109,21 +110,20 @@ async def decided(
         for m in task.milestones
         if m.status is not MilestoneStatus.APPROVED and m.number != number
     ]
-    if outcome is DisputeOutcome.REFUND or not later:
-        for deal in later:
-            await _thaw(unit, deal, note)
-            await cancel_deal(unit, deal, None, note)
-        paid = any(m.status is MilestoneStatus.APPROVED for m in task.milestones)
-        return TaskStatus.COMPLETED if paid else TaskStatus.CANCELLED
     for deal in later:
         await _thaw(unit, deal, note)
-    return TaskStatus.IN_PROGRESS
+    if outcome is not DisputeOutcome.REFUND and later:
+        return TaskStatus.IN_PROGRESS
+    for deal in later:
+        await cancel_deal(unit, deal, None, note)
+    paid = any(m.status is MilestoneStatus.APPROVED for m in task.milestones)
+    return TaskStatus.COMPLETED if paid else TaskStatus.CANCELLED
 
 
 async def _thaw(unit: UnitOfWork, deal: str, note: str) -> None:
     """Hold the deal's escrow again if the task's move to disputed froze it: one frozen
     by a chargeback or a reversal stays."""
-    escrow = await Escrow.find_one({"deal": deal}, session=unit.session)
+    escrow = await escrow_of_deal(deal, unit.session)
     if escrow is None or escrow.status is not EscrowStatus.DISPUTED:
         return
     if escrow.frozen_by == FROZEN_BY_DEAL:

@@ -26,12 +26,12 @@ from documents.errors import DomainError, ErrorCode
 from documents.events import EventKind
 from documents.geo import Address
 from documents.offers import Offer, OfferStatus, closing
-from documents.profiles import ProviderProfile
 from documents.tasks import MilestoneStatus, StatusChange, Task, TaskStatus, sources_of
 from documents.users import Role
 from resolvers import escrow_hooks, search
 from resolvers.accounts import KEEP, Keep
 from resolvers.auth.viewer import Viewer
+from resolvers.deals import count_completed_job
 from resolvers.escrow_progress import advance_deals
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork, transact
@@ -314,11 +314,7 @@ async def apply_move(
         unit, services.settings, result, changes_requested=changes_requested, note=note
     )
     if to is TaskStatus.COMPLETED and result.assigned_tasker_id is not None:
-        await ProviderProfile.get_pymongo_collection().update_one(
-            {"_id": result.assigned_tasker_id},
-            {"$inc": {"completed_jobs": 1}},
-            session=unit.session,
-        )
+        await count_completed_job(result.assigned_tasker_id, unit.session)
     unit.emit(
         EventKind.TASK_STATUS_CHANGED,
         actor_id=viewer.user_id,

@@ -1,0 +1,32 @@
+"""What tasks and bookings share as deals, whichever of the two a record belongs to."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from documents.bookings import Booking, BookingStatus
+from documents.profiles import ProviderProfile
+from documents.tasks import Task, TaskStatus
+
+
+async def deal_disputed(
+    task_id: ObjectId | None,
+    booking_id: ObjectId | None,
+    session: AsyncClientSession | None = None,
+) -> bool:
+    """Whether the task, else the booking, is disputed."""
+    if task_id is not None:
+        task = await Task.get(task_id, session=session)
+        return task is not None and task.status is TaskStatus.DISPUTED
+    if booking_id is not None:
+        booking = await Booking.get(booking_id, session=session)
+        return booking is not None and booking.status is BookingStatus.DISPUTED
+    return False
+
+
+async def count_completed_job(provider_id: ObjectId, session: AsyncClientSession) -> None:
+    """A deal completed: one more job on the provider's profile."""
+    await ProviderProfile.get_pymongo_collection().update_one(
+        {"_id": provider_id}, {"$inc": {"completed_jobs": 1}}, session=session
+    )
