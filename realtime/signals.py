@@ -1,8 +1,13 @@
-"""Telling live subscriptions that someone's access may have changed.
+"""Telling live connections that someone's access may have changed.
 
-A subscription keeps the identity it was opened with. When a session ends, an account
-is suspended, or a member leaves a conversation, a signal on the person's topic makes
-each of their subscriptions check its access again, and end if it is gone.
+Two kinds of change, on two kinds of topic:
+
+- A person's sessions or account (logout, revocation, suspension, a password change or
+  reset, deletion): a signal on their access topic makes each of their websockets, on
+  every instance, check its session again and close if it has ended
+  (resolvers/auth/socket_sessions.py).
+- What one subscription may see (a member removed from a conversation): a signal on the
+  topics it follows makes it check its own access again, and end if it is gone.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 from bson import ObjectId
 
 from realtime.broker import Broker, Message
-from realtime.topics import user_topic
+from realtime.topics import access_topic
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +29,13 @@ def is_access_change(message: Message) -> bool:
 
 
 async def announce_access_change(broker: Broker, *user_ids: ObjectId) -> None:
-    """Best effort: a subscription that misses it still checks access at its next event."""
-    await announce_on(broker, *(user_topic(user_id) for user_id in user_ids))
+    """Best effort: a websocket that misses it (the broker was away) checks again after the
+    broker reconnects, and every operation started on it is checked anyway."""
+    await announce_on(broker, *(access_topic(user_id) for user_id in user_ids))
 
 
 async def announce_on(broker: Broker, *topics: str) -> None:
-    """The same, to every subscription of some topics (such as a conversation's)."""
+    """An access change to every subscription of some topics (such as a conversation's)."""
     for topic in topics:
         try:
             await broker.publish(topic, ACCESS_CHANGED)

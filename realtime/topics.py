@@ -9,6 +9,11 @@ def user_topic(user_id: ObjectId) -> str:
     return f"user:{user_id}"
 
 
+def access_topic(user_id: ObjectId) -> str:
+    """Where a person's sessions hear that they may have ended (realtime/signals.py)."""
+    return f"access:{user_id}"
+
+
 def task_topic(task_id: ObjectId) -> str:
     return f"task:{task_id}"
 

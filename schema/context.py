@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from documents.errors import DomainError, ErrorCode
+from resolvers.auth.socket_sessions import SocketSession
 from resolvers.auth.viewer import Viewer, authenticate
 from resolvers.services import RequestMeta, Services
 from schema.loaders import Loaders
@@ -30,7 +32,18 @@ class Context:
     """What a websocket client sent with `connection_init`."""
     socket: OpenSocket | None = None
     """The websocket this runs on, whose work a graceful shutdown waits for."""
+    session: SocketSession | None = None
+    """The session a websocket was opened with; None over HTTP, or on an anonymous socket."""
     _viewer: asyncio.Future[Viewer | None] | None = None
+
+    async def for_operation(self) -> Context:
+        """A websocket's context for one operation started on it: the caller as of now
+        (raises if their session, account or token no longer allows it) and data loaders
+        of its own, so that nothing read for an earlier operation is taken for current."""
+        viewer = await self.session.admit() if self.session is not None else None
+        known: asyncio.Future[Viewer | None] = asyncio.get_running_loop().create_future()
+        known.set_result(viewer)
+        return dataclasses.replace(self, loaders=Loaders(), _viewer=known)
 
     async def viewer(self) -> Viewer | None:
         """The authenticated caller, or None without a token; raises if the token is bad.

@@ -20,6 +20,11 @@ log = logging.getLogger("gigql.graphql")
 INTERNAL_ERROR_MESSAGE = "Internal server error"
 
 
+def coded_error(error: DomainError) -> GraphQLError:
+    """A DomainError met outside a resolver, in the shape resolvers' errors get."""
+    return GraphQLError(str(error), extensions={"code": error.code.value})
+
+
 def report_errors(errors: list[GraphQLError], request_id: str | None, debug: bool) -> None:
     for error in errors:
         original = error.original_error

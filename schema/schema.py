@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 import strawberry
 from graphql import ExecutionResult, GraphQLError
 from graphql.execution import Executor
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.execution import PreExecutionError
 
+from documents.errors import DomainError
 from schema.admin import AdminMutation, AdminQuery
 from schema.admin_escrows import AdminEscrowsMutation, AdminEscrowsQuery
 from schema.admin_payments import AdminPaymentsMutation, AdminPaymentsQuery
@@ -24,7 +27,7 @@ from schema.connect import ConnectMutation, ConnectQuery
 from schema.context import Context
 from schema.discovery import DiscoveryQuery
 from schema.disputes import DisputeMutation, DisputeQuery
-from schema.error_reporting import report_errors
+from schema.error_reporting import coded_error, report_errors
 from schema.escrow import EscrowMutation
 from schema.limits import Limits
 from schema.live import LiveSubscription
@@ -162,12 +165,34 @@ class GigqlSchema(strawberry.Schema):
             **kwargs,
         )
 
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> StreamResult:
+        """How websockets run every operation (subscriptions, and queries and mutations
+        sent over one). Each runs in a context of its own, authorised as of its start
+        (schema/context.py `for_operation`); one refused answers with why, running nothing."""
+        if isinstance(context_value, Context) and context_value.socket is not None:
+            try:
+                context_value = await context_value.for_operation()
+            except DomainError as error:
+                return _refused(error)
+        return await super().stream(query, variable_values, context_value, *args, **kwargs)
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         context = execution_context.context if execution_context else None
         request_id = context.meta.request_id if isinstance(context, Context) else None
         report_errors(errors, request_id, self.settings.debug)
+
+
+async def _refused(error: DomainError) -> AsyncGenerator[PreExecutionError, None]:
+    yield PreExecutionError(data=None, errors=[coded_error(error)])
 
 
 def build_schema(settings: Settings | None = None) -> GigqlSchema:

@@ -22,26 +22,34 @@ from graphql.execution import execute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.execution import optimized_is_awaitable
 from strawberry.http import GraphQLRequestData
+from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema._graphql_core import execution_context_class_kwargs
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    Message,
+)
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInit,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from documents.errors import DomainError
+from resolvers.auth.socket_sessions import SESSION_ENDED_CLOSE, SocketSession
 from resolvers.services import RequestMeta
 from schema.context import Context
-from schema.error_reporting import report_errors
+from schema.error_reporting import coded_error, report_errors
 from schema.schema import GigqlSchema
 from schema.shared_events import shared_results
 from server.going_away import OpenSockets
@@ -97,6 +105,29 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             return nullcontext()
         return socket.working()
 
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self.context.session is not None:
+            self.context.session.watch(self._end_session)
+
+    async def shutdown(self) -> None:
+        try:
+            await super().shutdown()
+        finally:
+            if self.context.session is not None:
+                await self.context.session.stop()
+
+    async def _end_session(self, error: DomainError) -> None:
+        """Each running operation gets an `error` saying why, then the socket closes."""
+        payload = [coded_error(error).formatted]
+        for operation in list(self.operations.values()):
+            await operation.send_operation_message(
+                {"id": operation.id, "type": "error", "payload": payload}
+            )
+            if operation.task is not None:
+                operation.task.cancel()
+        await _close_if_open(self.websocket, error)
+
     async def send_message(self, message: Message) -> None:
         payload = message.get("payload")
         if message["type"] == "next" and isinstance(payload, dict) and len(payload) == 1:
@@ -135,6 +166,22 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await super().handle()
         finally:
             deadline.cancel()
+            if self.context.session is not None:
+                await self.context.session.stop()
+
+    async def handle_connection_init(self, message: LegacyConnectionInit) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged and self.context.session is not None:
+            self.context.session.watch(self._end_session)
+
+    async def _end_session(self, error: DomainError) -> None:
+        """Each running operation gets an `error` saying why (and `complete`), then the
+        socket closes."""
+        payload = coded_error(error).formatted
+        for operation_id in list(self.tasks):
+            await self.send_message({"type": "error", "id": operation_id, "payload": payload})
+            await self.cleanup_operation(operation_id)
+        await _close_if_open(self.websocket, error)
 
     async def _close_unless_initialised(self) -> None:
         await asyncio.sleep(self.view.connection_init_wait_timeout.total_seconds())
@@ -194,23 +241,29 @@ class GraphQLView(GraphQL[Context, None]):
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
-        """Authenticate a websocket with the same access token as HTTP, sent in
+        """Open a websocket's session with the same access token as HTTP, sent in
         `connection_init` (`{"Authorization": "Bearer ..."}` or `{"accessToken": ...}`).
-        A bad token refuses the connection; none leaves it anonymous."""
+        A bad token refuses the connection, and so does none unless anonymous sockets
+        are allowed (resolvers/auth/socket_sessions.py)."""
         params = context.connection_params or {}
         given = params.get("Authorization") or params.get("authorization")
         token = _bearer_token(given) if isinstance(given, str) else params.get("accessToken")
         if token is None:
-            return ACK
+            if self.schema.settings.ws_allow_anonymous:
+                return ACK
+            raise ConnectionRejectionError(
+                {"message": "Send an access token with connection_init.", "code": "UNAUTHENTICATED"}
+            )
         if not isinstance(token, str):
             raise ConnectionRejectionError({"message": "The access token must be a string."})
-        context.access_token = token
+        services = context.services
         try:
-            await context.viewer()
+            context.session = await SocketSession.open(services.tokens, services.broker, token)
         except DomainError as error:
             raise ConnectionRejectionError(
                 {"message": str(error), "code": error.code.value}
             ) from error
+        context.access_token = token
         return ACK
 
     async def parse_http_body(
@@ -272,6 +325,12 @@ class GraphQLView(GraphQL[Context, None]):
         if result.errors:
             report_errors(result.errors, context.meta.request_id, schema.settings.debug)
         return ExecutionResult(data=result.data, errors=result.errors)
+
+
+async def _close_if_open(websocket: AsyncWebSocketAdapter, error: DomainError) -> None:
+    socket = cast("ASGIWebSocketAdapter", websocket).ws
+    if socket.application_state is WebSocketState.CONNECTED:
+        await socket.close(code=SESSION_ENDED_CLOSE, reason=error.code.value)
 
 
 def _bearer_token(header: str | None) -> str | None:

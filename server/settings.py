@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     """How long a new websocket may take to send `connection_init` before it is closed (4408)."""
     ws_keep_alive_interval: timedelta = Field(timedelta(seconds=15), gt=timedelta(0))
     """How often the legacy `graphql-ws` protocol sends `ka` (its clients time out without)."""
+    ws_allow_anonymous: bool = False
+    """Accept websockets whose `connection_init` carries no access token (for a deployment
+    with public subscriptions); by default a socket is a session and needs one (4403)."""
     subscriber_queue_size: int = Field(1000, ge=1)
     """Messages a subscription may fall behind by before its websocket is closed (1013)."""
 

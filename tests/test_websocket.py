@@ -22,19 +22,23 @@ def _ws_url(base_url: str) -> str:
     return base_url.replace("http://", "ws://") + "/graphql"
 
 
-async def test_graphql_transport_ws_handshake_and_ping(base_url: str) -> None:
+async def test_graphql_transport_ws_handshake_and_ping(
+    base_url: str, client: GraphQLClient
+) -> None:
+    init = {"type": "connection_init", "payload": {"accessToken": (await _member(client)).access}}
     async with connect(_ws_url(base_url), subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "graphql-transport-ws"
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        await ws.send(json.dumps(init))
         assert json.loads(await ws.recv()) == {"type": "connection_ack"}
         await ws.send(json.dumps({"type": "ping"}))
         assert json.loads(await ws.recv()) == {"type": "pong"}
 
 
-async def test_legacy_graphql_ws_handshake(base_url: str) -> None:
+async def test_legacy_graphql_ws_handshake(base_url: str, client: GraphQLClient) -> None:
+    init = {"type": "connection_init", "payload": {"accessToken": (await _member(client)).access}}
     async with connect(_ws_url(base_url), subprotocols=["graphql-ws"]) as ws:  # type: ignore[list-item]
         assert ws.subprotocol == "graphql-ws"
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        await ws.send(json.dumps(init))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
 
 
@@ -62,19 +66,25 @@ async def test_subscribe_before_connection_init_is_closed_with_4401(base_url: st
             assert await socket.closed() == (4401, "Unauthorized"), protocol
 
 
-async def test_a_second_connection_init_is_closed_with_4429(base_url: str) -> None:
+async def test_a_second_connection_init_is_closed_with_4429(
+    base_url: str, client: GraphQLClient
+) -> None:
+    ann = await _member(client)
     async with ws(base_url) as socket:
-        assert await socket.init() == {"type": "connection_ack"}
+        assert await socket.init(ann.access) == {"type": "connection_ack"}
         await socket.send({"type": "connection_init", "payload": {}})
         assert await socket.closed() == (4429, "Too many initialisation requests")
 
 
-async def test_messages_outside_the_protocol_are_closed_with_4400(base_url: str) -> None:
+async def test_messages_outside_the_protocol_are_closed_with_4400(
+    base_url: str, client: GraphQLClient
+) -> None:
+    ann = await _member(client)
     async with ws(base_url) as socket:
         await socket.connection.send("not json")
         assert await socket.closed() == (4400, "WebSocket message must be valid JSON")
     async with ws(base_url) as socket:
-        await socket.init()
+        await socket.init(ann.access)
         await socket.send({"type": "shout"})
         assert await socket.closed() == (4400, "Unknown message type: shout")
 
@@ -121,7 +131,8 @@ async def test_an_invalid_document_is_an_error_for_its_id_only(
 
 
 async def test_connection_init_must_come_in_time(runtime: Runtime) -> None:
-    async with serve(runtime, ws_connection_init_timeout=timedelta(seconds=0.3)) as url:
+    timeout = timedelta(seconds=0.3)
+    async with serve(runtime, ws_connection_init_timeout=timeout, ws_allow_anonymous=True) as url:
         for protocol in (TRANSPORT_WS, LEGACY_WS):
             async with ws(url, protocol) as socket:
                 started = time.monotonic()
@@ -141,7 +152,10 @@ async def test_connection_init_must_come_in_time(runtime: Runtime) -> None:
 
 async def test_legacy_protocol_keeps_alive_with_ka(runtime: Runtime) -> None:
     interval = timedelta(seconds=0.1)
-    async with serve(runtime, ws_keep_alive_interval=interval) as url, ws(url, LEGACY_WS) as socket:
+    async with (
+        serve(runtime, ws_keep_alive_interval=interval, ws_allow_anonymous=True) as url,
+        ws(url, LEGACY_WS) as socket,
+    ):
         assert (await socket.init())["type"] == "connection_ack"
         started = time.monotonic()
         for _ in range(4):
@@ -149,18 +163,19 @@ async def test_legacy_protocol_keeps_alive_with_ka(runtime: Runtime) -> None:
         assert time.monotonic() - started >= 0.25  # spaced by the interval, not a burst
 
 
-async def test_legacy_refusals_are_messages(base_url: str) -> None:
+async def test_legacy_refusals_are_messages(base_url: str, client: GraphQLClient) -> None:
+    ann = await _member(client)
     async with ws(base_url, LEGACY_WS) as socket:
         await socket.send({"type": "connection_init", "payload": "not an object"})
         assert await socket.receive() == {"type": "connection_error"}
         assert (await socket.closed())[0] == 1000
     async with ws(base_url, LEGACY_WS) as socket:
         await socket.connection.send("not json")  # ignored, as the protocol says
-        assert (await socket.init())["type"] == "connection_ack"
-        await socket.subscribe("1", LIVE)  # anonymous
+        assert (await socket.init(ann.access))["type"] == "connection_ack"
+        await socket.subscribe("1", "subscription { nope }")
         message = await _next_message(socket)
         assert message["type"] == "error" and message["id"] == "1", message
-        assert message["payload"]["extensions"] == {"code": "UNAUTHENTICATED"}
+        assert message["payload"]["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
 
 
 async def test_legacy_start_with_a_used_id_replaces_the_subscription(

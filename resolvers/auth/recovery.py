@@ -101,6 +101,7 @@ async def change_password(
         )
 
     revoked = await run_in_transaction(apply)
+    await announce_access_change(services.broker, viewer.user_id)  # the others' sockets end
     await audit.record(
         AuditKind.PASSWORD_CHANGED, meta, user_id=viewer.user_id, sessions_revoked=revoked
     )

@@ -12,7 +12,7 @@ from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.sessions import Session
 from documents.users import User, UserStatus
-from resolvers.auth.tokens import AccessTokens
+from resolvers.auth.tokens import AccessClaims, AccessTokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +35,12 @@ async def authenticate(tokens: AccessTokens, access_token: str) -> Viewer:
     reset) and the account suspended since the token was issued, and either must take
     effect on the very next request.
     """
-    claims = tokens.verify(access_token)
+    return await viewer_as_of_now(tokens.verify(access_token))
+
+
+async def viewer_as_of_now(claims: AccessClaims) -> Viewer:
+    """The account and session a verified token names, as they are now: raises if either
+    has ended (the token's own expiry is the caller's to check)."""
     user, session = await asyncio.gather(User.get(claims.user_id), Session.get(claims.session_id))
     if user is None or session is None or session.user_id != user.id:
         raise DomainError(ErrorCode.INVALID_TOKEN, "The access token is not valid.")
