@@ -15,7 +15,7 @@ is an extra round trip per page in the rare case that hidden providers fill part
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any
@@ -163,7 +163,7 @@ async def _shown(
     users: dict[ObjectId | None, User] = {}
     after = request.after
     while True:
-        part = await read(PageRequest(request.first + 1 - len(edges), after))
+        part = await read(replace(request, first=request.first + 1 - len(edges), after=after))
         shown = await User.find(
             {
                 "_id": {"$in": [profile_owner(profile) for _, profile in part.edges]},

@@ -21,6 +21,7 @@ from integrations.payments.gateway import PaymentGateway
 from realtime.broker import Broker, InProcessBroker, RedisBroker
 from resolvers.auth.passwords import Passwords
 from resolvers.auth.tokens import AccessTokens
+from resolvers.cursors import CursorKey
 from resolvers.services import Services
 from resolvers.webhook_inbox import receive
 from server.settings import Settings
@@ -112,6 +113,7 @@ def make_services(
         postman=postman,
         broker=broker,
         payments=payments,
+        cursors=CursorKey(jwt_secret(settings)),
     )
 
 
