@@ -63,7 +63,7 @@ FEED_ORDER = task_search.ORDERS[TaskSort.NEWEST]
 PROVIDER_QUERY = ProviderQuery(near=SYDNEY, sort=ProviderSort.DISTANCE)
 PROVIDER_ORDER = discovery.ORDERS[ProviderSort.DISTANCE]
 PROVIDER_PIPELINE = [
-    task_search.geo_near(SYDNEY, "place.point", discovery._filters(PROVIDER_QUERY)),
+    task_search.geo_near(SYDNEY, discovery._filters(PROVIDER_QUERY)),
     discovery.WITHIN_SERVICE_RADIUS,
     {"$sort": dict(PROVIDER_ORDER)},
     {"$limit": PAGE + 2},

@@ -15,6 +15,9 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents import ALL_DOCUMENTS
+from documents.geo import fill_in_areas
+from documents.profiles import ProviderProfile
+from documents.tasks import Task
 from integrations.mail import ConsoleMailer, Mailer, MemoryMailer, Postman, SmtpConfig, SmtpMailer
 from integrations.payments.factory import gateway_from_settings
 from integrations.payments.gateway import PaymentGateway
@@ -129,6 +132,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     payments = gateway_from_settings(settings, loopback)
     try:
         await init_beanie(database=database, document_models=ALL_DOCUMENTS)
+        # Places saved before places had an area: searches find them once they have one.
+        for searched in (Task, ProviderProfile):
+            await fill_in_areas(searched)
         services = make_services(settings, postman, broker, payments)
         loopback.services = services
         yield Runtime(services=services, mongo=mongo, database=database)
