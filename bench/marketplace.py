@@ -47,7 +47,7 @@ from bench.harness import (
 from bench.raw_marketplace import FEED, PAGE, PROVIDERS, SYDNEY
 from server.app import create_app
 from server.demo_data import DEMO_DOMAIN, DEMO_PASSWORD, DemoCounts, seed_demo
-from server.runtime import open_runtime
+from server.runtime import jwt_secret, open_runtime
 from server.settings import Settings
 
 GIGQL = "gigql"
@@ -168,7 +168,9 @@ async def record_commands(settings: Settings, token: str) -> dict[tuple[str, str
     async with open_runtime(settings) as runtime:
         apps = {
             GIGQL: create_app(settings, runtime),
-            RAW: raw_marketplace.create_app(settings.mongodb_url, settings.mongodb_database),
+            RAW: raw_marketplace.create_app(
+                settings.mongodb_url, settings.mongodb_database, jwt_secret(settings)
+            ),
         }
         for server, app in apps.items():
             transport = httpx.ASGITransport(app=app)
@@ -286,7 +288,11 @@ def run(args: argparse.Namespace) -> Report:
             rows += load_all(options, server, token, space.database_pid)
 
         app = "bench.raw_marketplace:app_from_environment"
-        env = {"MONGODB_URL": space.mongodb_url, "GIGQL_MONGODB_DATABASE": space.database_name}
+        env = {
+            "MONGODB_URL": space.mongodb_url,
+            "GIGQL_MONGODB_DATABASE": space.database_name,
+            "GIGQL_JWT_SECRET": space.jwt_secret,  # to sign cursors as gigql does
+        }
         with serve(RAW, app, space.workdir, env, factory=True) as server:
             for operation in OPERATIONS:
                 # The very same JSON: ids, order, figures and cursors.

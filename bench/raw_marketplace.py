@@ -30,6 +30,7 @@ from documents.profiles import ProviderProfile
 from documents.tasks import Task
 from documents.users import Role, User, UserStatus
 from resolvers import discovery, task_search
+from resolvers.cursors import CursorKey, Cursors
 from resolvers.discovery import ProviderQuery, ProviderSort
 from resolvers.pagination import Order, _encode
 from resolvers.task_search import Near, TaskQuery, TaskSort
@@ -62,7 +63,7 @@ FEED_ORDER = task_search.ORDERS[TaskSort.NEWEST]
 PROVIDER_QUERY = ProviderQuery(near=SYDNEY, sort=ProviderSort.DISTANCE)
 PROVIDER_ORDER = discovery.ORDERS[ProviderSort.DISTANCE]
 PROVIDER_PIPELINE = [
-    task_search.geo_near(SYDNEY, "place.point", discovery._filters(PROVIDER_QUERY)),
+    task_search.geo_near(SYDNEY, discovery._filters(PROVIDER_QUERY)),
     discovery.WITHIN_SERVICE_RADIUS,
     {"$sort": dict(PROVIDER_ORDER)},
     {"$limit": PAGE + 2},
@@ -74,12 +75,13 @@ def global_id(type_name: str, object_id: ObjectId) -> str:
     return base64.b64encode(f"{type_name}:{object_id}".encode()).decode()
 
 
-def page_info(kept: Sequence[Raw], has_next_page: bool, order: Order) -> Raw:
-    # gigql's own cursor encoding: the same cursor text, by construction.
-    return {"hasNextPage": has_next_page, "endCursor": _encode(kept[-1], order) if kept else None}
+def page_info(kept: Sequence[Raw], has_next_page: bool, order: Order, cursors: Cursors) -> Raw:
+    # gigql's own cursor encoding and signing: the same cursor text, by construction.
+    end = _encode(kept[-1], order, cursors) if kept else None
+    return {"hasNextPage": has_next_page, "endCursor": end}
 
 
-async def task_feed(database: Database) -> Raw:
+async def task_feed(database: Database, key: CursorKey) -> Raw:
     raws = await database[TASKS].find(FEED_FILTER).sort(list(FEED_ORDER)).limit(PAGE + 1).to_list()
     kept = raws[:PAGE]
     # The posters of the page in one query, as gigql's user DataLoader reads them.
@@ -104,10 +106,11 @@ async def task_feed(database: Database) -> Raw:
         }
         for task in kept
     ]
-    return {"tasks": {"edges": edges, "pageInfo": page_info(kept, len(raws) > PAGE, FEED_ORDER)}}
+    info = page_info(kept, len(raws) > PAGE, FEED_ORDER, key.of("Query.tasks"))
+    return {"tasks": {"edges": edges, "pageInfo": info}}
 
 
-async def nearby_providers(database: Database) -> Raw:
+async def nearby_providers(database: Database, key: CursorKey) -> Raw:
     cursor = await database[PROFILES].aggregate(PROVIDER_PIPELINE)
     raws = await cursor.to_list()
     read = raws[: PAGE + 1]
@@ -148,7 +151,7 @@ async def nearby_providers(database: Database) -> Raw:
         }
         for profile in kept
     ]
-    info = page_info(kept, len(shown) > PAGE, PROVIDER_ORDER)
+    info = page_info(kept, len(shown) > PAGE, PROVIDER_ORDER, key.of("Query.searchProviders"))
     return {"searchProviders": {"edges": edges, "pageInfo": info}}
 
 
@@ -156,7 +159,7 @@ def _money(money: Raw | None) -> Raw | None:
     return None if money is None else {"amount": money["amount"], "currency": money["currency"]}
 
 
-OPERATIONS: dict[str, Callable[[Database], Awaitable[Raw]]] = {
+OPERATIONS: dict[str, Callable[[Database, CursorKey], Awaitable[Raw]]] = {
     FEED: task_feed,
     PROVIDERS: nearby_providers,
 }
@@ -166,17 +169,19 @@ async def graphql(request: Request) -> JSONResponse:
     body = await request.json()
     operation = OPERATIONS.get(body.get("operationName"))
     if operation is not None:
-        return JSONResponse({"data": await operation(request.app.state.database)})
+        state = request.app.state
+        return JSONResponse({"data": await operation(state.database, state.cursors)})
     if body.get("query") == "{ __typename }":  # the harness's readiness check
         return JSONResponse({"data": {"__typename": "Query"}})
     return JSONResponse({"errors": [{"message": "Unknown operation."}]}, status_code=400)
 
 
-def create_app(mongodb_url: str, database_name: str) -> Starlette:
+def create_app(mongodb_url: str, database_name: str, jwt_secret: str) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = mongo_client(mongodb_url)  # gigql's client settings (tz-aware, UTC)
         app.state.database = client[database_name]
+        app.state.cursors = CursorKey(jwt_secret)  # gigql's cursor key, from the same secret
         try:
             yield
         finally:
@@ -187,7 +192,11 @@ def create_app(mongodb_url: str, database_name: str) -> Starlette:
 
 def app_from_environment() -> Starlette:
     """The uvicorn factory: the database gigql is given, from the same variables."""
-    app = create_app(os.environ["MONGODB_URL"], os.environ["GIGQL_MONGODB_DATABASE"])
+    app = create_app(
+        os.environ["MONGODB_URL"],
+        os.environ["GIGQL_MONGODB_DATABASE"],
+        os.environ["GIGQL_JWT_SECRET"],
+    )
     # As gigql does after start-up: long-lived objects out of the collector's way.
     gc.collect()
     gc.freeze()

@@ -1,14 +1,26 @@
-"""Places: GeoJSON points (for the 2dsphere indexes) and postal addresses."""
+"""Places: GeoJSON points (for the 2dsphere indexes) and postal addresses.
+
+A place has two points: the exact one, for the few people who may see it, and its area,
+the exact point snapped to a fixed grid, which anyone may see. Everything measured for
+others (distances, distance order, radius and service-radius checks) is measured from
+the area, so that no number of questions from different points narrows a place down
+further than its grid cell. The cell is a function of the point alone: asking again
+gives the same area, so there is no noise to average away.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-from pymongo import GEOSPHERE, IndexModel
+from beanie import Document
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pymongo import GEOSPHERE, IndexModel, UpdateOne
 
 # Rounding a coordinate to two decimals moves it by at most ~0.6 km: an area, not a door.
 APPROXIMATE_DECIMALS = 2
+
+SEARCHED_POINT = "place.area"
+"""The field searches measure from (`$geoNear` and its 2dsphere index): a place's area."""
 
 
 def geo_index(field: str) -> IndexModel:
@@ -59,9 +71,48 @@ class Address(BaseModel):
 
 
 class Place(BaseModel):
-    """Where something happens: a point for searching and the address people go to."""
+    """Where something happens: the exact point and the address people go to, and the
+    area anyone may see and search by."""
 
     model_config = ConfigDict(frozen=True)
 
     point: GeoPoint
     address: Address
+    area: GeoPoint = GeoPoint.at(0, 0)
+    """`point` snapped to the grid: always derived from it by the validator below,
+    whatever was stored or given (the default only spares callers from passing it)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _area_of_point(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "point" not in data:
+            return data  # field validation reports what is missing
+        try:
+            point = GeoPoint.model_validate(data["point"])
+        except ValidationError:
+            return data
+        return {**data, "area": point.approximate()}
+
+
+FILL_BATCH = 1000
+
+
+async def fill_in_areas(model: type[Document]) -> int:
+    """Store the area of every place of `model` saved before places had one, so that
+    searches find them; returns how many. Repeating it, or running it on several
+    instances at once, is harmless: an update applies only while the area is missing (a
+    place saved since carries its own)."""
+    collection = model.get_pymongo_collection()
+    missing = {"place.point": {"$exists": True}, "place.area": {"$exists": False}}
+    filled = 0
+    batch: list[UpdateOne] = []
+    async for raw in collection.find(missing, {"place.point": 1}):
+        area = GeoPoint.model_validate(raw["place"]["point"]).approximate()
+        update = {"$set": {"place.area": area.model_dump()}}
+        batch.append(UpdateOne({"_id": raw["_id"], **missing}, update))
+        if len(batch) == FILL_BATCH:
+            filled += (await collection.bulk_write(batch, ordered=False)).modified_count
+            batch = []
+    if batch:
+        filled += (await collection.bulk_write(batch, ordered=False)).modified_count
+    return filled

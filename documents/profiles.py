@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
-from documents.geo import Place, geo_index
+from documents.geo import SEARCHED_POINT, Place, geo_index
 from documents.money import Money
 
 MINUTES_PER_DAY = 24 * 60
@@ -108,7 +108,7 @@ class ProviderProfile(Document):
         indexes = [
             # Provider search (resolvers/discovery.py): near a point; best rated, in a
             # skill or not; cheapest in a currency.
-            geo_index("place.point"),
+            geo_index(SEARCHED_POINT),
             IndexModel(
                 [("skills", ASCENDING), ("rating.average", DESCENDING), ("_id", DESCENDING)]
             ),

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
-from documents.geo import Place, geo_index
+from documents.geo import SEARCHED_POINT, Place, geo_index
 from documents.money import Money
 
 
@@ -115,7 +115,7 @@ class Task(Document):
         name = "tasks"
         use_revision = False
         indexes = [
-            geo_index("place.point"),
+            geo_index(SEARCHED_POINT),
             IndexModel([("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
             IndexModel(
                 [("status", ASCENDING), ("category", ASCENDING), ("created_at", DESCENDING)]

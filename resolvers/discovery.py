@@ -2,7 +2,8 @@
 
 Near a point, a provider shows only if the point is within both the radius searched
 and the provider's own service radius: customers do not find people who would not
-come to them.
+come to them. Both are measured from the provider's area, as the distance shown is: a
+provider's home is for them and admins alone (documents/geo.py).
 
 Profiles do not know whether their account may be shown, so each page of profiles
 costs one more query, for their users (which the page shows anyway): providers whose
@@ -15,7 +16,7 @@ is an extra round trip per page in the rare case that hidden providers fill part
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any
@@ -47,7 +48,8 @@ ORDERS: dict[ProviderSort, Order] = {
     ProviderSort.PRICE: [("hourly_rate.amount", 1), ("_id", 1)],
 }
 
-# After `$geoNear`: only providers whose own service radius reaches the point searched.
+# After `$geoNear`: only providers whose own service radius, drawn around their area,
+# reaches the point searched (around their exact home, it would tell where that is).
 WITHIN_SERVICE_RADIUS = {
     "$match": {"$expr": {"$lte": ["$distance", {"$multiply": ["$service_radius_km", 1000]}]}}
 }
@@ -143,7 +145,7 @@ async def search_providers(query: ProviderQuery, request: PageRequest) -> Provid
 
     else:
         check_near(near)
-        stages = [geo_near(near, "place.point", filters), WITHIN_SERVICE_RADIUS]
+        stages = [geo_near(near, filters), WITHIN_SERVICE_RADIUS]
 
         async def read(part: PageRequest) -> Page[ProviderProfile]:
             return await paginate_pipeline(
@@ -163,7 +165,7 @@ async def _shown(
     users: dict[ObjectId | None, User] = {}
     after = request.after
     while True:
-        part = await read(PageRequest(request.first + 1 - len(edges), after))
+        part = await read(replace(request, first=request.first + 1 - len(edges), after=after))
         shown = await User.find(
             {
                 "_id": {"$in": [profile_owner(profile) for _, profile in part.edges]},

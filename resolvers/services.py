@@ -9,6 +9,7 @@ from integrations.payments.gateway import PaymentGateway
 from realtime.broker import Broker
 from resolvers.auth.passwords import Passwords
 from resolvers.auth.tokens import AccessTokens
+from resolvers.cursors import CursorKey
 from server.settings import Settings
 
 
@@ -20,6 +21,7 @@ class Services:
     postman: Postman
     broker: Broker
     payments: PaymentGateway
+    cursors: CursorKey
 
 
 @dataclass(frozen=True, slots=True)

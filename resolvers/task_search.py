@@ -9,6 +9,7 @@ from typing import Any
 from bson import ObjectId
 
 from documents.errors import DomainError, ErrorCode
+from documents.geo import SEARCHED_POINT
 from documents.money import minor_unit_exponent
 from documents.tasks import Task, TaskStatus
 from resolvers import search
@@ -66,15 +67,19 @@ def check_near(near: Near, field_name: str = "near") -> None:
         )
 
 
-def geo_near(near: Near, key: str, query: dict[str, Any]) -> dict[str, Any]:
-    """A `$geoNear` stage adding each document's distance in metres as `distance`."""
+def geo_near(near: Near, query: dict[str, Any]) -> dict[str, Any]:
+    """A `$geoNear` stage adding each document's distance in metres as `distance`.
+
+    Measured from each place's public area, never its exact point (documents/geo.py):
+    the distance, the radius and the order are seen by people who may not see the place.
+    """
     return {
         "$geoNear": {
             "near": {"type": "Point", "coordinates": [near.longitude, near.latitude]},
             "distanceField": "distance",
             "maxDistance": near.radius_km * 1000,
             "query": query,
-            "key": key,
+            "key": SEARCHED_POINT,
             "spherical": True,
         }
     }
@@ -141,7 +146,7 @@ async def search_tasks(query: TaskQuery, request: PageRequest) -> Page[Task]:
         return await paginate(Task, filters, order, request)
     check_near(query.near)
     return await paginate_pipeline(
-        Task, [geo_near(query.near, "place.point", filters)], order, request, computed=["distance"]
+        Task, [geo_near(query.near, filters)], order, request, computed=["distance"]
     )
 
 

@@ -126,7 +126,7 @@ class PlaceType:
         return cls(point=GeoPointType.of(place.point), address=AddressType.of(place.address))
 
 
-@strawberry.type(description="Roughly where: a point rounded to about a kilometre, and the town.")
+@strawberry.type(description="Roughly where: a point on a kilometre grid, and the town.")
 class Area:
     point: GeoPointType
     city: str
@@ -138,7 +138,7 @@ class Area:
     def of(cls, place: Place) -> Area:
         address = place.address
         return cls(
-            point=GeoPointType.of(place.point.approximate()),
+            point=GeoPointType.of(place.area),
             city=address.city,
             region=address.region,
             postal_code=address.postal_code,

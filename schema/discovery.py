@@ -24,7 +24,7 @@ class Provider:
     user: UserNode
     profile: ProviderProfileType
     distance_km: float | None = strawberry.field(
-        description="From the point searched near, when one was given."
+        description="From the point searched near to their area, when one was given."
     )
 
 

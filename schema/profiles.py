@@ -38,7 +38,7 @@ from schema.context import Info
 from schema.limits import bounded
 from schema.packages import ServicePackageNode
 from schema.payloads import Payload, mutation_payload
-from schema.permissions import IsAuthenticated, IsOwnerOrAdmin, MaySeeContacts, allow
+from schema.permissions import IsAuthenticated, IsOwnerOrAdmin, allow
 
 IdentityVerificationType = strawberry.enum(IdentityVerification, name="IdentityVerification")
 ExceptionKindType = strawberry.enum(ExceptionKind, name="ScheduleExceptionKind")
@@ -154,9 +154,11 @@ class ProviderProfileType:
     def area(self) -> Area | None:
         return Area.of(self.doc.place) if self.doc.place else None
 
+    # Not for customers either: work happens at the task's place or the booking's
+    # service location, never at the provider's home.
     @strawberry.field(
-        extensions=allow(MaySeeContacts(), silent=True),
-        description="The exact address: for the provider, admins and their customers.",
+        extensions=allow(IsOwnerOrAdmin(), silent=True),
+        description="The exact address: for the provider and admins alone.",
     )
     def place(self) -> PlaceType | None:
         return PlaceType.of(self.doc.place) if self.doc.place else None

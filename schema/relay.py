@@ -93,9 +93,16 @@ async def _in_order(
 
 
 def requested_page(info: Info, first: int | None, after: str | None) -> PageRequest:
-    settings = info.context.services.settings
+    """The page asked for of the connection being resolved, whose cursors are bound to
+    it (`Query.tasks`, `Task.offers`...): a cursor works only where it came from."""
+    services = info.context.services
+    connection = services.cursors.of(f"{info.path.typename}.{info.field_name}")
     return page_request(
-        first, after, default=settings.default_page_size, maximum=settings.max_page_size
+        first,
+        after,
+        connection,
+        default=services.settings.default_page_size,
+        maximum=services.settings.max_page_size,
     )
 
 

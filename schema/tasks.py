@@ -70,7 +70,8 @@ class TaskNode(relay.Node):
     created_at: datetime
     updated_at: datetime
     distance_km: float | None = strawberry.field(
-        default=None, description="From the point searched near, when one was given."
+        default=None,
+        description="From the point searched near to the task's area, when one was given.",
     )
     doc: strawberry.Private[Task]
 

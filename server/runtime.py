@@ -15,12 +15,16 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents import ALL_DOCUMENTS
+from documents.geo import fill_in_areas
+from documents.profiles import ProviderProfile
+from documents.tasks import Task
 from integrations.mail import ConsoleMailer, Mailer, MemoryMailer, Postman, SmtpConfig, SmtpMailer
 from integrations.payments.factory import gateway_from_settings
 from integrations.payments.gateway import PaymentGateway
 from realtime.broker import Broker, InProcessBroker, RedisBroker
 from resolvers.auth.passwords import Passwords
 from resolvers.auth.tokens import AccessTokens
+from resolvers.cursors import CursorKey
 from resolvers.services import Services
 from resolvers.webhook_inbox import receive
 from server.settings import Settings
@@ -112,6 +116,7 @@ def make_services(
         postman=postman,
         broker=broker,
         payments=payments,
+        cursors=CursorKey(jwt_secret(settings)),
     )
 
 
@@ -127,6 +132,9 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     payments = gateway_from_settings(settings, loopback)
     try:
         await init_beanie(database=database, document_models=ALL_DOCUMENTS)
+        # Places saved before places had an area: searches find them once they have one.
+        for searched in (Task, ProviderProfile):
+            await fill_in_areas(searched)
         services = make_services(settings, postman, broker, payments)
         loopback.services = services
         yield Runtime(services=services, mongo=mongo, database=database)

@@ -183,9 +183,10 @@ async def test_each_order(client: GraphQLClient, market: dict[str, Tokens]) -> N
     near = {"latitude": CITY[0], "longitude": CITY[1], "radiusKm": 25}
     nearest = await search(client, "DISTANCE", filter={"near": near})
     at_city = sorted(["Amy", "Gus", "Hal"], key=lambda name: object_id(market[name].user_id))
+    # Measured from their areas, (-33.87, 151.21) and (-33.87, 151.30), not their homes.
     assert [(e["node"]["user"]["name"], e["node"]["distanceKm"]) for e in nearest["edges"]] == [
-        *((name, 0.0) for name in at_city),
-        ("Cat", 8.383),
+        *((name, 0.148) for name in at_city),
+        ("Cat", 8.384),
     ]
     cheapest = await names(client, "PRICE", currency="AUD")
     assert cheapest == ["Ben", "Gus", "Amy", "Hal", "Cat"]

@@ -28,9 +28,11 @@ from documents.ledger import (
 from documents.money import Money
 from documents.transactions import run_in_transaction
 from resolvers import ledger
+from resolvers.cursors import CursorKey
 from resolvers.pagination import PageRequest
 from resolvers.unit_of_work import UnitOfWork, transact
 from server.runtime import Runtime
+from tests.conftest import TEST_JWT_SECRET
 from tests.ledger_support import (
     fund_wallet,
     ledger_counts,
@@ -85,6 +87,7 @@ def _entries(*legs: tuple[str, str, int]) -> list[Entry]:
 
 
 WALLET = accounts.wallet(PROVIDER)
+CURSORS = CursorKey(TEST_JWT_SECRET).of("ledger history")
 IN_FLIGHT = accounts.payout_in_flight(PROVIDER)
 INVALID: dict[str, tuple[str, list[Entry]]] = {
     "empty": ("needs entries", []),
@@ -339,14 +342,16 @@ async def test_history_pages_through_an_accounts_transactions_newest_first() -> 
     seen: list[str] = []
     after = None
     while True:
-        page = await ledger.history(WALLET, PageRequest(first=2, after=after))
+        page = await ledger.history(WALLET, PageRequest(first=2, after=after, cursors=CURSORS))
         seen += [t.idempotency_key for _, t in page.edges]
         if not page.has_next_page:
             break
         after = page.edges[-1][0]
 
     assert seen == ["payout:3", "payout:2", "payout:1", "payout:0", f"escrow:{escrow}:released"]
-    filed = await ledger.filed_under(Ref.ESCROW, escrow, PageRequest(first=10, after=None))
+    filed = await ledger.filed_under(
+        Ref.ESCROW, escrow, PageRequest(first=10, after=None, cursors=CURSORS)
+    )
     assert [t.kind for _, t in filed.edges] == [
         MovementKind.PAYMENT_RECEIVED,
         MovementKind.ESCROW_RELEASED,

@@ -5,8 +5,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from documents.profiles import ProviderProfile
+from server.runtime import Runtime
 from tests.graphql_client import GraphQLClient, error_codes
-from tests.marketplace import ADDRESS, aud, make_offer, place, post_task, poster, tasker
+from tests.marketplace import (
+    ADDRESS,
+    aud,
+    logged_in_admin,
+    make_offer,
+    place,
+    post_task,
+    poster,
+    tasker,
+)
 
 PROFILE = """profile { bio skills yearsOfExperience hourlyRate { amount currency } available
   serviceRadiusKm timeZone identityVerification rating { average count } completedJobs bufferMinutes
@@ -159,8 +169,8 @@ async def test_bad_hours_are_refused(client: GraphQLClient) -> None:
     ) == ["INVALID_INPUT"]
 
 
-async def test_the_exact_address_is_for_the_provider_and_their_customers(
-    client: GraphQLClient,
+async def test_the_exact_address_is_for_the_provider_and_admins_alone(
+    client: GraphQLClient, runtime: Runtime
 ) -> None:
     tom = await tasker(client, "tom@example.com")
     ann = await poster(client, "ann@example.com")
@@ -173,13 +183,20 @@ async def test_the_exact_address_is_for_the_provider_and_their_customers(
         "providerProfile"
     ]
     assert own["place"] == {"address": {"line1": ADDRESS["line1"]}}
+    root = await logged_in_admin(client, runtime)
+    audited = (await client.data(PUBLIC, {"id": tom.user_id}, token=root.access))["node"][
+        "providerProfile"
+    ]
+    assert audited["place"] == own["place"]
+    # Working together gives contact details, not the provider's home: the work is at
+    # the task's place (or a booking's service location).
     task = await post_task(client, ann)
     offer = await make_offer(client, tom, task["id"])
     await client.mutate("acceptOffer", {"offerId": offer["id"]}, token=ann.access)
     hired = (await client.data(PUBLIC, {"id": tom.user_id}, token=ann.access))["node"][
         "providerProfile"
     ]
-    assert hired["place"] == {"address": {"line1": ADDRESS["line1"]}}
+    assert hired["area"] == {"city": "Sydney"} and hired["place"] is None
 
 
 async def test_saved_addresses_are_private(client: GraphQLClient) -> None:
