@@ -25,6 +25,12 @@ class Mail:
     to: str
     subject: str
     text: str
+    """Plain text; no message carries HTML."""
+
+    def __post_init__(self) -> None:
+        # Header values: a line break in one would start a header of its own.
+        if any(c in value for value in (self.to, self.subject) for c in "\r\n"):
+            raise ValueError("a mail header value must be one line")
 
 
 class Mailer(Protocol):

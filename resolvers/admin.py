@@ -23,7 +23,7 @@ async def suspend_user(
     services: Services, meta: RequestMeta, admin: Viewer, user_id: ObjectId, reason: str
 ) -> User:
     checked = Checked()
-    reason = checked.text(reason, "reason", MAX_REASON_LENGTH)
+    reason = checked.text(reason, "reason", MAX_REASON_LENGTH, multiline=True)
     if not reason:
         checked.fail(ErrorCode.INVALID_INPUT, "Give a reason for the suspension.", "reason")
     if user_id == admin.user_id:

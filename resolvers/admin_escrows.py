@@ -112,7 +112,7 @@ async def _decide(
     claim: Claim,
 ) -> Escrow:
     checked = Checked()
-    note = checked.text(note, "note", MAX_REASON_LENGTH)
+    note = checked.text(note, "note", MAX_REASON_LENGTH, multiline=True)
     checked.raise_if_any()
     label = note or kind.value.replace("_", " ")
 

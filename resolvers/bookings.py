@@ -201,7 +201,7 @@ async def book_slot(
     checked = Checked()
     start = _start(checked, start)
     where = await _service_place(checked, viewer, place, saved_address_id)
-    instructions = checked.text(instructions, "instructions", MAX_INSTRUCTIONS)
+    instructions = checked.text(instructions, "instructions", MAX_INSTRUCTIONS, multiline=True)
     checked.raise_if_any()
     assert where is not None
     settings = services.settings
@@ -360,7 +360,7 @@ async def move_booking(
     if move.to is BookingStatus.CANCELLED:
         checked = Checked()
         reason = checked.required_text(
-            reason or "", "reason", min_length=3, max_length=MAX_REASON_LENGTH
+            reason or "", "reason", min_length=3, max_length=MAX_REASON_LENGTH, multiline=True
         )
         checked.raise_if_any()
 

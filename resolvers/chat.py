@@ -34,7 +34,7 @@ from documents.offers import Offer
 from documents.tasks import Task
 from realtime.signals import announce_on
 from realtime.topics import conversation_topic, user_topic
-from resolvers import chat_signals
+from resolvers import chat_signals, text_rules
 from resolvers.auth.viewer import Viewer
 from resolvers.deals import deal_disputed
 from resolvers.pagination import Page, PageRequest, paginate
@@ -153,12 +153,16 @@ async def _writable(
 
 
 def _checked_content(text: str, attachment_urls: list[str]) -> tuple[str, list[str]]:
-    """Text is kept exactly as given (only its length is checked); URLs must be https."""
+    """Text is kept as written (never escaped or trimmed; line breaks as `\\n`) but
+    may hold only characters that belong in text; links must be public https URLs."""
     checked = Checked()
     urls = checked.urls(attachment_urls, "attachmentUrls", maximum=MAX_ATTACHMENTS)
+    text = checked.characters(text, "text", multiline=True)
     if len(text) > MAX_TEXT:
         checked.fail(ErrorCode.INVALID_INPUT, f"At most {MAX_TEXT} characters.", "text")
-    elif not text.strip() and not urls:
+    elif text and not text_rules.has_visible(text):
+        checked.fail(ErrorCode.INVALID_INPUT, text_rules.INVISIBLE, "text")
+    elif not text and not urls:
         checked.fail(ErrorCode.INVALID_INPUT, "Write something or attach a link.", "text")
     checked.raise_if_any()
     return text, urls

@@ -16,7 +16,6 @@ Once payouts are enabled, the escrows that were waiting for the account are rele
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 from bson import ObjectId
@@ -35,6 +34,7 @@ from resolvers.provider_fields import store_if, stored_profile, synced_no_later_
 from resolvers.services import Services
 from resolvers.tasks import require_role
 from resolvers.unit_of_work import UnitOfWork, transact
+from resolvers.validation import Checked
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 # onboarding is done, and when the link expired and a new one is needed.
 ONBOARDING_RETURN_PATH = "/payouts/onboarding/done"
 ONBOARDING_REFRESH_PATH = "/payouts/onboarding/refresh"
-_COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 def account_key(user_id: ObjectId) -> str:
@@ -70,10 +69,10 @@ async def start_onboarding(
     """Create the provider's connected account if they have none; a fresh link to it."""
     require_role(viewer, Role.TASKER, "receive payouts")
     profile = await ProviderProfile.get(viewer.user_id)
-    if country is not None and not _COUNTRY.match(country.strip().upper()):
-        raise DomainError(
-            ErrorCode.INVALID_INPUT, "Give a two-letter ISO country code, like AU.", "country"
-        )
+    if country is not None:
+        checked = Checked()
+        country = checked.country(country)
+        checked.raise_if_any()
     account_id = profile.stripe_account_id if profile else None
     if account_id is None:
         account_id = await _create_account(services, viewer, _country(services, profile, country))

@@ -86,7 +86,9 @@ async def open_dispute(
 ) -> Dispute:
     """`milestone`: the one disputed, for a task paid in milestones (and only then)."""
     checked = Checked()
-    reason = checked.required_text(reason, "reason", min_length=3, max_length=MAX_REASON_LENGTH)
+    reason = checked.required_text(
+        reason, "reason", min_length=3, max_length=MAX_REASON_LENGTH, multiline=True
+    )
     urls = checked.urls(
         evidence_urls, "evidenceUrls", maximum=MAX_EVIDENCE_URLS, noun="evidence links"
     )
@@ -244,7 +246,7 @@ async def resolve_dispute(
 ) -> Dispute:
     """An admin's decision (the caller checks the role); audited with the decision."""
     checked = Checked()
-    note = checked.text(note, "note", MAX_REASON_LENGTH)
+    note = checked.text(note, "note", MAX_REASON_LENGTH, multiline=True)
     refund = None
     if refund_amount is not None:
         refund = checked.money(refund_amount.amount, refund_amount.currency, "refundAmount")

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from documents.escrow import FeeBreakdown
-from documents.money import Money
+from documents.money import BASIS_POINTS, Money
 from server.settings import Settings
 
 
@@ -38,6 +38,13 @@ class FeePolicy:
             commission_on_hold_bp=settings.commission_on_hold_bp,
             commission_on_release_bp=settings.commission_on_release_bp,
         )
+
+    def smallest_price_with_whole_fees(self) -> int:
+        """The smallest price, in minor units, of which every fee that is not zero is at
+        least one whole minor unit before rounding, so that no fee is rounded away to
+        nothing (at 10 % that is 10 cents, below any currency's minimum charge)."""
+        rates = (self.customer_fee_bp, self.commission_on_hold_bp, self.commission_on_release_bp)
+        return max((-(-BASIS_POINTS // rate) for rate in rates if rate), default=0)
 
     def split(self, price: Money, customer_fee: Money | None = None) -> FeeBreakdown:
         """The breakdown of `price`; `customer_fee` when one was already agreed (a

@@ -39,11 +39,10 @@ from resolvers.escrow_progress import advance_deals
 from resolvers.escrow_release import claim_release, schedule_release
 from resolvers.milestone_escrows import move_milestone, open_milestone_escrow
 from resolvers.services import Services
-from resolvers.tasks import MAX_TITLE, MoneyInput, apply_move, get_task
+from resolvers.tasks import MAX_NOTE, MAX_TITLE, MoneyInput, apply_move, get_task
 from resolvers.unit_of_work import UnitOfWork, transact
-from resolvers.validation import MAX_REASON_LENGTH, Checked
+from resolvers.validation import MAX_REASON_LENGTH, Checked, PriceRules
 
-MAX_NOTE = 2000
 _REVIEWABLE = (TaskStatus.IN_PROGRESS, TaskStatus.SUBMITTED)
 """A milestone handed in is approved or sent back in these (not once disputed)."""
 
@@ -54,9 +53,12 @@ class MilestoneInput:
     amount: MoneyInput
 
 
-def split_offer(viewer: Viewer, offer: Offer, inputs: Sequence[MilestoneInput]) -> list[Milestone]:
+def split_offer(
+    viewer: Viewer, offer: Offer, inputs: Sequence[MilestoneInput], rules: PriceRules
+) -> list[Milestone]:
     """The milestones the poster splits the offer's work into; INVALID_INPUT unless
-    there are 2..MAX_MILESTONES, each positive, in the offer's currency, adding up to it."""
+    there are 2..MAX_MILESTONES, each a price the gateway can charge on its own (each
+    is paid with a charge of its own), in the offer's currency, adding up to it."""
     if viewer.user_id != offer.poster_id:
         raise DomainError(
             ErrorCode.FORBIDDEN, "Only the poster splits the work into milestones.", "milestones"
@@ -75,7 +77,7 @@ def split_offer(viewer: Viewer, offer: Offer, inputs: Sequence[MilestoneInput]) 
         title = checked.required_text(
             given.title, f"{field}.title", min_length=1, max_length=MAX_TITLE
         )
-        amount = checked.money(given.amount.amount, given.amount.currency, f"{field}.amount")
+        amount = checked.price(given.amount.amount, given.amount.currency, f"{field}.amount", rules)
         if amount.currency != offer.amount.currency:
             checked.fail(
                 ErrorCode.INVALID_INPUT,
@@ -184,7 +186,7 @@ async def submit_milestone(
     """The tasker hands in a paid milestone's work, those before it being approved; the
     last one submits the task. Released automatically unless the poster answers."""
     checked = Checked()
-    note = checked.text(note or "", "note", MAX_NOTE) or None
+    note = checked.text(note or "", "note", MAX_NOTE, multiline=True) or None
     checked.raise_if_any()
 
     async def work(unit: UnitOfWork) -> Task:
@@ -289,7 +291,9 @@ async def request_milestone_changes(
 ) -> Task:
     """The poster sends a milestone back: it is no longer released automatically."""
     checked = Checked()
-    reason = checked.required_text(reason, "reason", min_length=3, max_length=MAX_REASON_LENGTH)
+    reason = checked.required_text(
+        reason, "reason", min_length=3, max_length=MAX_REASON_LENGTH, multiline=True
+    )
     checked.raise_if_any()
 
     async def work(unit: UnitOfWork) -> Task:

@@ -32,14 +32,16 @@ from resolvers.milestones import MilestoneInput, check_total, split_offer
 from resolvers.services import Services
 from resolvers.tasks import MoneyInput, get_task, reject_pending_offers, require_role
 from resolvers.unit_of_work import UnitOfWork, transact
-from resolvers.validation import MAX_REASON_LENGTH, Checked
+from resolvers.validation import MAX_REASON_LENGTH, Checked, PriceRules
 
 MAX_MESSAGE = 2000
 ALREADY_OFFERED = "You already have a live offer on this task; change or withdraw it instead."
 
 
-def _amount(checked: Checked, task: Task, amount: MoneyInput) -> Money:
-    money = checked.money(amount.amount, amount.currency, "amount")
+def _amount(checked: Checked, services: Services, task: Task, amount: MoneyInput) -> Money:
+    money = checked.price(
+        amount.amount, amount.currency, "amount", PriceRules.of(services.settings)
+    )
     if money.currency != task.budget.currency:
         checked.fail(
             ErrorCode.INVALID_INPUT,
@@ -94,8 +96,10 @@ async def make_offer(
             ErrorCode.FORBIDDEN, "You cannot make an offer on your own task.", "taskId"
         )
     checked = Checked()
-    money = _amount(checked, task, amount)
-    message = checked.required_text(message, "message", min_length=1, max_length=MAX_MESSAGE)
+    money = _amount(checked, services, task, amount)
+    message = checked.required_text(
+        message, "message", min_length=1, max_length=MAX_MESSAGE, multiline=True
+    )
     checked.raise_if_any()
     _open(task)
     offer = Offer(
@@ -139,8 +143,10 @@ async def send_direct_offer(
     if tasker.id == viewer.user_id:
         raise DomainError(ErrorCode.FORBIDDEN, "You cannot hire yourself.", "taskerId")
     checked = Checked()
-    money = _amount(checked, task, amount)
-    message = checked.required_text(message, "message", min_length=1, max_length=MAX_MESSAGE)
+    money = _amount(checked, services, task, amount)
+    message = checked.required_text(
+        message, "message", min_length=1, max_length=MAX_MESSAGE, multiline=True
+    )
     checked.raise_if_any()
     _open(task)
     assert tasker.id is not None
@@ -183,10 +189,10 @@ async def update_offer(
     checked = Checked()
     changes: dict[str, Any] = {}
     if amount is not KEEP:
-        changes["amount"] = _amount(checked, task, amount).model_dump()
+        changes["amount"] = _amount(checked, services, task, amount).model_dump()
     if message is not KEEP:
         changes["message"] = checked.required_text(
-            message, "message", min_length=1, max_length=MAX_MESSAGE
+            message, "message", min_length=1, max_length=MAX_MESSAGE, multiline=True
         )
     checked.raise_if_any()
 
@@ -234,7 +240,7 @@ async def reject_offer(
     offer = await get_offer(offer_id, viewer)
     _decider(viewer, offer)
     checked = Checked()
-    reason = checked.text(reason or "", "reason", MAX_REASON_LENGTH) or None
+    reason = checked.text(reason or "", "reason", MAX_REASON_LENGTH, multiline=True) or None
     checked.raise_if_any()
 
     async def work(unit: UnitOfWork) -> Offer:
@@ -265,7 +271,8 @@ async def accept_offer(
     resolvers/milestones.py), each paid on its own."""
     offer = await get_offer(offer_id, viewer)
     _decider(viewer, offer)
-    parts = split_offer(viewer, offer, milestones) if milestones else []
+    rules = PriceRules.of(services.settings)
+    parts = split_offer(viewer, offer, milestones, rules) if milestones else []
 
     async def work(unit: UnitOfWork) -> tuple[Offer, Task]:
         now = utcnow()

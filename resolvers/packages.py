@@ -21,7 +21,7 @@ from resolvers.auth.viewer import Viewer
 from resolvers.profiles import get_provider_profile
 from resolvers.services import Services
 from resolvers.tasks import MoneyInput, require_role
-from resolvers.validation import MAX_NAME_LENGTH, Checked
+from resolvers.validation import MAX_NAME_LENGTH, Checked, PriceRules
 
 MAX_DESCRIPTION = 2000
 MIN_DURATION = 15
@@ -60,12 +60,11 @@ def _fields(
         )
     if description is not KEEP:
         fields["description"] = checked.required_text(
-            description, "description", min_length=10, max_length=MAX_DESCRIPTION
+            description, "description", min_length=10, max_length=MAX_DESCRIPTION, multiline=True
         )
     if price is not KEEP:
-        fields["price"] = checked.money(
-            price.amount, price.currency, "price", accepted=services.settings.currencies
-        ).model_dump()
+        rules = PriceRules.of(services.settings)
+        fields["price"] = checked.price(price.amount, price.currency, "price", rules).model_dump()
     if duration_minutes is not KEEP:
         if not MIN_DURATION <= duration_minutes <= MAX_DURATION or duration_minutes % DURATION_STEP:
             checked.fail(

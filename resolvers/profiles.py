@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from resolvers.accounts import KEEP, Keep
 from resolvers.auth.viewer import Viewer
 from resolvers.services import Services
 from resolvers.tasks import MoneyInput, PlaceInput, require_role
-from resolvers.validation import Checked
+from resolvers.validation import Checked, PriceRules
 
 MAX_BIO = 2000
 MAX_SKILLS = 20
@@ -41,6 +42,10 @@ MAX_BUFFER_MINUTES = 240
 MAX_SAVED_ADDRESSES = 20
 MAX_EXCEPTIONS = 100
 MAX_RANGES_PER_DAY = 12
+MAX_LABEL = 50
+EXCEPTIONS_AHEAD = timedelta(days=366)
+"""How far ahead a dated exception may be: bookings are taken up to a year ahead."""
+_CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 
 
 @dataclass(frozen=True)
@@ -52,11 +57,13 @@ class RangeInput:
 
 
 def _minutes(value: str) -> int | None:
-    hours, sep, minutes = value.strip().partition(":")
-    if not (sep and hours.isdigit() and minutes.isdigit() and len(minutes) == 2):
+    # ASCII digits only: str.isdigit() also takes "²", which int() then refuses.
+    clock = _CLOCK.fullmatch(value.strip())
+    if clock is None:
         return None
-    total = int(hours) * 60 + int(minutes)
-    return total if int(minutes) < 60 and 0 <= total <= MINUTES_PER_DAY else None
+    hours, minutes = int(clock[1]), int(clock[2])
+    total = hours * 60 + minutes
+    return total if minutes < 60 and total <= MINUTES_PER_DAY else None
 
 
 def _ranges(checked: Checked, ranges: list[RangeInput], field: str) -> list[TimeRange]:
@@ -134,7 +141,7 @@ async def update_provider_profile(
     checked = Checked()
     changes: dict[str, Any] = {}
     if bio is not KEEP:
-        changes["bio"] = checked.text(bio, "bio", MAX_BIO)
+        changes["bio"] = checked.text(bio, "bio", MAX_BIO, multiline=True)
     if skills is not KEEP:
         chosen = list(
             dict.fromkeys(
@@ -154,11 +161,11 @@ async def update_provider_profile(
         changes["hourly_rate"] = (
             None
             if hourly_rate is None
-            else checked.money(
+            else checked.price(
                 hourly_rate.amount,
                 hourly_rate.currency,
                 "hourlyRate",
-                accepted=services.settings.currencies,
+                PriceRules.of(services.settings),
             ).model_dump()
         )
     if available is not KEEP:
@@ -193,18 +200,32 @@ async def update_provider_profile(
     return await _save_provider(viewer, changes)
 
 
+@dataclass(frozen=True)
+class WorkingDayInput:
+    weekday: int
+    """0 = Monday."""
+    ranges: list[RangeInput]
+
+
 async def set_weekly_hours(
-    services: Services, viewer: Viewer, days: dict[int, list[RangeInput]]
+    services: Services, viewer: Viewer, days: list[WorkingDayInput]
 ) -> ProviderProfile:
-    """Replace the weekly hours; days not given (0 = Monday) have none."""
+    """Replace the weekly hours; days not given have none, a day given twice is refused."""
     require_role(viewer, Role.TASKER, "set working hours")
     checked = Checked()
     hours = no_hours()
-    for weekday, ranges in days.items():
-        if not 0 <= weekday < DAYS_PER_WEEK:
-            checked.fail(ErrorCode.INVALID_INPUT, "Weekdays are 0 (Monday) to 6 (Sunday).", "days")
+    given: set[int] = set()
+    for index, day in enumerate(days):
+        field = f"days.{index}"
+        if not 0 <= day.weekday < DAYS_PER_WEEK:
+            message = "Weekdays are 0 (Monday) to 6 (Sunday)."
+            checked.fail(ErrorCode.INVALID_INPUT, message, f"{field}.weekday")
             continue
-        hours[weekday] = _ranges(checked, ranges, "days")
+        if day.weekday in given:
+            message = "This weekday is given twice; give each day once with all its ranges."
+            checked.fail(ErrorCode.INVALID_INPUT, message, f"{field}.weekday")
+        given.add(day.weekday)
+        hours[day.weekday] = _ranges(checked, day.ranges, f"{field}.ranges")
     checked.raise_if_any()
     return await _save_provider(
         viewer, {"weekly_hours": [[r.model_dump() for r in day] for day in hours]}
@@ -220,8 +241,12 @@ async def set_schedule_exception(
     parsed = _ranges(checked, ranges, "ranges")
     if kind is ExceptionKind.EXTRA_HOURS and not parsed and not checked.problems:
         checked.fail(ErrorCode.INVALID_INPUT, "Give the extra hours.", "ranges")
-    if day < utcnow().date() - timedelta(days=1):  # a day behind: time zones west of UTC
+    today = utcnow().date()
+    if day < today - timedelta(days=1):  # a day behind: time zones west of UTC
         checked.fail(ErrorCode.INVALID_INPUT, "The date has passed.", "date")
+    elif day > today + EXCEPTIONS_AHEAD:
+        message = f"The date is more than {EXCEPTIONS_AHEAD.days} days ahead."
+        checked.fail(ErrorCode.INVALID_INPUT, message, "date")
     checked.raise_if_any()
     exception = ScheduleException(day=day, kind=kind, ranges=parsed)
     profile = await get_provider_profile(viewer)
@@ -255,7 +280,7 @@ async def save_address(
     services: Services, viewer: Viewer, label: str, place: PlaceInput
 ) -> CustomerProfile:
     checked = Checked()
-    label = checked.required_text(label, "label", min_length=1, max_length=50)
+    label = checked.required_text(label, "label", min_length=1, max_length=MAX_LABEL)
     where = checked.place(place.latitude, place.longitude, place.address, "location")
     checked.raise_if_any()
     saved = SavedAddress(id=uuid.uuid4().hex, label=label, place=where)

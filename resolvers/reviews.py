@@ -146,7 +146,7 @@ async def post_review(
         checked.fail(
             ErrorCode.INVALID_INPUT, f"The rating must be {MIN_RATING} to {MAX_RATING}.", "rating"
         )
-    comment = checked.text(comment or "", "comment", MAX_COMMENT)
+    comment = checked.text(comment or "", "comment", MAX_COMMENT, multiline=True)
     checked.raise_if_any()
     reveal_days = services.settings.review_reveal_days
 

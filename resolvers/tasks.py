@@ -14,7 +14,7 @@ so two racing requests cannot both move it, and an illegal move changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from beanie import PydanticObjectId
@@ -35,10 +35,13 @@ from resolvers.deals import count_completed_job
 from resolvers.escrow_progress import advance_deals
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork, transact
-from resolvers.validation import MAX_REASON_LENGTH, Checked
+from resolvers.validation import MAX_REASON_LENGTH, Checked, PriceRules
 
 MAX_TITLE = 120
 MAX_DESCRIPTION = 5000
+MAX_NOTE = 2000
+DUE_WITHIN = timedelta(days=2 * 365)
+"""How far ahead a due date may be: far enough for any task, and no year 9999."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,8 @@ async def get_task(task_id: ObjectId, unit: UnitOfWork | None = None) -> Task:
 
 
 def _checked_budget(checked: Checked, services: Services, budget: MoneyInput) -> Any:
-    return checked.money(
-        budget.amount, budget.currency, "budget", accepted=services.settings.currencies
-    )
+    rules = PriceRules.of(services.settings)
+    return checked.price(budget.amount, budget.currency, "budget", rules)
 
 
 async def post_task(
@@ -88,13 +90,13 @@ async def post_task(
     checked = Checked()
     title = checked.required_text(title, "title", min_length=3, max_length=MAX_TITLE)
     description = checked.required_text(
-        description, "description", min_length=10, max_length=MAX_DESCRIPTION
+        description, "description", min_length=10, max_length=MAX_DESCRIPTION, multiline=True
     )
     category = checked.category(category, services.settings.categories)
     money = _checked_budget(checked, services, budget)
     where = checked.place(place.latitude, place.longitude, place.address, "location")
     if due_at is not None:
-        due_at = checked.future(due_at, "dueAt")
+        due_at = checked.future(due_at, "dueAt", within=DUE_WITHIN)
     images = checked.image_urls(image_urls)
     checked.raise_if_any()
 
@@ -146,7 +148,7 @@ async def update_task(
         changes["title"] = checked.required_text(title, "title", min_length=3, max_length=MAX_TITLE)
     if description is not KEEP:
         changes["description"] = checked.required_text(
-            description, "description", min_length=10, max_length=MAX_DESCRIPTION
+            description, "description", min_length=10, max_length=MAX_DESCRIPTION, multiline=True
         )
     if category is not KEEP:
         changes["category"] = checked.category(category, services.settings.categories)
@@ -157,7 +159,9 @@ async def update_task(
             place.latitude, place.longitude, place.address, "location"
         ).model_dump()
     if due_at is not KEEP:
-        changes["due_at"] = None if due_at is None else checked.future(due_at, "dueAt")
+        changes["due_at"] = (
+            None if due_at is None else checked.future(due_at, "dueAt", within=DUE_WITHIN)
+        )
     if image_urls is not KEEP:
         changes["image_urls"] = checked.image_urls(image_urls)
     checked.raise_if_any()
@@ -247,12 +251,14 @@ async def move_task(
     changes_requested: bool = False,
 ) -> Task:
     """Move a task to `to`; `changes_requested` is the poster sending submitted work back."""
+    checked = Checked()
     if changes_requested or to in (TaskStatus.CANCELLED, TaskStatus.DISPUTED):
-        checked = Checked()
         note = checked.required_text(
-            note or "", "reason", min_length=3, max_length=MAX_REASON_LENGTH
+            note or "", "reason", min_length=3, max_length=MAX_REASON_LENGTH, multiline=True
         )
-        checked.raise_if_any()
+    elif note is not None:
+        note = checked.text(note, "note", MAX_NOTE, multiline=True) or None
+    checked.raise_if_any()
 
     async def work(unit: UnitOfWork) -> Task:
         task = await get_task(task_id, unit)

@@ -352,7 +352,10 @@ class ProfileMutation:
         self, info: Info, input: SetWeeklyHoursInput
     ) -> SetWeeklyHoursPayload:
         viewer = await info.context.require_viewer()
-        days = {day.weekday.value: [r.value() for r in day.ranges] for day in input.days}
+        days = [
+            profiles.WorkingDayInput(day.weekday.value, [r.value() for r in day.ranges])
+            for day in input.days
+        ]
         profile = await profiles.set_weekly_hours(info.context.services, viewer, days)
         return SetWeeklyHoursPayload(profile=ProviderProfileType.of(profile))
 

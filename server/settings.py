@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+import pycountry
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from integrations.payments.currencies import CHARGEABLE_CURRENCIES, chargeable_currency
 
 MIN_JWT_SECRET_BYTES = 32
 
@@ -135,7 +138,8 @@ class Settings(BaseSettings):
         "other",
     ]
     currencies: Annotated[list[str], NoDecode] = []
-    """Accepted currencies; empty accepts every ISO 4217 currency."""
+    """Accepted currencies; empty accepts every currency the payment gateway can charge
+    (integrations/payments/currencies.py), and only those may be named."""
     customer_fee_bp: int = Field(1000, ge=0, le=10_000)
     """Service fee the customer pays on top of a deal's price (a booking's package price
     or an accepted offer), in basis points (1000 = 10 %)."""
@@ -193,6 +197,25 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("GIGQL_APP_URL must be an absolute http(s) URL")
         return value.rstrip("/")
+
+    @field_validator("currencies", mode="after")
+    @classmethod
+    def _chargeable(cls, value: list[str]) -> list[str]:
+        codes = [code.strip().upper() for code in value]
+        unknown = [code for code in codes if chargeable_currency(code) is None]
+        if unknown:
+            raise ValueError(
+                f"GIGQL_CURRENCIES: the payment gateway cannot charge {', '.join(unknown)}; "
+                f"it charges {', '.join(CHARGEABLE_CURRENCIES)}"
+            )
+        return codes
+
+    @field_validator("stripe_connect_country", mode="after")
+    @classmethod
+    def _existing_country(cls, value: str) -> str:
+        if pycountry.countries.get(alpha_2=value) is None:
+            raise ValueError("GIGQL_STRIPE_CONNECT_COUNTRY must be an ISO 3166-1 alpha-2 code")
+        return value
 
     _split_lists = field_validator(
         "trusted_proxies", "cors_origins", "categories", "currencies", mode="before"

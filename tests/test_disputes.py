@@ -147,7 +147,7 @@ async def test_either_party_opens_a_dispute_that_freezes_the_payment(
     assert error_codes(await open_dispute(client, outsider, deal.task_id)) == ["FORBIDDEN"]
     bad_link = await open_dispute(client, deal.poster, deal.task_id, ["http://insecure.example"])
     assert error_codes(bad_link) == ["INVALID_INPUT"]
-    assert bad_link["errors"][0]["field"] == "evidenceUrls"
+    assert bad_link["errors"][0]["field"] == "evidenceUrls.0"
 
     dispute = await opened(client, deal.poster, deal.task_id)
     assert dispute["status"] == "OPEN" and dispute["openedBy"]["id"] == deal.poster.user_id
@@ -173,7 +173,7 @@ async def test_either_party_opens_a_dispute_that_freezes_the_payment(
     ]
     stranger = await client.mutate(
         "addDisputeEvidence",
-        {"disputeId": dispute["id"], "evidenceUrls": ["https://x.example/a.png"]},
+        {"disputeId": dispute["id"], "evidenceUrls": ["https://x.example.com/a.png"]},
         token=outsider.access,
     )
     assert error_codes(stranger) == ["NOT_FOUND"]

@@ -46,7 +46,7 @@ async def test_bad_task_input_is_refused_and_nothing_stored(client: GraphQLClien
         "title": task_input(title="x" * 121),
         "description": task_input(description="short"),
         "category": task_input(category="astrology"),
-        "imageUrls": task_input(imageUrls=["javascript:alert(1)"]),
+        "imageUrls.0": task_input(imageUrls=["javascript:alert(1)"]),
         "location": task_input(location=place(latitude=95)),
     }
     for field, given in cases.items():

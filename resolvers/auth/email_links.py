@@ -93,6 +93,11 @@ def _ttl(services: Services, purpose: TokenPurpose) -> timedelta:
 def _compose(
     services: Services, user: User, purpose: TokenPurpose, token: str, ttl: timedelta
 ) -> Mail:
+    """The message, plain text of our own words, the link (built from GIGQL_APP_URL and
+    the token) and the code: nothing that people wrote. The name on an account is
+    whatever whoever signed up typed, and a verification mail goes to an address not yet
+    proven theirs, so a name ("Your account is locked, see https://...") would be
+    someone else's words in our mail."""
     assert user.email is not None
     link = (
         f"{services.settings.app_url.rstrip('/')}/{_PAGES[purpose]}?{urlencode({'token': token})}"
@@ -102,13 +107,13 @@ def _compose(
     if purpose is TokenPurpose.VERIFY_EMAIL:
         subject = "Confirm your e-mail address"
         body = (
-            f"Hello {user.name},\n\nconfirm your e-mail address by opening this link:\n{link}\n\n"
+            f"Hello,\n\nconfirm your e-mail address by opening this link:\n{link}\n\n"
             f"Or enter this code: {token}\n\nThe link works once, for {valid_for}."
         )
     else:
         subject = "Reset your password"
         body = (
-            f"Hello {user.name},\n\nsomeone asked to reset the password of your account. "
+            "Hello,\n\nsomeone asked to reset the password of your account. "
             f"To choose a new one, open this link:\n{link}\n\nOr enter this code: {token}\n\n"
             f"The link works once, for {valid_for}. If you did not ask for it, ignore this "
             "message: your password stays as it is."

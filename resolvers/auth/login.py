@@ -18,9 +18,10 @@ from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.users import User, UserStatus, email_key
 from resolvers import audit
-from resolvers.auth.sessions import SignedIn, start_session
+from resolvers.auth.sessions import MAX_DEVICE_NAME_LENGTH, SignedIn, start_session
 from resolvers.auth.throttle import Throttle
 from resolvers.services import RequestMeta, Services
+from resolvers.validation import Checked
 
 INVALID_CREDENTIALS = "E-mail address or password is incorrect."
 
@@ -33,6 +34,10 @@ def _ip_throttle(services: Services) -> Throttle:
 async def login(
     services: Services, meta: RequestMeta, *, email: str, password: str, device_name: str | None
 ) -> SignedIn:
+    # Before the password is looked at: a bad device name is no failed login.
+    checked = Checked()
+    device_name = checked.text(device_name or "", "deviceName", MAX_DEVICE_NAME_LENGTH) or None
+    checked.raise_if_any()
     ip_throttle = _ip_throttle(services)
     client = meta.ip or "unknown"
     if await ip_throttle.exhausted(client):
