@@ -248,12 +248,22 @@ async def transfer_reversed(services: Services, event: GatewayEvent) -> None:
     escrow, which is frozen (disputed) for an admin to release again or refund."""
     transfer = Transfer.from_stripe(event.data_object)
     escrow = await _escrow_for(event.data_object, None)
-    await check_transfer(event, escrow, transfer, _release_round(transfer))
-    if escrow.transfer_id != transfer.id:
-        if escrow.status is EscrowStatus.RELEASING:
-            raise NotReady(f"escrow {escrow.id}'s release is not recorded yet")
-        log.warning("reversal of transfer %s, not escrow %s's", transfer.id, escrow.id)
+    round = _release_round(transfer)
+    await check_transfer(event, escrow, transfer, round)
+    assert escrow.release is not None  # else a mismatch
+    if round != escrow.release.round:
+        # The money of an earlier release came back and was released again since.
+        log.error(
+            "reversal of transfer %s of escrow %s's release %s, which is at release %s: "
+            "to be settled by hand",
+            transfer.id,
+            escrow.id,
+            round,
+            escrow.release.round,
+        )
         return
+    if escrow.status is EscrowStatus.RELEASING:
+        raise NotReady(f"escrow {escrow.id}'s release is not recorded yet")
 
     async def work(unit: UnitOfWork) -> None:
         current = await reload(unit, escrow)
