@@ -151,6 +151,8 @@ class Escrow(Document):
     refunded: Money
     refunds: list[EscrowRefund] = Field(default_factory=list)
     transfer_reversed: Money
+    """How much of the transfer `transfer_id` the gateway reversed (each release after a
+    reversal makes a new transfer, and starts again from zero)."""
     release: ReleasePlan | None = None
     release_requested: bool = False
     """The work was approved before the payment arrived: release once it does."""

@@ -2,7 +2,9 @@
 
 The stored event is the work item: processing it may fail (the database away, an event
 that arrived before the one it follows) and is then retried in the background with
-backoff, until it succeeds or is parked as `dead` for an admin to look at.
+backoff, until it succeeds or is parked as `dead` for an admin to look at. An event
+that contradicts what we recorded is `rejected` at once, with what differed, and never
+retried: it would differ again.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from beanie import Document
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
@@ -27,9 +29,26 @@ class WebhookStatus(StrEnum):
     """Processing raised; retried at `next_attempt_at`."""
     DEAD = "dead"
     """Failed every attempt: parked until an admin retries it."""
+    REJECTED = "rejected"
+    """Its object contradicts what we recorded (another id, amount, currency or account):
+    nothing was changed, and it is not retried. `differences` says what differed."""
 
 
 PENDING_STATUSES = (WebhookStatus.RECEIVED, WebhookStatus.FAILED)
+
+
+class EventDifference(BaseModel):
+    """One way a rejected event's object differs from our records."""
+
+    field: str
+    """What differs: `payment_intent`, `amount`, `currency`, `account`, `metadata.escrow_id`..."""
+    recorded: str
+    """What we recorded, or the range we allow (`0 to 9900`)."""
+    received: str
+    """What the event says."""
+
+    def __str__(self) -> str:
+        return f"{self.field}: recorded {self.recorded}, event {self.received}"
 
 
 class WebhookEvent(Document):
@@ -48,6 +67,8 @@ class WebhookEvent(Document):
     """When a runner may take it next: now for fresh events, later while one holds it or
     after a failure (backoff)."""
     last_error: str | None = None
+    differences: list[EventDifference] = Field(default_factory=list)
+    """Why it was rejected, if it was."""
     received_at: datetime = Field(default_factory=utcnow)
     processed_at: datetime | None = None
 

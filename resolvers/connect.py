@@ -10,7 +10,9 @@ Each request returns a fresh onboarding link (they are single-use and short-live
 the flags stored (`account_synced_at`) changes nothing. An event about an account that
 no provider has is ignored: it is not ours, or it came in the instant between the
 account's creation and the storing of its id, when nothing has happened on it yet.
-Once payouts are enabled, the escrows that were waiting for the account are released.
+The event must have happened on the account it describes (Connect names it): one of
+another account is rejected (EventMismatch), whatever its object says. Once payouts
+are enabled, the escrows that were waiting for the account are released.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from resolvers.services import Services
 from resolvers.tasks import require_role
 from resolvers.unit_of_work import UnitOfWork, transact
 from resolvers.validation import Checked
+from resolvers.webhook_checks import Comparison
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +112,21 @@ async def _create_account(services: Services, viewer: Viewer, country: str) -> s
     return account.id
 
 
+async def _provider_with(account_id: str) -> bool:
+    found = await ProviderProfile.find_one({"stripe_account_id": account_id})
+    return found is not None
+
+
 async def account_updated(services: Services, event: GatewayEvent) -> None:
     """Webhook `account.updated`: store the flags, and release what waited for payouts."""
     account = ConnectedAccount.from_stripe(event.data_object)
     flags = account_flags(account)
+    comparison = Comparison(event)
+    if event.account is not None or await _provider_with(account.id):
+        # About a connected account: it happened on that account. (Only the platform's
+        # own account, which no provider has, is updated without one.)
+        comparison.on_account(account.id)
+    comparison.settle()
 
     async def work(unit: UnitOfWork) -> ProviderProfile | None:
         raw = await ProviderProfile.get_pymongo_collection().find_one_and_update(

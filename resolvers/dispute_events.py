@@ -11,13 +11,14 @@
 
 Postings are keyed by the gateway's dispute id (`escrow:<id>:chargeback:<dp>`, then
 `:won` or `:lost`), so a redelivered event posts nothing again, and a closing that
-arrives before its opening waits (NotReady) until the opening is recorded.
+arrives before its opening waits (NotReady) until the opening is recorded. A dispute
+must be of the escrow's intent and charge as we recorded them, in its currency, for at
+most what it charged, and on the platform's account: else it is rejected (EventMismatch).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from documents import accounts
 from documents.escrow import (
@@ -36,6 +37,7 @@ from resolvers.escrow import change_escrow, notify, reload
 from resolvers.escrow_release import NOT_REFUNDING
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork, transact
+from resolvers.webhook_checks import Comparison, upper, whole_number
 from resolvers.webhook_errors import NotReady
 
 log = logging.getLogger(__name__)
@@ -45,16 +47,33 @@ WON = ("won", "warning_closed")
 LOST = "lost"
 
 
-async def _escrow_of(chargeback: dict[str, Any]) -> Escrow:
-    """The escrow whose payment is disputed: by the intent, else by the charge."""
+async def _escrow_of(event: GatewayEvent) -> Escrow:
+    """The escrow whose payment is disputed: by the intent, else by the charge; checked
+    against the event."""
+    chargeback = event.data_object
     escrow = None
     if chargeback.get("payment_intent"):
         escrow = await Escrow.find_one({"payment_intent_id": chargeback["payment_intent"]})
     if escrow is None and chargeback.get("charge"):
         escrow = await Escrow.find_one({"charge_id": chargeback["charge"]})
+    if escrow is not None:
+        _check_chargeback(event, escrow)
     if escrow is None or escrow.status not in PAID_STATUSES:
         raise NotReady(f"the payment disputed by {chargeback.get('id')} is not recorded yet")
     return escrow
+
+
+def _check_chargeback(event: GatewayEvent, escrow: Escrow) -> None:
+    chargeback = event.data_object
+    comparison = Comparison(event)
+    comparison.on_platform()
+    if chargeback.get("payment_intent") is not None:  # older API versions leave it out
+        comparison.same_id("payment_intent", escrow.payment_intent_id, chargeback["payment_intent"])
+    comparison.same_id("charge", escrow.charge_id, chargeback.get("charge"))
+    charged = escrow.fees.charged
+    comparison.same("currency", charged.currency, upper(chargeback.get("currency")))
+    comparison.at_most("amount", charged.amount, whole_number(chargeback, "amount"), least=1)
+    comparison.settle()
 
 
 def _opening_key(escrow: Escrow, chargeback_id: str) -> str:
@@ -63,11 +82,8 @@ def _opening_key(escrow: Escrow, chargeback_id: str) -> str:
 
 async def chargeback_created(services: Services, event: GatewayEvent) -> None:
     chargeback = event.data_object
-    escrow = await _escrow_of(chargeback)
-    currency = str(chargeback["currency"]).upper()
-    if currency != escrow.fees.charged.currency:
-        raise RuntimeError(f"chargeback {chargeback['id']} is in {currency}; record it by hand")
-    amount = Money(amount=int(chargeback["amount"]), currency=currency)
+    escrow = await _escrow_of(event)
+    amount = Money(amount=int(chargeback["amount"]), currency=escrow.fees.charged.currency)
     key = _opening_key(escrow, chargeback["id"])
 
     async def work(unit: UnitOfWork) -> None:
@@ -116,7 +132,7 @@ async def chargeback_closed(services: Services, event: GatewayEvent) -> None:
     if status != LOST and status not in WON:
         log.warning("chargeback %s closed as %r; nothing to record", chargeback.get("id"), status)
         return
-    escrow = await _escrow_of(chargeback)
+    escrow = await _escrow_of(event)
     opening = _opening_key(escrow, chargeback["id"])
     won = status in WON
     key = f"{opening}:{'won' if won else 'lost'}"

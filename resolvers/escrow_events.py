@@ -3,9 +3,11 @@
 Each handler finds its escrow by the `escrow_id` in the object's metadata (events can
 arrive before we recorded the intent's id), else by the intent's id, and raises
 NotReady when there is none yet or when what it follows has not been recorded (a
-refund before the payment). Each records its event at most once: a status change
-carries the event's id, and a repeated event finds it in the escrow's history. Ledger
-postings use the same keys as our own paths, so each movement is posted once.
+refund before the payment). Before that, it compares the event with the escrow
+(resolvers/escrow_event_checks.py): one that differs is rejected and changes nothing.
+Each records its event at most once: a status change carries the event's id, and a
+repeated event finds it in the escrow's history. Ledger postings use the same keys as
+our own paths, so each movement is posted once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from documents.money import Money
 from integrations.payments.gateway import GatewayEvent, PaymentIntent, Refund, Transfer
 from resolvers.deals import deal_disputed
 from resolvers.escrow import change_escrow, escrow_by_id, notify, reload
+from resolvers.escrow_event_checks import check_charge, check_intent, check_refund, check_transfer
 from resolvers.escrow_ledger import post_payment, post_reversal
 from resolvers.escrow_progress import after_commit
 from resolvers.escrow_refunds import claim_refund, record_external_refund, record_refund
@@ -55,6 +58,7 @@ async def payment_held(services: Services, event: GatewayEvent) -> None:
 
     async def work(unit: UnitOfWork) -> Escrow:
         current = await reload(unit, escrow)
+        await check_intent(event, current, intent, paid=True, session=unit.session)
         ids = {"payment_intent_id": intent.id, "charge_id": intent.latest_charge_id}
         if current.status in PAID_STATUSES:
             # Seen already (or the authorisation was held and is captured now).
@@ -151,16 +155,22 @@ async def _record(
     to: EscrowStatus = EscrowStatus.AWAITING_PAYMENT,
 ) -> None:
     """A change to an escrow still awaiting payment (a late event for a paid one is
-    stale and changes nothing)."""
+    stale and changes nothing). An intent id not recorded yet is adopted."""
+    intent = PaymentIntent.from_stripe(event.data_object)
+    await check_intent(event, escrow, intent)
 
     async def work(unit: UnitOfWork) -> None:
         changed = await change_escrow(
             unit.session,
-            {"_id": escrow.id, "status": EscrowStatus.AWAITING_PAYMENT.value},
+            {
+                "_id": escrow.id,
+                "status": EscrowStatus.AWAITING_PAYMENT.value,
+                "payment_intent_id": {"$in": [None, intent.id]},
+            },
             to,
             note=event.type,
             event_id=event.id,
-            fields=fields,
+            fields={**fields, "payment_intent_id": intent.id},
         )
         if changed is not None:
             notify(unit, changed, kind, title, audience=audience)
@@ -173,6 +183,7 @@ async def charge_refunded(services: Services, event: GatewayEvent) -> None:
     our pending refund completing, or one made at the gateway directly."""
     charge = event.data_object
     escrow = await _escrow_for(charge, charge.get("payment_intent"))
+    check_charge(event, escrow, charge)
     total = Money(amount=int(charge["amount_refunded"]), currency=escrow.fees.price.currency)
     if escrow.status not in PAID_STATUSES:
         raise NotReady(f"escrow {escrow.id} is {escrow.status.value}: its payment comes first")
@@ -204,14 +215,26 @@ async def refund_created(services: Services, event: GatewayEvent) -> None:
     if number is None or refund.status not in ("pending", "succeeded"):
         return
     escrow = await _escrow_for(event.data_object, refund.payment_intent_id)
-    await record_refund(services, escrow, int(number), refund.id, event.id)
+    ours = check_refund(event, escrow, refund, _number(number))
+    await record_refund(services, escrow, ours.number, refund.id, event.id)
+
+
+def _number(text: str) -> int | None:
+    """A number of ours in a gateway object's metadata; None if it is not one."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _release_round(transfer: Transfer) -> int | None:
+    return _number(transfer.metadata.get("release_round", "1"))
 
 
 async def transfer_created(services: Services, event: GatewayEvent) -> None:
     """Our release's transfer: if its recording was lost, it is recorded now."""
     transfer = Transfer.from_stripe(event.data_object)
     escrow = await _escrow_for(event.data_object, None)
-    round = int(transfer.metadata.get("release_round", "1"))
+    round = _release_round(transfer)
+    await check_transfer(event, escrow, transfer, round)
+    assert round is not None  # else a mismatch
     if escrow.status is EscrowStatus.RELEASING and escrow.release and escrow.release.round == round:
         await record_release(services, escrow, round, transfer.id, event.id)
     elif escrow.transfer_id is None and escrow.status is EscrowStatus.RELEASED:
@@ -225,11 +248,22 @@ async def transfer_reversed(services: Services, event: GatewayEvent) -> None:
     escrow, which is frozen (disputed) for an admin to release again or refund."""
     transfer = Transfer.from_stripe(event.data_object)
     escrow = await _escrow_for(event.data_object, None)
-    if escrow.transfer_id != transfer.id:
-        if escrow.status is EscrowStatus.RELEASING:
-            raise NotReady(f"escrow {escrow.id}'s release is not recorded yet")
-        log.warning("reversal of transfer %s, not escrow %s's", transfer.id, escrow.id)
+    round = _release_round(transfer)
+    await check_transfer(event, escrow, transfer, round)
+    assert escrow.release is not None  # else a mismatch
+    if round != escrow.release.round:
+        # The money of an earlier release came back and was released again since.
+        log.error(
+            "reversal of transfer %s of escrow %s's release %s, which is at release %s: "
+            "to be settled by hand",
+            transfer.id,
+            escrow.id,
+            round,
+            escrow.release.round,
+        )
         return
+    if escrow.status is EscrowStatus.RELEASING:
+        raise NotReady(f"escrow {escrow.id}'s release is not recorded yet")
 
     async def work(unit: UnitOfWork) -> None:
         current = await reload(unit, escrow)

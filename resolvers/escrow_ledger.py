@@ -6,7 +6,8 @@
     release   escrow:<id>:release[:<r>]  escrow -> wallet(provider) and the commission
                                          -> platform_revenue
     refund    escrow:<id>:refund:<n>     escrow and platform_revenue -> funding(payer)
-    reversal  escrow:<id>:reversal:<t>   wallet(provider) -> escrow (t: reversed so far)
+    reversal  escrow:<id>:reversal[:<r>]:<t>  wallet(provider) -> escrow (t: reversed so
+                                         far of release r's transfer)
 
 Whichever path records a step (our own call or the gateway's webhook) posts the same
 content under the same key, so the movement is in the ledger once.
@@ -115,11 +116,14 @@ async def post_reversal(
     session: AsyncClientSession, escrow: Escrow, amount: Money, reversed_so_far: int
 ) -> None:
     """A transfer reversal takes the money back from the provider's connected account to
-    the platform: back from their wallet into this escrow, for an admin to decide on."""
+    the platform: back from their wallet into this escrow, for an admin to decide on.
+    `reversed_so_far`: of the transfer of the escrow's current release."""
     assert escrow.id is not None and escrow.transfer_id is not None
+    assert escrow.release is not None
+    round = "" if escrow.release.round == 1 else f":{escrow.release.round}"
     await ledger.post(
         session,
-        key=f"{escrow.gateway_group}:reversal:{reversed_so_far}",
+        key=f"{escrow.gateway_group}:reversal{round}:{reversed_so_far}",
         kind=MovementKind.ADJUSTMENT,
         entries=transfer(accounts.wallet(escrow.provider_id), accounts.escrow(escrow.id), amount),
         refs={Ref.ESCROW: escrow.id, Ref.GATEWAY: escrow.transfer_id},

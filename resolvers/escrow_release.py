@@ -152,7 +152,13 @@ async def record_release(
             EscrowStatus.RELEASED,
             note="transferred to the provider" if transfer_id else "nothing to transfer",
             event_id=event_id,
-            fields={"transfer_id": transfer_id, "released_at": utcnow()},
+            # A new transfer, of which nothing is reversed (an earlier release's reversals
+            # are in the escrow's balance and the ledger).
+            fields={
+                "transfer_id": transfer_id,
+                "transfer_reversed": escrow.fees.price.zero().model_dump(),
+                "released_at": utcnow(),
+            },
         )
         if released is None:
             return await reload(unit, escrow)

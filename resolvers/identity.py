@@ -10,6 +10,9 @@ Each attempt has its own session, keyed by the user id and the attempt's number,
 repeated or concurrent request for the same attempt gets the same session. An open
 session (waiting for the provider's input) is handed out again rather than replaced,
 unless the provider asks to start over.
+
+Sessions are the platform's objects, so their events name no connected account, and a
+`verified` event must show the session verified: else it is rejected (EventMismatch).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from resolvers.provider_fields import store_if, stored_profile, synced_no_later_
 from resolvers.services import Services
 from resolvers.tasks import require_role
 from resolvers.unit_of_work import UnitOfWork, transact
+from resolvers.webhook_checks import Comparison
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,13 @@ async def verification_session_changed(services: Services, event: GatewayEvent) 
     """Webhooks `identity.verification_session.{verified,requires_input,processing,canceled}`."""
     status = event.type.removeprefix(EVENT_PREFIX)
     session = VerificationSession.from_stripe(event.data_object)
+    comparison = Comparison(event)
+    comparison.on_platform()
+    if status == VERIFIED:
+        # Only this verifies anyone: the session itself must say so. (The other types
+        # hold or take away, and count as their type says.)
+        comparison.same("status", VERIFIED, session.status)
+    comparison.settle()
     owner = session.metadata.get("user_id", "")
     if status not in VERIFICATION_OF or not ObjectId.is_valid(owner):
         log.info("%s %s: not one of our verification sessions", event.type, event.id)

@@ -3,7 +3,10 @@
 A handler must be idempotent and order-tolerant: an event may be processed again after
 a failure or a crash, and events arrive in any order (a refund before the payment it
 refunds). A handler that cannot act yet (what it follows has not happened) raises
-`NotReady`, and the inbox retries it later. Types missing here are stored and ignored.
+`NotReady`, and the inbox retries it later. Before changing anything, a handler compares
+the event's object with what we recorded (resolvers/webhook_checks.py) and raises
+`EventMismatch` if it differs: the event is rejected and never retried. Types missing
+here are stored and ignored.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ from resolvers.connect import account_updated
 from resolvers.dispute_events import chargeback_closed, chargeback_created
 from resolvers.identity import verification_session_changed
 from resolvers.services import Services
-from resolvers.webhook_errors import NotReady
+from resolvers.webhook_errors import EventMismatch, NotReady
 from resolvers.withdrawals import payout_failed, payout_paid
 
 Handler = Callable[[Services, GatewayEvent], Awaitable[None]]
 
-__all__ = ["HANDLERS", "Handler", "NotReady"]
+__all__ = ["HANDLERS", "EventMismatch", "Handler", "NotReady"]
 
 HANDLERS: Mapping[str, Handler] = {
     "payment_intent.succeeded": escrow_events.payment_held,

@@ -4,6 +4,8 @@
 only once the event is stored, so an acknowledged event is never lost; processing
 follows at once, and a failure is retried by `retry_due` (a background job on every
 instance) with exponential backoff until `webhook_max_attempts`, then parked as `dead`.
+An event that contradicts our records (`EventMismatch`) is `rejected` at once, with what
+differed, and logged as an alert (`webhook_mismatch`): retrying would not change it.
 
 Any number of deliveries of one event may race (the gateway retries, instances run the
 retry job): the unique event id stores it once, and a claim (a conditional update
@@ -25,6 +27,7 @@ from documents.clock import utcnow
 from documents.webhooks import PENDING_STATUSES, WebhookEvent, WebhookStatus
 from integrations.payments.gateway import GatewayEvent
 from resolvers.services import Services
+from resolvers.webhook_errors import EventMismatch
 from resolvers.webhook_handlers import HANDLERS, Handler, NotReady
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,8 @@ LEASE = timedelta(minutes=2)
 """How long a runner holds an event: past it, a runner that died is presumed dead."""
 MAX_BACKOFF = timedelta(hours=1)
 MAX_ERROR_LENGTH = 1000
+MISMATCH_ALERT = "webhook_mismatch"
+"""The marker of the log line an event rejected for contradicting our records makes."""
 
 
 class NotAnEvent(ValueError):
@@ -91,6 +96,8 @@ async def process(
         return await _finish(claimed, WebhookStatus.IGNORED)
     try:
         await handler(services, event)
+    except EventMismatch as mismatch:
+        return await _rejected(claimed, mismatch)
     except Exception as error:
         return await _failed(services, claimed, error)
     return await _finish(claimed, WebhookStatus.PROCESSED)
@@ -143,6 +150,32 @@ async def _finish(event: WebhookEvent, status: WebhookStatus) -> WebhookEvent | 
     return await _update(
         _still_held(event),
         {"status": status.value, "processed_at": utcnow(), "last_error": None},
+    )
+
+
+async def _rejected(event: WebhookEvent, mismatch: EventMismatch) -> WebhookEvent | None:
+    differences = [difference.model_dump() for difference in mismatch.differences]
+    log.error(
+        "%s: event %s (%s) contradicts our records: %s",
+        MISMATCH_ALERT,
+        event.event_id,
+        event.type,
+        mismatch,
+        extra={
+            "alert": MISMATCH_ALERT,
+            "event_id": event.event_id,
+            "event_type": event.type,
+            "differences": differences,
+        },
+    )
+    return await _update(
+        _still_held(event),
+        {
+            "status": WebhookStatus.REJECTED.value,
+            "processed_at": utcnow(),
+            "last_error": f"{type(mismatch).__name__}: {mismatch}"[:MAX_ERROR_LENGTH],
+            "differences": differences,
+        },
     )
 
 

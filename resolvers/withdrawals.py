@@ -13,7 +13,10 @@ If the gateway did not answer, or the process died between 1 and 3, `retry_unsen
 second one (after the gateway's idempotency window, resolvers/late_retries.py first looks
 for it there). The payout's `payout.paid` and `payout.failed` events settle it, in any
 order and any number of times: each settlement is a conditional status update together
-with its ledger posting, keyed by the withdrawal.
+with its ledger posting, keyed by the withdrawal. An event must be of the connected
+account, amount and currency of the withdrawal, and of the payout we recorded; one that
+arrives before the payout's id was recorded (a crash between 2 and 3) records it, if
+everything else matches. Else it is rejected (EventMismatch) and changes nothing.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from resolvers.services import Services
 from resolvers.tasks import MoneyInput, require_role
 from resolvers.unit_of_work import UnitOfWork, transact
 from resolvers.validation import Checked
-from resolvers.webhook_errors import NotReady
+from resolvers.webhook_checks import Comparison
 
 log = logging.getLogger(__name__)
 
@@ -300,8 +303,8 @@ async def payout_failed(services: Services, event: GatewayEvent) -> None:
 
 
 async def _withdrawal_paid_out_by(event: GatewayEvent) -> Withdrawal | None:
-    """The withdrawal a payout event is about (by the payout's metadata); None if it is
-    not one of ours. NotReady while its payout id is not recorded yet."""
+    """The withdrawal a payout event is about (by the payout's metadata), checked against
+    the event, with the payout's id recorded; None if it is not one of ours."""
     payout = Payout.from_stripe(event.data_object, event.account or "")
     withdrawal_id = payout.metadata.get("withdrawal_id", "")
     withdrawal = (
@@ -313,19 +316,26 @@ async def _withdrawal_paid_out_by(event: GatewayEvent) -> Withdrawal | None:
         # Not made by a withdrawal: a payout the account's own schedule made, say.
         log.info("%s %s: payout %s is not a withdrawal's", event.type, event.id, payout.id)
         return None
+    _check_payout(event, withdrawal, payout)
     if withdrawal.payout_id is None:
-        raise NotReady(f"withdrawal {withdrawal.id} has not recorded payout {payout.id} yet")
-    if withdrawal.payout_id != payout.id:
-        log.warning(
-            "%s %s: payout %s, but withdrawal %s was paid by %s",
-            event.type,
-            event.id,
-            payout.id,
-            withdrawal.id,
-            withdrawal.payout_id,
-        )
-        return None
+        # Made, but the process died before recording it: everything else matches.
+        withdrawal = await _record_sent(withdrawal, payout)
+        _check_payout(event, withdrawal, payout)  # unless another payout was recorded meanwhile
     return withdrawal
+
+
+def _check_payout(event: GatewayEvent, withdrawal: Withdrawal, payout: Payout) -> None:
+    comparison = Comparison(event)
+    comparison.on_account(withdrawal.account_id)
+    comparison.same_money(withdrawal.amount, payout.amount, payout.currency)
+    comparison.our_links({"provider_id": str(withdrawal.provider_id)}, payout.metadata)
+    if withdrawal.payout_id is not None:
+        comparison.same("payout", withdrawal.payout_id, payout.id)
+    elif withdrawal.status is not WithdrawalStatus.REQUESTED:
+        # Failed when the gateway refused to make a payout: there is none to hear of.
+        refused = f"none (the withdrawal is {withdrawal.status.value})"
+        comparison.differ("payout", refused, payout.id)
+    comparison.settle()
 
 
 async def withdrawals_of(provider_id: ObjectId, request: PageRequest) -> Page[Withdrawal]:

@@ -14,7 +14,7 @@ from strawberry.scalars import JSON
 
 from documents.ledger import LedgerTransaction, MovementKind, Ref
 from documents.money import Money
-from documents.webhooks import WebhookEvent, WebhookStatus
+from documents.webhooks import EventDifference, WebhookEvent, WebhookStatus
 from resolvers import admin_payments
 from resolvers.admin_payments import Earnings, LedgerFilter, Period
 from schema.common import MoneyType
@@ -33,6 +33,8 @@ WebhookStatusType = strawberry.enum(WebhookStatus, name="WebhookEventStatus")
 
 ENTRIES_ESTIMATE = 8
 """Entries per transaction, for the query cost (a transaction may have more)."""
+MAX_DIFFERENCES = 16
+"""What one rejected event can differ in: no check compares more than a dozen fields."""
 
 
 @strawberry.type(name="LedgerEntry", description="An amount into an account (negative: out).")
@@ -152,6 +154,22 @@ class CommissionEarningsType:
         )
 
 
+@strawberry.type(
+    name="WebhookEventDifference",
+    description="How a REJECTED event's object differs from what we recorded.",
+)
+class WebhookEventDifferenceType:
+    field: str = strawberry.field(description="Like `payment_intent`, `amount` or `account`.")
+    recorded: str
+    received: str = strawberry.field(description="What the event says.")
+
+    @classmethod
+    def of(cls, difference: EventDifference) -> WebhookEventDifferenceType:
+        return cls(
+            field=difference.field, recorded=difference.recorded, received=difference.received
+        )
+
+
 @strawberry.type(name="WebhookEvent", description="A gateway event as received and processed.")
 class WebhookEventNode(relay.Node):
     id: relay.NodeID[str]
@@ -162,6 +180,10 @@ class WebhookEventNode(relay.Node):
     attempts: int
     next_attempt_at: datetime = strawberry.field(description="When it is retried, if pending.")
     last_error: str | None
+    differences: list[WebhookEventDifferenceType] = strawberry.field(
+        description="Why it was REJECTED: what differed from our records (else empty).",
+        metadata=bounded(MAX_DIFFERENCES),
+    )
     created_at: datetime = strawberry.field(description="When the gateway says it happened.")
     received_at: datetime
     processed_at: datetime | None
@@ -178,6 +200,7 @@ class WebhookEventNode(relay.Node):
             attempts=event.attempts,
             next_attempt_at=event.next_attempt_at,
             last_error=event.last_error,
+            differences=[WebhookEventDifferenceType.of(d) for d in event.differences],
             created_at=event.created,
             received_at=event.received_at,
             processed_at=event.processed_at,
@@ -229,7 +252,7 @@ class AdminPaymentsQuery:
 
     @strawberry.field(
         extensions=allow(IsAdmin()),
-        description="Stored gateway events, newest first; DEAD ones need an admin.",
+        description="Stored gateway events, newest first; DEAD and REJECTED ones need an admin.",
     )
     async def webhook_events(
         self,

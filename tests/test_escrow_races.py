@@ -209,6 +209,7 @@ async def test_a_refund_event_before_the_payment_event(
         "payment_intent": escrow.payment_intent_id,
         "amount": escrow.fees.charged.amount,
         "amount_refunded": 3000,
+        "currency": escrow.fees.charged.currency.lower(),
         "metadata": payment_metadata(escrow),
     }
     refund = stripe_event("charge.refunded", charge)

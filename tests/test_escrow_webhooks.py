@@ -34,7 +34,9 @@ from tests.escrow_support import (
     stored_escrow,
 )
 from tests.graphql_client import GraphQLClient, error_codes
+from tests.marketplace import logged_in_admin
 from tests.payments.harness import new_key
+from tests.test_admin_escrows import release
 from tests.test_escrow_bookings import cancel_paid, paid_booking
 from tests.test_escrow_races import held, postings, succeeded, unpaid
 from tests.webhook_support import post_event, signature, stripe_event, webhook_secret
@@ -182,6 +184,38 @@ async def test_a_transfer_reversal_moves_the_money_back_into_a_frozen_escrow(
     assert await balance(wallet) == 0
     assert await balance(accounts.escrow(escrow.id)) == share
     assert await postings(emptied, MovementKind.ADJUSTMENT) == 2
+    await assert_ledger_clean()
+
+
+async def test_the_transfer_of_a_second_release_is_reversed_from_zero(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    """After a reversal an admin releases the money again, in a transfer of its own: a
+    reversal of that one is counted from nothing reversed, not from the first's."""
+    escrow = await released(client, runtime)
+    assert escrow.id is not None and escrow.transfer_id is not None
+    wallet = accounts.wallet(escrow.provider_id)
+    payments = runtime.services.payments
+    await payments.reverse_transfer(escrow.transfer_id, amount=4000, idempotency_key=new_key("r"))
+    await sandbox(runtime).drain()
+    admin = await logged_in_admin(client, runtime)
+    again = await release(client, admin, global_id(escrow))
+    assert again["errors"] == [], again
+    await sandbox(runtime).drain()
+    second = await stored_escrow(global_id(escrow))
+    assert second.status is EscrowStatus.RELEASED and second.transfer_id != escrow.transfer_id
+    before = await balance(wallet)
+
+    await payments.reverse_transfer(
+        second.transfer_id or "", amount=2000, idempotency_key=new_key("r")
+    )
+    await sandbox(runtime).drain()
+
+    frozen = await stored_escrow(global_id(escrow))
+    assert frozen.status is EscrowStatus.DISPUTED and frozen.transfer_reversed.amount == 2000
+    assert await balance(wallet) == before - 2000
+    assert await balance(accounts.escrow(escrow.id)) == 2000
+    assert await postings(frozen, MovementKind.ADJUSTMENT) == 2
     await assert_ledger_clean()
 
 

@@ -11,15 +11,18 @@ from typing import Any
 
 import httpx
 
-from documents.webhooks import WebhookEvent
+from documents.webhooks import WebhookEvent, WebhookStatus
 from integrations.payments.gateway import GatewayEvent
 from integrations.payments.sandbox import SandboxGateway
 from integrations.payments.webhooks import sign_payload
 from resolvers.services import Services
 from resolvers.webhook_handlers import Handler, NotReady
 from resolvers.webhook_inbox import receive
+from tests.graphql_client import GraphQLClient, Tokens
 
 ROUTE = "/webhooks/stripe"
+REJECTED_EVENTS = """{ webhookEvents(first: 50, status: REJECTED) {
+  edges { node { eventId status lastError differences { field recorded received } } } } }"""
 UNKNOWN_TYPE = "customer.tax_id.created"
 """A real Stripe event type that gigql does not act on."""
 FLAKY = "test.flaky"
@@ -95,6 +98,63 @@ async def post_event(
     if signature_header is not None:
         headers["Stripe-Signature"] = signature_header
     return await http.post(ROUTE, content=body, headers=headers)
+
+
+async def delivered(
+    client: GraphQLClient,
+    services: Services,
+    event_type: str,
+    data_object: dict[str, Any],
+    *,
+    account: str | None = None,
+) -> str:
+    """A signed event about `data_object`, posted to the server as Stripe posts it; its id."""
+    body = stripe_event(event_type, data_object, account=account)
+    response = await post_event(client.http, body, signature(body, webhook_secret(services)))
+    assert response.status_code == 200, response.text
+    return event_id_of(body)
+
+
+async def differing(event_id: str) -> list[str]:
+    """The fields in which a rejected event differed from our records."""
+    event = await stored(event_id)
+    assert event.status is WebhookStatus.REJECTED, (event.status, event.last_error)
+    assert event.last_error is not None and event.last_error.startswith("EventMismatch: ")
+    return sorted(difference.field for difference in event.differences)
+
+
+async def rejections_seen_by(client: GraphQLClient, admin: Tokens) -> dict[str, list[str]]:
+    """The rejected events in the admins' list, each with the fields that differed."""
+    data = await client.data(REJECTED_EVENTS, token=admin.access)
+    return {
+        edge["node"]["eventId"]: sorted(d["field"] for d in edge["node"]["differences"])
+        for edge in data["webhookEvents"]["edges"]
+        if edge["node"]["status"] == "REJECTED"
+    }
+
+
+Variant = tuple[dict[str, Any], str | None, list[str]]
+"""What a variant of a genuine event changes in its object, the connected account the
+event names, and the fields it must be found to differ in."""
+
+
+async def rejected_in_turn(
+    client: GraphQLClient,
+    services: Services,
+    event_type: str,
+    genuine: dict[str, Any],
+    variants: dict[str, Variant],
+) -> list[str]:
+    """Post each variant of the genuine object; each must be rejected for exactly its
+    fields. Their event ids."""
+    rejected = []
+    for name, (changes, account, fields) in variants.items():
+        event_id = await delivered(
+            client, services, event_type, {**genuine, **changes}, account=account
+        )
+        assert await differing(event_id) == sorted(fields), name
+        rejected.append(event_id)
+    return rejected
 
 
 async def received(services: Services, body: bytes) -> str:
