@@ -113,7 +113,16 @@ class ReleasePlan(BaseModel):
     """Releases made so far plus one: after a transfer reversal a new one needs new keys."""
     to_provider: Money
     commission: Money
+    commission_before: Money | None = None
+    """The commission earlier rounds took (None: none, or a plan stored before it was
+    kept), which this round does not take again."""
     claimed_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def commission_so_far(self) -> Money:
+        """The commission taken by this round and every one before it."""
+        before = self.commission_before
+        return self.commission if before is None else self.commission + before
 
 
 class EscrowChange(BaseModel):

@@ -65,11 +65,13 @@ async def claim_release(unit: UnitOfWork, query: dict[str, Any], note: str) -> E
     assert escrow.id is not None
     currency = escrow.fees.price.currency
     in_escrow = await ledger.balance(accounts.escrow(escrow.id), currency, unit.session)
-    split = release_split(escrow.fees, escrow.refunded, in_escrow)
+    earlier = escrow.release.commission_so_far if escrow.release else None
+    split = release_split(escrow.fees, escrow.refunded, in_escrow, earlier)
     plan = ReleasePlan(
         round=escrow.release.round + 1 if escrow.release else 1,
         to_provider=split.to_provider,
         commission=split.commission,
+        commission_before=earlier,
     )
     return await change_escrow(
         unit.session,

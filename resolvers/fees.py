@@ -101,14 +101,19 @@ class ReleaseSplit:
     commission: Money
 
 
-def release_split(fees: FeeBreakdown, refunded: Money, in_escrow: Money) -> ReleaseSplit:
+def release_split(
+    fees: FeeBreakdown, refunded: Money, in_escrow: Money, taken_before: Money | None = None
+) -> ReleaseSplit:
     """How the escrow's remaining `in_escrow` divides on release, after `refunded` went
     back to the payer: the release commission in proportion to what was not refunded,
-    the provider the rest. Without refunds it is exactly the breakdown's."""
+    less what earlier releases of the same escrow took already (`taken_before`: a
+    transfer reversed by the provider's bank is released again without a second
+    commission), the provider the rest. Without refunds it is exactly the breakdown's."""
     kept = fees.charged.amount - refunded.amount
-    commission = pro_rata(fees.commission_on_release, kept, fees.charged.amount)
-    if commission.amount > in_escrow.amount:
-        commission = in_escrow
+    due = pro_rata(fees.commission_on_release, kept, fees.charged.amount)
+    if taken_before is not None:
+        due = Money(amount=max(due.amount - taken_before.amount, 0), currency=due.currency)
+    commission = in_escrow if due.amount > in_escrow.amount else due
     return ReleaseSplit(to_provider=in_escrow - commission, commission=commission)
 
 

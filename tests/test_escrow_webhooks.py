@@ -219,6 +219,34 @@ async def test_the_transfer_of_a_second_release_is_reversed_from_zero(
     await assert_ledger_clean()
 
 
+async def test_a_reversed_transfer_released_again_pays_no_second_commission(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    """The provider's bank returned part of the transfer; released again, the provider
+    gets back exactly what was reversed: the commission was taken the first time."""
+    escrow = await released(client, runtime)
+    assert escrow.id is not None and escrow.transfer_id is not None
+    wallet = accounts.wallet(escrow.provider_id)
+    paid_out = await balance(wallet)
+    revenue = accounts.platform_revenue()
+    revenue_before = await balance(revenue)
+    await runtime.services.payments.reverse_transfer(
+        escrow.transfer_id, amount=4000, idempotency_key=new_key("r")
+    )
+    await sandbox(runtime).drain()
+    assert await balance(wallet) == paid_out - 4000
+
+    admin = await logged_in_admin(client, runtime)
+    assert (await release(client, admin, global_id(escrow)))["errors"] == []
+    await sandbox(runtime).drain()
+    again = await stored_escrow(global_id(escrow))
+    assert again.status is EscrowStatus.RELEASED and again.release is not None
+    assert again.release.commission.amount == 0
+    assert await balance(wallet) == paid_out
+    assert await balance(revenue) == revenue_before
+    await assert_ledger_clean()
+
+
 # -- manual capture --------------------------------------------------------------------
 
 
