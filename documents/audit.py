@@ -23,6 +23,8 @@ class AuditKind(StrEnum):
     LOGIN_SUCCEEDED = "login_succeeded"
     LOGIN_FAILED = "login_failed"
     ACCOUNT_LOCKED = "account_locked"
+    PASSWORD_CHECK_FAILED = "password_check_failed"
+    """A wrong password where a logged-in user confirms theirs (export, deletion, change)."""
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     LOGOUT = "logout"
     SESSIONS_REVOKED = "sessions_revoked"

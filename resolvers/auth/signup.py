@@ -13,6 +13,7 @@ from documents.transactions import run_in_transaction
 from documents.users import Role, User, UserStatus, email_key
 from resolvers import audit
 from resolvers.auth import email_links
+from resolvers.auth.password_allowance import spend_password_allowance
 from resolvers.auth.passwords import password_problems
 from resolvers.services import RequestMeta, Services
 from resolvers.validation import Checked
@@ -37,6 +38,7 @@ async def sign_up(
     roles = checked.self_service_roles(roles)
     checked.add(password_problems(password, "password"))
     checked.raise_if_any()
+    spend_password_allowance("password")
     if await User.find_one(User.email_key == email_key(email)) is not None:
         raise DomainError(ErrorCode.EMAIL_TAKEN, EMAIL_TAKEN, "email")
 
