@@ -25,6 +25,8 @@ class AuditKind(StrEnum):
     ACCOUNT_LOCKED = "account_locked"
     PASSWORD_CHECK_FAILED = "password_check_failed"
     """A wrong password where a logged-in user confirms theirs (export, deletion, change)."""
+    TOKEN_REJECTED = "token_rejected"
+    """A refresh or mailed token that was unknown, expired, or refused for its network."""
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     LOGOUT = "logout"
     SESSIONS_REVOKED = "sessions_revoked"

@@ -218,7 +218,7 @@ class AuthMutation:
     @strawberry.mutation
     @mutation_payload
     async def verify_email(self, info: Info, input: VerifyEmailInput) -> VerifyEmailPayload:
-        user = await signup.verify_email(info.context.meta, input.token)
+        user = await signup.verify_email(info.context.services, info.context.meta, input.token)
         return VerifyEmailPayload(user=UserNode.of(user))
 
     @strawberry.mutation

@@ -1,4 +1,4 @@
-"""Every check of a secret, counted per client IP.
+"""Every check of a secret, counted per client IP: passwords, refresh and mailed tokens.
 
 A check is counted before it is made and forgiven when it succeeds, so that checks still
 in flight count too: however many requests a client sends at once, at most
@@ -9,6 +9,8 @@ refusal is audited.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +48,32 @@ async def start_attempt(
             f"try again after {clock(throttle.retry_after())}.",
         )
     return Attempt(throttle, client)
+
+
+# A token that was not right; the rest (a suspended account, a weak new password) come
+# after a right one.
+_WRONG_TOKEN = {
+    ErrorCode.INVALID_TOKEN: "invalid",
+    ErrorCode.TOKEN_EXPIRED: "expired",
+    ErrorCode.TOKEN_REUSED: "reused",
+}
+
+
+@asynccontextmanager
+async def token_check(services: Services, meta: RequestMeta, token: str) -> AsyncIterator[None]:
+    """Count the check of a token (`token` names its kind) made inside, as `start_attempt`;
+    a wrong one stays counted and is audited."""
+    attempt = await start_attempt(services, meta, AuditKind.TOKEN_REJECTED, token=token)
+    try:
+        yield
+    except DomainError as error:
+        if error.code not in _WRONG_TOKEN:
+            await attempt.succeeded()
+        elif error.code is not ErrorCode.TOKEN_REUSED:  # audited as such where it is found
+            reason = _WRONG_TOKEN[error.code]
+            await audit.record(AuditKind.TOKEN_REJECTED, meta, token=token, reason=reason)
+        raise
+    await attempt.succeeded()
 
 
 def clock(moment: datetime) -> str:

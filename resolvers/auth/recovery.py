@@ -13,7 +13,7 @@ from documents.transactions import run_in_transaction
 from documents.users import User, UserStatus, email_key
 from realtime.signals import announce_access_change
 from resolvers import audit
-from resolvers.auth import email_links
+from resolvers.auth import email_links, guessing
 from resolvers.auth.password_allowance import spend_password_allowance
 from resolvers.auth.password_checks import check_password, confirmation, forget_failures
 from resolvers.auth.passwords import password_problems
@@ -40,7 +40,8 @@ async def reset_password(
     checked.add(password_problems(new_password, "newPassword"))
     checked.raise_if_any()
     spend_password_allowance("newPassword")
-    user, revoked = await _reset(services, token, new_password)
+    async with guessing.token_check(services, meta, "reset_password"):
+        user, revoked = await _reset(services, token, new_password)
     assert user.id is not None
     await announce_access_change(services.broker, user.id)
     await audit.record(AuditKind.PASSWORD_RESET, meta, user_id=user.id, sessions_revoked=revoked)

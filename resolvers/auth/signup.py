@@ -12,7 +12,7 @@ from documents.one_time_tokens import TokenPurpose
 from documents.transactions import run_in_transaction
 from documents.users import Role, User, UserStatus, email_key
 from resolvers import audit
-from resolvers.auth import email_links
+from resolvers.auth import email_links, guessing
 from resolvers.auth.password_allowance import spend_password_allowance
 from resolvers.auth.passwords import password_problems
 from resolvers.services import RequestMeta, Services
@@ -60,7 +60,7 @@ async def sign_up(
     return user
 
 
-async def verify_email(meta: RequestMeta, token: str) -> User:
+async def verify_email(services: Services, meta: RequestMeta, token: str) -> User:
     async def confirm(db_session: AsyncClientSession) -> User:
         used = await email_links.consume(TokenPurpose.VERIFY_EMAIL, token, db_session)
         user = await User.get(used.user_id, session=db_session)
@@ -72,7 +72,8 @@ async def verify_email(meta: RequestMeta, token: str) -> User:
             await user.save(session=db_session)
         return user
 
-    user = await run_in_transaction(confirm)
+    async with guessing.token_check(services, meta, "verify_email"):
+        user = await run_in_transaction(confirm)
     await audit.record(AuditKind.EMAIL_VERIFIED, meta, user_id=user.id)
     return user
 
