@@ -19,6 +19,8 @@ from documents.clock import utcnow
 
 class AuditKind(StrEnum):
     SIGNUP = "signup"
+    SIGNUP_ADDRESS_TAKEN = "signup_address_taken"
+    """Someone tried to sign up with the address of this account; its owner was told."""
     EMAIL_VERIFIED = "email_verified"
     LOGIN_SUCCEEDED = "login_succeeded"
     LOGIN_FAILED = "login_failed"

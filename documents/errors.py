@@ -17,6 +17,7 @@ class ErrorCode(Enum):
     INVALID_INPUT = "INVALID_INPUT"
     INVALID_EMAIL = "INVALID_EMAIL"
     EMAIL_TAKEN = "EMAIL_TAKEN"
+    """No longer returned: signUp answers alike whether or not the address has an account."""
     WEAK_PASSWORD = "WEAK_PASSWORD"
     INVALID_ID = "INVALID_ID"
     INVALID_CURSOR = "INVALID_CURSOR"

@@ -11,6 +11,7 @@ from documents.one_time_tokens import TokenPurpose
 from documents.sessions import RevokeReason
 from documents.transactions import run_in_transaction
 from documents.users import User, UserStatus, email_key
+from integrations.mail import Mail
 from realtime.signals import announce_access_change
 from resolvers import audit
 from resolvers.auth import email_links, guessing
@@ -23,13 +24,20 @@ from resolvers.services import RequestMeta, Services
 from resolvers.validation import Checked
 
 
-async def request_password_reset(services: Services, meta: RequestMeta, email: str) -> None:
-    """Mail a reset link if the address has an account; the answer is the same either way."""
-    user = await User.find_one(User.email_key == email_key(email))
+def request_password_reset(services: Services, meta: RequestMeta, email: str) -> None:
+    """Mail a reset link if the address has an account, after the answer, which is the
+    same either way."""
+    email_links.mail_after_response(services, _reset_link(services, meta, email_key(email)))
+
+
+async def _reset_link(services: Services, meta: RequestMeta, address: str) -> Mail | None:
+    user = await User.find_one(User.email_key == address)
     if user is None or user.status is not UserStatus.ACTIVE:
-        return
-    if await email_links.send_link(services, user, TokenPurpose.RESET_PASSWORD):
+        return None
+    mail = await email_links.link_mail(services, user, TokenPurpose.RESET_PASSWORD)
+    if mail is not None:
         await audit.record(AuditKind.PASSWORD_RESET_REQUESTED, meta, user_id=user.id)
+    return mail
 
 
 async def reset_password(
