@@ -44,10 +44,7 @@ from resolvers.auth.passwords import Passwords
 from server.settings import Settings
 
 ME = "{ me { id name email } }"
-SIGN_UP = (
-    "mutation($input: SignUpInput!) "
-    "{ signUp(input: $input) { errors { code message } user { id } } }"
-)
+SIGN_UP = "mutation($input: SignUpInput!) { signUp(input: $input) { errors { code message } } }"
 
 
 # --- login cost -----------------------------------------------------------------------

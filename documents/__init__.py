@@ -17,7 +17,7 @@ from documents.profiles import CustomerProfile, ProviderProfile
 from documents.reviews import Review
 from documents.sessions import RefreshToken, Session
 from documents.tasks import Task
-from documents.throttle import FailureWindow
+from documents.throttle import FailureWindow, PasswordLock
 from documents.users import User
 from documents.webhooks import WebhookEvent
 
@@ -28,6 +28,7 @@ ALL_DOCUMENTS: list[type[Document]] = [
     OneTimeToken,
     AuditEvent,
     FailureWindow,
+    PasswordLock,
     DomainEvent,
     Notification,
     ProviderProfile,

@@ -19,10 +19,16 @@ from documents.clock import utcnow
 
 class AuditKind(StrEnum):
     SIGNUP = "signup"
+    SIGNUP_ADDRESS_TAKEN = "signup_address_taken"
+    """Someone tried to sign up with the address of this account; its owner was told."""
     EMAIL_VERIFIED = "email_verified"
     LOGIN_SUCCEEDED = "login_succeeded"
     LOGIN_FAILED = "login_failed"
     ACCOUNT_LOCKED = "account_locked"
+    PASSWORD_CHECK_FAILED = "password_check_failed"
+    """A wrong password where a logged-in user confirms theirs (export, deletion, change)."""
+    TOKEN_REJECTED = "token_rejected"
+    """A refresh or mailed token that was unknown, expired, or refused for its network."""
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     LOGOUT = "logout"
     SESSIONS_REVOKED = "sessions_revoked"

@@ -17,6 +17,7 @@ class ErrorCode(Enum):
     INVALID_INPUT = "INVALID_INPUT"
     INVALID_EMAIL = "INVALID_EMAIL"
     EMAIL_TAKEN = "EMAIL_TAKEN"
+    """No longer returned: signUp answers alike whether or not the address has an account."""
     WEAK_PASSWORD = "WEAK_PASSWORD"
     INVALID_ID = "INVALID_ID"
     INVALID_CURSOR = "INVALID_CURSOR"
@@ -25,6 +26,9 @@ class ErrorCode(Enum):
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
     ACCOUNT_LOCKED = "ACCOUNT_LOCKED"
     TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+    ONE_PASSWORD_PER_REQUEST = "ONE_PASSWORD_PER_REQUEST"
+    """Another field of the same request (batch, websocket operation) checked or set a
+    password already; this one did nothing."""
     ACCOUNT_SUSPENDED = "ACCOUNT_SUSPENDED"
     INVALID_TOKEN = "INVALID_TOKEN"
     TOKEN_EXPIRED = "TOKEN_EXPIRED"

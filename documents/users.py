@@ -1,4 +1,4 @@
-"""Accounts: who someone is, what they may do, and the state of their login."""
+"""Accounts: who someone is and what they may do."""
 
 from __future__ import annotations
 
@@ -48,8 +48,6 @@ class User(Document):
     status: UserStatus = UserStatus.ACTIVE
     suspension_reason: str | None = None
     password_hash: str | None
-    failed_logins: int = 0
-    locked_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None

@@ -12,10 +12,11 @@ import asyncio
 import logging
 import smtplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from contextvars import Context
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,26 @@ class Postman:
         self._pending: set[asyncio.Task[None]] = set()
 
     def post(self, mail: Mail) -> None:
-        task = asyncio.create_task(self._deliver(mail))
+        self._track(asyncio.create_task(self._deliver(mail)))
+
+    def post_when_ready(
+        self, compose: Coroutine[Any, Any, Mail | None], context: Context | None = None
+    ) -> None:
+        """Run `compose` in the background (in `context`, if given) and send the mail it
+        returns, if any: for mails whose preparing (finding the account, storing a token)
+        must not show in the timing of the request that asked for them."""
+        self._track(asyncio.create_task(self._compose(compose), context=context))
+
+    async def _compose(self, compose: Coroutine[Any, Any, Mail | None]) -> None:
+        try:
+            mail = await compose
+        except Exception:
+            log.exception("could not prepare a mail")
+            return
+        if mail is not None:
+            await self._deliver(mail)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 

@@ -9,7 +9,6 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from documents.audit import AuditEvent, AuditKind
 from documents.clock import utcnow
-from documents.errors import DomainError, ErrorCode
 from documents.one_time_tokens import OneTimeToken
 from documents.profiles import CustomerProfile, ProviderProfile
 from documents.sessions import RefreshToken, RevokeReason, Session
@@ -17,6 +16,7 @@ from documents.transactions import run_in_transaction
 from documents.users import DELETED_USER_NAME, Role, User, UserStatus
 from realtime.signals import announce_access_change
 from resolvers import audit
+from resolvers.auth.password_checks import check_password, confirmation
 from resolvers.auth.sessions import revoke_all_sessions
 from resolvers.auth.viewer import Viewer
 from resolvers.services import RequestMeta, Services
@@ -73,18 +73,27 @@ async def update_profile(
     return updated
 
 
-async def _confirm_password(services: Services, user: User, password: str) -> None:
-    if user.password_hash is None or not await services.passwords.verify(
-        user.password_hash, password
-    ):
-        raise DomainError(ErrorCode.INVALID_CREDENTIALS, "The password is incorrect.", "password")
+async def _confirm_password(
+    services: Services, meta: RequestMeta, viewer: Viewer, password: str
+) -> None:
+    """The caller's password, checked like a login's (counted, locked and audited with it)."""
+    user = viewer.user
+    assert user.email_key is not None  # only erased accounts lack one, and they cannot log in
+    await check_password(
+        services,
+        meta,
+        confirmation("password"),
+        address=user.email_key,
+        user=user,
+        password=password,
+    )
 
 
 async def export_my_data(
     services: Services, meta: RequestMeta, viewer: Viewer, password: str
 ) -> dict[str, Any]:
     """Everything stored about the caller, in plain JSON (the right of access)."""
-    await _confirm_password(services, viewer.user, password)
+    await _confirm_password(services, meta, viewer, password)
     user = viewer.user
     sessions = await Session.find(Session.user_id == user.id).sort("-created_at").to_list()
     events = await AuditEvent.find(AuditEvent.user_id == user.id).sort("-at").to_list()
@@ -106,7 +115,7 @@ async def delete_my_account(
     and payments point at it, and the audit log is kept as a security record; both hold
     no name, address, phone or password any more.
     """
-    await _confirm_password(services, viewer.user, password)
+    await _confirm_password(services, meta, viewer, password)
     user_id = viewer.user_id
 
     async def erase(db_session: AsyncClientSession) -> None:

@@ -42,9 +42,17 @@ class SignUpInput:
     roles: list[Role] = strawberry.field(description="Any of POSTER and TASKER.")
 
 
-@strawberry.type
+@strawberry.type(
+    description="Succeeds alike whether or not the address already has an account: tell "
+    "the person to check their e-mail (a confirmation link, or a note that the address has "
+    "an account), then log in."
+)
 class SignUpPayload(Payload):
-    user: UserNode | None = None
+    user: UserNode | None = strawberry.field(
+        default=None,
+        deprecation_reason="Always null: the answer does not tell whether the address "
+        "already had an account. Log in to get the user.",
+    )
 
 
 @strawberry.input
@@ -204,7 +212,7 @@ class AuthMutation:
     @strawberry.mutation(description="Create an account; a confirmation link is e-mailed.")
     @mutation_payload
     async def sign_up(self, info: Info, input: SignUpInput) -> SignUpPayload:
-        user = await signup.sign_up(
+        await signup.sign_up(
             info.context.services,
             info.context.meta,
             name=input.name,
@@ -213,12 +221,12 @@ class AuthMutation:
             phone=input.phone,
             roles=input.roles,
         )
-        return SignUpPayload(user=UserNode.of(user))
+        return SignUpPayload()
 
     @strawberry.mutation
     @mutation_payload
     async def verify_email(self, info: Info, input: VerifyEmailInput) -> VerifyEmailPayload:
-        user = await signup.verify_email(info.context.meta, input.token)
+        user = await signup.verify_email(info.context.services, info.context.meta, input.token)
         return VerifyEmailPayload(user=UserNode.of(user))
 
     @strawberry.mutation
@@ -226,7 +234,7 @@ class AuthMutation:
     async def resend_verification_email(
         self, info: Info, input: ResendVerificationEmailInput
     ) -> ResendVerificationEmailPayload:
-        await signup.resend_verification(info.context.services, input.email)
+        signup.resend_verification(info.context.services, input.email)
         return ResendVerificationEmailPayload()
 
     @strawberry.mutation
@@ -284,7 +292,7 @@ class AuthMutation:
     async def request_password_reset(
         self, info: Info, input: RequestPasswordResetInput
     ) -> RequestPasswordResetPayload:
-        await recovery.request_password_reset(info.context.services, info.context.meta, input.email)
+        recovery.request_password_reset(info.context.services, info.context.meta, input.email)
         return RequestPasswordResetPayload()
 
     @strawberry.mutation

@@ -46,6 +46,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from documents.errors import DomainError
+from resolvers.auth.password_allowance import password_scope
 from resolvers.auth.socket_sessions import SESSION_ENDED_CLOSE, SocketSession
 from resolvers.services import RequestMeta
 from schema.context import Context
@@ -88,7 +89,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     schema: GigqlSchema
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        with self._holding_off_close(operation):
+        with self._holding_off_close(operation), password_scope():
             await super().run_operation(operation)
 
     def _holding_off_close(
@@ -211,14 +212,17 @@ class GraphQLView(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             websocket = WebSocket(scope, receive=receive, send=send)
-            with self.sockets.opened(websocket):
+            # Each operation opens its own scope (run_operation); the legacy protocol, which
+            # runs no mutations, shares this one.
+            with self.sockets.opened(websocket), password_scope():
                 await self.run(websocket)
             return
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         try:
-            response: Response = await self.run(Request(scope, receive))
+            with password_scope():  # one for the whole request, a batch included
+                response: Response = await self.run(Request(scope, receive))
         except HTTPException as error:
             response = graphql_error_response(error.status_code, error.reason)
         await response(scope, receive, send)

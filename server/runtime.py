@@ -105,7 +105,10 @@ def make_services(
     return Services(
         settings=settings,
         passwords=Passwords(
-            settings.argon2_time_cost, settings.argon2_memory_cost_kib, settings.argon2_parallelism
+            settings.argon2_time_cost,
+            settings.argon2_memory_cost_kib,
+            settings.argon2_parallelism,
+            settings.argon2_max_concurrent,
         ),
         tokens=AccessTokens(
             jwt_secret(settings),
@@ -130,6 +133,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     postman = Postman(create_mailer(settings))
     loopback = Loopback()
     payments = gateway_from_settings(settings, loopback)
+    services: Services | None = None
     try:
         await init_beanie(database=database, document_models=ALL_DOCUMENTS)
         # Places saved before places had an area: searches find them once they have one.
@@ -142,5 +146,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
         # The sandbox's last events go through the inbox, which needs the database.
         await payments.aclose()
         await postman.drain()
+        if services is not None:
+            services.passwords.close()
         await broker.close()
         await mongo.close()

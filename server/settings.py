@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     argon2_time_cost: int = Field(3, ge=1)
     argon2_memory_cost_kib: int = Field(65536, ge=8)
     argon2_parallelism: int = Field(4, ge=1)
+    argon2_max_concurrent: int = Field(2, ge=1)
+    """Passwords hashed or checked at once per process (each holds the memory cost);
+    more wait their turn, so memory stays bounded however many arrive."""
 
     # Mail
     mail_backend: Literal["console", "smtp", "memory"] = "console"

@@ -8,7 +8,9 @@ import jwt
 
 from documents.audit import AuditEvent, AuditKind
 from documents.clock import utcnow
+from documents.throttle import PasswordLock
 from documents.users import User
+from resolvers.auth.tokens import digest
 from server.runtime import Runtime
 from tests.conftest import TEST_JWT_SECRET, serve
 from tests.graphql_client import ME, STRONG_PASSWORD, GraphQLClient, error_codes
@@ -60,19 +62,18 @@ async def test_five_failures_lock_the_account_for_fifteen_minutes(client: GraphQ
         "login", {"email": "di@example.com", "password": STRONG_PASSWORD}, LOGIN_FIELDS
     )
     assert error_codes(payload) == ["ACCOUNT_LOCKED"]
-    user = await User.find_one(User.email_key == "di@example.com")
-    assert user is not None and user.locked_until is not None
-    remaining = user.locked_until - utcnow()
+    lock = await PasswordLock.find_one()
+    assert lock is not None and lock.locked_until is not None
+    remaining = lock.locked_until - utcnow()
     assert timedelta(minutes=14) < remaining <= timedelta(minutes=15)
     assert await AuditEvent.find(AuditEvent.kind == AuditKind.ACCOUNT_LOCKED).count() == 1
 
     # When the lock has run out, the right password works and the count starts afresh.
-    await User.get_pymongo_collection().update_one(
-        {"_id": user.id}, {"$set": {"locked_until": utcnow() - timedelta(seconds=1)}}
+    await PasswordLock.get_pymongo_collection().update_one(
+        {"_id": lock.id}, {"$set": {"locked_until": utcnow() - timedelta(seconds=1)}}
     )
     await client.login("di@example.com")
-    user = await User.get(user.id)
-    assert user is not None and user.failed_logins == 0 and user.locked_until is None
+    assert await PasswordLock.count() == 0
 
 
 async def test_a_success_resets_the_failure_count(client: GraphQLClient) -> None:
@@ -107,8 +108,8 @@ async def test_failed_logins_are_throttled_per_client_ip(
                 "login", {"email": "fay@example.com", "password": STRONG_PASSWORD}, LOGIN_FIELDS
             )
             assert error_codes(payload) == ["TOO_MANY_ATTEMPTS"]
-            user = await User.find_one(User.email_key == "fay@example.com")
-            assert user is not None and user.failed_logins == 0
+            # The refused attempt counted nothing against the account.
+            assert await PasswordLock.find_one({"key": digest("fay@example.com")}) is None
 
 
 async def test_login_rehashes_when_the_hash_parameters_change(

@@ -1,8 +1,13 @@
-"""Single-use tokens sent by e-mail, and the messages that carry them."""
+"""Mail about an account: single-use tokens and the messages that carry them, the note
+to the owner of an address someone tried to sign up with, and sending them after the
+request has its answer."""
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from contextvars import copy_context
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 from pymongo import ReturnDocument
@@ -17,6 +22,7 @@ from integrations.mail import Mail
 from resolvers.auth.throttle import Throttle
 from resolvers.auth.tokens import digest, new_secret
 from resolvers.services import Services
+from server.logging import request_id_var
 
 # At most this many link e-mails per address and hour, so nobody can mail-bomb an inbox.
 MAILS_PER_ADDRESS_PER_HOUR = 5
@@ -25,11 +31,24 @@ mail_throttle = Throttle("mail", MAILS_PER_ADDRESS_PER_HOUR, timedelta(hours=1))
 _PAGES = {TokenPurpose.VERIFY_EMAIL: "verify-email", TokenPurpose.RESET_PASSWORD: "reset-password"}
 
 
-async def send_link(services: Services, user: User, purpose: TokenPurpose) -> bool:
-    """Replace any earlier token for this purpose and mail a new one; False if throttled."""
+def mail_after_response(services: Services, compose: Coroutine[Any, Any, Mail | None]) -> None:
+    """Prepare and send a mail once the request has its answer, so that neither the answer
+    nor its timing shows whether there was an account to mail.
+
+    The work is logged under the request's id with `/after` appended: what the client
+    waited for and what followed stay apart.
+    """
+    context = copy_context()
+    context.run(request_id_var.set, f"{request_id_var.get()}/after")
+    services.postman.post_when_ready(compose, context)
+
+
+async def link_mail(services: Services, user: User, purpose: TokenPurpose) -> Mail | None:
+    """Replace any earlier token for this purpose with a new one, and the mail carrying
+    it; None when the address has had its share of mails this hour."""
     assert user.id is not None and user.email is not None and user.email_key is not None
     if await mail_throttle.hit(user.email_key) > MAILS_PER_ADDRESS_PER_HOUR:
-        return False
+        return None
     ttl = _ttl(services, purpose)
     token, token_hash = new_secret()
     fresh = OneTimeToken(
@@ -47,8 +66,22 @@ async def send_link(services: Services, user: User, purpose: TokenPurpose) -> bo
         await fresh.insert(session=db_session)
 
     await run_in_transaction(replace)
-    services.postman.post(_compose(services, user, purpose, token, ttl))
-    return True
+    return _compose(services, user, purpose, token, ttl)
+
+
+async def address_taken_mail(services: Services, user: User) -> Mail | None:
+    """Tell the owner of an address that someone tried to sign up with it; None when the
+    address has had its share of mails this hour."""
+    assert user.email is not None and user.email_key is not None
+    if await mail_throttle.hit(user.email_key) > MAILS_PER_ADDRESS_PER_HOUR:
+        return None
+    body = (
+        "Hello,\n\nsomeone tried to create an account with this e-mail address, "
+        "which already has one. If it was you, log in instead, or reset your password "
+        f"if you have forgotten it:\n{services.settings.app_url}\n\n"
+        "If it was not you, ignore this message: your account stays as it is."
+    )
+    return Mail(to=user.email, subject="Someone tried to sign up with your address", text=body)
 
 
 async def consume(

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
+import secrets
 import string
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
+from typing import TypeVar, TypeVarTuple
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from documents.errors import ErrorCode, Problem
+
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 MIN_LENGTH = 8
 # argon2 accepts any length; a cap keeps one request from buying seconds of hashing.
@@ -71,22 +79,35 @@ def password_problems(password: str, field: str) -> list[Problem]:
 
 
 class Passwords:
-    """argon2id hashing off the event loop (a hash takes tens of milliseconds of CPU)."""
+    """argon2id hashing on a small pool of threads of its own.
 
-    def __init__(self, time_cost: int, memory_cost_kib: int, parallelism: int) -> None:
+    A hash takes tens of milliseconds of CPU and the whole memory cost (64 MiB by
+    default) while it runs. On the event loop's shared executor as many would run at
+    once as that has threads, and a burst of logins would take the memory of each; this
+    pool runs `max_concurrent` at a time and queues the rest (a queued check holds only
+    its password), so the memory argon2 takes is bounded whatever arrives at once.
+    """
+
+    def __init__(
+        self, time_cost: int, memory_cost_kib: int, parallelism: int, max_concurrent: int = 2
+    ) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost,
             memory_cost=memory_cost_kib,
             parallelism=parallelism,
             type=Type.ID,
         )
-        self._dummy_hash: str | None = None
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrent, thread_name_prefix="argon2")
+        self._dummy_hash = _unmatchable_hash(self._hasher)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._run(self._hasher.hash, password)
 
     async def verify(self, password_hash: str, password: str) -> bool:
-        return await asyncio.to_thread(self._verify, password_hash, password)
+        return await self._run(self._verify, password_hash, password)
+
+    async def _run(self, work: Callable[[*Ts], T], *args: *Ts) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
 
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
@@ -96,9 +117,26 @@ class Passwords:
 
     async def waste_time(self, password: str) -> None:
         """Spend what a real verification costs, so unknown accounts answer no faster."""
-        if self._dummy_hash is None:
-            self._dummy_hash = await self.hash("not a real password")
         await self.verify(self._dummy_hash, password)
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._hasher.check_needs_rehash(password_hash)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _unmatchable_hash(hasher: PasswordHasher) -> str:
+    """A hash with the current parameters that no password matches: random salt and digest.
+
+    Verifying against it costs exactly what verifying a real one does, and making it
+    costs nothing (no hashing at start-up, none on the first unknown login).
+    """
+
+    def encoded(size: int) -> str:
+        return base64.b64encode(secrets.token_bytes(size)).decode().rstrip("=")
+
+    return (
+        f"$argon2id$v=19$m={hasher.memory_cost},t={hasher.time_cost},p={hasher.parallelism}"
+        f"${encoded(hasher.salt_len)}${encoded(hasher.hash_len)}"
+    )

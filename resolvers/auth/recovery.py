@@ -11,9 +11,12 @@ from documents.one_time_tokens import TokenPurpose
 from documents.sessions import RevokeReason
 from documents.transactions import run_in_transaction
 from documents.users import User, UserStatus, email_key
+from integrations.mail import Mail
 from realtime.signals import announce_access_change
 from resolvers import audit
-from resolvers.auth import email_links
+from resolvers.auth import email_links, guessing
+from resolvers.auth.password_allowance import spend_password_allowance
+from resolvers.auth.password_checks import check_password, confirmation, forget_failures
 from resolvers.auth.passwords import password_problems
 from resolvers.auth.sessions import revoke_all_sessions
 from resolvers.auth.viewer import Viewer
@@ -21,13 +24,20 @@ from resolvers.services import RequestMeta, Services
 from resolvers.validation import Checked
 
 
-async def request_password_reset(services: Services, meta: RequestMeta, email: str) -> None:
-    """Mail a reset link if the address has an account; the answer is the same either way."""
-    user = await User.find_one(User.email_key == email_key(email))
+def request_password_reset(services: Services, meta: RequestMeta, email: str) -> None:
+    """Mail a reset link if the address has an account, after the answer, which is the
+    same either way."""
+    email_links.mail_after_response(services, _reset_link(services, meta, email_key(email)))
+
+
+async def _reset_link(services: Services, meta: RequestMeta, address: str) -> Mail | None:
+    user = await User.find_one(User.email_key == address)
     if user is None or user.status is not UserStatus.ACTIVE:
-        return
-    if await email_links.send_link(services, user, TokenPurpose.RESET_PASSWORD):
+        return None
+    mail = await email_links.link_mail(services, user, TokenPurpose.RESET_PASSWORD)
+    if mail is not None:
         await audit.record(AuditKind.PASSWORD_RESET_REQUESTED, meta, user_id=user.id)
+    return mail
 
 
 async def reset_password(
@@ -37,6 +47,16 @@ async def reset_password(
     checked = Checked()
     checked.add(password_problems(new_password, "newPassword"))
     checked.raise_if_any()
+    spend_password_allowance("newPassword")
+    async with guessing.token_check(services, meta, "reset_password"):
+        user, revoked = await _reset(services, token, new_password)
+    assert user.id is not None
+    await announce_access_change(services.broker, user.id)
+    await audit.record(AuditKind.PASSWORD_RESET, meta, user_id=user.id, sessions_revoked=revoked)
+    return user
+
+
+async def _reset(services: Services, token: str, new_password: str) -> tuple[User, int]:
     password_hash = await services.passwords.hash(new_password)
 
     async def apply(db_session: AsyncClientSession) -> tuple[User, int]:
@@ -46,8 +66,6 @@ async def reset_password(
             raise DomainError(ErrorCode.INVALID_TOKEN, "This link is no longer valid.", "token")
         now = utcnow()
         user.password_hash = password_hash
-        user.failed_logins = 0
-        user.locked_until = None
         # Following the mailed link proved the address as well.
         user.email_verified_at = user.email_verified_at or now
         user.updated_at = now
@@ -56,13 +74,10 @@ async def reset_password(
         revoked = await revoke_all_sessions(
             user.id, RevokeReason.PASSWORD_RESET, db_session=db_session
         )
+        await forget_failures(used.email_key, db_session)
         return user, revoked
 
-    user, revoked = await run_in_transaction(apply)
-    assert user.id is not None
-    await announce_access_change(services.broker, user.id)
-    await audit.record(AuditKind.PASSWORD_RESET, meta, user_id=user.id, sessions_revoked=revoked)
-    return user
+    return await run_in_transaction(apply)
 
 
 async def change_password(
@@ -79,12 +94,15 @@ async def change_password(
             "newPassword",
         )
     checked.raise_if_any()
-    if user.password_hash is None or not await services.passwords.verify(
-        user.password_hash, current_password
-    ):
-        raise DomainError(
-            ErrorCode.INVALID_CREDENTIALS, "The current password is incorrect.", "currentPassword"
-        )
+    assert user.email_key is not None  # only erased accounts lack one, and they cannot log in
+    await check_password(
+        services,
+        meta,
+        confirmation("currentPassword"),
+        address=user.email_key,
+        user=user,
+        password=current_password,
+    )
     password_hash = await services.passwords.hash(new_password)
 
     async def apply(db_session: AsyncClientSession) -> int:

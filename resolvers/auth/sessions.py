@@ -18,6 +18,7 @@ from documents.users import User, UserStatus
 from realtime.broker import Broker
 from realtime.signals import announce_access_change
 from resolvers import audit
+from resolvers.auth import guessing
 from resolvers.auth.tokens import IssuedToken, digest, new_secret
 from resolvers.auth.viewer import Viewer
 from resolvers.services import RequestMeta, Services
@@ -102,9 +103,10 @@ async def refresh(services: Services, meta: RequestMeta, refresh_token: str) -> 
         ).insert(session=db_session)
         return user, session
 
-    rotated = await run_in_transaction(rotate)
-    if rotated is None:
-        raise await _unusable_token_error(services.broker, meta, token_hash)
+    async with guessing.token_check(services, meta, "refresh"):
+        rotated = await run_in_transaction(rotate)
+        if rotated is None:
+            raise await _unusable_token_error(services.broker, meta, token_hash)
     user, session = rotated
     assert user.id is not None and session.id is not None
     access = services.tokens.issue(user.id, session.id)

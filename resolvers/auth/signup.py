@@ -11,13 +11,13 @@ from documents.errors import DomainError, ErrorCode
 from documents.one_time_tokens import TokenPurpose
 from documents.transactions import run_in_transaction
 from documents.users import Role, User, UserStatus, email_key
+from integrations.mail import Mail
 from resolvers import audit
-from resolvers.auth import email_links
+from resolvers.auth import email_links, guessing
+from resolvers.auth.password_allowance import spend_password_allowance
 from resolvers.auth.passwords import password_problems
 from resolvers.services import RequestMeta, Services
 from resolvers.validation import Checked
-
-EMAIL_TAKEN = "An account with this e-mail address already exists."
 
 
 async def sign_up(
@@ -29,7 +29,15 @@ async def sign_up(
     password: str,
     phone: str | None,
     roles: list[Role],
-) -> User:
+) -> None:
+    """Create an account and mail its confirmation link; the answer is the same when the
+    address has an account already (its owner is mailed instead), so that signing up
+    does not tell who has one.
+
+    Both ways the request does the same work: the password is hashed and the account
+    inserted, where the unique index refuses a taken address. What follows, different
+    for each, is done after the answer (email_links.mail_after_response).
+    """
     checked = Checked()
     name = checked.name(name)
     email = checked.email(email)
@@ -37,8 +45,7 @@ async def sign_up(
     roles = checked.self_service_roles(roles)
     checked.add(password_problems(password, "password"))
     checked.raise_if_any()
-    if await User.find_one(User.email_key == email_key(email)) is not None:
-        raise DomainError(ErrorCode.EMAIL_TAKEN, EMAIL_TAKEN, "email")
+    spend_password_allowance("password")
 
     user = User(
         name=name,
@@ -50,15 +57,27 @@ async def sign_up(
     )
     try:
         await user.insert()
-    except DuplicateKeyError as error:
-        # Lost a race with a sign-up for the same address: the unique index decides.
-        raise DomainError(ErrorCode.EMAIL_TAKEN, EMAIL_TAKEN, "email") from error
-    await audit.record(AuditKind.SIGNUP, meta, user_id=user.id, roles=[r.value for r in roles])
-    await email_links.send_link(services, user, TokenPurpose.VERIFY_EMAIL)
-    return user
+    except DuplicateKeyError:
+        # The unique index decides, also between sign-ups racing for one address.
+        email_links.mail_after_response(services, _tell_owner(services, meta, email_key(email)))
+        return
+    email_links.mail_after_response(services, _welcome(services, meta, user))
 
 
-async def verify_email(meta: RequestMeta, token: str) -> User:
+async def _welcome(services: Services, meta: RequestMeta, user: User) -> Mail | None:
+    await audit.record(AuditKind.SIGNUP, meta, user_id=user.id, roles=[r.value for r in user.roles])
+    return await email_links.link_mail(services, user, TokenPurpose.VERIFY_EMAIL)
+
+
+async def _tell_owner(services: Services, meta: RequestMeta, address: str) -> Mail | None:
+    owner = await User.find_one(User.email_key == address)
+    if owner is None:  # erased since
+        return None
+    await audit.record(AuditKind.SIGNUP_ADDRESS_TAKEN, meta, user_id=owner.id)
+    return await email_links.address_taken_mail(services, owner)
+
+
+async def verify_email(services: Services, meta: RequestMeta, token: str) -> User:
     async def confirm(db_session: AsyncClientSession) -> User:
         used = await email_links.consume(TokenPurpose.VERIFY_EMAIL, token, db_session)
         user = await User.get(used.user_id, session=db_session)
@@ -70,13 +89,20 @@ async def verify_email(meta: RequestMeta, token: str) -> User:
             await user.save(session=db_session)
         return user
 
-    user = await run_in_transaction(confirm)
+    async with guessing.token_check(services, meta, "verify_email"):
+        user = await run_in_transaction(confirm)
     await audit.record(AuditKind.EMAIL_VERIFIED, meta, user_id=user.id)
     return user
 
 
-async def resend_verification(services: Services, email: str) -> None:
-    """Mail a fresh link if the address belongs to an unverified account; say nothing either way."""
-    user = await User.find_one(User.email_key == email_key(email))
-    if user is not None and user.status is UserStatus.ACTIVE and user.email_verified_at is None:
-        await email_links.send_link(services, user, TokenPurpose.VERIFY_EMAIL)
+def resend_verification(services: Services, email: str) -> None:
+    """Mail a fresh link if the address belongs to an unverified account, after the
+    answer, which is the same either way."""
+    email_links.mail_after_response(services, _fresh_link(services, email_key(email)))
+
+
+async def _fresh_link(services: Services, address: str) -> Mail | None:
+    user = await User.find_one(User.email_key == address)
+    if user is None or user.status is not UserStatus.ACTIVE or user.email_verified_at is not None:
+        return None
+    return await email_links.link_mail(services, user, TokenPurpose.VERIFY_EMAIL)

@@ -1,10 +1,12 @@
-"""Counting events per key in fixed time windows (failed logins per IP, mails per address)."""
+"""Counting events per key in fixed time windows (secret checks per IP, mails per address)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
 from documents.clock import utcnow
@@ -25,34 +27,49 @@ class Throttle:
     def _key(self, subject: str) -> str:
         return f"{self._scope}:{subject}"
 
-    async def count(self, subject: str) -> int:
-        start = _window_start(utcnow(), self.window)
-        window = await FailureWindow.find_one(
-            FailureWindow.key == self._key(subject), FailureWindow.window_start == start
-        )
-        return window.failures if window else 0
-
-    async def exhausted(self, subject: str) -> bool:
-        return await self.count(subject) >= self.limit
-
     async def hit(self, subject: str) -> int:
         """Count one event; return the count in the current window, this one included."""
         start = _window_start(utcnow(), self.window)
-        try:
-            return await self._increment(subject, start)
-        except DuplicateKeyError:
-            # Two first hits raced to create the window; the loser now finds it.
-            return await self._increment(subject, start)
-
-    async def _increment(self, subject: str, start: datetime) -> int:
-        window = await FailureWindow.get_pymongo_collection().find_one_and_update(
+        return await count_failure(
+            FailureWindow.get_pymongo_collection(),
             {"key": self._key(subject), "window_start": start},
-            {"$inc": {"failures": 1}, "$setOnInsert": {"expires_at": start + self.window}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
+            {"$setOnInsert": {"expires_at": start + self.window}},
         )
-        assert window is not None  # an upsert always leaves a document
-        return int(window["failures"])
+
+    async def forgive(self, subject: str) -> None:
+        """Take back one event of the current window (an attempt that turned out right)."""
+        start = _window_start(utcnow(), self.window)
+        await FailureWindow.get_pymongo_collection().update_one(
+            {"key": self._key(subject), "window_start": start, "failures": {"$gt": 0}},
+            {"$inc": {"failures": -1}},
+        )
 
     def retry_after(self) -> datetime:
         return _window_start(utcnow(), self.window) + self.window
+
+
+async def count_failure(
+    collection: AsyncCollection[dict[str, Any]], query: dict[str, Any], update: dict[str, Any]
+) -> int:
+    """Add one to `failures` of the document `query` names, made if missing (with `update`
+    applied as well); the count, this one included."""
+    change = {"$inc": {"failures": 1}, **update}
+    try:
+        counted = await _upsert(collection, query, change)
+    except DuplicateKeyError:
+        # Two first failures raced to make the document; the loser now finds it.
+        counted = await _upsert(collection, query, change)
+    if counted is None:
+        # SecantusDB may answer an upsert that raced another with no document, though it
+        # made the change: read it back (a count that may include a later failure).
+        counted = await collection.find_one(query)
+    assert counted is not None
+    return int(counted["failures"])
+
+
+async def _upsert(
+    collection: AsyncCollection[dict[str, Any]], query: dict[str, Any], change: dict[str, Any]
+) -> dict[str, Any] | None:
+    return await collection.find_one_and_update(
+        query, change, upsert=True, return_document=ReturnDocument.AFTER
+    )
