@@ -101,11 +101,13 @@ def serve(
     """Run `uvicorn app` in a child process until the block ends.
 
     The same options for every app, as `gigql serve` sets them: one worker, uvicorn's
-    default event loop and HTTP parser (uvloop, httptools), no uvicorn access log. The
+    default event loop and HTTP parser (uvloop, httptools), no uvicorn access log, the
+    default GIGQL_MAX_BODY_BYTES as the websocket message limit. The
     app must answer `{ __typename }` posted to /graphql once it is ready.
     """
     port = free_port(HOST)
     flags = f"--host {HOST} --port {port} --workers 1 --no-access-log --log-level warning"
+    flags += f" --ws-max-size {Settings.model_fields['max_body_bytes'].default}"
     command = [sys.executable, "-m", "uvicorn", app, *flags.split(), "--app-dir", str(REPO)]
     if factory:
         command.append("--factory")

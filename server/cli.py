@@ -151,6 +151,8 @@ def serve(args: argparse.Namespace) -> None:
             proxy_headers=True,
             forwarded_allow_ips=",".join(settings.trusted_proxies),
             lifespan="on",
+            # A websocket message is held whole like a request body: the same limit.
+            ws_max_size=settings.max_body_bytes,
         )
         server = uvicorn.Server(config)
         if settings.workers > 1:

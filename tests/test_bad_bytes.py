@@ -8,6 +8,7 @@ Bodies are built by hand: a client's JSON encoder would not write most of them.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,9 +18,13 @@ from documents.chat import ChatMessage
 from documents.tasks import Task
 from documents.users import User
 from documents.webhooks import WebhookEvent
+from server.app import create_app
 from server.runtime import Runtime
+from server.settings import Settings
 from server.strict_json import MAX_DEPTH
 from tests.chat_support import task_chat
+from tests.conftest import serve, serve_asgi
+from tests.gigql_process import sharing_the_test_database
 from tests.graphql_client import STRONG_PASSWORD, GraphQLClient
 from tests.marketplace import task_input
 from tests.webhook_support import post_event, signature, stripe_event, webhook_secret
@@ -282,3 +287,27 @@ async def test_messages_of_the_wrong_shape_are_closed_with_4400(
             await socket.connection.send(json.dumps(message))
             code, said = await socket.closed()
             assert code == 4400 and reason in said, (protocol, message, code, said)
+
+
+async def test_websocket_messages_obey_the_body_limit(
+    runtime: Runtime, settings: Settings, tmp_path: Path
+) -> None:
+    """`gigql serve` has uvicorn refuse them (1009), and so do the tests' servers; served
+    by anything else, the app itself does."""
+    limit = 4096
+    app = create_app(settings.model_copy(update={"max_body_bytes": limit}), runtime)
+    async with (
+        sharing_the_test_database(tmp_path, settings, GIGQL_MAX_BODY_BYTES=str(limit)) as cli,
+        serve(runtime, max_body_bytes=limit) as tests_server,
+        serve_asgi(app) as uvicorn_unlimited,
+    ):
+        for url in (cli.base_url, tests_server, uvicorn_unlimited):
+            async with ws(url) as socket:
+                await socket.init()
+                fits = {"type": "ping", "payload": {"pad": "x" * (limit - 100)}}
+                await socket.send(fits)
+                assert await socket.receive() == {"type": "pong"}
+                # Fewer characters than the limit, more bytes.
+                await socket.send({"type": "ping", "payload": {"pad": "é" * (limit // 2)}})
+                code, _ = await socket.closed()
+                assert code == 1009, url
