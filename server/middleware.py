@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.logging import request_id_var
 
 access_log = logging.getLogger("gigql.access")
+error_log = logging.getLogger("gigql.errors")
 
 REQUEST_ID_HEADER = b"x-request-id"
 # An incoming id (from a proxy or client) is kept if it looks like one; else we make one.
@@ -55,6 +56,14 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if scope["type"] != "http" or status:
+                raise  # the server closes the websocket, or the response half sent
+            # Whatever slipped through answers as an unexpected error in GraphQL (README:
+            # API conventions), not as the server's plain text; the log has the traceback.
+            error_log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
+            unexpected = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+            await _send_error(send_with_id, 500, "Internal server error", unexpected)
         finally:
             access_log.info(
                 "%s %s %s",

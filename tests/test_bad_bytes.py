@@ -19,6 +19,7 @@ from documents.tasks import Task
 from documents.users import User
 from documents.webhooks import WebhookEvent
 from server.app import create_app
+from server.middleware import RequestContextMiddleware
 from server.runtime import Runtime
 from server.settings import Settings
 from server.strict_json import MAX_DEPTH
@@ -311,3 +312,27 @@ async def test_websocket_messages_obey_the_body_limit(
                 await socket.send({"type": "ping", "payload": {"pad": "é" * (limit // 2)}})
                 code, _ = await socket.closed()
                 assert code == 1009, url
+
+
+# --- whatever slips through -------------------------------------------------------------
+
+
+async def test_an_unexpected_error_is_a_graphql_error_with_the_request_id() -> None:
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("a bug")
+
+    async with (
+        serve_asgi(RequestContextMiddleware(broken), lifespan="off") as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        response = await http.post("/graphql", json={"query": "{ __typename }"})
+    assert response.status_code == 500
+    request_id = response.headers["x-request-id"]
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Internal server error",
+                "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+            }
+        ]
+    }
