@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from server.private_files import private_folder, replace_private
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _embedded_database(settings: Settings) -> EmbeddedMongo:
-    data_dir = Path(settings.data_dir)
+    data_dir = private_folder(Path(settings.data_dir))
     return EmbeddedMongo(data_dir / "db", log_path=data_dir / "secantusdb.log")
 
 
@@ -137,7 +138,7 @@ def serve(args: argparse.Namespace) -> None:
             except EmbeddedDatabaseError as error:
                 fail(str(error))  # the folder may be another server's: leave its files alone
             embedded = database
-            url_file.write_text(embedded.url)
+            replace_private(url_file, embedded.url)
         from server.runtime import jwt_secret
 
         jwt_secret(settings)  # created once here, before any worker needs it
