@@ -371,6 +371,7 @@ class Workspace:
         """Production settings, as `server.cli:app_from_environment` reads them."""
         return {
             "GIGQL_ENVIRONMENT": "production",
+            "GIGQL_ALLOW_SANDBOX_PAYMENTS": "true",
             "GIGQL_JWT_SECRET": self.jwt_secret,
             "MONGODB_URL": self.mongodb_url,
             "GIGQL_MONGODB_DATABASE": self.database_name,
@@ -384,6 +385,7 @@ class Workspace:
         return Settings(
             _env_file=None,
             environment="production",
+            allow_sandbox_payments=True,
             jwt_secret=SecretStr(self.jwt_secret),
             mongodb_url=self.mongodb_url,
             mongodb_database=self.database_name,

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = ["127.0.0.1"]
     cors_origins: Annotated[list[str], NoDecode] = []
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    """Request bodies and websocket messages larger than this are refused."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Outside services
@@ -113,6 +114,9 @@ class Settings(BaseSettings):
     payout_retry_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
     """How often each instance retries withdrawals whose gateway payout was not made
     (the gateway did not answer, or the process died); only ones at least this old."""
+    allow_sandbox_payments: bool = False
+    """Lets production run without STRIPE_SECRET_KEY, on the sandbox gateway: a demo that
+    takes no real money, where any user may `sandboxPay`."""
     idempotency_window: timedelta = Field(
         timedelta(hours=23), gt=timedelta(0), lt=timedelta(hours=24)
     )
@@ -212,6 +216,11 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"GIGQL_JWT_SECRET must be set to at least {MIN_JWT_SECRET_BYTES} bytes "
                     "in production"
+                )
+            if not self.stripe_secret_key and not self.allow_sandbox_payments:
+                raise ValueError(
+                    "STRIPE_SECRET_KEY must be set in production (or "
+                    "GIGQL_ALLOW_SANDBOX_PAYMENTS=true for a demo that takes no real payments)"
                 )
         return self
 

@@ -31,8 +31,23 @@ def test_production_needs_a_real_jwt_secret() -> None:
         Settings(_env_file=None, environment="production")
     with pytest.raises(ValidationError, match="GIGQL_JWT_SECRET"):
         Settings(_env_file=None, environment="production", jwt_secret="short")
-    settings = Settings(_env_file=None, environment="production", jwt_secret="s" * 32)
+    settings = Settings(
+        _env_file=None, environment="production", jwt_secret="s" * 32, allow_sandbox_payments=True
+    )
     assert not settings.graphiql_enabled and not settings.introspection_enabled
+
+
+def test_production_refuses_the_sandbox_gateway_unless_allowed() -> None:
+    with pytest.raises(ValidationError, match="GIGQL_ALLOW_SANDBOX_PAYMENTS"):
+        Settings(_env_file=None, environment="production", jwt_secret="s" * 32)
+    stripe = Settings(
+        _env_file=None,
+        environment="production",
+        jwt_secret="s" * 32,
+        stripe_secret_key="sk_live_x",
+        stripe_webhook_secret="whsec_x",
+    )
+    assert stripe.stripe_secret_key is not None and not stripe.allow_sandbox_payments
 
 
 def test_development_defaults_to_graphiql_and_introspection() -> None:
