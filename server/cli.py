@@ -123,6 +123,13 @@ def serve(args: argparse.Namespace) -> None:
     settings = load_settings()
     if settings.workers > 1 and not settings.redis_url:
         fail("several workers need REDIS_URL: the in-process broker cannot reach other workers")
+    on_network = not settings.production and not settings.listens_on_loopback
+    if on_network and not settings.allow_development_on_network:
+        fail(
+            "development mode serves GraphiQL, introspection and sandbox payments to whoever "
+            f"reaches it: it listens on {settings.host} only with "
+            "GIGQL_ALLOW_DEVELOPMENT_ON_NETWORK=true (or set GIGQL_ENVIRONMENT=production)"
+        )
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]

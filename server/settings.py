@@ -7,6 +7,7 @@ README.md lists them all.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -47,6 +48,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
     max_body_bytes: int = Field(1_000_000, ge=1024)
     """Request bodies and websocket messages larger than this are refused."""
+    allow_development_on_network: bool = False
+    """Lets `gigql serve` in development mode (GraphiQL, introspection, sandbox payments,
+    a generated JWT secret) listen on an address other than loopback."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Outside services
@@ -227,6 +231,16 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """Whether `host` is a loopback address (or `localhost`): this machine only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve to any interface
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -1,6 +1,6 @@
 """Safe defaults for deployment: the Docker image runs in production, production takes
-real payments unless told otherwise, and what the data folder holds is its owner's
-alone.
+real payments unless told otherwise, development mode stays on this machine unless told
+otherwise, and what the data folder holds is its owner's alone.
 
 No container engine runs here, so the image is read rather than built, and `gigql serve`
 is run with its environment.
@@ -122,6 +122,31 @@ async def test_production_runs_on_the_sandbox_gateway_when_allowed(
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
             page = await http.get("/graphql", headers={"accept": "text/html"})
             assert page.status_code == 404
+
+
+# --- development mode -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "gigql.example.com"])  # noqa: S104
+async def test_development_mode_listens_beyond_loopback_only_when_allowed(
+    tmp_path: Path, host: str
+) -> None:
+    result = await asyncio.to_thread(
+        run_gigql,
+        "serve",
+        "--host",
+        host,
+        "--port",
+        str(free_port()),
+        env=gigql_env(tmp_path / "data"),
+        cwd=tmp_path,
+    )
+    assert_one_line_error(
+        result,
+        f"listens on {host} only with GIGQL_ALLOW_DEVELOPMENT_ON_NETWORK=true",
+        "GIGQL_ENVIRONMENT=production",
+    )
+    assert not (tmp_path / "data").exists()
 
 
 # --- the data folder ------------------------------------------------------------------

@@ -54,3 +54,21 @@ def test_development_defaults_to_graphiql_and_introspection() -> None:
     settings = Settings(_env_file=None)
     assert settings.graphiql_enabled and settings.introspection_enabled
     assert not Settings(_env_file=None, graphiql=False).graphiql_enabled
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),  # noqa: S104
+        ("::", False),
+        ("192.168.1.20", False),
+        ("gigql.example.com", False),
+    ],
+)
+def test_which_hosts_are_loopback(host: str, loopback: bool) -> None:
+    assert Settings(_env_file=None, host=host).listens_on_loopback is loopback
