@@ -181,6 +181,25 @@ async def test_numbers_no_argument_can_hold_are_bad_requests(
     bad_request(await post_raw(client.http, body), "JSON")
 
 
+async def test_odd_bytes_in_headers_are_bad_credentials_not_errors(client: GraphQLClient) -> None:
+    """Header values arrive as Latin-1, never as lone surrogates: odd bytes there are a
+    token or cookie that does not verify, and an id that is not kept."""
+    me = {"query": "{ me { id } }"}
+    for authorization in (b"Bearer \xe9\xff", b"\xff\xfe", b"Bearer " + b"x" * 4000):
+        result = (
+            await client.http.post("/graphql", json=me, headers={b"authorization": authorization})
+        ).json()
+        assert [e["extensions"]["code"] for e in result["errors"]] == ["INVALID_TOKEN"]
+    refresh = "mutation { refreshToken(input: {}) { errors { code } } }"
+    cookie = b"gigql_refresh=\xff\xfe\x80; other=\xe9"
+    result = (
+        await client.http.post("/graphql", json={"query": refresh}, headers={b"cookie": cookie})
+    ).json()
+    assert result["data"]["refreshToken"]["errors"] == [{"code": "INVALID_TOKEN"}]
+    response = await client.http.get("/healthz", headers={b"x-request-id": b"\xff" * 20})
+    assert response.status_code == 200 and len(response.headers["x-request-id"]) == 32
+
+
 # --- request fields of the wrong type -------------------------------------------------
 
 
