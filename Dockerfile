@@ -7,12 +7,18 @@ ARG EXTRAS=embedded
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[${EXTRAS}]"
 
 FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 gigql
+# The data folder is the owner's alone (a volume mounted there starts out the same).
+RUN useradd --create-home --uid 10001 gigql \
+    && install -d -m 0700 -o gigql -g gigql /home/gigql/data
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/* && rm -rf /wheels
 USER gigql
 WORKDIR /home/gigql
-ENV GIGQL_HOST=0.0.0.0 \
+# Production: no GraphiQL, introspection or sandbox payments on the network, and no start
+# without GIGQL_JWT_SECRET, nor without STRIPE_SECRET_KEY unless
+# GIGQL_ALLOW_SANDBOX_PAYMENTS=true.
+ENV GIGQL_ENVIRONMENT=production \
+    GIGQL_HOST=0.0.0.0 \
     GIGQL_PORT=8000 \
     GIGQL_DATA_DIR=/home/gigql/data \
     PYTHONUNBUFFERED=1

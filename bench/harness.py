@@ -101,11 +101,13 @@ def serve(
     """Run `uvicorn app` in a child process until the block ends.
 
     The same options for every app, as `gigql serve` sets them: one worker, uvicorn's
-    default event loop and HTTP parser (uvloop, httptools), no uvicorn access log. The
+    default event loop and HTTP parser (uvloop, httptools), no uvicorn access log, the
+    default GIGQL_MAX_BODY_BYTES as the websocket message limit. The
     app must answer `{ __typename }` posted to /graphql once it is ready.
     """
     port = free_port(HOST)
     flags = f"--host {HOST} --port {port} --workers 1 --no-access-log --log-level warning"
+    flags += f" --ws-max-size {Settings.model_fields['max_body_bytes'].default}"
     command = [sys.executable, "-m", "uvicorn", app, *flags.split(), "--app-dir", str(REPO)]
     if factory:
         command.append("--factory")
@@ -369,6 +371,7 @@ class Workspace:
         """Production settings, as `server.cli:app_from_environment` reads them."""
         return {
             "GIGQL_ENVIRONMENT": "production",
+            "GIGQL_ALLOW_SANDBOX_PAYMENTS": "true",
             "GIGQL_JWT_SECRET": self.jwt_secret,
             "MONGODB_URL": self.mongodb_url,
             "GIGQL_MONGODB_DATABASE": self.database_name,
@@ -382,6 +385,7 @@ class Workspace:
         return Settings(
             _env_file=None,
             environment="production",
+            allow_sandbox_payments=True,
             jwt_secret=SecretStr(self.jwt_secret),
             mongodb_url=self.mongodb_url,
             mongodb_database=self.database_name,

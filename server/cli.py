@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from server.private_files import private_folder, replace_private
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _embedded_database(settings: Settings) -> EmbeddedMongo:
-    data_dir = Path(settings.data_dir)
+    data_dir = private_folder(Path(settings.data_dir))
     return EmbeddedMongo(data_dir / "db", log_path=data_dir / "secantusdb.log")
 
 
@@ -122,6 +123,13 @@ def serve(args: argparse.Namespace) -> None:
     settings = load_settings()
     if settings.workers > 1 and not settings.redis_url:
         fail("several workers need REDIS_URL: the in-process broker cannot reach other workers")
+    on_network = not settings.production and not settings.listens_on_loopback
+    if on_network and not settings.allow_development_on_network:
+        fail(
+            "development mode serves GraphiQL, introspection and sandbox payments to whoever "
+            f"reaches it: it listens on {settings.host} only with "
+            "GIGQL_ALLOW_DEVELOPMENT_ON_NETWORK=true (or set GIGQL_ENVIRONMENT=production)"
+        )
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
@@ -137,7 +145,7 @@ def serve(args: argparse.Namespace) -> None:
             except EmbeddedDatabaseError as error:
                 fail(str(error))  # the folder may be another server's: leave its files alone
             embedded = database
-            url_file.write_text(embedded.url)
+            replace_private(url_file, embedded.url)
         from server.runtime import jwt_secret
 
         jwt_secret(settings)  # created once here, before any worker needs it
@@ -151,6 +159,8 @@ def serve(args: argparse.Namespace) -> None:
             proxy_headers=True,
             forwarded_allow_ips=",".join(settings.trusted_proxies),
             lifespan="on",
+            # A websocket message is held whole like a request body: the same limit.
+            ws_max_size=settings.max_body_bytes,
         )
         server = uvicorn.Server(config)
         if settings.workers > 1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import os
 import signal
 import socket
 import subprocess
@@ -18,6 +19,8 @@ from types import TracebackType
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
+
+from server.private_files import open_private, private_folder
 
 MODULE = "secantus"
 IN_MEMORY = ":memory:"
@@ -68,7 +71,7 @@ class EmbeddedMongo:
                 "or set MONGODB_URL to use your own MongoDB"
             )
         if self.storage != IN_MEMORY:
-            Path(self.storage).mkdir(parents=True, exist_ok=True)
+            private_folder(Path(self.storage))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.port = free_port(self.host)
         command = [
@@ -86,7 +89,7 @@ class EmbeddedMongo:
             "--log-level",
             "WARNING",
         ]
-        with self.log_path.open("ab") as log:
+        with open(open_private(self.log_path, os.O_WRONLY | os.O_APPEND), "ab") as log:
             self._process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
                 command,
                 stdout=log,

@@ -53,8 +53,10 @@ from schema.context import Context
 from schema.error_reporting import coded_error, report_errors
 from schema.schema import GigqlSchema
 from schema.shared_events import shared_results
+from server import strict_json
 from server.going_away import OpenSockets
 from server.logging import request_id_var
+from server.request_shape import CheckedWebSocketAdapter, operation_problem
 from server.runtime import Runtime
 
 ACK = cast("UnsetType", UNSET)  # a plain connection_ack, without a payload
@@ -194,6 +196,7 @@ class GraphQLView(GraphQL[Context, None]):
     schema: GigqlSchema
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = CheckedWebSocketAdapter
 
     def __init__(self, schema: GigqlSchema) -> None:
         settings = schema.settings
@@ -278,12 +281,32 @@ class GraphQLView(GraphQL[Context, None]):
         ):
             raise HTTPException(415, "Send GraphQL requests as application/json.")
         try:
-            return await super().parse_http_body(request)
+            parsed = await super().parse_http_body(request)
         except AttributeError as error:
             # The body was JSON, but a string or number where an object belongs.
             raise HTTPException(
                 400, "The request body must be a JSON object or a list of them."
             ) from error
+        # Strawberry checks the fields of a single request only, and not operationName.
+        batch = parsed if isinstance(parsed, list) else [parsed]
+        for position, data in enumerate(batch, start=1):
+            problem = operation_problem(
+                data.query, data.variables, data.operation_name, data.extensions
+            )
+            if problem is not None:
+                where = f"Operation {position} of the batch: " if isinstance(parsed, list) else ""
+                raise HTTPException(400, where + problem)
+        return parsed
+
+    def decode_json(self, data: str | bytes) -> object:
+        # HTTP bodies, GET parameters and websocket messages alike (server/strict_json.py).
+        return strict_json.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return strict_json.loads(data)
+        except strict_json.MalformedJSON as error:
+            raise HTTPException(400, f"Unable to parse request body as JSON: {error}.") from None
 
     async def execute_single(
         self,

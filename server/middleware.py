@@ -1,6 +1,6 @@
 """Pure ASGI middleware (no per-request task or body buffering): request ids, access
-logs and the request body limit. They pass websocket connections through untouched,
-except for the request id, which the websocket's log lines carry as well."""
+logs and the size limit of request bodies and websocket messages. The websocket's log
+lines carry the request id as well."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.logging import request_id_var
 
 access_log = logging.getLogger("gigql.access")
+error_log = logging.getLogger("gigql.errors")
 
 REQUEST_ID_HEADER = b"x-request-id"
 # An incoming id (from a proxy or client) is kept if it looks like one; else we make one.
@@ -55,6 +56,14 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            if scope["type"] != "http" or status:
+                raise  # the server closes the websocket, or the response half sent
+            # Whatever slipped through answers as an unexpected error in GraphQL (README:
+            # API conventions), not as the server's plain text; the log has the traceback.
+            error_log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
+            unexpected = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+            await _send_error(send_with_id, 500, "Internal server error", unexpected)
         finally:
             access_log.info(
                 "%s %s %s",
@@ -73,13 +82,17 @@ class RequestContextMiddleware:
 
 
 class BodySizeLimitMiddleware:
-    """Refuse request bodies over `max_bytes` with 413, by header or while streaming."""
+    """Refuse request bodies over `max_bytes` with 413, by header or while streaming, and
+    close a websocket with 1009 (message too big) on a message over `max_bytes`."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._limit_messages(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -112,29 +125,59 @@ class BodySizeLimitMiddleware:
             if not response_started:
                 await self._refuse(send)
 
+    async def _limit_messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """`gigql serve` has uvicorn refuse such messages already (`ws_max_size`); this
+        holds wherever else the app is served, whatever the server's own limit."""
+        closed = False
+
+        async def limited_receive() -> Message:
+            nonlocal closed
+            message = await receive()
+            if message["type"] == "websocket.receive" and _size(message) > self.max_bytes:
+                closed = True
+                reason = f"Messages are limited to {self.max_bytes} bytes"
+                await send({"type": "websocket.close", "code": MESSAGE_TOO_BIG, "reason": reason})
+                return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
+            return message
+
+        async def open_send(message: Message) -> None:
+            # Once closed here, whatever the app still sends has nowhere to go.
+            if not closed:
+                await send(message)
+
+        await self.app(scope, limited_receive, open_send)
+
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "errors": [
-                    {
-                        "message": f"Request body is larger than {self.max_bytes} bytes.",
-                        "extensions": {"code": "PAYLOAD_TOO_LARGE"},
-                    }
-                ]
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        message = f"Request body is larger than {self.max_bytes} bytes."
+        await _send_error(send, 413, message, {"code": "PAYLOAD_TOO_LARGE"})
 
 
 class _BodyTooLarge(Exception):
     pass
+
+
+async def _send_error(send: Send, status: int, message: str, extensions: dict[str, str]) -> None:
+    """A response in GraphQL's error shape."""
+    body = json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+MESSAGE_TOO_BIG = 1009  # RFC 6455
+
+
+def _size(message: Message) -> int:
+    """The bytes of a websocket message, as sent (UTF-8 for a text message)."""
+    text = message.get("text")
+    if text is None:
+        return len(message.get("bytes") or b"")
+    return len(text) if text.isascii() else len(text.encode(errors="surrogatepass"))

@@ -27,6 +27,7 @@ from resolvers.auth.tokens import AccessTokens
 from resolvers.cursors import CursorKey
 from resolvers.services import Services
 from resolvers.webhook_inbox import receive
+from server.private_files import create_private, private_folder, tighten
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,11 +54,9 @@ def jwt_secret(settings: Settings) -> str:
     """
     if settings.jwt_secret is not None:
         return settings.jwt_secret.get_secret_value()
-    path = Path(settings.data_dir) / JWT_SECRET_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(48))
+    path = private_folder(Path(settings.data_dir)) / JWT_SECRET_FILE
+    if not create_private(path, secrets.token_urlsafe(48)):
+        tighten(path)
     return path.read_text().strip()
 
 

@@ -7,6 +7,7 @@ README.md lists them all.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -49,6 +50,10 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = ["127.0.0.1"]
     cors_origins: Annotated[list[str], NoDecode] = []
     max_body_bytes: int = Field(1_000_000, ge=1024)
+    """Request bodies and websocket messages larger than this are refused."""
+    allow_development_on_network: bool = False
+    """Lets `gigql serve` in development mode (GraphiQL, introspection, sandbox payments,
+    a generated JWT secret) listen on an address other than loopback."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Outside services
@@ -119,6 +124,9 @@ class Settings(BaseSettings):
     payout_retry_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
     """How often each instance retries withdrawals whose gateway payout was not made
     (the gateway did not answer, or the process died); only ones at least this old."""
+    allow_sandbox_payments: bool = False
+    """Lets production run without STRIPE_SECRET_KEY, on the sandbox gateway: a demo that
+    takes no real money, where any user may `sandboxPay`."""
     idempotency_window: timedelta = Field(
         timedelta(hours=23), gt=timedelta(0), lt=timedelta(hours=24)
     )
@@ -242,11 +250,26 @@ class Settings(BaseSettings):
                     f"GIGQL_JWT_SECRET must be set to at least {MIN_JWT_SECRET_BYTES} bytes "
                     "in production"
                 )
+            if not self.stripe_secret_key and not self.allow_sandbox_payments:
+                raise ValueError(
+                    "STRIPE_SECRET_KEY must be set in production (or "
+                    "GIGQL_ALLOW_SANDBOX_PAYMENTS=true for a demo that takes no real payments)"
+                )
         return self
 
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def listens_on_loopback(self) -> bool:
+        """Whether `host` is a loopback address (or `localhost`): this machine only."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve to any interface
 
     @property
     def graphiql_enabled(self) -> bool:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
+from starlette.types import ASGIApp
 
 from documents import ALL_DOCUMENTS
 from integrations.mail import MemoryMailer
@@ -85,8 +86,18 @@ class _InLoopServer(uvicorn.Server):
 async def serve(runtime: Runtime, **changes: Any) -> AsyncIterator[str]:
     """Serve the app on a free loopback port; yield its base URL."""
     runtime = with_settings(runtime, **changes) if changes else runtime
-    app = create_app(runtime.services.settings, runtime)
-    server = _InLoopServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    settings = runtime.services.settings
+    app = create_app(settings, runtime)
+    # uvicorn's limit set as `gigql serve` sets it.
+    async with serve_asgi(app, ws_max_size=settings.max_body_bytes) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serve_asgi(app: ASGIApp, **uvicorn_options: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port; yield its base URL."""
+    options = {"log_config": None, "access_log": False, "lifespan": "on", **uvicorn_options}
+    server = _InLoopServer(uvicorn.Config(app, **options))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

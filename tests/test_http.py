@@ -30,7 +30,10 @@ async def test_malformed_json_is_a_bad_request(client: GraphQLClient) -> None:
         "/graphql", content=b'{"query": ', headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
-    assert _error(response) == ("BAD_REQUEST", "Unable to parse request body as JSON")
+    assert _error(response) == (
+        "BAD_REQUEST",
+        "Unable to parse request body as JSON: unexpected end of data.",
+    )
     response = await client.http.post(
         "/graphql", content=b'"a string"', headers={"content-type": "application/json"}
     )
