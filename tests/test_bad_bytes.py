@@ -256,7 +256,10 @@ async def test_a_deeply_nested_connection_init_is_closed_with_4400(base_url: str
         assert code == 4400
 
 
-async def test_a_lone_surrogate_in_a_websocket_message_is_closed_with_4400(base_url: str) -> None:
+async def test_a_lone_surrogate_in_a_websocket_message_is_closed_with_4400(
+    base_url: str, client: GraphQLClient
+) -> None:
+    member = await client.member("ws@example.com")
     async with ws(base_url) as socket:
         await socket.connection.send(
             as_ascii_json({"type": "connection_init", "payload": {"Authorization": LONE}}).decode()
@@ -264,7 +267,7 @@ async def test_a_lone_surrogate_in_a_websocket_message_is_closed_with_4400(base_
         code, _ = await socket.closed()
         assert code == 4400
     async with ws(base_url) as socket:
-        await socket.init()
+        await socket.init(member.access)
         subscribe = {
             "id": "1",
             "type": "subscribe",
@@ -299,18 +302,19 @@ MALFORMED_MESSAGES: list[tuple[object, str]] = [
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
 async def test_messages_of_the_wrong_shape_are_closed_with_4400(
-    base_url: str, protocol: str
+    base_url: str, client: GraphQLClient, protocol: str
 ) -> None:
+    member = await client.member("ws@example.com")
     for message, reason in MALFORMED_MESSAGES:
         async with ws(base_url, protocol) as socket:
-            assert (await socket.init())["type"] == "connection_ack"
+            assert (await socket.init(member.access))["type"] == "connection_ack"
             await socket.connection.send(json.dumps(message))
             code, said = await socket.closed()
             assert code == 4400 and reason in said, (protocol, message, code, said)
 
 
 async def test_websocket_messages_obey_the_body_limit(
-    runtime: Runtime, settings: Settings, tmp_path: Path
+    runtime: Runtime, settings: Settings, tmp_path: Path, client: GraphQLClient
 ) -> None:
     """`gigql serve` has uvicorn refuse them (1009), and so do the tests' servers; served
     by anything else, the app itself does."""
@@ -321,9 +325,10 @@ async def test_websocket_messages_obey_the_body_limit(
         serve(runtime, max_body_bytes=limit) as tests_server,
         serve_asgi(app) as uvicorn_unlimited,
     ):
+        member = await client.member("ws@example.com")
         for url in (cli.base_url, tests_server, uvicorn_unlimited):
             async with ws(url) as socket:
-                await socket.init()
+                await socket.init(member.access)
                 fits = {"type": "ping", "payload": {"pad": "x" * (limit - 100)}}
                 await socket.send(fits)
                 assert await socket.receive() == {"type": "pong"}
