@@ -64,6 +64,11 @@ class Subscription:
             # Dropping silently would leave a gap; the consumer must resynchronise.
             self._overflowed = True
 
+    @property
+    def pending(self) -> bool:
+        """Whether something was delivered that the consumer has not taken yet."""
+        return self._overflowed or not self._queue.empty()
+
     def end_after(self, seconds: float, error: Callable[[], Exception]) -> None:
         """From `seconds` from now on, `get` raises `error()` instead of returning
         messages. One timer for the subscription's life: arming a timeout around every
@@ -138,8 +143,14 @@ class _LocalHub:
 
 
 class Broker(Protocol):
-    async def publish(self, topic: str, data: bytes) -> None: ...
+    @property
+    def connected(self) -> bool:
+        """Whether what is published now reaches this broker's subscriptions: False from
+        the moment it notices it lost its connection until it has it back (and told every
+        subscription to RESYNC)."""
+        ...
 
+    async def publish(self, topic: str, data: bytes) -> None: ...
     async def subscribe(self, *topics: str) -> Subscription: ...
 
     async def ping(self) -> None: ...
@@ -153,6 +164,10 @@ class InProcessBroker:
     def __init__(self, queue_size: int = SUBSCRIBER_QUEUE_SIZE) -> None:
         self._hub = _LocalHub()
         self._queue_size = queue_size
+
+    @property
+    def connected(self) -> bool:
+        return True
 
     async def publish(self, topic: str, data: bytes) -> None:
         self._hub.dispatch(Message(topic, data))
@@ -205,6 +220,11 @@ class RedisBroker:
         self._hub = _RedisHub(self._pubsub)
         self._queue_size = queue_size
         self._reader: asyncio.Task[None] | None = None
+        self._lost = False
+
+    @property
+    def connected(self) -> bool:
+        return not self._lost
 
     async def publish(self, topic: str, data: bytes) -> None:
         await self._redis.publish(topic, data)
@@ -218,22 +238,22 @@ class RedisBroker:
 
     async def _read(self) -> None:
         backoff = 0.1
-        lost = False
         while True:
             try:
                 raw = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             except RedisError:
                 # redis-py reconnects and re-subscribes on the next read; wait a little.
-                if not lost:
+                if not self._lost:
                     log.warning("redis subscriber connection lost; reconnecting", exc_info=True)
-                lost = True
+                self._lost = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
-            if lost:
+            if self._lost:
                 log.info("redis subscriber connection back")
-                lost, backoff = False, 0.1
+                backoff = 0.1
                 self._hub.resync_all()
+                self._lost = False
             if raw is None or raw.get("type") != "message":
                 continue
             channel = raw["channel"]

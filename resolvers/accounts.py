@@ -33,6 +33,7 @@ Keep = Literal[_Keep.KEEP]
 
 
 async def update_profile(
+    services: Services,
     meta: RequestMeta,
     viewer: Viewer,
     *,
@@ -57,6 +58,7 @@ async def update_profile(
         return user
     changes["updated_at"] = utcnow()
     await User.get_pymongo_collection().update_one({"_id": user.id}, {"$set": changes})
+    await announce_access_change(services.broker, viewer.user_id)  # sockets read it again
     updated = await User.get(viewer.user_id)
     assert updated is not None
     if "roles" in changes and set(changes["roles"]) != set(old_roles):

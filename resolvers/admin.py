@@ -102,6 +102,8 @@ async def create_admin(
             existing.roles = [*existing.roles, Role.ADMIN]
             existing.updated_at = utcnow()
             await existing.save()
+            assert existing.id is not None
+            await announce_access_change(services.broker, existing.id)  # sockets read it again
             await audit.record(
                 AuditKind.ROLE_CHANGED,
                 meta,

@@ -36,17 +36,27 @@ def report_errors(errors: list[GraphQLError], request_id: str | None, debug: boo
             error.extensions = extensions
         elif isinstance(original, GlobalIDValueError):
             error.extensions = {"code": ErrorCode.INVALID_ID.value}
-        elif original is None or isinstance(original, GraphQLError) or error.path is None:
+        elif original is None or isinstance(original, GraphQLError) or _bad_variable(error):
             if not error.extensions or "code" not in error.extensions:
                 code = "BAD_USER_INPUT" if error.path is None else "GRAPHQL_ERROR"
                 error.extensions = {**(error.extensions or {}), "code": code}
         else:
+            # A bug or an outage (a subscription whose broker is away fails before its
+            # field has a path): logged, and never shown to the client as it was.
             log.error(
                 "unexpected error resolving %s",
-                ".".join(str(p) for p in error.path),
+                ".".join(str(p) for p in error.path or ()) or "an operation",
                 exc_info=(type(original), original, original.__traceback__),
                 extra={"request_id": request_id},
             )
             if not debug:
                 error.message = INTERNAL_ERROR_MESSAGE
             error.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+
+
+def _bad_variable(error: GraphQLError) -> bool:
+    """A scalar refusing a variable's value: it raises ValueError or TypeError while the
+    variables are coerced, before any field runs (so without a path). Anything else
+    without a path (a subscription whose broker is away fails before its field has one)
+    is ours."""
+    return error.path is None and isinstance(error.original_error, ValueError | TypeError)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
+from functools import cached_property, partial
 
 from bson import ObjectId
 from strawberry.dataloader import DataLoader
@@ -24,38 +24,71 @@ from resolvers.lookups import by_ids
 
 
 class Loaders:
+    """Each loader is made when first used: most operations use one or two of them, and
+    making all of them for every request cost more than some whole requests."""
+
     def __init__(self) -> None:
-        self.users: DataLoader[ObjectId, User | None] = DataLoader(partial(by_ids, User))
-        self.tasks: DataLoader[ObjectId, Task | None] = DataLoader(partial(by_ids, Task))
-        self.offers: DataLoader[ObjectId, Offer | None] = DataLoader(partial(by_ids, Offer))
-        self.packages: DataLoader[ObjectId, ServicePackage | None] = DataLoader(
-            partial(by_ids, ServicePackage)
-        )
-        self.bookings: DataLoader[ObjectId, Booking | None] = DataLoader(partial(by_ids, Booking))
-        self.reviews: DataLoader[ObjectId, Review | None] = DataLoader(partial(by_ids, Review))
-        self.conversations: DataLoader[ObjectId, Conversation | None] = DataLoader(
-            partial(by_ids, Conversation)
-        )
-        self.messages: DataLoader[ObjectId, ChatMessage | None] = DataLoader(
-            partial(by_ids, ChatMessage)
-        )
-        self.escrows: DataLoader[ObjectId, Escrow | None] = DataLoader(partial(by_ids, Escrow))
-        self.escrows_by_deal: DataLoader[str, Escrow | None] = DataLoader(escrows_of_deals)
-        """By deal (`task:<id>`, `booking:<id>`)."""
-        self.disputes_of_escrows: DataLoader[ObjectId, Dispute | None] = DataLoader(latest_disputes)
-        """By escrow id: its open dispute, else its latest."""
-        self.packages_of: DataLoader[ObjectId, list[ServicePackage]] = DataLoader(
-            lookups.packages_of
-        )
-        """By provider id: all their packages, cheapest first."""
-        self.provider_profiles: DataLoader[ObjectId, ProviderProfile | None] = DataLoader(
-            partial(by_ids, ProviderProfile)
-        )
-        self.customer_profiles: DataLoader[ObjectId, CustomerProfile | None] = DataLoader(
-            partial(by_ids, CustomerProfile)
-        )
         self._live_offers: dict[ObjectId, DataLoader[ObjectId, Offer | None]] = {}
         self._counterparts: dict[ObjectId, DataLoader[ObjectId, bool]] = {}
+
+    @cached_property
+    def users(self) -> DataLoader[ObjectId, User | None]:
+        return DataLoader(partial(by_ids, User))
+
+    @cached_property
+    def tasks(self) -> DataLoader[ObjectId, Task | None]:
+        return DataLoader(partial(by_ids, Task))
+
+    @cached_property
+    def offers(self) -> DataLoader[ObjectId, Offer | None]:
+        return DataLoader(partial(by_ids, Offer))
+
+    @cached_property
+    def packages(self) -> DataLoader[ObjectId, ServicePackage | None]:
+        return DataLoader(partial(by_ids, ServicePackage))
+
+    @cached_property
+    def bookings(self) -> DataLoader[ObjectId, Booking | None]:
+        return DataLoader(partial(by_ids, Booking))
+
+    @cached_property
+    def reviews(self) -> DataLoader[ObjectId, Review | None]:
+        return DataLoader(partial(by_ids, Review))
+
+    @cached_property
+    def conversations(self) -> DataLoader[ObjectId, Conversation | None]:
+        return DataLoader(partial(by_ids, Conversation))
+
+    @cached_property
+    def messages(self) -> DataLoader[ObjectId, ChatMessage | None]:
+        return DataLoader(partial(by_ids, ChatMessage))
+
+    @cached_property
+    def escrows(self) -> DataLoader[ObjectId, Escrow | None]:
+        return DataLoader(partial(by_ids, Escrow))
+
+    @cached_property
+    def escrows_by_deal(self) -> DataLoader[str, Escrow | None]:
+        """By deal (`task:<id>`, `booking:<id>`)."""
+        return DataLoader(escrows_of_deals)
+
+    @cached_property
+    def disputes_of_escrows(self) -> DataLoader[ObjectId, Dispute | None]:
+        """By escrow id: its open dispute, else its latest."""
+        return DataLoader(latest_disputes)
+
+    @cached_property
+    def packages_of(self) -> DataLoader[ObjectId, list[ServicePackage]]:
+        """By provider id: all their packages, cheapest first."""
+        return DataLoader(lookups.packages_of)
+
+    @cached_property
+    def provider_profiles(self) -> DataLoader[ObjectId, ProviderProfile | None]:
+        return DataLoader(partial(by_ids, ProviderProfile))
+
+    @cached_property
+    def customer_profiles(self) -> DataLoader[ObjectId, CustomerProfile | None]:
+        return DataLoader(partial(by_ids, CustomerProfile))
 
     def live_offers_of(self, tasker_id: ObjectId) -> DataLoader[ObjectId, Offer | None]:
         """By task id: this tasker's live offer on it."""

@@ -247,6 +247,7 @@ class UserMutation:
         viewer = await info.context.require_viewer()
         # Absent means "leave as is"; null too, except for phone, where it removes it.
         user = await accounts.update_profile(
+            info.context.services,
             info.context.meta,
             viewer,
             name=given(input.name),

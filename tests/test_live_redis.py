@@ -259,3 +259,21 @@ async def test_redis_restarting_mid_conversation_loses_no_message_and_repeats_no
         (4, "during 3"),
         (5, "after"),
     ]
+
+
+
+async def test_a_subscription_started_while_redis_is_away_fails_as_ours_without_details(
+    tmp_path: Path, runtime: Runtime, client: GraphQLClient
+) -> None:
+    """The broker's own error (its host and port) is logged, not shown to the client, nor
+    blamed on the client's input."""
+    ann = await poster(client, "ann@example.com")
+    async with two_instances(tmp_path, runtime) as pair, ws(pair.url_b) as socket:
+        await socket.init(ann.access)
+        await asyncio.to_thread(pair.redis.stop)
+        await socket.subscribe("mine", MY_EVENTS)
+        message = await socket.receive(timeout=WAIT)
+        assert message["id"] == "mine" and message["type"] == "next", message
+        [error] = message["payload"]["errors"]
+        assert error["message"] == "Internal server error", error
+        assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"

@@ -8,9 +8,11 @@ end the session through the in-process app (instance A), both on one Redis.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -24,7 +26,10 @@ from documents.clock import utcnow
 from documents.sessions import Session
 from documents.users import User, UserStatus
 from integrations.mail import MemoryMailer
+from realtime.broker import Broker
 from realtime.topics import access_topic, user_topic
+from resolvers.admin import create_admin
+from resolvers.services import RequestMeta
 from server.runtime import Runtime
 from server.settings import Settings
 from tests.conftest import serve
@@ -32,13 +37,16 @@ from tests.gigql_process import sharing_the_test_database
 from tests.graphql_client import STRONG_PASSWORD, GraphQLClient, Tokens, graphql_error_codes
 from tests.mail_links import mailed_token
 from tests.marketplace import logged_in_admin, object_id
-from tests.test_live_redis import on_redis, subscribed_in_redis
+from tests.services import OwnRedis
+from tests.test_live_redis import on_redis, own_redis, subscribed_in_redis
 from tests.ws_client import LEGACY_WS, TRANSPORT_WS, WsClient, ws
 
 LIVE = "subscription { myEvents { id kind } }"
 ME = "query { me { id status } }"
 MUTATION = 'mutation { markNotificationsRead(input: {}) { errors { code } } }'
 CLOSE_WITHIN = 1.0
+WAIT = 20.0
+"""Seconds for what waits on Redis to stop or come back (the broker retries up to 5 s apart)."""
 """Seconds from the request that ends a session to its sockets' close, on any instance."""
 NEW_PASSWORD = "Brand-New-Secret-77"
 
@@ -72,7 +80,7 @@ async def test_anonymous_sockets_may_be_allowed(runtime: Runtime) -> None:
 
 
 async def _revoke_quietly(user_id: str) -> None:
-    """End every session of a user in the database alone, as if every signal were lost."""
+    """End every session of a user in the database alone: no signal tells anyone."""
     await Session.get_pymongo_collection().update_many(
         {"user_id": object_id(user_id)}, {"$set": {"revoked_at": utcnow()}}
     )
@@ -89,48 +97,105 @@ OPERATIONS = {
     "mutation": MUTATION,
     "subscription": LIVE,
 }
+QUIET_ENDINGS = [(_revoke_quietly, "SESSION_REVOKED"), (_suspend_quietly, "ACCOUNT_SUSPENDED")]
+
+
+@asynccontextmanager
+async def on_its_own_redis(tmp_path: Path, runtime: Runtime) -> AsyncIterator[OnRedis]:
+    """The app on a Redis of the test's own, which it may stop and start."""
+    with own_redis(tmp_path / "redis") as own:
+        async with (
+            on_redis(runtime, own.url) as on,
+            serve(on) as url,
+            httpx.AsyncClient(base_url=url, timeout=30) as http,
+        ):
+            yield OnRedis(own, on.services.broker, url, GraphQLClient(http))
+
+
+@dataclass
+class OnRedis:
+    redis: OwnRedis
+    broker: Broker
+    url: str
+    client: GraphQLClient
+
+    async def stop_redis(self) -> None:
+        """Stop Redis and wait until the app's broker has noticed."""
+        self.redis.stop()
+        async with asyncio.timeout(WAIT):
+            while self.broker.connected:
+                await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
-@pytest.mark.parametrize(
-    ("end", "code"),
-    [(_revoke_quietly, "SESSION_REVOKED"), (_suspend_quietly, "ACCOUNT_SUSPENDED")],
-    ids=["revoked", "suspended"],
-)
+@pytest.mark.parametrize(("end", "code"), QUIET_ENDINGS, ids=["revoked", "suspended"])
 async def test_an_operation_is_refused_once_the_session_is_over_even_unannounced(
-    base_url: str,
-    client: GraphQLClient,
+    tmp_path: Path,
+    runtime: Runtime,
     operation: str,
     end: Callable[[str], Awaitable[None]],
     code: str,
 ) -> None:
-    ann = await client.member("ann@example.com")
-    async with ws(base_url) as socket:
-        assert await socket.init(ann.access) == {"type": "connection_ack"}
-        await socket.subscribe("before", ME)  # the socket works, and has read `me` once
-        assert (await socket.next_data("before"))["me"]["status"] == "ACTIVE"
-        await _wait_for_completion(socket, "before")
-        await end(ann.user_id)
-        await socket.subscribe("after", OPERATIONS[operation])
-        assert _refusal(await socket.receive()) == ("after", code)
-        assert await socket.closed() == (4403, code)
+    """While the broker is away no signal can reach the socket: each operation reads the
+    session and account from the database itself."""
+    async with on_its_own_redis(tmp_path, runtime) as app:
+        ann = await app.client.member("ann@example.com")
+        async with ws(app.url) as socket:
+            assert await socket.init(ann.access) == {"type": "connection_ack"}
+            await subscribed_in_redis(app.redis.url, access_topic(object_id(ann.user_id)))
+            await socket.subscribe("before", ME)  # the socket works, and has read `me` once
+            assert (await socket.next_data("before"))["me"]["status"] == "ACTIVE"
+            await _wait_for_completion(socket, "before")
+            await app.stop_redis()
+            await end(ann.user_id)
+            await socket.subscribe("after", OPERATIONS[operation])
+            assert _refusal(await socket.receive()) == ("after", code)
+            assert await socket.closed() == (4403, code)
+
+
+@pytest.mark.parametrize(("end", "code"), QUIET_ENDINGS, ids=["revoked", "suspended"])
+async def test_a_session_ended_while_the_broker_was_away_closes_its_sockets_when_it_is_back(
+    tmp_path: Path, runtime: Runtime, end: Callable[[str], Awaitable[None]], code: str
+) -> None:
+    async with on_its_own_redis(tmp_path, runtime) as app:
+        ann = await app.client.member("ann@example.com")
+        async with ws(app.url) as socket:
+            await socket.init(ann.access)
+            await socket.subscribe("live", LIVE)
+            ann_id = object_id(ann.user_id)
+            await subscribed_in_redis(app.redis.url, access_topic(ann_id), user_topic(ann_id))
+            await app.stop_redis()
+            await end(ann.user_id)
+            app.redis.start()
+            assert _refusal(await socket.receive(timeout=WAIT)) == ("live", code)
+            assert await socket.closed() == (4403, code)
 
 
 async def test_a_suspended_admins_socket_can_no_longer_act_as_admin(
     base_url: str, client: GraphQLClient, runtime: Runtime
 ) -> None:
-    admin = await logged_in_admin(client, runtime)
+    root = await logged_in_admin(client, runtime)
+    await create_admin(
+        runtime.services, RequestMeta(), name="Second", email="two@example.com",
+        password=STRONG_PASSWORD,
+    )
+    second = await client.login("two@example.com")
     ann = await client.member("ann@example.com")
+    suspend = (
+        'mutation($u: ID!) { suspendUser(input: {userId: $u, reason: "none"}) '
+        "{ errors { code } } }"
+    )
     async with ws(base_url) as socket:
-        await socket.init(admin.access)
-        await _suspend_quietly(admin.user_id)
-        suspend_ann = (
-            'mutation($u: ID!) { suspendUser(input: {userId: $u, reason: "none"}) '
-            "{ errors { code } } }"
-        )
-        await socket.subscribe("1", suspend_ann, {"u": ann.user_id})
-        assert _refusal(await socket.receive()) == ("1", "ACCOUNT_SUSPENDED")
-        assert await socket.closed() == (4403, "ACCOUNT_SUSPENDED")
+        await socket.init(second.access)
+        await _ok((await client.data(suspend, {"u": second.user_id}, token=root.access))["suspendUser"])
+        # Whatever the socket was about to do as an admin, it does no more: refused, or
+        # cut off by the close.
+        with contextlib.suppress(ConnectionClosed):
+            await socket.subscribe("1", suspend, {"u": ann.user_id})
+            await socket.subscribe("2", "{ auditEvents { edges { node { kind } } } }")
+        for message in await _until_closed(socket):
+            assert _refusal(message)[1] == "ACCOUNT_SUSPENDED", message
+        assert socket.connection.close_code == 4403
     assert (await User.get(object_id(ann.user_id))).status is UserStatus.ACTIVE  # type: ignore[union-attr]
 
 

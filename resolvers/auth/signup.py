@@ -12,6 +12,7 @@ from documents.one_time_tokens import TokenPurpose
 from documents.transactions import run_in_transaction
 from documents.users import Role, User, UserStatus, email_key
 from integrations.mail import Mail
+from realtime.signals import announce_access_change
 from resolvers import audit
 from resolvers.auth import email_links, guessing
 from resolvers.auth.password_allowance import spend_password_allowance
@@ -91,6 +92,8 @@ async def verify_email(services: Services, meta: RequestMeta, token: str) -> Use
 
     async with guessing.token_check(services, meta, "verify_email"):
         user = await run_in_transaction(confirm)
+    assert user.id is not None
+    await announce_access_change(services.broker, user.id)  # sockets read it again
     await audit.record(AuditKind.EMAIL_VERIFIED, meta, user_id=user.id)
     return user
 

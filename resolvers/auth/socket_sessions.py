@@ -2,14 +2,19 @@
 person's session, account and access token allow it.
 
 The token sent with `connection_init` names a session. Every operation started on the
-socket checks that session and account again, as of that moment (`admit`), and the
-token's expiry (TOKEN_EXPIRED; the client reconnects with a fresh token). Between
-operations the socket listens on its person's access topic (realtime/signals.py): when
-a session ends or the account is suspended, on whichever instance, every instance
-checks its sockets of that person at once and ends those whose session is over. Ending
-tells each running operation why and closes the socket with 4403; the client reconnects
-with a fresh login. A signal lost while the broker was away is made up for by checking
-again when it comes back (RESYNC), and operations never rely on signals at all.
+socket is admitted as of that moment (`admit`): the token's expiry is checked each time
+(TOKEN_EXPIRED; the client reconnects with a fresh token), and the session and account
+as the database has them. Reading those twice per operation would cost more than the
+operation itself, so the socket keeps the last answer and listens on its person's access
+topic (realtime/signals.py), where every change to their sessions or account is
+announced, on whichever instance it is made: a signal makes the socket read them again,
+and end if its session is over. The kept answer is used only while no signal can have
+gone unheard: the socket is listening, nothing it was sent waits unread, and the broker
+has not lost its connection (after which it tells every listener to read again). At any
+other time an operation reads the database itself.
+
+Ending tells each running operation why and closes the socket with 4403; the client
+reconnects with a fresh login.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
-from realtime.broker import Broker
+from realtime.broker import Broker, Subscription
 from realtime.topics import access_topic
 from resolvers.auth.tokens import AccessClaims, AccessTokens
 from resolvers.auth.viewer import Viewer, viewer_as_of_now
@@ -47,6 +52,11 @@ class SocketSession:
         self._broker = broker
         self._access_token = access_token
         self._claims = claims
+        self._signals: Subscription | None = None
+        self._known: Viewer | None = None
+        """The caller as of the last read, for as long as no signal can have gone unheard."""
+        self._reads = 0
+        """Signals taken so far: a read begun before one must not be kept after it."""
         self._watcher: asyncio.Task[None] | None = None
         self._ending: asyncio.Task[None] | None = None
         self._end: EndSocket | None = None
@@ -65,16 +75,13 @@ class SocketSession:
     async def admit(self) -> Viewer:
         """The caller as of now, for an operation about to start on the socket.
 
-        Raises TOKEN_EXPIRED once the token has run out (the socket stays: other clients
-        of it may reconnect at their pace); any refusal that no operation could get past
-        also ends the socket.
+        Raises TOKEN_EXPIRED once the token has run out (the socket stays: the client
+        reconnects at its pace); any refusal that no operation could get past also ends
+        the socket.
         """
-        try:
-            viewer = await viewer_as_of_now(self._claims)
-        except DomainError as error:
-            if error.code in SESSION_OVER:
-                self._end_soon(error)
-            raise
+        viewer = self._known if self._nothing_unheard() else None
+        if viewer is None:
+            viewer = await self._read()
         if utcnow() >= self._claims.expires_at:
             # As the subscriptions it opened end (realtime/streams.py): no leeway here, the
             # token was verified, with it, when the socket opened.
@@ -94,32 +101,51 @@ class SocketSession:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
+    def _nothing_unheard(self) -> bool:
+        signals = self._signals
+        return signals is not None and not signals.pending and self._broker.connected
+
+    async def _read(self) -> Viewer:
+        """The session and account from the database; kept unless a signal came meanwhile."""
+        reads = self._reads
+        try:
+            viewer = await viewer_as_of_now(self._claims)
+        except DomainError as error:
+            if error.code in SESSION_OVER:
+                self._end_soon(error)
+            raise
+        if reads == self._reads:
+            self._known = viewer
+        return viewer
+
     async def _watch(self) -> None:
         backoff, most = RESUBSCRIBE_BACKOFF
         while True:
             try:
                 signals = await self._broker.subscribe(access_topic(self._claims.user_id))
             except Exception:
-                # The broker is away: operations are checked regardless; try again.
+                # The broker is away: operations read the database meanwhile; try again.
                 log.warning("cannot listen for session changes; retrying", exc_info=True)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, most)
                 continue
             async with signals:
-                # A change made before the socket listened went unheard: check once anyway.
-                await self._check()
-                # Each signal (or RESYNC, after the broker lost some) means: check again.
-                async for _ in signals:
-                    await self._check()
+                self._signals = signals
+                try:
+                    # A change made before the socket listened went unheard: read anyway.
+                    await self._reread()
+                    # Each signal (or RESYNC, after the broker lost some) means: read again.
+                    async for _ in signals:
+                        await self._reread()
+                finally:
+                    self._signals = None
             return
 
-    async def _check(self) -> None:
-        """End the socket if its session is over."""
-        try:
-            await viewer_as_of_now(self._claims)
-        except DomainError as error:
-            if error.code in SESSION_OVER:
-                self._end_soon(error)
+    async def _reread(self) -> None:
+        self._reads += 1
+        self._known = None
+        with contextlib.suppress(DomainError):  # `_read` ends the socket if it must
+            await self._read()
 
     def _end_soon(self, error: DomainError) -> None:
         """Once, in a task of its own: ending cancels the socket's operations, which may
