@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 import strawberry
 from graphql import ExecutionResult, GraphQLError
 from graphql.execution import Executor
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 
 from schema.admin import AdminMutation, AdminQuery
 from schema.admin_escrows import AdminEscrowsMutation, AdminEscrowsQuery
@@ -31,7 +34,7 @@ from schema.live import LiveSubscription
 from schema.milestone_actions import MilestoneMutation
 from schema.notifications import NotificationMutation, NotificationQuery
 from schema.packages import PackageMutation
-from schema.prepared import PreparedDocuments, UsePreparedDocuments
+from schema.prepared import Prepared, PreparedDocuments, UsePreparedDocuments
 from schema.profiles import ProfileMutation
 from schema.relay import NodeQuery
 from schema.reviews import ReviewMutation, ReviewQuery
@@ -145,6 +148,7 @@ class GigqlSchema(strawberry.Schema):
                 max_page_size=settings.max_page_size,
             ),
             max_tokens=settings.max_tokens,
+            max_length=settings.max_query_length,
             introspection=settings.introspection_enabled,
         )
         super().__init__(
@@ -162,12 +166,54 @@ class GigqlSchema(strawberry.Schema):
             **kwargs,
         )
 
+    async def prepared(self, query: object) -> Prepared | None:
+        """A text prepared off the event loop (schema/prepared.py), or None if not text."""
+        if not isinstance(query, str):
+            return None
+        return await self.documents.prepared_off_loop(self._schema, query)
+
+    async def stream(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> StreamResult:
+        """Operations Strawberry runs itself (over websocket) are prepared off the event
+        loop before Strawberry looks at them."""
+        refusal = await self._refusal(query)
+        if refusal is not None:
+            return _refused(refusal)
+        return await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+
+    async def _refusal(self, query: str | None) -> list[GraphQLError] | None:
+        prepared = await self.prepared(query)
+        if prepared is not None and prepared.document is None:
+            return prepared.errors  # would not parse: not parsed again on the event loop
+        return None
+
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         context = execution_context.context if execution_context else None
         request_id = context.meta.request_id if isinstance(context, Context) else None
         report_errors(errors, request_id, self.settings.debug)
+
+
+async def _refused(errors: list[GraphQLError]) -> StreamResult:
+    """The stream of an operation refused before it ran, as Strawberry makes its own."""
+    yield PreExecutionError(data=None, errors=errors)
 
 
 def build_schema(settings: Settings | None = None) -> GigqlSchema:

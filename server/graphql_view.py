@@ -80,6 +80,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     schema: GigqlSchema
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
+        await self.schema.prepared(operation.query)  # off the event loop, for what follows
         with self._holding_off_close(operation):
             await super().run_operation(operation)
 
@@ -240,7 +241,7 @@ class GraphQLView(GraphQL[Context, None]):
         if not request_data.query:
             raise HTTPException(400, "No GraphQL query found in the request.")
         schema = self.schema
-        prepared = schema.documents.prepare(schema._schema, request_data.query)
+        prepared = await schema.documents.prepared_off_loop(schema._schema, request_data.query)
         if prepared.errors or prepared.document is None:
             return ExecutionResult(data=None, errors=prepared.errors)
         operation = get_operation_ast(prepared.document, request_data.operation_name)

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     max_query_cost: int = Field(10_000, ge=10)
     max_aliases: int = Field(30, ge=0)
     max_tokens: int = Field(5_000, ge=100)
+    max_query_length: int = Field(100_000, ge=1_000)
+    """Characters of one GraphQL document; comments and long strings are no tokens, but
+    reading them is work all the same."""
     max_batch_operations: int = Field(10, ge=1)
     default_page_size: int = Field(20, ge=1)
     max_page_size: int = Field(100, ge=1)
