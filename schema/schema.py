@@ -43,6 +43,7 @@ from schema.task_actions import TaskMutation
 from schema.tasks import TaskQueryRoot
 from schema.users import UserMutation, UserQuery
 from schema.wallets import WalletMutation, WalletQuery
+from server.rate_limits import RateLimited, RateLimits, count_socket_operation
 from server.settings import Settings
 
 Query = merge_types(
@@ -137,8 +138,12 @@ class _Executed:
 
 
 class GigqlSchema(strawberry.Schema):
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, rate_limits: RateLimits | None = None, **kwargs: Any
+    ) -> None:
         self.settings = settings
+        self.rate_limits = rate_limits
+        """Counted per operation when set (server/rate_limits.py); None counts nothing."""
         self.documents = PreparedDocuments(
             Limits(
                 max_depth=settings.max_query_depth,
@@ -183,8 +188,8 @@ class GigqlSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
         """Operations Strawberry runs itself (over websocket) are prepared off the event
-        loop before Strawberry looks at them."""
-        refusal = await self._refusal(query)
+        loop, and counted against the rate limits, before Strawberry looks at them."""
+        refusal = await self._refusal(query, operation_name, context_value)
         if refusal is not None:
             return _refused(refusal)
         return await super().stream(
@@ -197,8 +202,17 @@ class GigqlSchema(strawberry.Schema):
             allowed_operation_types,
         )
 
-    async def _refusal(self, query: str | None) -> list[GraphQLError] | None:
-        prepared = await self.prepared(query)
+    async def _refusal(
+        self, query: str | None, operation_name: str | None, context: object
+    ) -> list[GraphQLError] | None:
+        try:
+            if isinstance(context, Context) and context.socket is not None:
+                # Counted here over websocket; HTTP counts in the view, before it runs anything.
+                prepared = await count_socket_operation(self, context, query, operation_name)
+            else:
+                prepared = await self.prepared(query)
+        except RateLimited as limited:
+            return [limited.error()]
         if prepared is not None and prepared.document is None:
             return prepared.errors  # would not parse: not parsed again on the event loop
         return None
@@ -216,5 +230,7 @@ async def _refused(errors: list[GraphQLError]) -> StreamResult:
     yield PreExecutionError(data=None, errors=errors)
 
 
-def build_schema(settings: Settings | None = None) -> GigqlSchema:
-    return GigqlSchema(settings or Settings())
+def build_schema(
+    settings: Settings | None = None, rate_limits: RateLimits | None = None
+) -> GigqlSchema:
+    return GigqlSchema(settings or Settings(), rate_limits)

@@ -35,7 +35,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from documents.errors import DomainError
@@ -46,6 +46,7 @@ from schema.schema import GigqlSchema
 from schema.shared_events import shared_results
 from server.going_away import OpenSockets
 from server.logging import request_id_var
+from server.rate_limits import RateLimited, count_http_operations
 from server.runtime import Runtime
 
 ACK = cast("UnsetType", UNSET)  # a plain connection_ack, without a payload
@@ -175,6 +176,8 @@ class GraphQLView(GraphQL[Context, None]):
             response: Response = await self.run(Request(scope, receive))
         except HTTPException as error:
             response = graphql_error_response(error.status_code, error.reason)
+        except RateLimited as limited:
+            response = limited.response()
         await response(scope, receive, send)
 
     async def get_context(
@@ -228,6 +231,21 @@ class GraphQLView(GraphQL[Context, None]):
             raise HTTPException(
                 400, "The request body must be a JSON object or a list of them."
             ) from error
+
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        operations = request_data if isinstance(request_data, list) else [request_data]
+        await count_http_operations(self.schema, context, operations)
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
 
     async def execute_single(
         self,
