@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from server.runtime import Runtime
 from server.settings import Settings
@@ -229,6 +230,17 @@ async def test_the_address_is_the_one_gigql_trusts_proxies_to_give(
         assert_rate_limited(
             await client.http.post("/graphql", json=TYPENAME, headers=coming_from(an_address()))
         )
+
+
+def test_production_defaults_and_a_cost_budget_that_fits_an_operation() -> None:
+    defaults = Settings(_env_file=None)
+    assert (defaults.rate_limit_ip_requests, defaults.rate_limit_account_requests) == (100, 100)
+    assert (defaults.rate_limit_ip_cost, defaults.rate_limit_account_cost) == (50_000, 50_000)
+    assert defaults.rate_limit_window.total_seconds() == 60
+    # A budget smaller than one allowed operation would refuse it for ever.
+    with pytest.raises(ValidationError, match="GIGQL_MAX_QUERY_COST"):
+        Settings(_env_file=None, rate_limit_account_cost=5_000)
+    assert Settings(_env_file=None, rate_limit_ip_cost=0).rate_limit_ip_cost == 0  # off
 
 
 def code_of(message: dict[str, Any]) -> str:
