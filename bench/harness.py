@@ -35,6 +35,12 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 LUA_SCRIPT = BENCH_DIR / "post.lua"
 HOST = "127.0.0.1"
+RATE_LIMITS = ("IP_REQUESTS", "IP_COST", "ACCOUNT_REQUESTS", "ACCOUNT_COST")
+COUNTING_RATE_LIMITS = {f"GIGQL_RATE_LIMIT_{limit}": str(10**12) for limit in RATE_LIMITS}
+"""wrk sends every request from one address: the rate limits count each one, and refuse
+none (production's 100 requests a minute would refuse all but the first hundred)."""
+NO_RATE_LIMITS = {f"GIGQL_RATE_LIMIT_{limit}": "0" for limit in RATE_LIMITS}
+"""The rate limits off, to measure what counting costs."""
 # A 1-minute load average above this before the run means something else is using the CPU.
 BUSY_LOAD = 0.5
 WRK_TIMEOUT = 2  # wrk's own default, in seconds
@@ -378,6 +384,7 @@ class Workspace:
             "GIGQL_DATA_DIR": str(self.workdir / "gigql-data"),
             "GIGQL_MAIL_BACKEND": "memory",
             "GIGQL_LOG_LEVEL": log_level,
+            **COUNTING_RATE_LIMITS,
         }
 
     def gigql_settings(self, log_level: str) -> Settings:
@@ -392,6 +399,10 @@ class Workspace:
             data_dir=self.workdir / "gigql-data",
             mail_backend="memory",
             log_level=log_level,
+            rate_limit_ip_requests=10**12,
+            rate_limit_ip_cost=10**12,
+            rate_limit_account_requests=10**12,
+            rate_limit_account_cost=10**12,
         )
 
 

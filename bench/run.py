@@ -15,11 +15,13 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from bench.harness import (
     FIGURE_ALIGNMENT,
     FIGURE_HEADINGS,
+    NO_RATE_LIMITS,
     TYPENAME,
     LoadResult,
     Server,
@@ -41,9 +43,14 @@ from bench.harness import (
     workspace,
 )
 from resolvers.auth.passwords import Passwords
+from resolvers.auth.tokens import AccessTokens
+from schema.schema import build_schema
+from server.rate_limits import RateLimits
+from server.runtime import jwt_secret
 from server.settings import Settings
 
 ME = "{ me { id name email } }"
+UNLIMITED = "gigql, rate limits off"
 SIGN_UP = "mutation($input: SignUpInput!) { signUp(input: $input) { errors { code message } } }"
 
 
@@ -113,6 +120,34 @@ def time_hashing(count: int) -> list[Timing]:
     return asyncio.run(run())
 
 
+# --- what the rate limits cost ---------------------------------------------------------
+
+
+def time_rate_limits(settings: Settings, token: str, count: int) -> dict[str, float]:
+    """CPU µs per request of what the rate limits add to one, in this process: finding
+    the client (the account from the token's claims, verified once), counting the request,
+    then its cost, on the in-process counters a server uses without Redis."""
+    limits = RateLimits(settings)
+    tokens = AccessTokens(
+        jwt_secret(settings), settings.jwt_issuer, settings.jwt_audience, timedelta(minutes=15)
+    )
+    schema = build_schema(settings)
+
+    async def count_requests(access_token: str | None, query: str) -> float:
+        cost = schema.documents.prepare(schema._schema, query).cost(None)
+        started = time.process_time()
+        for _ in range(count):
+            client = limits.client_of("127.0.0.1", access_token, tokens)
+            await limits.admit(client, 1)
+            await limits.charge(client, cost)
+        return (time.process_time() - started) / count * 1_000_000
+
+    async def run() -> dict[str, float]:
+        return {TYPENAME: await count_requests(None, TYPENAME), ME: await count_requests(token, ME)}
+
+    return asyncio.run(run())
+
+
 # --- the run --------------------------------------------------------------------------
 
 
@@ -141,6 +176,8 @@ class Report:
     load: list[Row]
     login: list[Timing]
     ratios: dict[str, float]
+    rate_limits_us: dict[str, float]
+    """CPU µs per request of the rate limits alone, by query (`time_rate_limits`)."""
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -179,10 +216,24 @@ def run(args: argparse.Namespace) -> Report:
                 rows.append(Row(load(options, server, me, ME, token, space.database_pid), level))
                 if not logins and args.logins:
                     logins.append(time_logins(server, email, password, args.logins))
+            if level == log_levels[0]:
+                # The same, without the rate limits: what counting each request costs.
+                with serve(
+                    UNLIMITED, app, space.workdir, {**env, **NO_RATE_LIMITS}, factory=True
+                ) as server:
+                    token = log_in(server, email, password)
+                    expect(server, me, token, answers_me(email))
+                    rows.append(Row(load(options, server, typename, TYPENAME), level))
+                    rows.append(
+                        Row(load(options, server, me, ME, token, space.database_pid), level)
+                    )
+        limits_cost = time_rate_limits(
+            space.gigql_settings(log_levels[0]), token, args.limiter_requests
+        )
     if args.logins:
         logins.extend(time_hashing(args.logins))
 
-    return Report(machine_facts(options, load_before), rows, logins, ratios(rows))
+    return Report(machine_facts(options, load_before), rows, logins, ratios(rows), limits_cost)
 
 
 def ratios(rows: list[Row]) -> dict[str, float]:
@@ -223,6 +274,20 @@ def markdown(report: Report) -> str:
     for name, value in report.ratios.items():
         target = " (target: at least 3)" if name == "gigql / Strawberry default" else ""
         lines.append(f"- {name}: **{value:.2f}**{target}")
+    lines += [
+        "",
+        "## What the rate limits cost",
+        "",
+        "| query | server CPU µs/req, rate limits on | off | on / off "
+        "| the rate limits alone, µs/req | alone / off |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for query, alone in report.rate_limits_us.items():
+        on, off = (cpu_per_request(report, server, query) for server in ("gigql", UNLIMITED))
+        lines.append(
+            f"| `{query}` | {on:.0f} | {off:.0f} | {on / off:.2f} | {alone:.1f} "
+            f"| {alone / off:.1%} |"
+        )
     if report.login:
         lines += [
             "",
@@ -237,6 +302,15 @@ def markdown(report: Report) -> str:
                 f"| {min(t.samples_ms):.1f} | {max(t.samples_ms):.1f} | {t.cpu_ms:.0f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def cpu_per_request(report: Report, server: str, query: str) -> float:
+    """At log level WARNING, the first of each server's rows."""
+    return next(
+        row.result.server_cpu_us_per_request
+        for row in report.load
+        if row.result.server == server and row.result.query == query
+    )
 
 
 def row_json(row: Row) -> dict[str, Any]:
@@ -261,6 +335,7 @@ def as_json(report: Report) -> dict[str, Any]:
             for t in report.login
         ],
         "ratios": report.ratios,
+        "rate_limits_us_per_request": report.rate_limits_us,
     }
 
 
@@ -271,6 +346,12 @@ def main(argv: list[str] | None = None) -> None:
     add_load_arguments(parser)
     parser.add_argument(
         "--logins", type=int, default=20, help="logins and argon2 hashes to time (default 20)"
+    )
+    parser.add_argument(
+        "--limiter-requests",
+        type=int,
+        default=20_000,
+        help="requests counted in process to time the rate limits alone (default 20000)",
     )
     parser.add_argument(
         "--no-info-log",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import Iterable
 from typing import Any, cast
 
 import strawberry
@@ -13,6 +13,7 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, Stre
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.execution import PreExecutionError
+from strawberry.types.graphql import OperationType
 
 from documents.errors import DomainError
 from schema.admin import AdminMutation, AdminQuery
@@ -34,7 +35,7 @@ from schema.live import LiveSubscription
 from schema.milestone_actions import MilestoneMutation
 from schema.notifications import NotificationMutation, NotificationQuery
 from schema.packages import PackageMutation
-from schema.prepared import PreparedDocuments, UsePreparedDocuments
+from schema.prepared import Prepared, PreparedDocuments, UsePreparedDocuments
 from schema.profiles import ProfileMutation
 from schema.relay import NodeQuery
 from schema.reviews import ReviewMutation, ReviewQuery
@@ -43,6 +44,7 @@ from schema.task_actions import TaskMutation
 from schema.tasks import TaskQueryRoot
 from schema.users import UserMutation, UserQuery
 from schema.wallets import WalletMutation, WalletQuery
+from server.rate_limits import RateLimited, RateLimits, count_socket_operation
 from server.settings import Settings
 
 Query = merge_types(
@@ -137,8 +139,12 @@ class _Executed:
 
 
 class GigqlSchema(strawberry.Schema):
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self, settings: Settings, rate_limits: RateLimits | None = None, **kwargs: Any
+    ) -> None:
         self.settings = settings
+        self.rate_limits = rate_limits
+        """Counted per operation when set (server/rate_limits.py); None counts nothing."""
         self.documents = PreparedDocuments(
             Limits(
                 max_depth=settings.max_query_depth,
@@ -148,6 +154,7 @@ class GigqlSchema(strawberry.Schema):
                 max_page_size=settings.max_page_size,
             ),
             max_tokens=settings.max_tokens,
+            max_length=settings.max_query_length,
             introspection=settings.introspection_enabled,
         )
         super().__init__(
@@ -165,23 +172,58 @@ class GigqlSchema(strawberry.Schema):
             **kwargs,
         )
 
+    async def prepared(self, query: object) -> Prepared | None:
+        """A text prepared off the event loop (schema/prepared.py), or None if not text."""
+        if not isinstance(query, str):
+            return None
+        return await self.documents.prepared_off_loop(self._schema, query)
+
     async def stream(
         self,
         query: str | None,
         variable_values: dict[str, Any] | None = None,
         context_value: Any | None = None,
-        *args: Any,
-        **kwargs: Any,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
-        """How websockets run every operation (subscriptions, and queries and mutations
-        sent over one). Each runs in a context of its own, authorised as of its start
-        (schema/context.py `for_operation`); one refused answers with why, running nothing."""
+        """How Strawberry runs operations itself (over websocket). Each runs in a context of
+        its own, authorised as of its start (schema/context.py `for_operation`), and is
+        prepared off the event loop and counted against the rate limits before Strawberry
+        looks at it; one refused answers with why, running nothing."""
         if isinstance(context_value, Context) and context_value.socket is not None:
             try:
                 context_value = await context_value.for_operation()
             except DomainError as error:
-                return _refused(error)
-        return await super().stream(query, variable_values, context_value, *args, **kwargs)
+                return _refused([coded_error(error)])
+        refusal = await self._refusal(query, operation_name, context_value)
+        if refusal is not None:
+            return _refused(refusal)
+        return await super().stream(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            operation_extensions,
+            allowed_operation_types,
+        )
+
+    async def _refusal(
+        self, query: str | None, operation_name: str | None, context: object
+    ) -> list[GraphQLError] | None:
+        try:
+            if isinstance(context, Context) and context.socket is not None:
+                # Counted here over websocket; HTTP counts in the view, before it runs anything.
+                prepared = await count_socket_operation(self, context, query, operation_name)
+            else:
+                prepared = await self.prepared(query)
+        except RateLimited as limited:
+            return [limited.error()]
+        if prepared is not None and prepared.document is None:
+            return prepared.errors  # would not parse: not parsed again on the event loop
+        return None
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -191,9 +233,12 @@ class GigqlSchema(strawberry.Schema):
         report_errors(errors, request_id, self.settings.debug)
 
 
-async def _refused(error: DomainError) -> AsyncGenerator[PreExecutionError, None]:
-    yield PreExecutionError(data=None, errors=[coded_error(error)])
+async def _refused(errors: list[GraphQLError]) -> StreamResult:
+    """The stream of an operation refused before it ran, as Strawberry makes its own."""
+    yield PreExecutionError(data=None, errors=errors)
 
 
-def build_schema(settings: Settings | None = None) -> GigqlSchema:
-    return GigqlSchema(settings or Settings())
+def build_schema(
+    settings: Settings | None = None, rate_limits: RateLimits | None = None
+) -> GigqlSchema:
+    return GigqlSchema(settings or Settings(), rate_limits)

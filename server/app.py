@@ -17,6 +17,7 @@ from server.going_away import close_before_sigterm
 from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from server.rate_limits import RateLimits
 from server.runtime import Runtime, open_runtime
 from server.settings import Settings
 from server.webhook_route import stripe_webhook
@@ -32,6 +33,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            async with serving(app):
+                yield
+        finally:
+            await rate_limits.close()
+
+    @asynccontextmanager
+    async def serving(app: Starlette) -> AsyncIterator[None]:
         if runtime is not None:
             app.state.runtime = runtime
             yield
@@ -47,7 +56,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 async with background.running(jobs):
                     yield
 
-    view = GraphQLView(build_schema(settings))
+    rate_limits = RateLimits(settings)
+    view = GraphQLView(build_schema(settings, rate_limits))
     return Starlette(
         debug=settings.debug,
         routes=[

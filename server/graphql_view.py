@@ -42,7 +42,7 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionInitMessage as LegacyConnectionInit,
 )
-from strawberry.types import ExecutionResult
+from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from documents.errors import DomainError
@@ -57,6 +57,7 @@ from server import strict_json
 from server.going_away import OpenSockets
 from server.logging import request_id_var
 from server.request_shape import CheckedWebSocketAdapter, operation_problem
+from server.rate_limits import RateLimited, count_http_operations
 from server.runtime import Runtime
 
 ACK = cast("UnsetType", UNSET)  # a plain connection_ack, without a payload
@@ -91,6 +92,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     schema: GigqlSchema
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
+        await self.schema.prepared(operation.query)  # off the event loop, for what follows
         with self._holding_off_close(operation), password_scope():
             await super().run_operation(operation)
 
@@ -228,6 +230,8 @@ class GraphQLView(GraphQL[Context, None]):
                 response: Response = await self.run(Request(scope, receive))
         except HTTPException as error:
             response = graphql_error_response(error.status_code, error.reason)
+        except RateLimited as limited:
+            response = limited.response()
         await response(scope, receive, send)
 
     async def get_context(
@@ -308,6 +312,21 @@ class GraphQLView(GraphQL[Context, None]):
         except strict_json.MalformedJSON as error:
             raise HTTPException(400, f"Unable to parse request body as JSON: {error}.") from None
 
+    async def execute_operation(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        request_data: GraphQLRequestData | list[GraphQLRequestData],
+        context: Context,
+        root_value: None,
+        sub_response: Response,
+    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
+        operations = request_data if isinstance(request_data, list) else [request_data]
+        await count_http_operations(self.schema, context, operations)
+        return await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+
     async def execute_single(
         self,
         request: Request,
@@ -320,7 +339,7 @@ class GraphQLView(GraphQL[Context, None]):
         if not request_data.query:
             raise HTTPException(400, "No GraphQL query found in the request.")
         schema = self.schema
-        prepared = schema.documents.prepare(schema._schema, request_data.query)
+        prepared = await schema.documents.prepared_off_loop(schema._schema, request_data.query)
         if prepared.errors or prepared.document is None:
             return ExecutionResult(data=None, errors=prepared.errors)
         operation = get_operation_ast(prepared.document, request_data.operation_name)

@@ -27,6 +27,9 @@ from tests.graphql_client import GraphQLClient
 from tests.services import redis_server
 
 TEST_JWT_SECRET = "test-secret-long-enough-for-every-hmac-algorithm-0123456789abcdef"
+GENEROUS_RATE_LIMIT = 1_000_000_000
+"""Every test client is 127.0.0.1: rate limits that count every request but never refuse
+one (tests/test_rate_limits.py tests the limits themselves at small ones)."""
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +59,10 @@ def settings(mongo_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settin
         argon2_time_cost=1,
         argon2_memory_cost_kib=1024,
         argon2_parallelism=1,
+        rate_limit_ip_requests=GENEROUS_RATE_LIMIT,
+        rate_limit_ip_cost=GENEROUS_RATE_LIMIT,
+        rate_limit_account_requests=GENEROUS_RATE_LIMIT,
+        rate_limit_account_cost=GENEROUS_RATE_LIMIT,
     )
 
 

@@ -24,6 +24,7 @@ from pymongo import MongoClient
 
 from server.embedded import free_port
 from server.settings import Settings
+from tests.conftest import GENEROUS_RATE_LIMIT
 from tests.graphql_client import ME, GraphQLClient, Tokens
 
 START_TIMEOUT = 60.0
@@ -31,13 +32,18 @@ STOP_TIMEOUT = 30.0
 CLI_TIMEOUT = 60.0
 URL_FILE = "secantusdb.url"
 
-# Cheap hashing and no real mail keep the runs fast; see tests/conftest.py.
+# Cheap hashing and no real mail keep the runs fast, and generous rate limits let every
+# test call from 127.0.0.1 as often as it likes; see tests/conftest.py.
 FAST_SETTINGS = {
     "GIGQL_ARGON2_MEMORY_COST_KIB": "1024",
     "GIGQL_ARGON2_TIME_COST": "1",
     "GIGQL_ARGON2_PARALLELISM": "1",
     "GIGQL_MAIL_BACKEND": "console",
     "PYTHONUNBUFFERED": "1",
+    "GIGQL_RATE_LIMIT_IP_REQUESTS": str(GENEROUS_RATE_LIMIT),
+    "GIGQL_RATE_LIMIT_IP_COST": str(GENEROUS_RATE_LIMIT),
+    "GIGQL_RATE_LIMIT_ACCOUNT_REQUESTS": str(GENEROUS_RATE_LIMIT),
+    "GIGQL_RATE_LIMIT_ACCOUNT_COST": str(GENEROUS_RATE_LIMIT),
 }
 
 

@@ -25,7 +25,7 @@ async def test_depth_cost_and_aliases_are_limited(runtime: Runtime) -> None:
     ):
         deep = (await http.post("/graphql", json={"query": DEEP})).json()
         assert deep["data"] is None and _codes(deep) == ["QUERY_TOO_DEEP"]
-        assert "5 levels deep; the limit is 4" in deep["errors"][0]["message"]
+        assert "more than 4 levels deep" in deep["errors"][0]["message"]
 
         # Page info costs the same whatever the page size: allowed (and refused only for want of a login).
         cheap = "{ me { sessions(first: 100) { pageInfo { hasNextPage } } } }"
@@ -43,7 +43,7 @@ async def test_depth_cost_and_aliases_are_limited(runtime: Runtime) -> None:
             )
         ).json()
         assert costly["data"] is None and _codes(costly) == ["QUERY_TOO_COSTLY"]
-        assert "would cost 203; the limit is 200" in costly["errors"][0]["message"]
+        assert "would cost more than 200" in costly["errors"][0]["message"]
 
         aliases = (
             await http.post(
