@@ -69,6 +69,13 @@ class Subscription:
         """Whether something was delivered that the consumer has not taken yet."""
         return self._overflowed or not self._queue.empty()
 
+    def discard_pending(self) -> None:
+        """Forget what waits unread, a lost part included: for a consumer to whom any
+        message means the same (look again), which it is about to do anyway."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._overflowed = False
+
     def end_after(self, seconds: float, error: Callable[[], Exception]) -> None:
         """From `seconds` from now on, `get` raises `error()` instead of returning
         messages. One timer for the subscription's life: arming a timeout around every

@@ -54,8 +54,9 @@ async def update_profile(
         changes["roles"] = [*chosen, Role.ADMIN] if user.is_admin else chosen
     checked.raise_if_any()
     old_roles = list(user.roles)
+    changes = {name: value for name, value in changes.items() if getattr(user, name) != value}
     if not changes:
-        return user
+        return user  # nothing to write, nor to tell the person's sockets
     changes["updated_at"] = utcnow()
     await User.get_pymongo_collection().update_one({"_id": user.id}, {"$set": changes})
     await announce_access_change(services.broker, viewer.user_id)  # sockets read it again

@@ -12,7 +12,6 @@ our own paths, so each movement is posted once.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from documents.escrow import (
@@ -24,6 +23,7 @@ from documents.escrow import (
 )
 from documents.events import EventKind
 from documents.money import Money
+from documents.webhooks import EventDifference
 from integrations.payments.gateway import GatewayEvent, PaymentIntent, Refund, Transfer
 from resolvers.deals import deal_disputed
 from resolvers.escrow import change_escrow, escrow_by_id, notify, reload
@@ -34,9 +34,7 @@ from resolvers.escrow_refunds import claim_refund, record_external_refund, recor
 from resolvers.escrow_release import freeze, record_release
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork, transact
-from resolvers.webhook_errors import NotReady
-
-log = logging.getLogger(__name__)
+from resolvers.webhook_errors import EventMismatch, NotReady
 
 
 async def _escrow_for(obj: dict[str, Any], intent_id: str | None) -> Escrow:
@@ -252,16 +250,12 @@ async def transfer_reversed(services: Services, event: GatewayEvent) -> None:
     await check_transfer(event, escrow, transfer, round)
     assert escrow.release is not None  # else a mismatch
     if round != escrow.release.round:
-        # The money of an earlier release came back and was released again since.
-        log.error(
-            "reversal of transfer %s of escrow %s's release %s, which is at release %s: "
-            "to be settled by hand",
-            transfer.id,
-            escrow.id,
-            round,
-            escrow.release.round,
+        # The money of an earlier release came back, and was released again since: nothing
+        # says whose it is now. Rejected (an alert, listed for admins) to be settled by hand.
+        late = EventDifference(
+            field="release_round", recorded=str(escrow.release.round), received=str(round)
         )
-        return
+        raise EventMismatch([late])
     if escrow.status is EscrowStatus.RELEASING:
         raise NotReady(f"escrow {escrow.id}'s release is not recorded yet")
 

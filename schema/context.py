@@ -17,6 +17,7 @@ from resolvers.auth.socket_sessions import SocketSession
 from resolvers.auth.viewer import Viewer, authenticate
 from resolvers.services import RequestMeta, Services
 from schema.loaders import Loaders
+from schema.prepared import Prepared
 from server.going_away import OpenSocket
 
 
@@ -34,6 +35,8 @@ class Context:
     """The websocket this runs on, whose work a graceful shutdown waits for."""
     session: SocketSession | None = None
     """The session a websocket was opened with; None over HTTP, or on an anonymous socket."""
+    prepared: Prepared | None = None
+    """A websocket operation's document, prepared off the event loop before it runs."""
     _viewer: asyncio.Future[Viewer | None] | None = None
 
     async def for_operation(self) -> Context:

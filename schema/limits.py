@@ -41,6 +41,8 @@ from graphql import (
     get_nullable_type,
 )
 
+MAX_INT_DIGITS = 11
+"""Digits of a 32-bit GraphQL Int, its sign included."""
 INTROSPECTION_ROOTS = frozenset({"__schema", "__type"})
 CONNECTION_ITEMS = frozenset({"edges", "nodes"})
 MAX_ITEMS = "max_items"
@@ -255,10 +257,12 @@ def _page_size(limits: Limits, node: FieldNode) -> int:
     first = _arguments(node).get("first")
     if first is None:
         return limits.default_page_size
-    if isinstance(first, IntValueNode):
+    if isinstance(first, IntValueNode) and len(first.value) <= MAX_INT_DIGITS:
         # At least one: a page of none costs as much as a page of one to ask for, and
         # a negative size must not subtract from the rest of the operation.
         return max(int(first.value), 1)
+    # A variable, or a literal no Int can hold (thousands of digits would not even make
+    # a Python int): execution refuses it; until then it counts as a full page.
     return limits.max_page_size
 
 

@@ -126,7 +126,7 @@ class PreparedDocuments:
     def prepare(self, schema: GraphQLSchema, query: str) -> Prepared:
         """The prepared text, from the cache or prepared here and now. For callers that
         cannot wait; the others use `prepared_off_loop`, which fills the cache."""
-        cached = self._cached(query)
+        cached = self.cached(query)
         if cached is not None:
             return cached
         prepared = self._prepare(schema, query)
@@ -136,7 +136,7 @@ class PreparedDocuments:
     async def prepared_off_loop(self, schema: GraphQLSchema, query: str) -> Prepared:
         """The prepared text, from the cache or prepared in the preparation thread (once,
         however many requests send the same new text at the same time)."""
-        cached = self._cached(query)
+        cached = self.cached(query)
         if cached is not None:
             return cached
         if len(query) > self.max_length:
@@ -155,7 +155,8 @@ class PreparedDocuments:
         if not done.cancelled() and done.exception() is None:
             self._keep(query, done.result())
 
-    def _cached(self, query: str) -> Prepared | None:
+    def cached(self, query: str) -> Prepared | None:
+        """The text as prepared before, if it still is in the cache; never prepares it."""
         cached = self._cache.get(query)
         if cached is not None:
             self._cache.move_to_end(query)
@@ -213,9 +214,8 @@ def _coded(error: GraphQLError) -> GraphQLError:
 
 
 class UsePreparedDocuments(SchemaExtension):
-    """Gives operations that Strawberry runs itself (over websocket) the same cache and
-    limits. `GigqlSchema.stream` has prepared the text off the event loop just before, so
-    it is found in the cache."""
+    """Gives operations that Strawberry runs itself (over websocket) the same preparation
+    and limits: `GigqlSchema.stream` prepared the text off the event loop just before."""
 
     def __init__(self, documents: PreparedDocuments) -> None:
         self._documents = documents
@@ -223,7 +223,14 @@ class UsePreparedDocuments(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
         if context.query is not None:
-            prepared = self._documents.prepare(context.schema._schema, context.query)
+            # Handed over by GigqlSchema.stream, which prepared it off the event loop: the
+            # cache may have let it go since, and preparing it again here would be on it.
+            handed_over = getattr(context.context, "prepared", None)
+            prepared = (
+                handed_over
+                if isinstance(handed_over, Prepared)
+                else self._documents.prepare(context.schema._schema, context.query)
+            )
             if prepared.document is not None:
                 context.graphql_document = prepared.document
                 context.pre_execution_errors = prepared.errors or None

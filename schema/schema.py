@@ -39,6 +39,7 @@ from schema.prepared import Prepared, PreparedDocuments, UsePreparedDocuments
 from schema.profiles import ProfileMutation
 from schema.relay import NodeQuery
 from schema.reviews import ReviewMutation, ReviewQuery
+from schema.scalars import SCALAR_OVERRIDES
 from schema.shared_events import is_viewer_independent, shared_results
 from schema.task_actions import TaskMutation
 from schema.tasks import TaskQueryRoot
@@ -162,6 +163,7 @@ class GigqlSchema(strawberry.Schema):
             mutation=Mutation,
             subscription=Subscription,
             execution_context_class=PerEventExecutor,
+            scalar_overrides=SCALAR_OVERRIDES,
             extensions=[lambda: UsePreparedDocuments(self.documents)],
             config=StrawberryConfig(
                 batching_config={"max_operations": settings.max_batch_operations},
@@ -221,6 +223,8 @@ class GigqlSchema(strawberry.Schema):
                 prepared = await self.prepared(query)
         except RateLimited as limited:
             return [limited.error()]
+        if isinstance(context, Context):
+            context.prepared = prepared
         if prepared is not None and prepared.document is None:
             return prepared.errors  # would not parse: not parsed again on the event loop
         return None

@@ -56,8 +56,13 @@ from schema.shared_events import shared_results
 from server import strict_json
 from server.going_away import OpenSockets
 from server.logging import request_id_var
+from server.rate_limits import (
+    RATE_LIMITED,
+    RateLimited,
+    count_http_operations,
+    count_socket_connection,
+)
 from server.request_shape import CheckedWebSocketAdapter, operation_problem
-from server.rate_limits import RateLimited, count_http_operations
 from server.runtime import Runtime
 
 ACK = cast("UnsetType", UNSET)  # a plain connection_ack, without a payload
@@ -92,19 +97,24 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     schema: GigqlSchema
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        await self.schema.prepared(operation.query)  # off the event loop, for what follows
+        # Admitting, counting and preparing it come first, in GigqlSchema.stream.
         with self._holding_off_close(operation), password_scope():
             await super().run_operation(operation)
 
     def _holding_off_close(
         self, operation: Operation[Context, None]
     ) -> AbstractContextManager[None]:
-        # A subscription holds it off per event instead (schema/live.py `delivered`).
+        """A query or mutation holds off a graceful close until its result is sent; a
+        subscription holds it off per event instead (schema/live.py `delivered`). Told
+        apart by the prepared document if the text is known already: nothing is prepared
+        before the operation is admitted and counted, so a text new to this process holds
+        it off like a query (a subscription's for its life, up to the drain timeout)."""
         socket = self.context.socket
         query = operation.query
         if socket is None or not isinstance(query, str):
             return nullcontext()
-        document = self.schema.documents.prepare(self.schema._schema, query).document
+        known = self.schema.documents.cached(query)
+        document = known.document if known is not None else None
         ast = get_operation_ast(document, operation.operation_name) if document else None
         if ast is not None and ast.operation is OperationType.SUBSCRIPTION:
             return nullcontext()
@@ -259,6 +269,13 @@ class GraphQLView(GraphQL[Context, None]):
         params = context.connection_params or {}
         given = params.get("Authorization") or params.get("authorization")
         token = _bearer_token(given) if isinstance(given, str) else params.get("accessToken")
+        try:
+            await count_socket_connection(
+                self.schema, context, token if isinstance(token, str) else None
+            )
+        except RateLimited as limited:
+            refusal = {"message": limited.message, "code": RATE_LIMITED}
+            raise ConnectionRejectionError(refusal | {"retryAfter": limited.retry_after}) from None
         if token is None:
             if self.schema.settings.ws_allow_anonymous:
                 return ACK

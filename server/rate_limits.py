@@ -19,7 +19,6 @@ to per instance rather than lifting them, and never fails a request.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import time
@@ -36,6 +35,7 @@ from redis.asyncio import Redis
 from starlette.responses import JSONResponse
 
 from documents.errors import DomainError
+from resolvers.client_addresses import address_key
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class RateLimits:
         return self.client_of(context.meta.ip, context.access_token, context.services.tokens)
 
     def client_of(self, ip: str | None, access_token: str | None, tokens: AccessTokens) -> Client:
-        return Client(_ip_key(ip), self._account(access_token, tokens))
+        return Client(address_key(ip), self._account(access_token, tokens))
 
     async def admit(self, client: Client, operations: int) -> None:
         """Count `operations` requests; raises RateLimited when a budget has not room."""
@@ -168,8 +168,8 @@ class RateLimits:
         key = budget.key(client)
         if key is None:
             return  # an anonymous client has no account budget
-        # An operation (or batch) dearer than a whole budget may still run on a full one.
-        amount = min(amount, budget.item.amount)
+        # No request costs more than a whole budget (server/settings.py sees to it): each
+        # is charged what it costs, and refused whole when that does not fit.
         limiter = self._limiter()
         try:
             if await limiter.hit(budget.item, key, cost=amount):
@@ -229,6 +229,17 @@ async def count_http_operations(
         if prepared is not None:
             cost += prepared.cost(operation.operation_name)
     await limits.charge(client, cost)
+
+
+async def count_socket_connection(
+    schema: GigqlSchema, context: Context, access_token: str | None
+) -> None:
+    """Count a websocket's `connection_init` as a request, before its session is looked
+    up: opening sockets costs work too. Raises RateLimited."""
+    limits = schema.rate_limits
+    if limits is not None:
+        tokens = context.services.tokens
+        await limits.admit(limits.client_of(context.meta.ip, access_token, tokens), 1)
 
 
 async def count_socket_operation(
@@ -295,22 +306,6 @@ def _budgets(window: int, *, of_cost: bool, ip: int, account: int) -> tuple[_Bud
         for amount, per_account, holder in ((ip, False, "ip"), (account, True, "account"))
         if amount > 0
     )
-
-
-def _ip_key(ip: str | None) -> str:
-    """The address a budget belongs to: IPv6 by its /64 (one subscriber's block, which
-    they may rotate through freely), IPv4 and IPv4-mapped IPv6 as they are."""
-    if ip is None:
-        return "unknown"
-    if ":" not in ip:
-        return ip
-    try:
-        address = ipaddress.IPv6Address(ip)
-    except ValueError:
-        return ip
-    if address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(ipaddress.IPv6Network((address, 64), strict=False))
 
 
 def _verified_account(tokens: AccessTokens, token: str) -> tuple[str, float] | None:

@@ -195,10 +195,12 @@ class Settings(BaseSettings):
     # Rate limits per client IP and per account, over a sliding window; 0 turns one off.
     rate_limit_window: timedelta = Field(timedelta(minutes=1), ge=timedelta(seconds=1))
     rate_limit_ip_requests: int = Field(100, ge=0)
-    rate_limit_ip_cost: int = Field(50_000, ge=0)
-    """Query cost (as GIGQL_MAX_QUERY_COST measures it) an address may spend a window."""
+    rate_limit_ip_cost: int = Field(100_000, ge=0)
+    """Query cost (as GIGQL_MAX_QUERY_COST measures it) an address may spend a window; at
+    least the dearest request the limits let through (a full batch of the dearest
+    operations), which a smaller budget would refuse for ever."""
     rate_limit_account_requests: int = Field(100, ge=0)
-    rate_limit_account_cost: int = Field(50_000, ge=0)
+    rate_limit_account_cost: int = Field(100_000, ge=0)
 
     # Websockets
     ws_connection_init_timeout: timedelta = Field(timedelta(seconds=10), gt=timedelta(0))
@@ -247,11 +249,15 @@ class Settings(BaseSettings):
     def _check_production(self) -> Settings:
         if self.default_page_size > self.max_page_size:
             raise ValueError("GIGQL_DEFAULT_PAGE_SIZE must not exceed GIGQL_MAX_PAGE_SIZE")
+        dearest_request = self.max_query_cost * self.max_batch_operations
         if any(
-            0 < limit < self.max_query_cost
+            0 < limit < dearest_request
             for limit in (self.rate_limit_ip_cost, self.rate_limit_account_cost)
         ):
-            raise ValueError("a rate limit on query cost must be 0 or GIGQL_MAX_QUERY_COST or more")
+            raise ValueError(
+                "a rate limit on query cost must be 0, or at least GIGQL_MAX_QUERY_COST times "
+                f"GIGQL_MAX_BATCH_OPERATIONS ({dearest_request})"
+            )
         if self.cancellation_partial_refund_hours > self.cancellation_full_refund_hours:
             raise ValueError("the partial-refund window must end before the full-refund one")
         if self.commission_on_hold_bp + self.commission_on_release_bp > 10_000:

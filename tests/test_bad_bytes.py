@@ -26,8 +26,8 @@ from server.strict_json import MAX_DEPTH
 from tests.chat_support import task_chat
 from tests.conftest import serve, serve_asgi
 from tests.gigql_process import sharing_the_test_database
-from tests.graphql_client import STRONG_PASSWORD, GraphQLClient
-from tests.marketplace import task_input
+from tests.graphql_client import STRONG_PASSWORD, GraphQLClient, graphql_error_codes
+from tests.marketplace import logged_in_admin, task_input
 from tests.webhook_support import post_event, signature, stripe_event, webhook_secret
 from tests.ws_client import LEGACY_WS, TRANSPORT_WS, ws
 
@@ -360,3 +360,43 @@ async def test_an_unexpected_error_is_a_graphql_error_with_the_request_id() -> N
             }
         ]
     }
+
+
+async def test_a_number_no_int_can_hold_is_refused_as_bad_input(
+    client: GraphQLClient, base_url: str
+) -> None:
+    """A page size written with thousands of digits: more than a Python int parses by
+    default, and far more than a GraphQL Int holds."""
+    huge = "9" * 4500
+    query = f"{{ tasks(first: {huge}) {{ edges {{ node {{ id }} }} }} }}"
+    response = await client.post(query)
+    assert response.status_code == 200, response.text
+    [error] = response.json()["errors"]
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", error
+    member = await client.member("ws@example.com")
+    async with ws(base_url) as socket:
+        await socket.init(member.access)
+        await socket.subscribe("1", query)
+        refused = await socket.receive()
+        assert refused["type"] == "error" and refused["id"] == "1", refused
+        assert refused["payload"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00", "1899-12-31T00:00:00Z"]
+)
+async def test_a_moment_at_the_edge_of_the_calendar_is_bad_input(
+    client: GraphQLClient, runtime: Runtime, moment: str
+) -> None:
+    """Years anyone can mean only: at the calendar's edges a margin or an offset would
+    overflow (a 500 before). As a variable and as a literal."""
+    admin = await logged_in_admin(client, runtime)
+    by_variable = await client.execute(
+        "query($from: DateTime) { escrows(filter: {createdFrom: $from}) { edges { cursor } } }",
+        {"from": moment},
+        token=admin.access,
+    )
+    assert graphql_error_codes(by_variable) == ["BAD_USER_INPUT"], by_variable
+    literal = f'{{ escrows(filter: {{createdFrom: "{moment}"}}) {{ edges {{ cursor }} }} }}'
+    by_literal = await client.execute(literal, token=admin.access)
+    assert graphql_error_codes(by_literal) == ["GRAPHQL_VALIDATION_FAILED"], by_literal

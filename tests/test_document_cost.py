@@ -229,15 +229,16 @@ async def test_a_batch_of_documents_at_the_token_limit(client: GraphQLClient) ->
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
 async def test_over_websocket_documents_are_prepared_off_the_loop_too(
-    base_url: str, protocol: str
+    base_url: str, client: GraphQLClient, protocol: str
 ) -> None:
+    member = await client.member("ws@example.com")
     bombs = {
         "1": near_the_token_limit(SHAPES["subscription fields, repeated"]),
         "2": "subscription { myEvents { id } } #" + "x" * 300_000,
         "3": "subscription { ...F40 } " + " ".join(doubling(40, "myEvents { id }", "Subscription")),
     }
     async with ws(base_url, protocol) as socket:
-        await socket.init()
+        await socket.init(member.access)
         for operation_id, bomb in bombs.items():
             async with watching_the_loop() as loop:
                 await socket.subscribe(operation_id, bomb)

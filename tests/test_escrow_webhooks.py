@@ -18,6 +18,7 @@ from documents import accounts
 from documents.escrow import Escrow, EscrowStatus
 from documents.events import DomainEvent, EventKind
 from documents.ledger import MovementKind
+from documents.webhooks import WebhookEvent, WebhookStatus
 from integrations.payments.gateway import Transfer
 from resolvers.escrow import payment_metadata
 from resolvers.escrow_refunds import claim_refund
@@ -216,6 +217,38 @@ async def test_the_transfer_of_a_second_release_is_reversed_from_zero(
     assert await balance(wallet) == before - 2000
     assert await balance(accounts.escrow(escrow.id)) == 2000
     assert await postings(frozen, MovementKind.ADJUSTMENT) == 2
+    await assert_ledger_clean()
+
+
+async def test_a_reversal_of_an_earlier_release_is_rejected_for_an_admin(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    """Released again after a reversal, the first transfer is reversed once more: whose
+    that money is now nobody can tell automatically. Nothing moves; the event is rejected
+    with what differed (an alert) for an admin to settle."""
+    escrow = await released(client, runtime)
+    assert escrow.id is not None and escrow.transfer_id is not None
+    wallet = accounts.wallet(escrow.provider_id)
+    payments = runtime.services.payments
+    await payments.reverse_transfer(escrow.transfer_id, amount=2000, idempotency_key=new_key("r"))
+    await sandbox(runtime).drain()
+    admin = await logged_in_admin(client, runtime)
+    assert (await release(client, admin, global_id(escrow)))["errors"] == []
+    await sandbox(runtime).drain()
+    before = await balance(wallet)
+
+    await payments.reverse_transfer(escrow.transfer_id, amount=1000, idempotency_key=new_key("r"))
+    await sandbox(runtime).drain()
+
+    late = await WebhookEvent.find(
+        WebhookEvent.type == "transfer.reversed", WebhookEvent.status == WebhookStatus.REJECTED
+    ).to_list()
+    assert [(d.field, d.recorded, d.received) for e in late for d in e.differences] == [
+        ("release_round", "2", "1")
+    ]
+    after = await stored_escrow(global_id(escrow))
+    assert after.status is EscrowStatus.RELEASED
+    assert await balance(wallet) == before
     await assert_ledger_clean()
 
 

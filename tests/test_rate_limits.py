@@ -99,7 +99,9 @@ async def test_a_batch_counts_each_of_its_operations(runtime: Runtime) -> None:
 
 async def test_query_cost_is_budgeted_too(runtime: Runtime) -> None:
     headers = coming_from(an_address())
-    async with limited(runtime, rate_limit_ip_cost=50, max_query_cost=50) as http:
+    async with limited(
+        runtime, rate_limit_ip_cost=50, max_query_cost=50, max_batch_operations=1
+    ) as http:
         for _ in range(2):  # 46 of 50
             ran = await http.post("/graphql", json=COSTS_23, headers=headers)
             assert ran.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
@@ -141,22 +143,30 @@ async def test_an_account_has_its_budget_whichever_address_it_calls_from(
 async def test_websocket_operations_count_against_the_same_budget(
     runtime: Runtime, protocol: str
 ) -> None:
-    async with serve(runtime, rate_limit_ip_requests=2) as url:
+    async with serve(runtime, rate_limit_ip_requests=3, ws_allow_anonymous=True) as url:
         async with httpx.AsyncClient(base_url=url) as http:
             assert (await http.post("/graphql", json=TYPENAME)).status_code == 200
         async with ws(url, protocol) as socket:
-            await socket.init()
-            # The second request of the address: run (and refused for what it asks).
+            await socket.init()  # the second request of the address: opening a socket
+            # The third: run (and refused for what it asks).
             await socket.subscribe("1", "subscription { nope }")
             ran = await next_message(socket)
             assert ran["id"] == "1" and code_of(ran) == "GRAPHQL_VALIDATION_FAILED", ran
-            # The third: refused for its id, and the socket goes on.
+            # The fourth: refused for its id, and the socket goes on.
             for operation_id in ("2", "3"):
                 await socket.subscribe(operation_id, "subscription { myEvents { id } }")
                 refused = await next_message(socket)
                 assert refused["type"] == "error" and refused["id"] == operation_id, refused
                 assert code_of(refused) == "RATE_LIMITED"
             assert await socket.silent(), "the socket was closed or sent more"
+        async with ws(url, protocol) as another:  # nor may it open more sockets
+            await another.send({"type": "connection_init", "payload": {}})
+            if protocol == LEGACY_WS:
+                refused = await next_message(another)
+                assert refused["type"] == "connection_error", refused
+                assert refused["payload"]["code"] == "RATE_LIMITED"
+            else:
+                assert await another.closed() == (4403, "Forbidden")
 
 
 async def test_gateway_webhooks_are_never_limited(runtime: Runtime) -> None:
@@ -232,14 +242,17 @@ async def test_the_address_is_the_one_gigql_trusts_proxies_to_give(
         )
 
 
-def test_production_defaults_and_a_cost_budget_that_fits_an_operation() -> None:
+def test_production_defaults_and_a_cost_budget_that_fits_the_dearest_request() -> None:
     defaults = Settings(_env_file=None)
     assert (defaults.rate_limit_ip_requests, defaults.rate_limit_account_requests) == (100, 100)
-    assert (defaults.rate_limit_ip_cost, defaults.rate_limit_account_cost) == (50_000, 50_000)
+    assert (defaults.rate_limit_ip_cost, defaults.rate_limit_account_cost) == (100_000, 100_000)
     assert defaults.rate_limit_window.total_seconds() == 60
-    # A budget smaller than one allowed operation would refuse it for ever.
-    with pytest.raises(ValidationError, match="GIGQL_MAX_QUERY_COST"):
-        Settings(_env_file=None, rate_limit_account_cost=5_000)
+    # A budget smaller than the dearest request allowed (a full batch of the dearest
+    # operations) would refuse it for ever, or have to let it overspend.
+    dearest = defaults.max_query_cost * defaults.max_batch_operations
+    with pytest.raises(ValidationError, match="GIGQL_MAX_BATCH_OPERATIONS"):
+        Settings(_env_file=None, rate_limit_account_cost=dearest - 1)
+    assert Settings(_env_file=None, rate_limit_ip_cost=dearest).rate_limit_ip_cost == dearest
     assert Settings(_env_file=None, rate_limit_ip_cost=0).rate_limit_ip_cost == 0  # off
 
 

@@ -29,6 +29,7 @@ from integrations.mail import MemoryMailer
 from realtime.broker import Broker
 from realtime.topics import access_topic, user_topic
 from resolvers.admin import create_admin
+from resolvers.auth.socket_sessions import KNOWN_FOR
 from resolvers.services import RequestMeta
 from server.runtime import Runtime
 from server.settings import Settings
@@ -98,6 +99,24 @@ OPERATIONS = {
     "subscription": LIVE,
 }
 QUIET_ENDINGS = [(_revoke_quietly, "SESSION_REVOKED"), (_suspend_quietly, "ACCOUNT_SUSPENDED")]
+
+
+@pytest.mark.parametrize(("end", "code"), QUIET_ENDINGS, ids=["revoked", "suspended"])
+async def test_an_operation_is_refused_within_a_second_even_if_no_signal_ever_comes(
+    base_url: str, client: GraphQLClient, end: Callable[[str], Awaitable[None]], code: str
+) -> None:
+    """What the socket last read is trusted for at most KNOWN_FOR, signals or not."""
+    ann = await client.member("ann@example.com")
+    async with ws(base_url) as socket:
+        await socket.init(ann.access)
+        await socket.subscribe("before", ME)
+        assert (await socket.next_data("before"))["me"]["status"] == "ACTIVE"
+        await _wait_for_completion(socket, "before")
+        await end(ann.user_id)
+        await asyncio.sleep(KNOWN_FOR)
+        await socket.subscribe("after", ME)
+        assert _refusal(await socket.receive()) == ("after", code)
+        assert await socket.closed() == (4403, code)
 
 
 @asynccontextmanager

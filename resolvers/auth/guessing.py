@@ -1,10 +1,13 @@
-"""Every check of a secret, counted per client IP: passwords, refresh and mailed tokens.
+"""Every check of a secret, counted per client address: passwords, refresh and mailed
+tokens.
 
-A check is counted before it is made and forgiven when it succeeds, so that checks still
-in flight count too: however many requests a client sends at once, at most
-`login_ip_max_failures` a window are checked, whichever accounts or tokens they name.
-Beyond that a client is refused (TOO_MANY_ATTEMPTS) before anything is checked, and the
-refusal is audited.
+Two counts per address and window: the checks that failed, and the checks under way. A
+check may start only while the two together are under `login_ip_max_failures`: however
+many requests a client sends at once, and however many right answers it mixes in (its
+own account's password, its own refresh token), it gets at most that many wrong ones a
+window, whichever accounts or tokens they name. Beyond that it is refused
+(TOO_MANY_ATTEMPTS) before anything is checked, and the refusal is audited. Addresses
+are counted as the rate limits count them (an IPv6 /64 as one).
 """
 
 from __future__ import annotations
@@ -19,35 +22,42 @@ from documents.audit import AuditKind
 from documents.errors import DomainError, ErrorCode
 from resolvers import audit
 from resolvers.auth.throttle import Throttle
+from resolvers.client_addresses import address_key
 from resolvers.services import RequestMeta, Services
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attempt:
-    """A secret check counted against its client; `succeeded` takes the count back."""
+    """A secret check under way; marked `wrong` if the secret was."""
 
-    throttle: Throttle
-    client: str
-
-    async def succeeded(self) -> None:
-        await self.throttle.forgive(self.client)
+    wrong: bool = False
 
 
-async def start_attempt(
+@asynccontextmanager
+async def attempt(
     services: Services, meta: RequestMeta, refusal: AuditKind, **details: Any
-) -> Attempt:
-    """Count a check by this client, or refuse it (audited as `refusal`) past the limit."""
+) -> AsyncIterator[Attempt]:
+    """A check by this client, made inside; refused (audited as `refusal`) past the limit.
+    Counted as under way until the block ends, then as a failure if marked wrong."""
     settings = services.settings
-    throttle = Throttle("login-ip", settings.login_ip_max_failures, settings.login_ip_window)
-    client = meta.ip or "unknown"
-    if await throttle.hit(client) > throttle.limit:
+    failures = Throttle("login-ip", settings.login_ip_max_failures, settings.login_ip_window)
+    under_way = Throttle("login-ip-checking", failures.limit, failures.window)
+    client = address_key(meta.ip)
+    if await under_way.hit(client) + await failures.count(client) > failures.limit:
+        await under_way.forgive(client)
         await audit.record(refusal, meta, reason="ip_throttled", **details)
         raise DomainError(
             ErrorCode.TOO_MANY_ATTEMPTS,
             "Too many failed attempts from this network; "
-            f"try again after {clock(throttle.retry_after())}.",
+            f"try again after {clock(failures.retry_after())}.",
         )
-    return Attempt(throttle, client)
+    check = Attempt()
+    try:
+        yield check
+    finally:
+        if check.wrong:
+            await failures.hit(client)
+        await under_way.forgive(client)
 
 
 # A token that was not right; the rest (a suspended account, a weak new password) come
@@ -61,19 +71,18 @@ _WRONG_TOKEN = {
 
 @asynccontextmanager
 async def token_check(services: Services, meta: RequestMeta, token: str) -> AsyncIterator[None]:
-    """Count the check of a token (`token` names its kind) made inside, as `start_attempt`;
-    a wrong one stays counted and is audited."""
-    attempt = await start_attempt(services, meta, AuditKind.TOKEN_REJECTED, token=token)
-    try:
-        yield
-    except DomainError as error:
-        if error.code not in _WRONG_TOKEN:
-            await attempt.succeeded()
-        elif error.code is not ErrorCode.TOKEN_REUSED:  # audited as such where it is found
-            reason = _WRONG_TOKEN[error.code]
-            await audit.record(AuditKind.TOKEN_REJECTED, meta, token=token, reason=reason)
-        raise
-    await attempt.succeeded()
+    """Count the check of a token (`token` names its kind) made inside, as `attempt`; a
+    wrong one counts as a failure and is audited."""
+    async with attempt(services, meta, AuditKind.TOKEN_REJECTED, token=token) as check:
+        try:
+            yield
+        except DomainError as error:
+            if error.code in _WRONG_TOKEN:
+                check.wrong = True
+                if error.code is not ErrorCode.TOKEN_REUSED:  # audited as such where found
+                    reason = _WRONG_TOKEN[error.code]
+                    await audit.record(AuditKind.TOKEN_REJECTED, meta, token=token, reason=reason)
+            raise
 
 
 def clock(moment: datetime) -> str:

@@ -79,17 +79,16 @@ async def check_password(
     lookup key of an e-mail address), if there is one."""
     spend_password_allowance(check.field)
     user_id = user.id if user is not None else None
-    attempt = await guessing.start_attempt(services, meta, check.failure, user_id=user_id)
-    lock_key = digest(address)
-    failures = await _count_attempt(services, meta, check, lock_key, user)
-
-    if user is not None and user.password_hash is not None:
-        right = await services.passwords.verify(user.password_hash, password)
-    else:
-        await services.passwords.waste_time(password)
-        right = False
+    async with guessing.attempt(services, meta, check.failure, user_id=user_id) as attempt:
+        lock_key = digest(address)
+        failures = await _count_attempt(services, meta, check, lock_key, user)
+        if user is not None and user.password_hash is not None:
+            right = await services.passwords.verify(user.password_hash, password)
+        else:
+            await services.passwords.waste_time(password)
+            right = False
+        attempt.wrong = not right
     if right:
-        await attempt.succeeded()
         await PasswordLock.get_pymongo_collection().delete_one({"key": lock_key})
         return
 

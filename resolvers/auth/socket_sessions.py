@@ -4,14 +4,14 @@ person's session, account and access token allow it.
 The token sent with `connection_init` names a session. Every operation started on the
 socket is admitted as of that moment (`admit`): the token's expiry is checked each time
 (TOKEN_EXPIRED; the client reconnects with a fresh token), and the session and account
-as the database has them. Reading those twice per operation would cost more than the
-operation itself, so the socket keeps the last answer and listens on its person's access
-topic (realtime/signals.py), where every change to their sessions or account is
-announced, on whichever instance it is made: a signal makes the socket read them again,
-and end if its session is over. The kept answer is used only while no signal can have
-gone unheard: the socket is listening, nothing it was sent waits unread, and the broker
-has not lost its connection (after which it tells every listener to read again). At any
-other time an operation reads the database itself.
+as the database has them. Reading those for every operation would cost more than most
+operations, so the socket keeps what it read for at most `KNOWN_FOR`, and only while no
+signal can have gone unheard: it listens on its person's access topic
+(realtime/signals.py), where every change to their sessions or account is announced on
+whichever instance it is made, nothing it was sent waits unread, and the broker has its
+connection. A signal makes the socket read again at once, and end if its session is
+over; so does RESYNC (the broker lost messages), and, should a signal be lost all the
+same, a read every `RECHECK_EVERY` while the socket only runs subscriptions.
 
 Ending tells each running operation why and closes the socket with 4403; the client
 reconnects with a fresh login.
@@ -22,12 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from bson import ObjectId
+
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
-from realtime.broker import Broker, Subscription
+from realtime.broker import Broker, Message, Subscription
 from realtime.topics import access_topic
 from resolvers.auth.tokens import AccessClaims, AccessTokens
 from resolvers.auth.viewer import Viewer, viewer_as_of_now
@@ -40,8 +43,14 @@ SESSION_OVER = frozenset(
 """Refusals that no later operation on the socket could get past: the socket ends."""
 SESSION_ENDED_CLOSE = 4403
 """The close code of a socket whose session is over, as for a refused `connection_init`."""
-RESUBSCRIBE_BACKOFF = (0.5, 5.0)
-"""Seconds between attempts to listen again while the broker is away: first, at most."""
+KNOWN_FOR = 1.0
+"""Seconds an operation may be admitted on what the socket last read: however signals
+fare, a session that ends refuses every operation within this long."""
+RECHECK_EVERY = 60.0
+"""Seconds between reads of a socket that heard nothing: what bounds a running
+subscription's life after its session ended, if the signal was lost."""
+RETRY_BACKOFF = (0.5, 5.0)
+"""Seconds before listening again after the broker or the database failed: first, at most."""
 
 EndSocket = Callable[[DomainError], Coroutine[Any, Any, None]]
 """Tells the socket's running operations why, then closes it (the protocol handler's job)."""
@@ -54,7 +63,8 @@ class SocketSession:
         self._claims = claims
         self._signals: Subscription | None = None
         self._known: Viewer | None = None
-        """The caller as of the last read, for as long as no signal can have gone unheard."""
+        """The caller as last read, trusted until `_known_until` while nothing is unheard."""
+        self._known_until = 0.0
         self._reads = 0
         """Signals taken so far: a read begun before one must not be kept after it."""
         self._watcher: asyncio.Task[None] | None = None
@@ -98,57 +108,93 @@ class SocketSession:
         for task in (self._watcher, self._ending):
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # Whatever it died of was logged where it happened; the socket is closing.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
     def _nothing_unheard(self) -> bool:
         signals = self._signals
-        return signals is not None and not signals.pending and self._broker.connected
+        return (
+            signals is not None
+            and not signals.pending
+            and self._broker.connected
+            and time.monotonic() < self._known_until
+        )
 
-    async def _read(self) -> Viewer:
-        """The session and account from the database; kept unless a signal came meanwhile."""
+    async def _read(self, after: Message | None = None) -> Viewer:
+        """The session and account from the database; kept unless a signal came meanwhile.
+        `after`: the signal this read answers, which the socket's other listeners on this
+        instance share it for."""
         reads = self._reads
         try:
-            viewer = await viewer_as_of_now(self._claims)
+            viewer = await _read_once(self._claims, after)
         except DomainError as error:
             if error.code in SESSION_OVER:
                 self._end_soon(error)
             raise
         if reads == self._reads:
-            self._known = viewer
+            self._known, self._known_until = viewer, time.monotonic() + KNOWN_FOR
         return viewer
 
     async def _watch(self) -> None:
-        backoff, most = RESUBSCRIBE_BACKOFF
+        backoff, most = RETRY_BACKOFF
         while True:
             try:
-                signals = await self._broker.subscribe(access_topic(self._claims.user_id))
-            except Exception:
-                # The broker is away: operations read the database meanwhile; try again.
-                log.warning("cannot listen for session changes; retrying", exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, most)
-                continue
-            async with signals:
-                self._signals = signals
-                try:
+                topic = access_topic(self._claims.user_id)
+                async with await self._broker.subscribe(topic) as signals:
+                    self._signals = signals
                     # A change made before the socket listened went unheard: read anyway.
-                    await self._reread()
-                    # Each signal (or RESYNC, after the broker lost some) means: read again.
-                    async for _ in signals:
-                        await self._reread()
-                finally:
-                    self._signals = None
-            return
+                    await self._reread(None)
+                    backoff = RETRY_BACKOFF[0]
+                    while True:
+                        try:
+                            signal = await asyncio.wait_for(signals.get(), RECHECK_EVERY)
+                        except TimeoutError:
+                            signal = None
+                        # Every signal waiting means the same: read once for all of them.
+                        signals.discard_pending()
+                        await self._reread(signal)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The broker or the database failed: operations read for themselves
+                # meanwhile (nothing is trusted while the socket is not listening).
+                log.warning("a socket stopped hearing of session changes; again", exc_info=True)
+            finally:
+                self._signals = None
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, most)
 
-    async def _reread(self) -> None:
+    async def _reread(self, signal: Message | None) -> None:
         self._reads += 1
         self._known = None
         with contextlib.suppress(DomainError):  # `_read` ends the socket if it must
-            await self._read()
+            await self._read(after=signal)
 
     def _end_soon(self, error: DomainError) -> None:
         """Once, in a task of its own: ending cancels the socket's operations, which may
         include the one that noticed."""
         if self._ending is None and self._end is not None:
             self._ending = asyncio.create_task(self._end(error), name="socket-session-end")
+
+
+_reading: dict[tuple[ObjectId, int], tuple[Message, asyncio.Future[Viewer]]] = {}
+"""Reads under way in answer to one signal, by session and signal (the very message the
+broker handed every listener, kept alive with its read so that its id stays its own):
+every socket of a session on this instance hears it at once, and one read serves all."""
+
+
+async def _read_once(claims: AccessClaims, after: Message | None) -> Viewer:
+    if after is None:
+        return await viewer_as_of_now(claims)
+    key = (claims.session_id, id(after))
+    found = _reading.get(key)
+    under_way: asyncio.Future[Viewer]
+    if found is None:
+        under_way = asyncio.ensure_future(viewer_as_of_now(claims))
+        _reading[key] = (after, under_way)
+        under_way.add_done_callback(lambda _: _reading.pop(key, None))
+    else:
+        under_way = found[1]
+    # Shielded: one socket closing must not cancel the read the others wait for.
+    return await asyncio.shield(under_way)

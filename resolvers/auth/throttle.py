@@ -27,6 +27,14 @@ class Throttle:
     def _key(self, subject: str) -> str:
         return f"{self._scope}:{subject}"
 
+    async def count(self, subject: str) -> int:
+        """The events counted in the current window."""
+        start = _window_start(utcnow(), self.window)
+        window = await FailureWindow.get_pymongo_collection().find_one(
+            {"key": self._key(subject), "window_start": start}, {"failures": 1}
+        )
+        return int(window["failures"]) if window else 0
+
     async def hit(self, subject: str) -> int:
         """Count one event; return the count in the current window, this one included."""
         start = _window_start(utcnow(), self.window)
