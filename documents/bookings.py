@@ -1,7 +1,5 @@
-"""Bookings of a provider's package for a time slot.
-
-    pending -> confirmed -> in_progress -> completed;  any but completed -> cancelled
-    confirmed/in_progress -> disputed -> completed/cancelled (an admin's decision)
+"""Bookings of a provider's package for a time slot; the moves between their states are
+declared in documents/lifecycles.py (`BOOKING`).
 
 A booking holds its time while pending, confirmed, in progress or disputed, and keeps
 its buffer free on both sides: two bookings of a provider are at least the larger of
@@ -35,19 +33,6 @@ class BookingStatus(StrEnum):
     """Its payment is frozen until an admin decides (resolvers/disputes.py)."""
 
 
-BOOKING_TRANSITIONS: dict[BookingStatus, frozenset[BookingStatus]] = {
-    BookingStatus.PENDING: frozenset({BookingStatus.CONFIRMED, BookingStatus.CANCELLED}),
-    BookingStatus.CONFIRMED: frozenset(
-        {BookingStatus.IN_PROGRESS, BookingStatus.CANCELLED, BookingStatus.DISPUTED}
-    ),
-    BookingStatus.IN_PROGRESS: frozenset(
-        {BookingStatus.COMPLETED, BookingStatus.CANCELLED, BookingStatus.DISPUTED}
-    ),
-    BookingStatus.DISPUTED: frozenset({BookingStatus.COMPLETED, BookingStatus.CANCELLED}),
-    BookingStatus.COMPLETED: frozenset(),
-    BookingStatus.CANCELLED: frozenset(),
-}
-
 HOLDING_STATUSES = frozenset(
     {
         BookingStatus.PENDING,
@@ -57,16 +42,6 @@ HOLDING_STATUSES = frozenset(
     }
 )
 """A booking in these states keeps its time from being booked again."""
-
-
-def sources_of(target: BookingStatus) -> list[BookingStatus]:
-    """The states from which its customer or provider may move a booking to `target`: a
-    disputed one moves only by an admin's decision."""
-    return [
-        source
-        for source, targets in BOOKING_TRANSITIONS.items()
-        if target in targets and source is not BookingStatus.DISPUTED
-    ]
 
 
 class PackageSnapshot(BaseModel):
@@ -132,6 +107,9 @@ class BookingStatusChange(BaseModel):
     status: BookingStatus
     at: datetime = Field(default_factory=utcnow)
     by: PydanticObjectId | None = None
+    note: str | None = None
+    move: str | None = None
+    """The lifecycle's move that made it (documents/lifecycles.py)."""
 
 
 class Booking(Document):

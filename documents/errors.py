@@ -41,7 +41,15 @@ class ErrorCode(Enum):
     ALREADY_EXISTS = "ALREADY_EXISTS"
     UNAVAILABLE = "UNAVAILABLE"
     """The time asked for is not free (outside the schedule, or taken)."""
+    TOO_EARLY = "TOO_EARLY"
+    """The move's time has not come: a booking started long before its start time, or
+    finished before it."""
+    OFFER_CHANGED = "OFFER_CHANGED"
+    """The offer (or price) differs from the one the client showed: nothing was agreed."""
     # Money
+    PAYMENT_REQUIRED = "PAYMENT_REQUIRED"
+    """The deal's payment has not been received: work does not start, get handed in or
+    get accepted before it is."""
     INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
     """The account does not hold enough for the movement (a withdrawal, a release)."""
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"

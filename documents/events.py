@@ -34,6 +34,8 @@ class EventKind(StrEnum):
     BOOKING_REJECTED = "booking_rejected"
     BOOKING_CANCELLED = "booking_cancelled"
     BOOKING_STATUS_CHANGED = "booking_status_changed"
+    BOOKING_APPROVED = "booking_approved"
+    """The customer accepted the work done: the provider is paid now."""
     REVIEW_POSTED = "review_posted"
     REVIEWS_PUBLISHED = "reviews_published"
     # Milestones (resolvers/milestones.py); `data.milestone` is the number. Their

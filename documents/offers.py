@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 from beanie import Document, PydanticObjectId
 from pydantic import Field
@@ -24,13 +23,9 @@ class OfferStatus(StrEnum):
 LIVE_STATUSES = frozenset({OfferStatus.PENDING, OfferStatus.ACCEPTED})
 
 
-def closing(status: OfferStatus, **fields: Any) -> dict[str, Any]:
-    """The update that ends a pending offer: decided now, no longer live."""
-    now = utcnow()
-    return {
-        "$set": {"status": status.value, "decided_at": now, "updated_at": now, **fields},
-        "$unset": {"live": ""},
-    }
+ENDED = {"$unset": {"live": ""}}
+"""What ending a pending offer does besides its status (documents/lifecycles.py `OFFER`):
+it is no longer the tasker's live offer on the task."""
 
 
 class Offer(Document):

@@ -1,4 +1,5 @@
-"""Tasks posted by posters, and the one path each may take through its states."""
+"""Tasks posted by posters; the moves between their states are declared in
+documents/lifecycles.py (`TASK`)."""
 
 from __future__ import annotations
 
@@ -22,34 +23,6 @@ class TaskStatus(StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     DISPUTED = "disputed"
-
-
-# Every legal move; anything else is an INVALID_STATE error.
-TASK_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.OPEN: frozenset({TaskStatus.ASSIGNED, TaskStatus.CANCELLED}),
-    TaskStatus.ASSIGNED: frozenset({TaskStatus.IN_PROGRESS, TaskStatus.CANCELLED}),
-    TaskStatus.IN_PROGRESS: frozenset({TaskStatus.SUBMITTED, TaskStatus.DISPUTED}),
-    TaskStatus.SUBMITTED: frozenset(
-        {TaskStatus.IN_PROGRESS, TaskStatus.COMPLETED, TaskStatus.DISPUTED}
-    ),
-    # A dispute ends by an admin's decision (payments): the work stands or is undone, or
-    # for a milestone decided before the last, the work goes on.
-    TaskStatus.DISPUTED: frozenset(
-        {TaskStatus.COMPLETED, TaskStatus.CANCELLED, TaskStatus.IN_PROGRESS}
-    ),
-    TaskStatus.COMPLETED: frozenset(),
-    TaskStatus.CANCELLED: frozenset(),
-}
-
-
-def sources_of(target: TaskStatus) -> list[TaskStatus]:
-    """The states from which its poster or tasker may move a task to `target`: a
-    disputed one moves only by an admin's decision (resolvers/disputes.py)."""
-    return [
-        source
-        for source, targets in TASK_TRANSITIONS.items()
-        if target in targets and source is not TaskStatus.DISPUTED
-    ]
 
 
 class MilestoneStatus(StrEnum):
@@ -84,6 +57,8 @@ class StatusChange(BaseModel):
     at: datetime = Field(default_factory=utcnow)
     by: PydanticObjectId | None = None
     note: str | None = None
+    move: str | None = None
+    """The lifecycle's move that made it (documents/lifecycles.py)."""
 
 
 class Task(Document):

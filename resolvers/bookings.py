@@ -17,9 +17,7 @@ transaction, so two racing requests cannot both move it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
 
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -37,13 +35,13 @@ from documents.bookings import (
     PackageSnapshot,
     PriceSnapshot,
     RefundTier,
-    sources_of,
 )
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.escrow import booking_deal
 from documents.events import EventKind
 from documents.geo import Place
+from documents.lifecycles import BOOKING, Party
 from documents.money import BASIS_POINTS
 from documents.packages import ServicePackage
 from documents.profiles import CustomerProfile, ProviderProfile
@@ -53,10 +51,12 @@ from resolvers.auth.viewer import Viewer
 from resolvers.availability import Held, Schedule
 from resolvers.deals import count_completed_job
 from resolvers.escrow_progress import advance_deal
+from resolvers.escrow_release import claim_release
 from resolvers.packages import MAX_DURATION, get_package
 from resolvers.profiles import MAX_BUFFER_MINUTES
 from resolvers.services import Services
 from resolvers.tasks import PlaceInput, require_role
+from resolvers.transitions import BOOKING_SUBJECT, transition
 from resolvers.unit_of_work import UnitOfWork, transact
 from resolvers.validation import MAX_REASON_LENGTH, Checked
 from server.settings import Settings
@@ -286,78 +286,34 @@ async def get_booking(
     return booking
 
 
-@dataclass(frozen=True)
-class Move:
-    to: BookingStatus
-    sources: tuple[BookingStatus, ...]
-    actor: Literal["provider", "either"]
-    event: EventKind
-    verb: str
+_NEWS = {
+    "confirm": EventKind.BOOKING_CONFIRMED,
+    "decline": EventKind.BOOKING_REJECTED,
+    "cancel": EventKind.BOOKING_CANCELLED,
+    "lapse": EventKind.BOOKING_CANCELLED,
+}
+"""The event a move sends, where it is not BOOKING_STATUS_CHANGED."""
 
 
-CONFIRM = Move(
-    BookingStatus.CONFIRMED,
-    tuple(sources_of(BookingStatus.CONFIRMED)),
-    "provider",
-    EventKind.BOOKING_CONFIRMED,
-    "confirmed",
-)
-REJECT = Move(
-    BookingStatus.CANCELLED,
-    (BookingStatus.PENDING,),
-    "provider",
-    EventKind.BOOKING_REJECTED,
-    "declined",
-)
-START = Move(
-    BookingStatus.IN_PROGRESS,
-    tuple(sources_of(BookingStatus.IN_PROGRESS)),
-    "provider",
-    EventKind.BOOKING_STATUS_CHANGED,
-    "started",
-)
-COMPLETE = Move(
-    BookingStatus.COMPLETED,
-    tuple(sources_of(BookingStatus.COMPLETED)),
-    "provider",
-    EventKind.BOOKING_STATUS_CHANGED,
-    "completed",
-)
-CANCEL = Move(
-    BookingStatus.CANCELLED,
-    tuple(sources_of(BookingStatus.CANCELLED)),
-    "either",
-    EventKind.BOOKING_CANCELLED,
-    "cancelled",
-)
-DISPUTE = Move(
-    BookingStatus.DISPUTED,
-    tuple(sources_of(BookingStatus.DISPUTED)),
-    "either",
-    EventKind.BOOKING_STATUS_CHANGED,
-    "disputed",
-)
-
-
-def _party(viewer: Viewer, booking: Booking, move: Move) -> CancelledBy:
-    """The side the viewer acts for; FORBIDDEN if that side may not make the move."""
+def party_of(viewer: Viewer, booking: Booking) -> Party | None:
+    """The side the viewer is on in the booking, if any."""
     if viewer.user_id == booking.provider_id:
-        return CancelledBy.PROVIDER
-    if move.actor == "either" and viewer.user_id == booking.customer_id:
-        return CancelledBy.CUSTOMER
-    who = "its provider" if move.actor == "provider" else "its customer or provider"
-    raise DomainError(ErrorCode.FORBIDDEN, f"Only {who} can do this.", "bookingId")
+        return Party.PROVIDER
+    if viewer.user_id == booking.customer_id:
+        return Party.CUSTOMER
+    return None
 
 
 async def move_booking(
     services: Services,
     viewer: Viewer,
     booking_id: ObjectId,
-    move: Move,
+    move: str,
     reason: str | None = None,
 ) -> Booking:
-    """Make `move`; cancelling (and rejecting) needs a reason and records the refund due."""
-    if move.to is BookingStatus.CANCELLED:
+    """Make a move of the booking's lifecycle (documents/lifecycles.py `BOOKING`);
+    cancelling (and declining) needs a reason and records the refund due."""
+    if BOOKING[move].target is BookingStatus.CANCELLED:
         checked = Checked()
         reason = checked.required_text(
             reason or "", "reason", min_length=3, max_length=MAX_REASON_LENGTH, multiline=True
@@ -377,52 +333,99 @@ async def apply_move(
     services: Services,
     viewer: Viewer,
     booking_id: ObjectId,
-    move: Move,
+    move: str,
     reason: str | None,
 ) -> Booking:
     """`move_booking` within the caller's transaction, `reason` already checked; the
     caller advances the deal's escrow after the commit."""
     booking = await get_booking(booking_id, viewer, unit)
-    party = _party(viewer, booking, move)
-    now = utcnow()
-    changes: dict[str, object] = {"status": move.to.value, "updated_at": now}
-    if move.to is BookingStatus.CANCELLED:
-        refund_bp = booking.policy.refund_bp(party, booking.start_at - now)
-        changes["cancellation"] = Cancellation(
+    party = party_of(viewer, booking)
+    fields: dict[str, object] = {}
+    if BOOKING[move].target is BookingStatus.CANCELLED:
+        now = utcnow()
+        role = CancelledBy.PROVIDER if party is Party.PROVIDER else CancelledBy.CUSTOMER
+        refund_bp = booking.policy.refund_bp(role, booking.start_at - now)
+        fields["cancellation"] = Cancellation(
             by=viewer.user_id,
-            role=party,
+            role=role,
             at=now,
             reason=reason or "",
-            rejected=move is REJECT,
+            rejected=move == "decline",
             refund_bp=refund_bp,
             refundable=booking.price.total.basis_points(refund_bp),
         ).model_dump()
-    change = BookingStatusChange(status=move.to, at=now, by=viewer.user_id)
-    moved = await Booking.get_pymongo_collection().find_one_and_update(
-        {"_id": booking.id, "status": {"$in": [s.value for s in move.sources]}},
-        {"$set": changes, "$push": {"history": change.model_dump()}},
-        return_document=ReturnDocument.AFTER,
-        session=unit.session,
+    result = await transition(
+        unit,
+        services,
+        BOOKING,
+        move,
+        booking,
+        party,
+        BOOKING_SUBJECT,
+        actor_id=viewer.user_id,
+        note=reason,
+        fields=fields,
     )
-    if moved is None:
-        expected = " or ".join(s.value.replace("_", " ") for s in move.sources)
-        raise DomainError(
-            ErrorCode.INVALID_STATE,
-            f"The booking is {booking.status.value.replace('_', ' ')}; "
-            f"it can be {move.verb} only when {expected}.",
-            "bookingId",
-        )
-    result: Booking = Booking.model_validate(moved)
+    return await after_move(unit, services, booking, result, move, viewer.user_id)
+
+
+async def after_move(
+    unit: UnitOfWork,
+    services: Services,
+    before: Booking,
+    result: Booking,
+    move: str,
+    actor_id: ObjectId | None,
+) -> Booking:
+    """What a move of a booking does besides its status: its escrow, the provider's
+    completed jobs, and the news."""
     await escrow_hooks.booking_moved(unit, services.settings, result)
-    if move.to is BookingStatus.COMPLETED:
+    if result.status is BookingStatus.COMPLETED:
         await count_completed_job(result.provider_id, unit.session)
     unit.emit(
-        move.event,
-        actor_id=viewer.user_id,
+        _NEWS.get(move, EventKind.BOOKING_STATUS_CHANGED),
+        actor_id=actor_id,
         audience=result.participants,
-        title=f"The booking of “{result.package.name}” was {move.verb}",
+        title=f"The booking of “{result.package.name}” was {BOOKING[move].verb}",
         booking_id=result.id,
-        status=move.to.value,
-        previous=booking.status.value,
+        status=result.status.value,
+        previous=before.status.value,
     )
     return result
+
+
+async def approve_booking(services: Services, viewer: Viewer, booking_id: ObjectId) -> Booking:
+    """The customer accepts a completed booking's work: the provider is paid now rather
+    than when the customer's window ends. Once."""
+
+    async def work(unit: UnitOfWork) -> Booking:
+        booking = await get_booking(booking_id, viewer, unit)
+        if viewer.user_id != booking.customer_id:
+            raise DomainError(ErrorCode.FORBIDDEN, "Only the customer can approve it.", "bookingId")
+        if booking.status is not BookingStatus.COMPLETED:
+            raise DomainError(
+                ErrorCode.INVALID_STATE,
+                f"The booking is {booking.status.value.replace('_', ' ')}; it can be approved "
+                "once the provider has completed it.",
+                "bookingId",
+            )
+        assert booking.id is not None
+        deal = booking_deal(booking.id)
+        if await claim_release(unit, {"deal": deal}, "the customer approved the work") is None:
+            raise DomainError(
+                ErrorCode.INVALID_STATE,
+                "Its payment is not held any more (released, refunded or disputed).",
+                "bookingId",
+            )
+        unit.emit(
+            EventKind.BOOKING_APPROVED,
+            actor_id=viewer.user_id,
+            audience=booking.participants,
+            title=f"The booking of “{booking.package.name}” was approved: the provider is paid",
+            booking_id=booking.id,
+        )
+        return booking
+
+    approved = await transact(services, work)
+    await advance_deal(services, booking_deal(booking_id))  # the release
+    return approved

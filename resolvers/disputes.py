@@ -28,7 +28,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents.audit import AuditKind
-from documents.bookings import Booking, BookingStatus, BookingStatusChange
+from documents.bookings import Booking, BookingStatus
 from documents.clock import utcnow
 from documents.disputes import (
     MAX_EVIDENCE_URLS,
@@ -41,8 +41,9 @@ from documents.disputes import (
 from documents.errors import DomainError, ErrorCode
 from documents.escrow import Escrow, EscrowStatus, booking_deal, task_deal
 from documents.events import EventKind
+from documents.lifecycles import BOOKING, TASK, Party
 from documents.money import Money
-from documents.tasks import StatusChange, Task, TaskStatus
+from documents.tasks import Task, TaskStatus
 from resolvers import audit, bookings, dispute_money, milestone_disputes, tasks
 from resolvers.auth.viewer import Viewer
 from resolvers.deals import count_completed_job
@@ -51,6 +52,7 @@ from resolvers.escrow_progress import after_commit
 from resolvers.pagination import Page, PageRequest, paginate
 from resolvers.services import RequestMeta, Services
 from resolvers.tasks import MoneyInput
+from resolvers.transitions import BOOKING_SUBJECT, TASK_SUBJECT, transition
 from resolvers.unit_of_work import UnitOfWork, transact
 from resolvers.validation import MAX_REASON_LENGTH, Checked
 
@@ -102,9 +104,9 @@ async def open_dispute(
         assert escrow is not None
         if deal.kind == "task":
             task = await tasks.get_task(deal.id, unit)
-            await tasks.apply_move(unit, services, viewer, task, TaskStatus.DISPUTED, note=reason)
+            await tasks.apply_move(unit, services, viewer, task, "dispute", note=reason)
         else:
-            await bookings.apply_move(unit, services, viewer, deal.id, bookings.DISPUTE, reason)
+            await bookings.apply_move(unit, services, viewer, deal.id, "dispute", reason)
         frozen = await reload(unit, escrow)
         if frozen.status is not EscrowStatus.DISPUTED:
             raise DomainError(
@@ -277,7 +279,7 @@ async def resolve_dispute(
         else:
             assert refund is not None
             refunded = await dispute_money.split(unit, escrow, refund, label, "refundAmount")
-        await _end_deal(unit, dispute, admin, outcome, label)
+        await _end_deal(unit, services, dispute, admin, outcome, label)
         resolution = Resolution(outcome=outcome, refund=refunded, admin_id=admin.user_id, note=note)
         raw = await Dispute.get_pymongo_collection().find_one_and_update(
             {"_id": dispute.id, "status": DisputeStatus.OPEN.value},
@@ -332,8 +334,21 @@ def _decided_title(outcome: DisputeOutcome, refunded: Money) -> str:
     return f"The dispute was decided: {refunded} is refunded and the rest paid to the provider"
 
 
+_DECISIONS = {
+    TaskStatus.COMPLETED: "decide_completed",
+    TaskStatus.CANCELLED: "decide_cancelled",
+    TaskStatus.IN_PROGRESS: "decide_resumed",
+}
+"""The move of the task's lifecycle that each decision makes."""
+
+
 async def _end_deal(
-    unit: UnitOfWork, dispute: Dispute, admin: Viewer, outcome: DisputeOutcome, note: str
+    unit: UnitOfWork,
+    services: Services,
+    dispute: Dispute,
+    admin: Viewer,
+    outcome: DisputeOutcome,
+    note: str,
 ) -> None:
     """The disputed task or booking, completed or cancelled as decided; a task in
     milestones may go back to work instead."""
@@ -343,17 +358,36 @@ async def _end_deal(
         if dispute.milestone is not None:
             task_to = await milestone_disputes.decided(unit, admin, dispute, outcome, note)
             completed = task_to is TaskStatus.COMPLETED
-        change = StatusChange(status=task_to, by=admin.user_id, note=note)
-        moved = await _move_disputed(unit, Task, dispute.task_id, change.model_dump())
+        task = await tasks.get_task(dispute.task_id, unit)
+        await transition(
+            unit,
+            services,
+            TASK,
+            _DECISIONS[task_to],
+            task,
+            Party.ADMIN,
+            TASK_SUBJECT,
+            actor_id=admin.user_id,
+            note=note,
+        )
         to, kind = task_to.value, EventKind.TASK_STATUS_CHANGED
     else:
-        booking_to = BookingStatus.COMPLETED if completed else BookingStatus.CANCELLED
-        booking_change = BookingStatusChange(status=booking_to, by=admin.user_id)
-        moved = await _move_disputed(unit, Booking, dispute.booking_id, booking_change.model_dump())
-        to, kind = booking_to.value, EventKind.BOOKING_STATUS_CHANGED
-    if not moved:
-        # Opening a dispute moves its deal to disputed, and only deciding it moves it on.
-        raise RuntimeError(f"dispute {dispute.id}: its deal is not disputed")
+        assert dispute.booking_id is not None
+        booking = await Booking.get(dispute.booking_id, session=unit.session)
+        assert booking is not None  # bookings are never deleted
+        await transition(
+            unit,
+            services,
+            BOOKING,
+            "decide_completed" if completed else "decide_cancelled",
+            booking,
+            Party.ADMIN,
+            BOOKING_SUBJECT,
+            actor_id=admin.user_id,
+            note=note,
+        )
+        to = (BookingStatus.COMPLETED if completed else BookingStatus.CANCELLED).value
+        kind = EventKind.BOOKING_STATUS_CHANGED
     if completed:
         await count_completed_job(dispute.provider_id, unit.session)
     unit.emit(
@@ -367,24 +401,6 @@ async def _end_deal(
         previous="disputed",
         note=note,
     )
-
-
-async def _move_disputed(
-    unit: UnitOfWork,
-    model: type[Task] | type[Booking],
-    subject: ObjectId | None,
-    change: dict[str, Any],
-) -> bool:
-    """Task and booking alike: disputed -> the change's status, recorded in history."""
-    moved = await model.get_pymongo_collection().update_one(
-        {"_id": subject, "status": TaskStatus.DISPUTED.value},  # a booking's is the same
-        {
-            "$set": {"status": change["status"], "updated_at": change["at"]},
-            "$push": {"history": change},
-        },
-        session=unit.session,
-    )
-    return bool(moved.modified_count)
 
 
 async def disputes(status: DisputeStatus | None, request: PageRequest) -> Page[Dispute]:

@@ -53,10 +53,12 @@ async def open_escrow(
     settles_by: datetime | None = None,
 ) -> Escrow:
     """The escrow of a new deal, awaiting the payer's payment. `settles_by`: when the
-    deal is expected to be released (a booking's end), if known."""
+    deal is expected to be released (a booking's end, plus the customer's window), if
+    known: a deal that settles soon enough is authorised and captured on release. Nothing
+    is released automatically before the work is handed in (resolvers/escrow_hooks.py)."""
     now = utcnow()
     window = settings.manual_capture_within
-    auto_release_at = settles_by + settings.auto_release_after if settles_by else None
+    expected_release = settles_by + settings.auto_release_after if settles_by else None
     escrow = Escrow(
         deal=deal,
         task_id=task_id,
@@ -67,11 +69,10 @@ async def open_escrow(
         provider_id=provider_id,
         fees=FeePolicy.of(settings).split(price, customer_fee),
         capture_manually=bool(
-            window and auto_release_at is not None and auto_release_at - now <= window
+            window and expected_release is not None and expected_release - now <= window
         ),
         refunded=price.zero(),
         transfer_reversed=price.zero(),
-        auto_release_at=auto_release_at,
         history=[EscrowChange(status=EscrowStatus.AWAITING_PAYMENT, at=now)],
         created_at=now,
         updated_at=now,

@@ -108,7 +108,9 @@ async def booking_moved(unit: UnitOfWork, settings: Settings, booking: Booking) 
             settles_by=booking.end_at,
         )
     elif booking.status is BookingStatus.COMPLETED:
-        await claim_release(unit, {"deal": deal}, "the booking was completed")
+        # The customer's window: they approve (released at once) or dispute; else it is
+        # released when the window ends.
+        await schedule_release(unit, deal, utcnow() + settings.auto_release_after)
     elif booking.status is BookingStatus.CANCELLED and booking.cancellation is not None:
         cancellation = booking.cancellation
         await cancel_deal(unit, deal, cancellation.refundable, cancellation.reason)

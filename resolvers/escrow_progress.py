@@ -20,7 +20,8 @@ from bson import ObjectId
 from documents.clock import utcnow
 from documents.escrow import HOLDING_STATUSES, Escrow, EscrowStatus, RefundStatus
 from documents.events import EventKind
-from documents.tasks import MilestoneStatus, StatusChange, Task, TaskStatus
+from documents.lifecycles import TASK, Party
+from documents.tasks import MilestoneStatus, Task, TaskStatus
 from integrations.payments.errors import GatewayError
 from resolvers.deals import count_completed_job
 from resolvers.escrow import ensure_intent, escrow_by_id
@@ -28,6 +29,7 @@ from resolvers.escrow_refunds import cancel_unpaid, settle_refund
 from resolvers.escrow_release import claim_release, settle_release
 from resolvers.milestone_escrows import move_milestone
 from resolvers.services import Services
+from resolvers.transitions import TASK_SUBJECT, transition
 from resolvers.unit_of_work import UnitOfWork, transact
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ async def sweep(services: Services, now: datetime | None = None) -> int:
         .to_list()
     )
     for escrow in due:
-        await transact(services, partial(_auto_release, escrow, now))
+        await transact(services, partial(_auto_release, services, escrow, now))
     unfinished = (
         await Escrow.find(
             {
@@ -101,7 +103,9 @@ async def sweep(services: Services, now: datetime | None = None) -> int:
     return len(due) + len(unfinished)
 
 
-async def _auto_release(escrow: Escrow, now: datetime, unit: UnitOfWork) -> None:
+async def _auto_release(
+    services: Services, escrow: Escrow, now: datetime, unit: UnitOfWork
+) -> None:
     claimed = await claim_release(
         unit,
         {"_id": escrow.id, "status": _HOLDING, "auto_release_at": {"$lte": now}},
@@ -117,23 +121,17 @@ async def _auto_release(escrow: Escrow, now: datetime, unit: UnitOfWork) -> None
                 MilestoneStatus.APPROVED,
                 approved_at=now,
             )
-        await _complete_submitted_task(unit, claimed.task_id)  # the last milestone's too
+        await _complete_submitted_task(unit, services, claimed.task_id)  # the last milestone's too
 
 
-async def _complete_submitted_task(unit: UnitOfWork, task_id: ObjectId) -> None:
+async def _complete_submitted_task(unit: UnitOfWork, services: Services, task_id: ObjectId) -> None:
     """Submitted work nobody objected to in time counts as accepted."""
-    change = StatusChange(status=TaskStatus.COMPLETED, note="completed automatically")
-    raw = await Task.get_pymongo_collection().find_one_and_update(
-        {"_id": task_id, "status": TaskStatus.SUBMITTED.value},
-        {
-            "$set": {"status": TaskStatus.COMPLETED.value, "updated_at": change.at},
-            "$push": {"history": change.model_dump()},
-        },
-        session=unit.session,
-    )
-    if raw is None:
+    task = await Task.get(task_id, session=unit.session)
+    if task is None or task.status is not TaskStatus.SUBMITTED:
         return
-    task = Task.model_validate(raw)
+    task = await transition(
+        unit, services, TASK, "complete", task, Party.SYSTEM, TASK_SUBJECT, note="automatically"
+    )
     if task.assigned_tasker_id is not None:
         await count_completed_job(task.assigned_tasker_id, unit.session)
     unit.emit(

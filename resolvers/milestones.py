@@ -225,7 +225,7 @@ async def submit_milestone(
         assert moved is not None  # the task was read in this transaction
         if _is_last(task, milestone):
             moved = await apply_move(
-                unit, services, viewer, moved, TaskStatus.SUBMITTED, note=note, by_milestone=True
+                unit, services, viewer, moved, "submit", note=note, by_milestone=True
             )
         else:
             await schedule_release(unit, deal, utcnow() + services.settings.auto_release_after)
@@ -269,7 +269,7 @@ async def approve_milestone(
         )
         if _is_last(task, milestone):
             moved = await apply_move(
-                unit, services, viewer, moved, TaskStatus.COMPLETED, note=None, by_milestone=True
+                unit, services, viewer, moved, "complete", note=None, by_milestone=True
             )
         emit_milestone_event(
             unit,
@@ -308,14 +308,7 @@ async def request_milestone_changes(
             raise _wrong_milestone(milestone, "sent back")
         if _is_last(task, milestone):
             moved = await apply_move(
-                unit,
-                services,
-                viewer,
-                moved,
-                TaskStatus.IN_PROGRESS,
-                note=reason,
-                changes_requested=True,
-                by_milestone=True,
+                unit, services, viewer, moved, "send_back", note=reason, by_milestone=True
             )
         else:
             await schedule_release(unit, milestone_deal(task_id, number), None)

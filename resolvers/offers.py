@@ -20,17 +20,19 @@ from pymongo.errors import DuplicateKeyError
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.events import EventKind
+from documents.lifecycles import OFFER, TASK, Party
 from documents.money import Money
-from documents.offers import Offer, OfferStatus, closing
-from documents.tasks import StatusChange, Task, TaskStatus
+from documents.offers import ENDED, Offer, OfferStatus
+from documents.tasks import Task, TaskStatus
 from documents.users import Role, User, UserStatus
 from resolvers import escrow_hooks
 from resolvers.accounts import KEEP, Keep
 from resolvers.auth.viewer import Viewer
 from resolvers.escrow_progress import advance_deals
-from resolvers.milestones import MilestoneInput, check_total, split_offer
+from resolvers.milestones import MilestoneInput, split_offer
 from resolvers.services import Services
 from resolvers.tasks import MoneyInput, get_task, reject_pending_offers, require_role
+from resolvers.transitions import OFFER_SUBJECT, TASK_SUBJECT, transition
 from resolvers.unit_of_work import UnitOfWork, transact
 from resolvers.validation import MAX_REASON_LENGTH, Checked, PriceRules
 
@@ -216,7 +218,7 @@ async def withdraw_offer(services: Services, viewer: Viewer, offer_id: ObjectId)
     _author(viewer, offer)
 
     async def work(unit: UnitOfWork) -> Offer:
-        withdrawn = await _pending_update(unit, offer, closing(OfferStatus.WITHDRAWN))
+        withdrawn = await move_offer(unit, services, viewer, offer, "withdraw")
         await Task.get_pymongo_collection().update_one(
             {"_id": offer.task_id}, {"$inc": {"offer_count": -1}}, session=unit.session
         )
@@ -244,8 +246,8 @@ async def reject_offer(
     checked.raise_if_any()
 
     async def work(unit: UnitOfWork) -> Offer:
-        rejected = await _pending_update(
-            unit, offer, closing(OfferStatus.REJECTED, rejection_reason=reason)
+        rejected = await move_offer(
+            unit, services, viewer, offer, "reject", rejection_reason=reason
         )
         task = await get_task(offer.task_id, unit)
         unit.emit(
@@ -266,50 +268,48 @@ async def accept_offer(
     viewer: Viewer,
     offer_id: ObjectId,
     milestones: Sequence[MilestoneInput] = (),
+    expected_amount: MoneyInput | None = None,
 ) -> Offer:
-    """Accept the offer; the poster may split its work into `milestones` (see
-    resolvers/milestones.py), each paid on its own."""
-    offer = await get_offer(offer_id, viewer)
-    _decider(viewer, offer)
+    """Accept the offer, as the viewer was shown it (`expected_amount`: else OFFER_CHANGED,
+    and nothing is agreed); the poster may split its work into `milestones` (see
+    resolvers/milestones.py), each paid on its own. What is agreed comes from one read of
+    the offer inside the transaction that agrees it."""
+    _decider(viewer, await get_offer(offer_id, viewer))
     rules = PriceRules.of(services.settings)
-    parts = split_offer(viewer, offer, milestones, rules) if milestones else []
 
     async def work(unit: UnitOfWork) -> tuple[Offer, Task]:
-        now = utcnow()
-        change = StatusChange(status=TaskStatus.ASSIGNED, by=viewer.user_id, at=now)
-        task = await Task.get_pymongo_collection().find_one_and_update(
-            {"_id": offer.task_id, "status": TaskStatus.OPEN.value},
-            {
-                "$set": {
-                    "status": TaskStatus.ASSIGNED.value,
-                    "assigned_tasker_id": offer.tasker_id,
-                    "accepted_offer_id": offer.id,
-                    "agreed_price": offer.amount.model_dump(),
-                    "milestones": [m.model_dump() for m in parts],
-                    "updated_at": now,
-                },
-                "$push": {"history": change.model_dump()},
-            },
-            return_document=ReturnDocument.AFTER,
-            session=unit.session,
-        )
-        if task is None:
-            current = await get_task(offer.task_id, unit)
+        offer = await get_offer(offer_id, viewer, unit)
+        if expected_amount is not None and (
+            offer.amount.amount != expected_amount.amount
+            or offer.amount.currency != expected_amount.currency.upper()
+        ):
             raise DomainError(
-                ErrorCode.INVALID_STATE,
-                f"The task is {current.status.value}: an offer was accepted already or it closed.",
-                "offerId",
+                ErrorCode.OFFER_CHANGED,
+                f"The offer is now {offer.amount}: look at it again before accepting.",
+                "expectedAmount",
             )
-        assigned: Task = Task.model_validate(task)
-        accepted = await _pending_update(
+        parts = split_offer(viewer, offer, milestones, rules) if milestones else []
+        now = utcnow()
+        task = await get_task(offer.task_id, unit)
+        assigned = await transition(
             unit,
-            offer,
-            {"$set": {"status": OfferStatus.ACCEPTED.value, "decided_at": now, "updated_at": now}},
+            services,
+            TASK,
+            "assign",
+            task,
+            Party.TASKER if offer.direct else Party.POSTER,
+            TASK_SUBJECT,
+            actor_id=viewer.user_id,
+            fields={
+                "assigned_tasker_id": offer.tasker_id,
+                "accepted_offer_id": offer.id,
+                "agreed_price": offer.amount.model_dump(),
+                "milestones": [m.model_dump() for m in parts],
+            },
         )
-        if parts:
-            check_total(parts, accepted.amount)  # as the offer stands now
+        accepted = await move_offer(unit, services, viewer, offer, "accept", decided_at=now)
         others = await reject_pending_offers(
-            assigned, unit, reason="Another offer was accepted.", keep=offer.id
+            assigned, unit, services, reason="Another offer was accepted.", keep=offer.id
         )
         await escrow_hooks.offer_accepted(unit, services.settings, accepted, assigned)
         unit.emit(
@@ -344,6 +344,33 @@ async def accept_offer(
     accepted, assigned = await transact(services, work)
     await advance_deals(services, escrow_hooks.task_deals(assigned))  # the payment intent
     return accepted
+
+
+def offer_party(viewer: Viewer, offer: Offer) -> Party | None:
+    if viewer.user_id == offer.author_id:
+        return Party.MAKER
+    if viewer.user_id == offer.decider_id:
+        return Party.RECIPIENT
+    return None
+
+
+async def move_offer(
+    unit: UnitOfWork, services: Services, viewer: Viewer, offer: Offer, move: str, **fields: Any
+) -> Offer:
+    """A move of the offer's lifecycle (documents/lifecycles.py `OFFER`) by the viewer."""
+    ends = OFFER[move].target is not OfferStatus.ACCEPTED
+    return await transition(
+        unit,
+        services,
+        OFFER,
+        move,
+        offer,
+        offer_party(viewer, offer),
+        OFFER_SUBJECT,
+        fields={"decided_at": utcnow(), **fields},
+        more=ENDED if ends else None,
+        history=None,
+    )
 
 
 async def _pending_update(unit: UnitOfWork, offer: Offer, update: dict[str, Any]) -> Offer:

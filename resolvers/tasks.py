@@ -1,21 +1,17 @@
-"""Posting tasks and moving them through their lifecycle.
+"""Posting tasks and moving them through their lifecycle (documents/lifecycles.py `TASK`).
 
-    open -> assigned -> in_progress -> submitted -> completed
-                                  ^------------'  (changes requested)
-    open/assigned -> cancelled;  in_progress/submitted -> disputed
-
-A task in milestones is submitted and completed with its last milestone, and may also
-be cancelled in progress while no milestone awaits review (resolvers/milestones.py).
-
-Each move is one conditional update on the task's current status inside a transaction,
-so two racing requests cannot both move it, and an illegal move changes nothing.
+Every move goes through resolvers/transitions.py: one conditional update on the task's
+current status inside a transaction, checked against the declaration (who, from where,
+with the money held), so two racing requests cannot both move it, and an illegal move
+changes nothing. A task in milestones is submitted and completed with its last
+milestone (resolvers/milestones.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -25,8 +21,9 @@ from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.events import EventKind
 from documents.geo import Address
-from documents.offers import Offer, OfferStatus, closing
-from documents.tasks import MilestoneStatus, StatusChange, Task, TaskStatus, sources_of
+from documents.lifecycles import OFFER, TASK, Move, Party
+from documents.offers import ENDED, Offer, OfferStatus
+from documents.tasks import StatusChange, Task, TaskStatus
 from documents.users import Role
 from resolvers import escrow_hooks, search
 from resolvers.accounts import KEEP, Keep
@@ -34,6 +31,7 @@ from resolvers.auth.viewer import Viewer
 from resolvers.deals import count_completed_job
 from resolvers.escrow_progress import advance_deals
 from resolvers.services import Services
+from resolvers.transitions import OFFER_SUBJECT, TASK_SUBJECT, transition
 from resolvers.unit_of_work import UnitOfWork, transact
 from resolvers.validation import MAX_REASON_LENGTH, Checked, PriceRules
 
@@ -229,30 +227,21 @@ def _wrong_state(task: Task, doing: str, allowed: list[TaskStatus]) -> DomainErr
     )
 
 
-Actor = Literal["poster", "tasker", "either"]
-
-# Who may make each move, and what it is called in messages.
-_MOVES: dict[TaskStatus, tuple[Actor, str]] = {
-    TaskStatus.IN_PROGRESS: ("tasker", "started"),
-    TaskStatus.SUBMITTED: ("tasker", "submitted"),
-    TaskStatus.COMPLETED: ("poster", "completed"),
-    TaskStatus.CANCELLED: ("poster", "cancelled"),
-    TaskStatus.DISPUTED: ("either", "disputed"),
-}
+def party_of(viewer: Viewer, task: Task) -> Party | None:
+    """The side the viewer is on in the task, if any."""
+    if viewer.user_id == task.poster_id:
+        return Party.POSTER
+    if task.assigned_tasker_id is not None and viewer.user_id == task.assigned_tasker_id:
+        return Party.TASKER
+    return None
 
 
 async def move_task(
-    services: Services,
-    viewer: Viewer,
-    task_id: ObjectId,
-    to: TaskStatus,
-    *,
-    note: str | None = None,
-    changes_requested: bool = False,
+    services: Services, viewer: Viewer, task_id: ObjectId, move: str, *, note: str | None = None
 ) -> Task:
-    """Move a task to `to`; `changes_requested` is the poster sending submitted work back."""
+    """Make a move of the task's lifecycle (documents/lifecycles.py `TASK`) as the viewer."""
     checked = Checked()
-    if changes_requested or to in (TaskStatus.CANCELLED, TaskStatus.DISPUTED):
+    if move in ("send_back", "cancel", "dispute"):
         note = checked.required_text(
             note or "", "reason", min_length=3, max_length=MAX_REASON_LENGTH, multiline=True
         )
@@ -262,9 +251,7 @@ async def move_task(
 
     async def work(unit: UnitOfWork) -> Task:
         task = await get_task(task_id, unit)
-        return await apply_move(
-            unit, services, viewer, task, to, note=note, changes_requested=changes_requested
-        )
+        return await apply_move(unit, services, viewer, task, move, note=note)
 
     moved_task = await transact(services, work)
     # A payment, release or refund it claimed.
@@ -272,8 +259,8 @@ async def move_task(
     return moved_task
 
 
-# A task in milestones moves to these with its last milestone only.
-_BY_MILESTONE = (TaskStatus.SUBMITTED, TaskStatus.COMPLETED)
+_BY_MILESTONE = ("submit", "complete", "send_back")
+"""A task in milestones makes these moves with its last milestone only."""
 
 
 async def apply_move(
@@ -281,60 +268,64 @@ async def apply_move(
     services: Services,
     viewer: Viewer,
     task: Task,
-    to: TaskStatus,
+    move: str,
     *,
     note: str | None,
-    changes_requested: bool = False,
     by_milestone: bool = False,
 ) -> Task:
-    """Within the caller's transaction: move `task` (as read in it) to `to`, with what
+    """Within the caller's transaction: make `move` of `task` (as read in it), with what
     the move does to its escrows, offers and events; the task as it is after.
     `by_milestone`: the move its last milestone makes (resolvers/milestones.py)."""
-    actor: Actor
-    actor, verb = ("poster", "sent back") if changes_requested else _MOVES[to]
-    _check_actor(viewer, task, actor)
-    if task.milestones and not by_milestone and (changes_requested or to in _BY_MILESTONE):
+    if task.milestones and not by_milestone and move in _BY_MILESTONE:
         raise DomainError(
             ErrorCode.INVALID_STATE,
             "The task is paid in milestones: submit, approve or send back each milestone.",
             "taskId",
         )
-    sources = _sources(task, to, changes_requested)
+    if move == "cancel" and task.milestones and task.status is TaskStatus.IN_PROGRESS:
+        move = "cancel_between_milestones"  # what was approved stays paid
+    party = party_of(viewer, task)
+    result = await transition(
+        unit, services, TASK, move, task, party, TASK_SUBJECT, actor_id=viewer.user_id, note=note
+    )
+    return await after_move(unit, services, task, result, TASK[move], viewer.user_id, note)
+
+
+async def after_move(
+    unit: UnitOfWork,
+    services: Services,
+    before: Task,
+    result: Task,
+    move: Move[TaskStatus],
+    actor_id: ObjectId | None,
+    note: str | None,
+) -> Task:
+    """What a move of a task does besides its status: its escrows, the offers still
+    pending, the provider's completed jobs, and the news."""
     rejected_offers: list[Offer] = []
-    if to is TaskStatus.CANCELLED:
-        rejected_offers = await reject_pending_offers(task, unit, reason="The task was cancelled.")
-    change = StatusChange(status=to, by=viewer.user_id, note=note)
-    moved = await Task.get_pymongo_collection().find_one_and_update(
-        {"_id": task.id, "status": {"$in": [s.value for s in sources]}},
-        {
-            "$set": {"status": to.value, "updated_at": change.at},
-            "$push": {"history": change.model_dump()},
-        },
-        return_document=ReturnDocument.AFTER,
-        session=unit.session,
-    )
-    if moved is None:
-        raise _wrong_state(task, verb, sources)
-    result: Task = Task.model_validate(moved)
+    if result.status is TaskStatus.CANCELLED:
+        rejected_offers = await reject_pending_offers(
+            result, unit, services, reason="The task was cancelled."
+        )
     await escrow_hooks.task_moved(
-        unit, services.settings, result, changes_requested=changes_requested, note=note
+        unit, services.settings, result, changes_requested=move.name == "send_back", note=note
     )
-    if to is TaskStatus.COMPLETED and result.assigned_tasker_id is not None:
+    if result.status is TaskStatus.COMPLETED and result.assigned_tasker_id is not None:
         await count_completed_job(result.assigned_tasker_id, unit.session)
     unit.emit(
         EventKind.TASK_STATUS_CHANGED,
-        actor_id=viewer.user_id,
+        actor_id=actor_id,
         audience=[*result.participants, *(o.tasker_id for o in rejected_offers)],
-        title=f"“{result.title}” was {verb}",
+        title=f"“{result.title}” was {move.verb}",
         task_id=result.id,
-        status=to.value,
-        previous=task.status.value,
+        status=result.status.value,
+        previous=before.status.value,
         note=note,
     )
     for offer in rejected_offers:
         unit.emit(
             EventKind.OFFER_REJECTED,
-            actor_id=viewer.user_id,
+            actor_id=actor_id,
             audience=[offer.tasker_id, offer.poster_id],
             title=f"Your offer on “{result.title}” was declined: the task was cancelled",
             task_id=result.id,
@@ -343,46 +334,32 @@ async def apply_move(
     return result
 
 
-def _sources(task: Task, to: TaskStatus, changes_requested: bool) -> list[TaskStatus]:
-    if changes_requested:
-        return [TaskStatus.SUBMITTED]
-    if (
-        to is TaskStatus.CANCELLED
-        and task.milestones
-        and all(m.status is not MilestoneStatus.SUBMITTED for m in task.milestones)
-    ):
-        # The poster may end work in milestones between milestones: what was approved
-        # stays paid, the rest is refunded. Work handed in is decided on first.
-        return [*sources_of(to), TaskStatus.IN_PROGRESS]
-    return sources_of(to)
-
-
-def _check_actor(viewer: Viewer, task: Task, actor: Actor) -> None:
-    is_poster = viewer.user_id == task.poster_id
-    is_tasker = task.assigned_tasker_id is not None and viewer.user_id == task.assigned_tasker_id
-    allowed = {"poster": is_poster, "tasker": is_tasker, "either": is_poster or is_tasker}[actor]
-    if not allowed:
-        who = {
-            "poster": "the poster",
-            "tasker": "the assigned tasker",
-            "either": "its poster or tasker",
-        }
-        raise DomainError(
-            ErrorCode.FORBIDDEN, f"Only {who[actor]} can do this to the task.", "taskId"
-        )
-
-
 async def reject_pending_offers(
-    task: Task, unit: UnitOfWork, *, reason: str, keep: ObjectId | None = None
+    task: Task,
+    unit: UnitOfWork,
+    services: Services,
+    *,
+    reason: str,
+    keep: ObjectId | None = None,
 ) -> list[Offer]:
+    """Close the task's pending offers but `keep` (documents/lifecycles.py `OFFER`)."""
     query: dict[str, Any] = {"task_id": task.id, "status": OfferStatus.PENDING.value}
     if keep is not None:
         query["_id"] = {"$ne": keep}
-    pending = await Offer.find(query, session=unit.session).to_list()
-    if pending:
-        await Offer.get_pymongo_collection().update_many(
-            {"_id": {"$in": [o.id for o in pending]}, "status": OfferStatus.PENDING.value},
-            closing(OfferStatus.REJECTED, rejection_reason=reason),
-            session=unit.session,
+    closed = []
+    for offer in await Offer.find(query, session=unit.session).to_list():
+        closed.append(
+            await transition(
+                unit,
+                services,
+                OFFER,
+                "close",
+                offer,
+                Party.SYSTEM,
+                OFFER_SUBJECT,
+                fields={"decided_at": utcnow(), "rejection_reason": reason},
+                more=ENDED,
+                history=None,
+            )
         )
-    return pending
+    return closed

@@ -8,7 +8,6 @@ import strawberry
 from strawberry import relay
 
 from resolvers import bookings
-from resolvers.bookings import CANCEL, COMPLETE, CONFIRM, REJECT, START, Move
 from schema.bookings import BookingNode
 from schema.common import PlaceInputType
 from schema.context import Info
@@ -44,6 +43,11 @@ class StartBookingInput(ConfirmBookingInput):
 
 @strawberry.input
 class CompleteBookingInput(ConfirmBookingInput):
+    pass
+
+
+@strawberry.input
+class ApproveBookingInput(ConfirmBookingInput):
     pass
 
 
@@ -94,6 +98,11 @@ class CancelBookingPayload(BookingPayload):
 
 
 @strawberry.type
+class ApproveBookingPayload(BookingPayload):
+    pass
+
+
+@strawberry.type
 class BookingMutation:
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()),
@@ -120,7 +129,7 @@ class BookingMutation:
     async def confirm_booking(
         self, info: Info, input: ConfirmBookingInput
     ) -> ConfirmBookingPayload:
-        return ConfirmBookingPayload(booking=await _move(info, input.booking_id, CONFIRM))
+        return ConfirmBookingPayload(booking=await _move(info, input.booking_id, "confirm"))
 
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()),
@@ -128,7 +137,7 @@ class BookingMutation:
     )
     @mutation_payload
     async def reject_booking(self, info: Info, input: RejectBookingInput) -> RejectBookingPayload:
-        booking = await _move(info, input.booking_id, REJECT, input.reason)
+        booking = await _move(info, input.booking_id, "decline", input.reason)
         return RejectBookingPayload(booking=booking)
 
     @strawberry.mutation(
@@ -136,7 +145,7 @@ class BookingMutation:
     )
     @mutation_payload
     async def start_booking(self, info: Info, input: StartBookingInput) -> StartBookingPayload:
-        return StartBookingPayload(booking=await _move(info, input.booking_id, START))
+        return StartBookingPayload(booking=await _move(info, input.booking_id, "start"))
 
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()), description="Provider: finish a booking in progress."
@@ -145,7 +154,23 @@ class BookingMutation:
     async def complete_booking(
         self, info: Info, input: CompleteBookingInput
     ) -> CompleteBookingPayload:
-        return CompleteBookingPayload(booking=await _move(info, input.booking_id, COMPLETE))
+        return CompleteBookingPayload(booking=await _move(info, input.booking_id, "finish"))
+
+    @strawberry.mutation(
+        extensions=allow(IsAuthenticated()),
+        description="Customer: the completed work is as agreed; the provider is paid now "
+        "(else when GIGQL_AUTO_RELEASE_AFTER has passed since it was completed, unless "
+        "disputed).",
+    )
+    @mutation_payload
+    async def approve_booking(
+        self, info: Info, input: ApproveBookingInput
+    ) -> ApproveBookingPayload:
+        viewer = await info.context.require_viewer()
+        booking = await bookings.approve_booking(
+            info.context.services, viewer, decode_id(input.booking_id, BookingNode, "bookingId")
+        )
+        return ApproveBookingPayload(booking=BookingNode.of(booking))
 
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()),
@@ -154,12 +179,12 @@ class BookingMutation:
     )
     @mutation_payload
     async def cancel_booking(self, info: Info, input: CancelBookingInput) -> CancelBookingPayload:
-        booking = await _move(info, input.booking_id, CANCEL, input.reason)
+        booking = await _move(info, input.booking_id, "cancel", input.reason)
         return CancelBookingPayload(booking=booking)
 
 
 async def _move(
-    info: Info, booking_id: relay.GlobalID, move: Move, reason: str | None = None
+    info: Info, booking_id: relay.GlobalID, move: str, reason: str | None = None
 ) -> BookingNode:
     viewer = await info.context.require_viewer()
     booking = await bookings.move_booking(

@@ -7,7 +7,6 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
-from documents.tasks import TaskStatus
 from resolvers import offers, tasks
 from resolvers.accounts import KEEP
 from schema.common import MoneyInputType, PlaceInputType, given, given_as
@@ -144,6 +143,12 @@ class WithdrawOfferInput:
 
 @strawberry.input
 class AcceptOfferInput(WithdrawOfferInput):
+    expected_amount: MoneyInputType | None = strawberry.field(
+        default=None,
+        description="The amount the offer showed when it was accepted: if it changed since, "
+        "OFFER_CHANGED and nothing is agreed. Send it: without it, whatever the offer says "
+        "when the acceptance commits is agreed.",
+    )
     milestones: list[MilestoneInputType] | None = strawberry.field(
         default=None,
         description="Poster: split the work into 2 to 20 parts adding up to the offer, each "
@@ -233,7 +238,7 @@ class TaskMutation:
     @strawberry.mutation(extensions=allow(IsAuthenticated()), description="Tasker: begin the work.")
     @mutation_payload
     async def start_task(self, info: Info, input: StartTaskInput) -> StartTaskPayload:
-        task = await _move(info, input.task_id, TaskStatus.IN_PROGRESS, None)
+        task = await _move(info, input.task_id, "start", None)
         return StartTaskPayload(task=task)
 
     @strawberry.mutation(
@@ -241,7 +246,7 @@ class TaskMutation:
     )
     @mutation_payload
     async def submit_task(self, info: Info, input: SubmitTaskInput) -> SubmitTaskPayload:
-        task = await _move(info, input.task_id, TaskStatus.SUBMITTED, input.note)
+        task = await _move(info, input.task_id, "submit", input.note)
         return SubmitTaskPayload(task=task)
 
     @strawberry.mutation(
@@ -251,9 +256,7 @@ class TaskMutation:
     async def request_changes(
         self, info: Info, input: RequestChangesInput
     ) -> RequestChangesPayload:
-        task = await _move(
-            info, input.task_id, TaskStatus.IN_PROGRESS, input.reason, changes_requested=True
-        )
+        task = await _move(info, input.task_id, "send_back", input.reason)
         return RequestChangesPayload(task=task)
 
     @strawberry.mutation(
@@ -261,7 +264,7 @@ class TaskMutation:
     )
     @mutation_payload
     async def complete_task(self, info: Info, input: CompleteTaskInput) -> CompleteTaskPayload:
-        task = await _move(info, input.task_id, TaskStatus.COMPLETED, None)
+        task = await _move(info, input.task_id, "complete", None)
         return CompleteTaskPayload(task=task)
 
     @strawberry.mutation(
@@ -271,7 +274,7 @@ class TaskMutation:
     )
     @mutation_payload
     async def cancel_task(self, info: Info, input: CancelTaskInput) -> CancelTaskPayload:
-        task = await _move(info, input.task_id, TaskStatus.CANCELLED, input.reason)
+        task = await _move(info, input.task_id, "cancel", input.reason)
         return CancelTaskPayload(task=task)
 
     @strawberry.mutation(
@@ -346,6 +349,7 @@ class TaskMutation:
             viewer,
             decode_id(input.offer_id, OfferNode, "offerId"),
             [milestone.value() for milestone in input.milestones or []],
+            input.expected_amount.value() if input.expected_amount else None,
         )
         task = await tasks.get_task(offer.task_id)
         return AcceptOfferPayload(offer=OfferNode.of(offer), task=TaskNode.of(task))
@@ -363,21 +367,9 @@ class TaskMutation:
         return RejectOfferPayload(offer=OfferNode.of(offer))
 
 
-async def _move(
-    info: Info,
-    task_id: relay.GlobalID,
-    to: TaskStatus,
-    note: str | None,
-    *,
-    changes_requested: bool = False,
-) -> TaskNode:
+async def _move(info: Info, task_id: relay.GlobalID, move: str, note: str | None) -> TaskNode:
     viewer = await info.context.require_viewer()
     task = await tasks.move_task(
-        info.context.services,
-        viewer,
-        decode_id(task_id, TaskNode, "taskId"),
-        to,
-        note=note,
-        changes_requested=changes_requested,
+        info.context.services, viewer, decode_id(task_id, TaskNode, "taskId"), move, note=note
     )
     return TaskNode.of(task)

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     cancellation_full_refund_hours: int = Field(24, ge=0)
     cancellation_partial_refund_hours: int = Field(6, ge=0)
     cancellation_partial_refund_bp: int = Field(5000, ge=0, le=10_000)
+    booking_start_window: timedelta = Field(timedelta(hours=2), ge=timedelta(0))
+    """How long before its start time a booking may be started (on the way, arrived early);
+    at least the booking notice makes the earliest slot startable as soon as it is paid."""
     slot_step_minutes: int = Field(30, ge=5, le=240)
     booking_min_notice_minutes: int = Field(60, ge=0)
     review_reveal_days: int = Field(7, ge=0)

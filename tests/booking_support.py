@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +28,17 @@ SLOTS = """query($provider: ID!, $package: ID!, $date: Date!) {
 def freeze_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
     """Make the booking rules read `now` as the time (the app is served in this process)."""
     monkeypatch.setattr(bookings, "utcnow", lambda: now)
+
+
+async def soonest_slot(client: GraphQLClient, provider: Tokens, package_id: str) -> str:
+    """The first start open to book, today or tomorrow (UTC), for a provider working every
+    hour: within the booking notice plus a slot step, so within the start window."""
+    today = datetime.now(UTC).date()
+    for day in (today, today + timedelta(days=1)):
+        found = await slots(client, provider.user_id, package_id, day)
+        if found:
+            return found[0]
+    raise AssertionError("the provider has no slot today or tomorrow")
 
 
 def utc(day: date, hour: int, minute: int = 0) -> str:

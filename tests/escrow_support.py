@@ -131,3 +131,19 @@ async def transfers_of(runtime: Runtime, escrow: Escrow) -> list[str]:
         )
         if transfer.transfer_group == escrow.gateway_group
     ]
+
+
+async def pay_task(client: GraphQLClient, payer: Tokens, task_id: str) -> None:
+    """Pay an assigned task's escrow in the sandbox: work may start once it is held."""
+    escrow = await task_escrow(client, payer, task_id)
+    assert escrow is not None, "no escrow: is the task assigned?"
+    paid = await sandbox_pay(client, payer, escrow["id"])
+    assert paid["errors"] == [] and paid["escrow"]["status"] == "HELD", paid
+
+
+async def pay_booking(client: GraphQLClient, customer: Tokens, booking_id: str) -> None:
+    """Pay a confirmed booking's escrow in the sandbox."""
+    escrow = await booking_escrow(client, customer, booking_id)
+    assert escrow is not None, "no escrow: is the booking confirmed?"
+    paid = await sandbox_pay(client, customer, escrow["id"])
+    assert paid["errors"] == [] and paid["escrow"]["status"] == "HELD", paid

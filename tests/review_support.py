@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
 from typing import Any
 
-from tests.booking_support import act, booked, create_package, slots
+from tests.booking_support import act, booked, create_package, soonest_slot
+from tests.escrow_support import pay_booking, pay_task
 from tests.graphql_client import GraphQLClient, Tokens
 from tests.marketplace import make_offer, post_task
 
@@ -24,8 +24,10 @@ async def completed_task(client: GraphQLClient, poster: Tokens, tasker: Tokens) 
     """A task of `poster` that `tasker` did, taken through every step to completed."""
     task = await post_task(client, poster)
     offer = await make_offer(client, tasker, task["id"])
+    accepted = await client.mutate("acceptOffer", {"offerId": offer["id"]}, token=poster.access)
+    assert accepted["errors"] == [], accepted
+    await pay_task(client, poster, task["id"])
     steps = [
-        ("acceptOffer", poster, {"offerId": offer["id"]}),
         ("startTask", tasker, {"taskId": task["id"]}),
         ("submitTask", tasker, {"taskId": task["id"]}),
         ("completeTask", poster, {"taskId": task["id"]}),
@@ -39,10 +41,10 @@ async def completed_task(client: GraphQLClient, poster: Tokens, tasker: Tokens) 
 async def confirmed_booking(client: GraphQLClient, customer: Tokens, provider: Tokens) -> str:
     """A booking of a package of `provider` (who works every day), confirmed."""
     package = await create_package(client, provider)
-    day = date.today() + timedelta(days=3)
-    start = (await slots(client, provider.user_id, package["id"], day))[0]
+    start = await soonest_slot(client, provider, package["id"])  # to be started now
     booking = await booked(client, customer, package["id"], start)
     assert (await act(client, "confirmBooking", provider, booking["id"]))["errors"] == []
+    await pay_booking(client, customer, booking["id"])
     booking_id: str = booking["id"]
     return booking_id
 

@@ -24,6 +24,7 @@ from tests.booking_support import (
     utc,
 )
 from tests.command_log import CommandLog
+from tests.escrow_support import pay_booking
 from tests.graphql_client import GraphQLClient, Tokens, error_codes
 from tests.marketplace import aud, logged_in_admin, object_id, place, poster, tasker
 
@@ -199,6 +200,8 @@ async def test_the_lifecycle_and_its_guards(client: GraphQLClient) -> None:
     assert await status("rejectBooking", tom, reason="Too far") == ["INVALID_STATE"]
     assert await status("startBooking", ann) == ["FORBIDDEN"]
     assert await status("completeBooking", tom) == ["INVALID_STATE"]
+    assert await status("startBooking", tom) == ["PAYMENT_REQUIRED"]  # the work waits for it
+    await pay_booking(client, ann, booking_id)
     assert await status("startBooking", tom) == "IN_PROGRESS"
     assert await status("completeBooking", ann) == ["FORBIDDEN"]
     assert await status("completeBooking", tom) == "COMPLETED"
@@ -222,11 +225,12 @@ async def test_the_lifecycle_and_its_guards(client: GraphQLClient) -> None:
     assert [(e.kind, e.data.get("status")) for e in events] == [
         (EventKind.BOOKING_REQUESTED, None),
         (EventKind.BOOKING_CONFIRMED, "confirmed"),
+        (EventKind.PAYMENT_SUCCEEDED, "held"),
         (EventKind.BOOKING_STATUS_CHANGED, "in_progress"),
         (EventKind.BOOKING_STATUS_CHANGED, "completed"),
     ]
     told_ann = await Notification.find(Notification.user_id == object_id(ann.user_id)).count()
-    assert told_ann == 3
+    assert told_ann == 4
 
 
 async def test_the_provider_declines_with_a_reason_and_a_full_refund(

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from documents import accounts
+from documents.clock import utcnow
 from documents.escrow import Escrow, EscrowStatus
 from server.runtime import Runtime
 from tests.booking_support import act, booked, create_package, provider, slots
@@ -18,7 +19,7 @@ from tests.escrow_support import (
     sandbox_pay,
     stored_escrow,
 )
-from tests.graphql_client import GraphQLClient, Tokens
+from tests.graphql_client import GraphQLClient, Tokens, error_codes
 
 
 async def slot_after(client: GraphQLClient, worker: Tokens, package_id: str, hours: float) -> str:
@@ -72,9 +73,17 @@ async def cancel_paid(
 async def test_a_completed_booking_releases_the_providers_share(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    _customer, worker, booking_id, escrow_id = await paid_booking(client, runtime, 30)
+    customer, worker, booking_id, escrow_id = await paid_booking(client, runtime, 1.5)
     for name in ("startBooking", "completeBooking"):
         assert (await act(client, name, worker, booking_id))["errors"] == []
+    await sandbox(runtime).drain()
+    # Completed: the customer's window opens; nothing leaves before they approve it.
+    waiting = await stored_escrow(escrow_id)
+    assert waiting.status is EscrowStatus.HELD and waiting.auto_release_at is not None
+    window = waiting.auto_release_at - utcnow()
+    assert timedelta(hours=47) < window <= runtime.services.settings.auto_release_after
+    assert error_codes(await act(client, "approveBooking", worker, booking_id)) == ["FORBIDDEN"]
+    assert (await act(client, "approveBooking", customer, booking_id))["errors"] == []
     await sandbox(runtime).drain()
     escrow = await stored_escrow(escrow_id)
     assert escrow.status is EscrowStatus.RELEASED

@@ -297,7 +297,7 @@ async def capturing(runtime: Runtime) -> AsyncIterator[GraphQLClient]:
 async def test_an_authorisation_is_captured_when_released(
     capturing: GraphQLClient, runtime: Runtime
 ) -> None:
-    _customer, worker, booking_id, escrow_id = await paid_booking(capturing, runtime, 30)
+    customer, worker, booking_id, escrow_id = await paid_booking(capturing, runtime, 1.5)
     authorised = await stored_escrow(escrow_id)
     intent_id = authorised.payment_intent_id or ""
     assert authorised.capture_manually and not authorised.captured
@@ -307,6 +307,7 @@ async def test_an_authorisation_is_captured_when_released(
 
     for name in ("startBooking", "completeBooking"):
         assert (await act(capturing, name, worker, booking_id))["errors"] == []
+    assert (await act(capturing, "approveBooking", customer, booking_id))["errors"] == []
     await sandbox(runtime).drain()
 
     escrow = await stored_escrow(escrow_id)

@@ -7,6 +7,7 @@ from typing import Any
 
 from documents.events import DomainEvent, EventKind, Notification
 from documents.tasks import Task
+from tests.escrow_support import pay_task
 from tests.graphql_client import GraphQLClient, Tokens, error_codes, graphql_error_codes
 from tests.marketplace import (
     TASK_FIELDS,
@@ -105,6 +106,9 @@ async def test_the_full_lifecycle_and_its_guards(client: GraphQLClient) -> None:
     assert accepted["task"] == {"status": "ASSIGNED", "agreedPrice": {"amount": 11000}}
     assert error_codes(await act("completeTask", ann)) == ["INVALID_STATE"]
     assert error_codes(await act("startTask", ann)) == ["FORBIDDEN"]
+    # Work waits for the money: nothing is started, handed in or accepted unpaid.
+    assert error_codes(await act("startTask", tom)) == ["PAYMENT_REQUIRED"]
+    await pay_task(client, ann, task["id"])
     assert (await act("startTask", tom))["task"] == {"status": "IN_PROGRESS"}
     assert (await act("submitTask", tom, note="Done, photos attached"))["task"] == {
         "status": "SUBMITTED"

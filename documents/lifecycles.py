@@ -1,0 +1,239 @@
+"""Every deal's lifecycle, declared once, as data.
+
+A lifecycle lists the moves between its states: from which states each starts, where it
+leads, who may make it and what it needs (its guards: the money held, the clock). Every
+status change of a task, offer, booking, milestone, escrow or dispute is made through
+`resolvers/transitions.py`, which checks the move against these declarations inside the
+transaction that makes it; no module holds a rule of its own. README's state diagrams
+are printed from here, and a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from documents.bookings import BookingStatus
+from documents.disputes import DisputeStatus
+from documents.escrow import EscrowStatus
+from documents.offers import OfferStatus
+from documents.tasks import MilestoneStatus, TaskStatus
+
+S = TypeVar("S", bound=StrEnum)
+
+
+class Party(StrEnum):
+    """Who makes a move, as the deal sees them."""
+
+    POSTER = "poster"
+    TASKER = "tasker"
+    """The tasker assigned to a task (or making an offer on it)."""
+    CUSTOMER = "customer"
+    PROVIDER = "provider"
+    MAKER = "maker"
+    """Whoever made an offer: the tasker, or the poster of a direct offer."""
+    RECIPIENT = "recipient"
+    """Whoever an offer is made to: the poster, or the tasker of a direct offer."""
+    ADMIN = "admin"
+    SYSTEM = "system"
+    """gigql itself: a deadline or window running out, a payment event, a sweep."""
+
+
+class Guard(StrEnum):
+    """What a move needs besides its source state; resolvers/deal_guards.py checks each."""
+
+    PAID = "paid"
+    """The deal's escrow holds its money (or, where capture is manual, has it authorised):
+    else PAYMENT_REQUIRED. Work is not started, handed in or accepted unpaid."""
+    START_WINDOW = "start_window"
+    """A booking starts no earlier than GIGQL_BOOKING_START_WINDOW before its start time."""
+    NOTHING_HANDED_IN = "nothing_handed_in"
+    """No milestone of the task has been handed in since it was last approved: work
+    handed in is not taken back by cancelling, only by the tasker's own step back or an
+    admin's dispute decision."""
+
+
+@dataclass(frozen=True, slots=True)
+class Move(Generic[S]):
+    name: str
+    sources: frozenset[S]
+    target: S
+    by: frozenset[Party]
+    verb: str
+    """What it does, in messages: "started", "cancelled"."""
+    guards: tuple[Guard, ...] = ()
+
+
+def move(
+    name: str,
+    sources: Iterable[S],
+    target: S,
+    by: Iterable[Party],
+    verb: str,
+    *guards: Guard,
+) -> Move[S]:
+    return Move(name, frozenset(sources), target, frozenset(by), verb, tuple(guards))
+
+
+class Lifecycle(Generic[S]):
+    def __init__(self, name: str, states: type[S], initial: S, *moves: Move[S]) -> None:
+        self.name = name
+        self.states = states
+        self.initial = initial
+        self.moves: Mapping[str, Move[S]] = {m.name: m for m in moves}
+        assert len(self.moves) == len(moves), f"{name}: two moves of one name"
+
+    def __getitem__(self, name: str) -> Move[S]:
+        return self.moves[name]
+
+    def graph(self) -> dict[S, frozenset[S]]:
+        """Every state and the states one move leads to from it."""
+        targets: dict[S, set[S]] = {state: set() for state in self.states}
+        for m in self.moves.values():
+            for source in m.sources:
+                targets[source].add(m.target)
+        return {state: frozenset(found) for state, found in targets.items()}
+
+    def final(self) -> frozenset[S]:
+        return frozenset(state for state, targets in self.graph().items() if not targets)
+
+    def diagram(self) -> str:
+        """A Mermaid state diagram: every move, labelled with its name, who makes it and
+        what it needs."""
+        lines = ["stateDiagram-v2", f"    [*] --> {self.initial.value}"]
+        for m in self.moves.values():
+            who = "/".join(sorted(p.value for p in m.by))
+            needs = f" [{', '.join(g.value for g in m.guards)}]" if m.guards else ""
+            for source in sorted(m.sources, key=list(self.states).index):
+                lines.append(f"    {source.value} --> {m.target.value}: {m.name} ({who}){needs}")
+        for state in sorted(self.final(), key=list(self.states).index):
+            lines.append(f"    {state.value} --> [*]")
+        return "\n".join(lines)
+
+
+P = Party
+G = Guard
+TS = TaskStatus
+
+TASK = Lifecycle(
+    "task",
+    TaskStatus,
+    TS.OPEN,
+    move("assign", [TS.OPEN], TS.ASSIGNED, [P.POSTER, P.TASKER], "assigned"),
+    move("start", [TS.ASSIGNED], TS.IN_PROGRESS, [P.TASKER], "started", G.PAID),
+    move("submit", [TS.IN_PROGRESS], TS.SUBMITTED, [P.TASKER], "submitted", G.PAID),
+    move("send_back", [TS.SUBMITTED], TS.IN_PROGRESS, [P.POSTER], "sent back"),
+    move("complete", [TS.SUBMITTED], TS.COMPLETED, [P.POSTER, P.SYSTEM], "completed", G.PAID),
+    move("cancel", [TS.OPEN, TS.ASSIGNED], TS.CANCELLED, [P.POSTER], "cancelled"),
+    # A task in milestones may end between milestones: nothing handed in is taken back.
+    move(
+        "cancel_between_milestones",
+        [TS.IN_PROGRESS],
+        TS.CANCELLED,
+        [P.POSTER],
+        "cancelled",
+        G.NOTHING_HANDED_IN,
+    ),
+    # The tasker steps back before work starts; unpaid past its deadline, the deal lapses.
+    # Either way the task is open for offers again.
+    move("step_back", [TS.ASSIGNED], TS.OPEN, [P.TASKER], "stepped back from"),
+    move("lapse", [TS.ASSIGNED], TS.OPEN, [P.SYSTEM], "reopened, unpaid,"),
+    move("dispute", [TS.IN_PROGRESS, TS.SUBMITTED], TS.DISPUTED, [P.POSTER, P.TASKER], "disputed"),
+    # A dispute ends by an admin's decision: the work stands or is undone, or, for a
+    # milestone decided before the last, the work goes on.
+    move("decide_completed", [TS.DISPUTED], TS.COMPLETED, [P.ADMIN], "completed"),
+    move("decide_cancelled", [TS.DISPUTED], TS.CANCELLED, [P.ADMIN], "cancelled"),
+    move("decide_resumed", [TS.DISPUTED], TS.IN_PROGRESS, [P.ADMIN], "resumed"),
+)
+
+OS = OfferStatus
+
+OFFER = Lifecycle(
+    "offer",
+    OfferStatus,
+    OS.PENDING,
+    move("accept", [OS.PENDING], OS.ACCEPTED, [P.RECIPIENT], "accepted"),
+    move("reject", [OS.PENDING], OS.REJECTED, [P.RECIPIENT], "declined"),
+    move("withdraw", [OS.PENDING], OS.WITHDRAWN, [P.MAKER], "withdrawn"),
+    # Another offer was accepted, or the task closed.
+    move("close", [OS.PENDING], OS.REJECTED, [P.SYSTEM], "closed"),
+    # The deal it made ended before work began: its tasker stepped back, or it lapsed unpaid.
+    move("release", [OS.ACCEPTED], OS.WITHDRAWN, [P.TASKER, P.SYSTEM], "released"),
+)
+
+BS = BookingStatus
+
+BOOKING = Lifecycle(
+    "booking",
+    BookingStatus,
+    BS.PENDING,
+    move("confirm", [BS.PENDING], BS.CONFIRMED, [P.PROVIDER], "confirmed"),
+    move("decline", [BS.PENDING], BS.CANCELLED, [P.PROVIDER], "declined"),
+    move(
+        "start", [BS.CONFIRMED], BS.IN_PROGRESS, [P.PROVIDER], "started", G.PAID, G.START_WINDOW
+    ),
+    # Finished, the customer has GIGQL_AUTO_RELEASE_AFTER to approve it (paid at once) or
+    # dispute it; the provider is paid when the window ends.
+    move("finish", [BS.IN_PROGRESS], BS.COMPLETED, [P.PROVIDER], "completed", G.PAID),
+    move(
+        "cancel",
+        [BS.PENDING, BS.CONFIRMED, BS.IN_PROGRESS],
+        BS.CANCELLED,
+        [P.CUSTOMER, P.PROVIDER],
+        "cancelled",
+    ),
+    move("lapse", [BS.PENDING, BS.CONFIRMED], BS.CANCELLED, [P.SYSTEM], "cancelled, unpaid,"),
+    move(
+        "dispute",
+        [BS.CONFIRMED, BS.IN_PROGRESS, BS.COMPLETED],
+        BS.DISPUTED,
+        [P.CUSTOMER, P.PROVIDER],
+        "disputed",
+        G.PAID,
+    ),
+    move("decide_completed", [BS.DISPUTED], BS.COMPLETED, [P.ADMIN], "completed"),
+    move("decide_cancelled", [BS.DISPUTED], BS.CANCELLED, [P.ADMIN], "cancelled"),
+)
+
+MS = MilestoneStatus
+
+MILESTONE = Lifecycle(
+    "milestone",
+    MilestoneStatus,
+    MS.PENDING,
+    move("submit", [MS.PENDING], MS.SUBMITTED, [P.TASKER], "handed in", G.PAID),
+    move("send_back", [MS.SUBMITTED], MS.PENDING, [P.POSTER], "sent back"),
+    move("approve", [MS.SUBMITTED], MS.APPROVED, [P.POSTER, P.SYSTEM], "approved", G.PAID),
+    move("decide_approved", [MS.PENDING, MS.SUBMITTED], MS.APPROVED, [P.ADMIN], "approved"),
+)
+
+ES = EscrowStatus
+_HOLDING = [ES.HELD, ES.PARTIALLY_REFUNDED]
+
+ESCROW = Lifecycle(
+    "escrow",
+    EscrowStatus,
+    ES.AWAITING_PAYMENT,
+    move("pay", [ES.AWAITING_PAYMENT], ES.HELD, [P.SYSTEM], "paid"),
+    move("fail", [ES.AWAITING_PAYMENT], ES.FAILED, [P.SYSTEM], "failed"),
+    move("release", _HOLDING, ES.RELEASING, [P.SYSTEM, P.ADMIN], "released"),
+    move("released", [ES.RELEASING], ES.RELEASED, [P.SYSTEM], "released"),
+    move("refund_part", _HOLDING, ES.PARTIALLY_REFUNDED, [P.SYSTEM, P.ADMIN], "refunded in part"),
+    move("refund", _HOLDING, ES.REFUNDED, [P.SYSTEM, P.ADMIN], "refunded"),
+    move("freeze", [*_HOLDING, ES.RELEASED], ES.DISPUTED, [P.SYSTEM], "frozen"),
+    move("thaw", [ES.DISPUTED], ES.HELD, [P.SYSTEM, P.ADMIN], "held again"),
+    move("thaw_part", [ES.DISPUTED], ES.PARTIALLY_REFUNDED, [P.SYSTEM, P.ADMIN], "held again"),
+)
+
+DS = DisputeStatus
+
+DISPUTE = Lifecycle(
+    "dispute",
+    DisputeStatus,
+    DS.OPEN,
+    move("resolve", [DS.OPEN], DS.RESOLVED, [P.ADMIN], "resolved"),
+)
+
+LIFECYCLES: tuple[Lifecycle[Any], ...] = (TASK, OFFER, BOOKING, MILESTONE, ESCROW, DISPUTE)
