@@ -188,6 +188,6 @@ async def test_nothing_is_open_when_the_provider_or_package_is_not(client: Graph
     far = {**variables, "provider": tom.user_id, "date": "2027-01-03"}
     assert graphql_error_codes(await client.execute(SLOTS, far)) == ["INVALID_INPUT"]
     # Years nobody means are no Date at all (schema/scalars.py).
-    for date in ("0001-01-01", "9999-12-31"):
-        result = await client.execute(SLOTS, {**far, "date": date})
-        assert graphql_error_codes(result) == ["BAD_USER_INPUT"], date
+    for day in ("0001-01-01", "9999-12-31"):
+        result = await client.execute(SLOTS, {**far, "date": day})
+        assert graphql_error_codes(result) == ["BAD_USER_INPUT"], day
