@@ -45,6 +45,7 @@ class AuditKind(StrEnum):
     DISPUTE_RESOLVED = "dispute_resolved"
     ESCROW_RELEASED_BY_ADMIN = "escrow_released_by_admin"
     ESCROW_REFUNDED_BY_ADMIN = "escrow_refunded_by_admin"
+    CHARGEBACK_SETTLED_BY_ADMIN = "chargeback_settled_by_admin"
 
 
 class AuditEvent(Document):

@@ -60,6 +60,10 @@ class ErrorCode(Enum):
     """The provider has no payout account yet, or the gateway has not enabled payouts."""
     GATEWAY_UNAVAILABLE = "GATEWAY_UNAVAILABLE"
     """The payment gateway did not answer; the same request may be sent again later."""
+    # Accounts
+    DEALS_IN_PROGRESS = "DEALS_IN_PROGRESS"
+    """The account takes part in a deal in progress, or money is still due to it: it is
+    not deleted until each (one problem apiece) is finished, cancelled or paid out."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@
     awaiting_payment -> failed (the intent was cancelled, or the deal before payment)
     held -> partially_refunded / refunded;  held -> disputed
     disputed -> held / partially_refunded (an admin's decision, or a chargeback won)
+    held / partially_refunded / disputed -> charged_back (a lost chargeback covered)
 
 A deal is an accepted offer on a task or a confirmed booking; `deal` names it and is
 unique, so a deal has one escrow however often its creation is retried. The fee
@@ -45,6 +46,9 @@ class EscrowStatus(StrEnum):
     """Frozen: nothing is released automatically."""
     FAILED = "failed"
     """Never paid: the payment intent was cancelled, or the deal before payment."""
+    CHARGED_BACK = "charged_back"
+    """The payer's bank took the payment back (a lost chargeback) and an admin kept all
+    the escrow held to cover the loss (resolvers/chargeback_settlement.py): final."""
 
 
 PAID_STATUSES = (
@@ -54,6 +58,7 @@ PAID_STATUSES = (
     EscrowStatus.PARTIALLY_REFUNDED,
     EscrowStatus.REFUNDED,
     EscrowStatus.DISPUTED,
+    EscrowStatus.CHARGED_BACK,
 )
 """The payment was received."""
 HOLDING_STATUSES = (EscrowStatus.HELD, EscrowStatus.PARTIALLY_REFUNDED)

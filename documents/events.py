@@ -58,6 +58,7 @@ class EventKind(StrEnum):
     DISPUTE_RESOLVED = "dispute_resolved"
     CHARGEBACK_OPENED = "chargeback_opened"
     CHARGEBACK_CLOSED = "chargeback_closed"
+    CHARGEBACK_SETTLED = "chargeback_settled"
     PAYOUT_ACCOUNT_UPDATED = "payout_account_updated"
     IDENTITY_VERIFICATION_UPDATED = "identity_verification_updated"
     PAYOUT_REQUESTED = "payout_requested"

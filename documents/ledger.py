@@ -54,6 +54,9 @@ class MovementKind(StrEnum):
     """A chargeback took the disputed amount back to the customer's card."""
     DISPUTE_WON = "dispute_won"
     DISPUTE_LOST = "dispute_lost"
+    CHARGEBACK_COVERED = "chargeback_covered"
+    """An admin kept what the escrow held to cover a lost chargeback: escrow -> platform
+    revenue, up to the loss."""
     ADJUSTMENT = "adjustment"
     """An operator's correction; its memo says why."""
 

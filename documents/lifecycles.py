@@ -225,6 +225,8 @@ ESCROW = Lifecycle(
     move("freeze", [*_HOLDING, ES.RELEASED], ES.DISPUTED, [P.SYSTEM], "frozen"),
     move("thaw", [ES.DISPUTED], ES.HELD, [P.SYSTEM, P.ADMIN], "held again"),
     move("thaw_part", [ES.DISPUTED], ES.PARTIALLY_REFUNDED, [P.SYSTEM, P.ADMIN], "held again"),
+    # After a lost chargeback, what the escrow holds covers the loss.
+    move("charge_back", [*_HOLDING, ES.DISPUTED], ES.CHARGED_BACK, [P.ADMIN], "kept"),
 )
 
 DS = DisputeStatus

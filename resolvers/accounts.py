@@ -9,6 +9,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from documents.audit import AuditEvent, AuditKind
 from documents.clock import utcnow
+from documents.errors import DomainError, ErrorCode
 from documents.one_time_tokens import OneTimeToken
 from documents.profiles import CustomerProfile, ProviderProfile
 from documents.sessions import RefreshToken, RevokeReason, Session
@@ -116,12 +117,20 @@ async def delete_my_account(
 
     The account record stays (as "Deleted user") because other people's tasks, reviews
     and payments point at it, and the audit log is kept as a security record; both hold
-    no name, address, phone or password any more.
+    no name, address, phone or password any more. Deals in progress or money due refuse
+    it; offers and requests not yet deals are ended first (resolvers/account_closing.py).
     """
+    # Imported here: the use cases it calls import this module (KEEP).
+    from resolvers import account_closing
+
     await _confirm_password(services, meta, viewer, password)
     user_id = viewer.user_id
+    await account_closing.refuse_if_in_progress(user_id)
 
     async def erase(db_session: AsyncClientSession) -> None:
+        # Nothing may have become a deal, nor arrived pending, while winding down.
+        await account_closing.refuse_if_in_progress(user_id, db_session)
+        await account_closing.refuse_if_pending(user_id, db_session)
         now = utcnow()
         await User.get_pymongo_collection().update_one(
             {"_id": user_id},
@@ -163,6 +172,17 @@ async def delete_my_account(
             {"_id": user_id}, {"$set": {"addresses": [], "updated_at": now}}, session=db_session
         )
 
-    await run_in_transaction(erase)
+    for _ in range(account_closing.MAX_ROUNDS):
+        await account_closing.wind_down(services, viewer)
+        try:
+            await run_in_transaction(erase)
+            break
+        except account_closing.LeftPending:
+            continue  # a new offer or request arrived meanwhile: wind that down too
+    else:
+        raise DomainError(
+            ErrorCode.INVALID_STATE,
+            "New offers or booking requests keep arriving; try again in a moment.",
+        )
     await announce_access_change(services.broker, user_id)
     await audit.record(AuditKind.ACCOUNT_DELETED, meta, user_id=user_id)

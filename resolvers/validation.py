@@ -49,6 +49,14 @@ class PriceRules:
             smallest_with_whole_fees=FeePolicy.of(settings).smallest_price_with_whole_fees(),
         )
 
+    def smallest_price(self, code: str) -> Money | None:
+        """The least price accepted in the currency; None if it is not accepted."""
+        terms = chargeable_currency(code)
+        if terms is None or code not in self.accepted:
+            return None
+        least = max(terms.minimum_charge, self.smallest_with_whole_fees, 1)
+        return Money(amount=least, currency=code)
+
 
 class Checked:
     """Collects problems while normalising the fields of one input."""
@@ -156,12 +164,9 @@ class Checked:
         """A price someone will be charged: in an accepted currency, at least the
         gateway's minimum charge and large enough that no fee on it rounds to nothing."""
         code = self._currency(currency, rules.accepted, field)
-        terms = chargeable_currency(code)
-        if terms is None or code not in rules.accepted:
+        smallest = rules.smallest_price(code)
+        if smallest is None:
             return Money(amount=amount, currency=code)
-        smallest = Money(
-            amount=max(terms.minimum_charge, rules.smallest_with_whole_fees, 1), currency=code
-        )
         if amount < smallest.amount:
             message = f"The price must be at least {smallest}."
             self.fail(ErrorCode.INVALID_INPUT, message, field)

@@ -9,7 +9,7 @@ import strawberry
 from strawberry import relay
 
 from documents.escrow import EscrowStatus
-from resolvers import admin_escrows
+from resolvers import admin_escrows, chargeback_settlement
 from resolvers.admin_escrows import EscrowFilter
 from schema.common import MoneyInputType
 from schema.context import Info
@@ -91,6 +91,17 @@ class AdminRefundEscrowPayload(AdminEscrowPayload):
     pass
 
 
+@strawberry.input
+class AdminSettleChargebackInput:
+    escrow_id: relay.GlobalID
+    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+
+
+@strawberry.type
+class AdminSettleChargebackPayload(AdminEscrowPayload):
+    pass
+
+
 @strawberry.type
 class AdminEscrowsMutation:
     @strawberry.mutation(
@@ -131,3 +142,23 @@ class AdminEscrowsMutation:
             input.note,
         )
         return AdminRefundEscrowPayload(escrow=EscrowNode.of(escrow))
+
+    @strawberry.mutation(
+        extensions=allow(IsAdmin()),
+        description="After a lost chargeback, keep what the escrow holds, up to the loss, "
+        "to cover it (audited, once per escrow): all of it kept, the escrow is CHARGED_BACK; "
+        "anything more stays for an ordinary release. The task or booking is left as it is.",
+    )
+    @mutation_payload
+    async def admin_settle_chargeback(
+        self, info: Info, input: AdminSettleChargebackInput
+    ) -> AdminSettleChargebackPayload:
+        admin = await info.context.require_viewer()
+        escrow = await chargeback_settlement.settle_lost_chargeback(
+            info.context.services,
+            info.context.meta,
+            admin,
+            decode_id(input.escrow_id, EscrowNode, "escrowId"),
+            input.note,
+        )
+        return AdminSettleChargebackPayload(escrow=EscrowNode.of(escrow))

@@ -15,7 +15,7 @@ from resolvers.auth.sessions import SignedIn
 from schema.context import Context, Info
 from schema.payloads import Payload, mutation_payload
 from schema.permissions import IsAuthenticated, allow
-from schema.users import UserNode
+from schema.users import MyAccount, UserNode
 
 COOKIE_PATH = "/graphql"
 
@@ -63,6 +63,9 @@ class VerifyEmailInput:
 @strawberry.type
 class VerifyEmailPayload(Payload):
     user: UserNode | None = None
+    account: MyAccount | None = strawberry.field(
+        default=None, description="The verified account, with its own private fields."
+    )
 
 
 @strawberry.input
@@ -91,6 +94,9 @@ class LoginInput:
 @strawberry.type
 class LoginPayload(Payload):
     user: UserNode | None = None
+    account: MyAccount | None = strawberry.field(
+        default=None, description="The logged-in account, with its own private fields."
+    )
     tokens: AuthTokens | None = None
 
 
@@ -227,7 +233,7 @@ class AuthMutation:
     @mutation_payload
     async def verify_email(self, info: Info, input: VerifyEmailInput) -> VerifyEmailPayload:
         user = await signup.verify_email(info.context.services, info.context.meta, input.token)
-        return VerifyEmailPayload(user=UserNode.of(user))
+        return VerifyEmailPayload(user=UserNode.of(user), account=MyAccount.of(user))
 
     @strawberry.mutation
     @mutation_payload
@@ -249,6 +255,7 @@ class AuthMutation:
         )
         return LoginPayload(
             user=UserNode.of(signed_in.user),
+            account=MyAccount.of(signed_in.user),
             tokens=_tokens(info.context, signed_in, input.refresh_token_in_cookie),
         )
 

@@ -32,6 +32,7 @@ from schema.error_reporting import coded_error, report_errors
 from schema.escrow import EscrowMutation
 from schema.limits import Limits
 from schema.live import LiveSubscription
+from schema.marketplace import MarketplaceQuery
 from schema.milestone_actions import MilestoneMutation
 from schema.notifications import NotificationMutation, NotificationQuery
 from schema.packages import PackageMutation
@@ -65,6 +66,7 @@ Query = merge_types(
         DisputeQuery,
         ConnectQuery,
         WalletQuery,
+        MarketplaceQuery,
     ),
 )
 Mutation = merge_types(

@@ -185,6 +185,29 @@ class SessionConnection(relay.Connection[SessionNode]):
     pass
 
 
+@strawberry.type(
+    name="MyAccount",
+    description="The caller's own account with its private fields, for answers given "
+    "before the request carries the account's token (login, verifyEmail).",
+)
+class MyAccount:
+    user: UserNode = strawberry.field(description="The account as the graph shows it.")
+    email: str | None = strawberry.field(description="Null only once the account is deleted.")
+    email_verified: bool
+    status: UserStatus
+    roles: list[Role]
+
+    @classmethod
+    def of(cls, user: User) -> MyAccount:
+        return cls(
+            user=UserNode.of(user),
+            email=user.email,
+            email_verified=user.email_verified_at is not None,
+            status=user.status,
+            roles=user.roles,
+        )
+
+
 @strawberry.type
 class UserQuery:
     @strawberry.field(extensions=allow(IsAuthenticated()), description="The logged-in user.")

@@ -70,3 +70,20 @@ async def test_link_mails_per_address_are_limited(
         await client.mutate("resendVerificationEmail", {"email": "xan@example.com"})
     await runtime.services.postman.drain()
     assert len([m for m in outbox.outbox if m.to == "xan@example.com"]) == 5
+
+
+async def test_verifying_answers_with_the_accounts_own_verification_and_status(
+    client: GraphQLClient, outbox: MemoryMailer
+) -> None:
+    tokens = await client.member("ida@example.com", phone="+14155550123")
+    token = await mailed_token(outbox, "ida@example.com", "Confirm")
+    payload = await client.mutate(
+        "verifyEmail", {"token": token}, "account { email emailVerified status user { id } }"
+    )
+    assert payload["errors"] == [], payload
+    assert payload["account"] == {
+        "email": "ida@example.com",
+        "emailVerified": True,
+        "status": "ACTIVE",
+        "user": {"id": tokens.user_id},
+    }

@@ -187,6 +187,7 @@ TEXT_FIELDS = [
     Field("resolveDispute", "note", "admin", _decision, multiline=True),
     Field("adminRefundEscrow", "note", "admin", _escrow_note, multiline=True),
     Field("adminReleaseEscrow", "note", "admin", _escrow_note, multiline=True),
+    Field("adminSettleChargeback", "note", "admin", _escrow_note, multiline=True),
     Field("suspendUser", "reason", "admin", _suspension, multiline=True),
     Field("postReview", "comment", "poster", _review, multiline=True),
     Field("cancelBooking", "reason", "poster", _booking_reason, multiline=True),

@@ -127,3 +127,30 @@ async def test_login_rehashes_when_the_hash_parameters_change(
     after = await User.get(before.id)
     assert after is not None and after.password_hash is not None and "m=2048" in after.password_hash
     await client.login("gus@example.com")  # the new hash still verifies
+
+
+async def test_the_login_payload_carries_the_accounts_own_private_fields(
+    client: GraphQLClient,
+) -> None:
+    """A client that just logged in has no token in that request yet: `user` is the
+    public node, whose private fields read null; `account` gives them."""
+    await client.sign_up("al@example.com", roles=("POSTER", "TASKER"))
+    payload = await client.mutate(
+        "login",
+        {"email": "al@example.com", "password": STRONG_PASSWORD},
+        "user { id email status } account { email emailVerified status roles user { id } }",
+    )
+    assert payload["errors"] == [], payload
+    user_id = payload["user"]["id"]
+    assert payload["user"] == {"id": user_id, "email": None, "status": None}
+    assert payload["account"] == {
+        "email": "al@example.com",
+        "emailVerified": False,
+        "status": "ACTIVE",
+        "roles": ["POSTER", "TASKER"],
+        "user": {"id": user_id},
+    }
+    wrong = await client.mutate(
+        "login", {"email": "al@example.com", "password": "Wrong-Pass-1"}, "account { email }"
+    )
+    assert error_codes(wrong) == ["INVALID_CREDENTIALS"] and wrong["account"] is None
