@@ -90,10 +90,13 @@ class CancellationPolicy(BaseModel):
 class CancelledBy(StrEnum):
     CUSTOMER = "customer"
     PROVIDER = "provider"
+    SYSTEM = "system"
+    """Nobody: a deadline passed (the payment did not come, the request was not answered)."""
 
 
 class Cancellation(BaseModel):
-    by: PydanticObjectId
+    by: PydanticObjectId | None
+    """None when a deadline ended it."""
     role: CancelledBy
     at: datetime = Field(default_factory=utcnow)
     reason: str

@@ -176,6 +176,8 @@ class Escrow(Document):
     """While disputed, what froze it: `FROZEN_BY_DEAL`, `FROZEN_BY_REVERSAL` or
     `frozen_by_chargeback(id)`. A cause that ends thaws only what it froze itself."""
     auto_release_at: datetime | None = None
+    pay_by: datetime | None = None
+    """The payer's deadline: unpaid then, the deal lapses (resolvers/lapses.py)."""
     held_at: datetime | None = None
     released_at: datetime | None = None
     history: list[EscrowChange] = Field(default_factory=list)
@@ -193,6 +195,7 @@ class Escrow(Document):
             # The admins' list, newest first.
             IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)]),
             IndexModel([("status", ASCENDING), ("auto_release_at", ASCENDING)]),
+            IndexModel([("status", ASCENDING), ("pay_by", ASCENDING)]),
             IndexModel([("provider_id", ASCENDING), ("status", ASCENDING)]),
             IndexModel([("payer_id", ASCENDING), ("created_at", ASCENDING)]),
             IndexModel([("refunds.status", ASCENDING)]),
@@ -226,12 +229,14 @@ def frozen_by_chargeback(gateway_dispute_id: str) -> str:
     return f"chargeback:{gateway_dispute_id}"
 
 
-def task_deal(task_id: ObjectId | str) -> str:
-    return f"task:{task_id}"
+def task_deal(task_id: ObjectId | str, round: int = 1) -> str:
+    """The deal of a task's accepted offer. A task reopened (its tasker stepped back, or
+    its payment lapsed) deals again in a new round, with escrows of its own."""
+    return f"task:{task_id}" if round == 1 else f"task:{task_id}:round:{round}"
 
 
-def milestone_deal(task_id: ObjectId | str, number: int) -> str:
-    return f"task:{task_id}:milestone:{number}"
+def milestone_deal(task_id: ObjectId | str, number: int, round: int = 1) -> str:
+    return f"{task_deal(task_id, round)}:milestone:{number}"
 
 
 def booking_deal(booking_id: ObjectId | str) -> str:

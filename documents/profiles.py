@@ -76,6 +76,8 @@ class ProviderProfile(Document):
     identity_verification: IdentityVerification = IdentityVerification.UNVERIFIED
     rating: Rating = Field(default_factory=Rating)
     completed_jobs: int = 0
+    cancellations: int = 0
+    """Deals the provider stepped back from after accepting them (shown to customers)."""
     weekly_hours: list[list[TimeRange]] = Field(default_factory=no_hours)
     """Monday first, in `time_zone`."""
     exceptions: list[ScheduleException] = Field(default_factory=list)

@@ -79,6 +79,8 @@ class Task(Document):
     """Empty, or 2..MAX_MILESTONES parts adding up to the agreed price, each with its
     own escrow: then the task is submitted and completed with its last milestone."""
     offer_count: int = 0
+    deal_round: int = 1
+    """Assignments so far: a task reopened for offers deals anew (documents/escrow.py)."""
     """Offers made and not withdrawn."""
     keywords: list[str] = Field(default_factory=list)
     """Words of the title, description and category, for search."""

@@ -48,10 +48,11 @@ def deal_in_work(document: Document) -> str:
         assert document.id is not None
         for milestone in document.milestones:
             if milestone.status is not MilestoneStatus.APPROVED:
-                return milestone_deal(document.id, milestone.number)
+                return milestone_deal(document.id, milestone.number, document.deal_round)
         if document.milestones:  # all approved: the last one completes the task
-            return milestone_deal(document.id, document.milestones[-1].number)
-        return task_deal(document.id)
+            last = document.milestones[-1].number
+            return milestone_deal(document.id, last, document.deal_round)
+        return task_deal(document.id, document.deal_round)
     raise TypeError(f"{type(document).__name__} is no deal")
 
 

@@ -25,6 +25,17 @@ async def deal_disputed(
     return False
 
 
+async def count_cancellation(provider_id: ObjectId, session: AsyncClientSession) -> None:
+    """The provider stepped back from a deal they had accepted: shown on their provider
+    profile, made for it if they had none (not taking bookings: nothing else is set)."""
+    await ProviderProfile.get_pymongo_collection().update_one(
+        {"_id": provider_id},
+        {"$inc": {"cancellations": 1}, "$setOnInsert": {"available": False}},
+        upsert=True,
+        session=session,
+    )
+
+
 async def count_completed_job(provider_id: ObjectId, session: AsyncClientSession) -> None:
     """A deal completed: one more job on the provider's profile."""
     await ProviderProfile.get_pymongo_collection().update_one(

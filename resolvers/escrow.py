@@ -51,6 +51,7 @@ async def open_escrow(
     booking_id: PydanticObjectId | None = None,
     milestone: int | None = None,
     settles_by: datetime | None = None,
+    pay_by: datetime | None = None,
 ) -> Escrow:
     """The escrow of a new deal, awaiting the payer's payment. `settles_by`: when the
     deal is expected to be released (a booking's end, plus the customer's window), if
@@ -73,6 +74,7 @@ async def open_escrow(
         ),
         refunded=price.zero(),
         transfer_reversed=price.zero(),
+        pay_by=pay_by,
         history=[EscrowChange(status=EscrowStatus.AWAITING_PAYMENT, at=now)],
         created_at=now,
         updated_at=now,

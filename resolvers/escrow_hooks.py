@@ -10,6 +10,8 @@ milestone's escrow whose work is not approved yet (approved ones are released).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from documents.bookings import Booking, BookingStatus
 from documents.clock import utcnow
 from documents.escrow import booking_deal, milestone_deal, task_deal
@@ -27,16 +29,16 @@ def task_deals(task: Task) -> list[str]:
     """The task's deals: the accepted offer, or each of its milestones."""
     assert task.id is not None
     if not task.milestones:
-        return [task_deal(task.id)]
-    return [milestone_deal(task.id, m.number) for m in task.milestones]
+        return [task_deal(task.id, task.deal_round)]
+    return [milestone_deal(task.id, m.number, task.deal_round) for m in task.milestones]
 
 
 def _unapproved_deals(task: Task) -> list[str]:
     assert task.id is not None
     if not task.milestones:
-        return [task_deal(task.id)]
+        return [task_deal(task.id, task.deal_round)]
     return [
-        milestone_deal(task.id, m.number)
+        milestone_deal(task.id, m.number, task.deal_round)
         for m in task.milestones
         if m.status is not MilestoneStatus.APPROVED
     ]
@@ -51,7 +53,8 @@ async def offer_accepted(unit: UnitOfWork, settings: Settings, offer: Offer, tas
     await open_escrow(
         unit,
         settings,
-        deal=task_deal(task.id),
+        pay_by=utcnow() + settings.payment_deadline,
+        deal=task_deal(task.id, task.deal_round),
         payer_id=offer.poster_id,
         provider_id=offer.tasker_id,
         price=offer.amount,
@@ -106,6 +109,11 @@ async def booking_moved(unit: UnitOfWork, settings: Settings, booking: Booking) 
             customer_fee=booking.price.platform_fee,
             booking_id=booking.id,
             settles_by=booking.end_at,
+            # Paid in time for the provider to count on it, whenever it was confirmed.
+            pay_by=min(
+                utcnow() + settings.payment_deadline,
+                booking.start_at - timedelta(minutes=settings.booking_min_notice_minutes),
+            ),
         )
     elif booking.status is BookingStatus.COMPLETED:
         # The customer's window: they approve (released at once) or dispute; else it is

@@ -49,7 +49,7 @@ def disputed_deal(task: Task, number: int | None) -> str:
             raise DomainError(
                 ErrorCode.INVALID_INPUT, "The task is not paid in milestones.", "milestone"
             )
-        return task_deal(task.id)
+        return task_deal(task.id, task.deal_round)
     if number is None:
         raise DomainError(
             ErrorCode.INVALID_INPUT,
@@ -72,7 +72,7 @@ def disputed_deal(task: Task, number: int | None) -> str:
             f"Milestone {in_work.number} is in work; only it can be disputed.",
             "milestone",
         )
-    return milestone_deal(task.id, number)
+    return milestone_deal(task.id, number, task.deal_round)
 
 
 async def decided(
@@ -106,7 +106,7 @@ async def decided(
             f"Milestone {number} of “{task.title}” was approved by the dispute's decision",
         )
     later = [
-        milestone_deal(task_id, m.number)
+        milestone_deal(task_id, m.number, task.deal_round)
         for m in task.milestones
         if m.status is not MilestoneStatus.APPROVED and m.number != number
     ]

@@ -43,13 +43,16 @@ async def open_milestone_escrow(
     return await open_escrow(
         unit,
         settings,
-        deal=milestone_deal(task.id, number),
+        deal=milestone_deal(task.id, number, task.deal_round),
         payer_id=task.poster_id,
         provider_id=task.assigned_tasker_id,
         price=milestone.amount,
         task_id=task.id,
         offer_id=task.accepted_offer_id,
         milestone=number,
+        # The first is the deal's first payment, due as an accepted offer's is; the poster
+        # funds each later one as its work comes up.
+        pay_by=utcnow() + settings.payment_deadline if number == 1 else None,
     )
 
 

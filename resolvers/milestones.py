@@ -176,7 +176,7 @@ async def fund_milestone(
         return await get_task(task_id, unit)
 
     task = await transact(services, work)
-    await advance_deals(services, [milestone_deal(task_id, number)])  # its payment intent
+    await advance_deals(services, [milestone_deal(task_id, number, task.deal_round)])  # its intent
     return task
 
 
@@ -205,7 +205,7 @@ async def submit_milestone(
                 f"Milestone {earlier[0].number} comes first.",
                 "number",
             )
-        deal = milestone_deal(task_id, number)
+        deal = milestone_deal(task_id, number, task.deal_round)
         escrow = await escrow_of_deal(deal, unit.session)
         if escrow is None or escrow.status not in HOLDING_STATUSES:
             raise DomainError(
@@ -265,7 +265,9 @@ async def approve_milestone(
         if moved is None:
             raise _wrong_milestone(milestone, "approved")
         await claim_release(
-            unit, {"deal": milestone_deal(task_id, number)}, f"milestone {number} approved"
+            unit,
+            {"deal": milestone_deal(task_id, number, task.deal_round)},
+            f"milestone {number} approved",
         )
         if _is_last(task, milestone):
             moved = await apply_move(
@@ -282,7 +284,7 @@ async def approve_milestone(
         return moved
 
     task = await transact(services, work)
-    await advance_deals(services, [milestone_deal(task_id, number)])  # its release
+    await advance_deals(services, [milestone_deal(task_id, number, task.deal_round)])  # release
     return task
 
 
@@ -311,7 +313,7 @@ async def request_milestone_changes(
                 unit, services, viewer, moved, "send_back", note=reason, by_milestone=True
             )
         else:
-            await schedule_release(unit, milestone_deal(task_id, number), None)
+            await schedule_release(unit, milestone_deal(task_id, number, task.deal_round), None)
         emit_milestone_event(
             unit,
             viewer,

@@ -106,7 +106,7 @@ class BookingCancellationType:
     rejected: bool = strawberry.field(description="The provider declined the request.")
     refund_bp: int = strawberry.field(description="The share of the total refunded.")
     refundable: MoneyType
-    by_id: strawberry.Private[ObjectId]
+    by_id: strawberry.Private[ObjectId | None]
 
     @strawberry.field
     async def by(self, info: Info) -> UserNode | None:

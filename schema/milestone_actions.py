@@ -70,7 +70,7 @@ P = TypeVar("P", bound=MilestonePayload)
 def _payload(payload: type[P], task: Task, number: int) -> P:
     milestone = task.milestone(number)
     assert task.id is not None and milestone is not None
-    return payload(task=TaskNode.of(task), milestone=MilestoneType.of(task.id, milestone))
+    return payload(task=TaskNode.of(task), milestone=MilestoneType.of(task, milestone))
 
 
 @strawberry.type

@@ -8,7 +8,7 @@ import strawberry
 from bson import ObjectId
 
 from documents.escrow import milestone_deal
-from documents.tasks import Milestone, MilestoneStatus
+from documents.tasks import Milestone, MilestoneStatus, Task
 from resolvers.milestones import MilestoneInput
 from schema.common import MoneyInputType, MoneyType
 from schema.context import Info
@@ -32,9 +32,11 @@ class MilestoneType:
     submitted_at: datetime | None
     approved_at: datetime | None
     task_id: strawberry.Private[ObjectId]
+    deal: strawberry.Private[str]
 
     @classmethod
-    def of(cls, task_id: ObjectId, milestone: Milestone) -> MilestoneType:
+    def of(cls, task: Task, milestone: Milestone) -> MilestoneType:
+        assert task.id is not None
         return cls(
             number=milestone.number,
             title=milestone.title,
@@ -43,7 +45,8 @@ class MilestoneType:
             note=milestone.note,
             submitted_at=milestone.submitted_at,
             approved_at=milestone.approved_at,
-            task_id=task_id,
+            task_id=task.id,
+            deal=milestone_deal(task.id, milestone.number, task.deal_round),
         )
 
     @strawberry.field(
@@ -51,7 +54,7 @@ class MilestoneType:
         "its clientSecret is what the poster pays with."
     )
     async def escrow(self, info: Info) -> EscrowNode | None:
-        return await escrow_of(info, milestone_deal(self.task_id, self.number))
+        return await escrow_of(info, self.deal)
 
 
 @strawberry.input(name="MilestoneInput")

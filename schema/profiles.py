@@ -123,6 +123,9 @@ class ProviderProfileType:
     identity_verification: IdentityVerification
     rating: RatingType
     completed_jobs: int
+    cancellation_count: int = strawberry.field(
+        description="Tasks the provider stepped back from after their offer was accepted."
+    )
     buffer_minutes: int = strawberry.field(description="Kept free before and after bookings.")
     updated_at: datetime
     doc: strawberry.Private[ProviderProfile]
@@ -140,6 +143,7 @@ class ProviderProfileType:
             identity_verification=profile.identity_verification,
             rating=RatingType.of(profile.rating),
             completed_jobs=profile.completed_jobs,
+            cancellation_count=profile.cancellations,
             buffer_minutes=profile.buffer_minutes,
             updated_at=profile.updated_at,
             doc=profile,

@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
-from resolvers import offers, tasks
+from resolvers import offers, reopening, tasks
 from resolvers.accounts import KEEP
 from schema.common import MoneyInputType, PlaceInputType, given, given_as
 from schema.context import Info
@@ -89,6 +89,11 @@ class CancelTaskInput(RequestChangesInput):
     pass
 
 
+@strawberry.input
+class StepBackFromTaskInput(RequestChangesInput):
+    pass
+
+
 @strawberry.type
 class StartTaskPayload(TaskPayload):
     pass
@@ -111,6 +116,11 @@ class CompleteTaskPayload(TaskPayload):
 
 @strawberry.type
 class CancelTaskPayload(TaskPayload):
+    pass
+
+
+@strawberry.type
+class StepBackFromTaskPayload(TaskPayload):
     pass
 
 
@@ -269,8 +279,23 @@ class TaskMutation:
 
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()),
+        description="Assigned tasker: leave the task before work starts, with a reason. "
+        "Anything paid goes back to the poster, the task is open for offers again, and it "
+        "counts on the tasker's profile (cancellationCount).",
+    )
+    @mutation_payload
+    async def step_back_from_task(
+        self, info: Info, input: StepBackFromTaskInput
+    ) -> StepBackFromTaskPayload:
+        viewer = await info.context.require_viewer()
+        task_id = decode_id(input.task_id, TaskNode, "taskId")
+        task = await reopening.step_back(info.context.services, viewer, task_id, input.reason)
+        return StepBackFromTaskPayload(task=TaskNode.of(task))
+
+    @strawberry.mutation(
+        extensions=allow(IsAuthenticated()),
         description="Poster: cancel an open task, or an assigned one before work starts (a "
-        "task in milestones also in progress, while no milestone awaits review).",
+        "task in milestones also in progress, while no milestone was handed in).",
     )
     @mutation_payload
     async def cancel_task(self, info: Info, input: CancelTaskInput) -> CancelTaskPayload:

@@ -140,7 +140,7 @@ class TaskNode(relay.Node):
         description="The payment for the accepted offer: for its payer, payee and admins."
     )
     async def escrow(self, info: Info) -> EscrowNode | None:
-        return await escrow_of(info, task_deal(self.id))
+        return await escrow_of(info, task_deal(self.id, self.doc.deal_round))
 
     @strawberry.field(
         extensions=allow(IsParticipantOrAdmin(), silent=True),
@@ -150,7 +150,7 @@ class TaskNode(relay.Node):
     )
     def milestones(self) -> list[MilestoneType]:
         assert self.doc.id is not None
-        return [MilestoneType.of(self.doc.id, m) for m in self.doc.milestones]
+        return [MilestoneType.of(self.doc, m) for m in self.doc.milestones]
 
     @strawberry.field(description="The caller's live offer on this task, if any.")
     async def my_offer(self, info: Info) -> OfferNode | None:
@@ -233,7 +233,9 @@ class OfferNode(relay.Node):
     async def escrow(self, info: Info) -> EscrowNode | None:
         if self.doc.status is not OfferStatus.ACCEPTED:
             return None
-        return await escrow_of(info, task_deal(self.doc.task_id))
+        task = await info.context.loaders.tasks.load(self.doc.task_id)
+        assert task is not None  # tasks are never deleted
+        return await escrow_of(info, task_deal(self.doc.task_id, task.deal_round))
 
     @strawberry.field
     async def tasker(self, info: Info) -> UserNode:

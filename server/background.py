@@ -18,6 +18,7 @@ from datetime import timedelta
 from functools import partial
 
 from resolvers.escrow_progress import sweep as sweep_escrows
+from resolvers.lapses import lapse_unpaid_deals
 from resolvers.reviews import publish_due_reviews
 from resolvers.services import Services
 from resolvers.webhook_inbox import retry_due
@@ -49,6 +50,12 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             "retry-unsent-payouts",
             services.settings.payout_retry_interval,
             partial(retry_unsent_payouts, services),
+        ),
+        PeriodicJob(
+            # Accepted offers and confirmed bookings left unpaid past their deadline.
+            "lapse-unpaid-deals",
+            services.settings.escrow_sweep_interval,
+            partial(lapse_unpaid_deals, services),
         ),
         PeriodicJob(
             # Intents, refunds and transfers a crash left unmade; automatic releases.

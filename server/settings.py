@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     commission_on_release_bp: int = Field(1000, ge=0, le=10_000)
     """Commission kept from the price when the escrow is released to the provider; the
     provider gets the price less both commissions."""
+    payment_deadline: timedelta = Field(timedelta(hours=24), gt=timedelta(0))
+    """How long the payer has to pay an accepted offer or a confirmed booking (a booking's
+    never runs past its start less the booking notice); unpaid then, the deal lapses."""
     auto_release_after: timedelta = Field(timedelta(hours=48), ge=timedelta(0))
     """An escrow is released this long after a task is submitted or a booking ends,
     unless a dispute is open."""
