@@ -246,9 +246,9 @@ async def sandbox_pay(
     intent = await ensure_intent(services, escrow)
     try:
         if intent.status == "requires_action":
-            gateway.authenticate(intent.id, ok=outcome is SandboxOutcome.SUCCEEDED)
+            await gateway.authenticate(intent.id, ok=outcome is SandboxOutcome.SUCCEEDED)
         else:
-            gateway.confirm(intent.id, outcome.value)
+            await gateway.confirm(intent.id, outcome.value)
     except InvalidRequest as error:
         raise DomainError(ErrorCode.INVALID_STATE, str(error), "escrowId") from error
     await gateway.drain()  # its webhooks have been handled: the answer shows the outcome

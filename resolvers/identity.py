@@ -53,6 +53,8 @@ VERIFICATION_OF: dict[str, IdentityVerification] = {
 }
 """The profile's verification after an event of the session reporting each status."""
 EVENT_PREFIX = "identity.verification_session."
+RETURN_PATH = "/identity/done"
+"""The front end's page (GIGQL_APP_URL) the gateway sends the provider back to."""
 
 
 def session_key(user_id: ObjectId, attempt: int) -> str:
@@ -89,6 +91,7 @@ async def start_verification(
         services.payments.create_verification_session(
             metadata={"user_id": str(viewer.user_id)},
             idempotency_key=session_key(viewer.user_id, attempt),
+            return_url=services.settings.app_url + RETURN_PATH,
         )
     )
     await _store_session(viewer.user_id, attempt, session)

@@ -12,7 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
 from schema.schema import build_schema
-from server import background
+from server import background, sandbox_pages
 from server.going_away import close_before_sigterm
 from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
@@ -66,9 +66,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+            *sandbox_pages.routes(settings),  # none with a Stripe key
         ],
         middleware=[
             Middleware(RequestContextMiddleware),
+            *sandbox_pages.middleware(settings),
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
+from integrations.payments.sandbox import BACKGROUND_INTERVAL as SANDBOX_INTERVAL
+from integrations.payments.sandbox import SandboxGateway
 from resolvers.escrow_progress import sweep as sweep_escrows
 from resolvers.lapses import lapse_unpaid_deals
 from resolvers.reviews import publish_due_reviews
@@ -36,6 +38,7 @@ class PeriodicJob:
 
 def marketplace_jobs(services: Services) -> list[PeriodicJob]:
     return [
+        *_sandbox_jobs(services),
         PeriodicJob(
             "publish-due-reviews",
             services.settings.review_publish_interval,
@@ -64,6 +67,13 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             partial(sweep_escrows, services),
         ),
     ]
+
+
+def _sandbox_jobs(services: Services) -> list[PeriodicJob]:
+    if not isinstance(services.payments, SandboxGateway):
+        return []
+    # The sandbox's bank paying out, and its events that no process has delivered.
+    return [PeriodicJob("sandbox-gateway", SANDBOX_INTERVAL, services.payments.run_due)]
 
 
 @asynccontextmanager

@@ -131,7 +131,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     broker = create_broker(settings)
     postman = Postman(create_mailer(settings))
     loopback = Loopback()
-    payments = gateway_from_settings(settings, loopback)
+    payments = gateway_from_settings(settings, loopback, database)
     services: Services | None = None
     try:
         await init_beanie(database=database, document_models=ALL_DOCUMENTS)

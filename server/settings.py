@@ -127,6 +127,9 @@ class Settings(BaseSettings):
     allow_sandbox_payments: bool = False
     """Lets production run without STRIPE_SECRET_KEY, on the sandbox gateway: a demo that
     takes no real money, where any user may `sandboxPay`."""
+    sandbox_payout_delay: timedelta = Field(timedelta(seconds=5), ge=timedelta(0))
+    """How long after a sandbox payout is made the sandbox's bank pays it (or returns it,
+    for the test amounts in integrations/payments/sandbox.py)."""
     idempotency_window: timedelta = Field(
         timedelta(hours=23), gt=timedelta(0), lt=timedelta(hours=24)
     )

@@ -93,7 +93,7 @@ async def onboard(client: GraphQLClient, runtime: Runtime, who: Tokens) -> str:
     assert started["errors"] == [], started
     profile = await ProviderProfile.get(PydanticObjectId(object_id(who.user_id)))
     assert profile is not None and profile.stripe_account_id is not None
-    sandbox(runtime).complete_onboarding(profile.stripe_account_id)
+    await sandbox(runtime).complete_onboarding(profile.stripe_account_id)
     await sandbox(runtime).drain()
     return profile.stripe_account_id
 

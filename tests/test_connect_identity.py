@@ -48,7 +48,7 @@ async def test_a_verified_session_verifies_the_provider(
     assert profile.identity_session_status == "requires_input"
 
     gateway = sandbox(runtime)
-    gateway.verify_identity(profile.identity_session_id or "", ok=True)
+    await gateway.verify_identity(profile.identity_session_id or "", ok=True)
     await gateway.drain()
 
     assert await verification(client, who) == "VERIFIED"
@@ -69,7 +69,7 @@ async def test_a_failed_check_asks_for_input_and_the_provider_tries_again(
     first = await session_of(who)
     gateway = sandbox(runtime)
 
-    gateway.verify_identity(first.identity_session_id or "", ok=False)
+    await gateway.verify_identity(first.identity_session_id or "", ok=False)
     await gateway.drain()
 
     assert await verification(client, who) == "UNVERIFIED"
@@ -85,8 +85,8 @@ async def test_a_failed_check_asks_for_input_and_the_provider_tries_again(
     assert fresh["clientSecret"].startswith(second.identity_session_id)
 
     # The first session's late verdict no longer counts; the current one's does.
-    gateway.verify_identity(first.identity_session_id or "", ok=True)
-    gateway.verify_identity(second.identity_session_id or "", ok=True)
+    await gateway.verify_identity(first.identity_session_id or "", ok=True)
+    await gateway.verify_identity(second.identity_session_id or "", ok=True)
     await gateway.drain()
     assert await verification(client, who) == "VERIFIED"
 

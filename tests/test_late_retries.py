@@ -40,6 +40,7 @@ from tests.payments.conftest import (
     deliveries,
     localstripe_url,
     sandbox,
+    sandbox_database,
     stripe_gateway,
     stripe_stub,
 )
@@ -48,7 +49,14 @@ from tests.payments.stripe_stub import StripeStub
 from tests.test_stripe_crash_recovery import ProcessDied, new_escrow, stored
 
 # The gateways' fixtures: localstripe, the stub in front of it, the adapter; the sandbox.
-__all__ = ["deliveries", "localstripe_url", "sandbox", "stripe_gateway", "stripe_stub"]
+__all__ = [
+    "deliveries",
+    "localstripe_url",
+    "sandbox",
+    "sandbox_database",
+    "stripe_gateway",
+    "stripe_stub",
+]
 
 LONG_AGO = timedelta(days=2)
 """Older than any idempotency window: the gateway has forgotten the step's key."""
@@ -61,7 +69,7 @@ class Side:
     """A gateway with what these tests do to it."""
 
     harness: Harness
-    forget_idempotency_keys: Callable[[], None]
+    forget_idempotency_keys: Callable[[], Awaitable[None]]
     webhook: Callable[[str, str], Awaitable[Webhook]]
     """The body and signature of the event of this type about this object."""
 
@@ -83,9 +91,12 @@ def side(request: pytest.FixtureRequest) -> Side:
             body = await stub.webhook(lambda event: _about(event_type, object_id, event))
             return body, stub.signature_of(body)
 
+        async def forget_idempotency_keys() -> None:
+            stub.forget_idempotency_keys()
+
         return Side(
             StripeHarness(request.getfixturevalue("stripe_gateway"), stub),
-            stub.forget_idempotency_keys,
+            forget_idempotency_keys,
             stripe_webhook,
         )
     gateway: SandboxGateway = request.getfixturevalue("sandbox")
@@ -218,7 +229,7 @@ async def test_a_refund_and_transfer_made_but_unrecorded_are_recorded_not_made_a
     (made,) = dying.answered
     assert isinstance(made, Refund)
     await age_escrow_claims(escrow)
-    side.forget_idempotency_keys()
+    await side.forget_idempotency_keys()
     await sweep(services)
     refunded = await stored(escrow)
     assert refunded.status is EscrowStatus.PARTIALLY_REFUNDED
@@ -232,7 +243,7 @@ async def test_a_refund_and_transfer_made_but_unrecorded_are_recorded_not_made_a
     (transfer,) = dying.answered
     assert isinstance(transfer, Transfer)
     await age_escrow_claims(escrow)
-    side.forget_idempotency_keys()
+    await side.forget_idempotency_keys()
     await sweep(services)
     released = await stored(escrow)
     assert (released.status, released.transfer_id) == (EscrowStatus.RELEASED, transfer.id)
@@ -299,7 +310,7 @@ async def test_a_late_payout_retry_records_the_payout_made_or_makes_one(
     await Withdrawal.get_pymongo_collection().update_many(
         {}, {"$set": {"requested_at": datetime.now(UTC) - LONG_AGO}}
     )
-    side.forget_idempotency_keys()
+    await side.forget_idempotency_keys()
 
     assert await withdrawals.retry_unsent_payouts(services, older_than=timedelta(0)) == 2
     assert await withdrawals.retry_unsent_payouts(services, older_than=timedelta(0)) == 0

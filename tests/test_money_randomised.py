@@ -147,9 +147,9 @@ async def money_moves(market: Market) -> None:
         withdrawal = market.withdrawals.pop(rng.randrange(len(market.withdrawals)))
         payout = await payout_id_of(withdrawal)
         if rng.random() < 0.8:
-            gateway.pay_out(payout)
+            await gateway.pay_out(payout)
         else:
-            gateway.fail_payout(payout, rng.choice(["account_closed", "no_account"]))
+            await gateway.fail_payout(payout, rng.choice(["account_closed", "no_account"]))
         await market.settle()
 
 

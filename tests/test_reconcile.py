@@ -98,7 +98,7 @@ async def test_clean_after_payments_releases_refunds_and_a_withdrawal(
     await assigned_task(client, tag="unpaid")
     withdrawal = await request_withdrawal(client, deal.tasker, 4000, "AUD")
     assert withdrawal["errors"] == [], withdrawal
-    sandbox(runtime).pay_out(await payout_id_of(withdrawal["withdrawal"]["id"]))
+    await sandbox(runtime).pay_out(await payout_id_of(withdrawal["withdrawal"]["id"]))
     await sandbox(runtime).drain()
 
     result = await reconcile(runtime.services.payments, start, until_now())
@@ -308,7 +308,7 @@ async def test_gigql_reconcile_against_stripe_as_a_process(
     ]
 
 
-async def test_gigql_reconcile_refuses_bad_dates_and_the_sandbox(
+async def test_gigql_reconcile_refuses_bad_dates_and_runs_on_the_sandbox(
     settings: Settings, tmp_path: Path
 ) -> None:
     assert settings.mongodb_url is not None
@@ -322,6 +322,8 @@ async def test_gigql_reconcile_refuses_bad_dates_and_the_sandbox(
     bad = await asyncio.to_thread(gigql, stripe, "--from", "yesterday", "--to", "2026-01-02")
     backwards = await asyncio.to_thread(gigql, stripe, "--from", "2026-01-02", "--to", "2026-01-01")
 
-    assert_one_line_error(sandboxed, "STRIPE_SECRET_KEY")
+    # The sandbox keeps its objects in the database: nothing to compare in that period.
+    assert sandboxed.returncode == 0, sandboxed.stderr
+    assert sandboxed.stdout.startswith("reconcile ok: 2026-01-01T00:00:00+00:00"), sandboxed.stdout
     assert_one_line_error(bad, "not an ISO date", "yesterday")
     assert_one_line_error(backwards, "--to must be later than --from")

@@ -36,7 +36,7 @@ async def test_the_wallet_shows_each_currency_and_every_movement_newest_first(
     await fund(who, Money(amount=500, currency="JPY"))
     payload = await request_withdrawal(client, who, 3_000)
     gateway = sandbox(runtime)
-    gateway.fail_payout(await payout_id_of(payload["withdrawal"]["id"]))
+    await gateway.fail_payout(await payout_id_of(payload["withdrawal"]["id"]))
     await gateway.drain()
     await request_withdrawal(client, who, 1_000)
 
@@ -116,7 +116,7 @@ async def test_a_deal_shows_as_pending_then_available_then_paid_out(
     }
 
     payload = await request_withdrawal(client, deal.tasker, share, "AUD")
-    gateway.pay_out(await payout_id_of(payload["withdrawal"]["id"]))
+    await gateway.pay_out(await payout_id_of(payload["withdrawal"]["id"]))
     await gateway.drain()
     after = figures(await wallet(client, deal.tasker), "AUD")
     assert (after["available"], after["paidOut"]) == (0, share)

@@ -178,7 +178,7 @@ async def test_sandbox_events_go_through_the_same_inbox(runtime: Runtime) -> Non
         metadata={"test": "inbox"},
         idempotency_key="inbox-test-intent",
     )
-    sandbox.confirm(intent.id)
+    await sandbox.confirm(intent.id)
     await sandbox.drain()
     events = await _stored_about(intent.id)
     assert "payment_intent.succeeded" in {e.type for e in events}

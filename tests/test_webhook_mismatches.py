@@ -204,7 +204,7 @@ async def test_an_intent_id_lost_in_a_crash_is_adopted_only_from_a_matching_even
     assert await postings(after, MovementKind.PAYMENT_RECEIVED) == 0
     await assert_listed_for_admins(client, runtime, [event_id])
 
-    sandbox(runtime).confirm(lost)  # the payer pays the escrow's own intent
+    await sandbox(runtime).confirm(lost)  # the payer pays the escrow's own intent
     await sandbox(runtime).drain()
     paid = await stored_escrow(global_id(escrow))
     assert paid.status is EscrowStatus.HELD and paid.payment_intent_id == lost

@@ -66,7 +66,7 @@ async def test_an_account_update_of_another_connected_account_changes_no_flags(
     assert profile is not None and profile.account_synced_at is None
     await assert_listed_for_admins(client, runtime, rejected)
 
-    sandbox(runtime).complete_onboarding(account)
+    await sandbox(runtime).complete_onboarding(account)
     await sandbox(runtime).drain()
     enabled = (await client.data(MY_PAYOUT_ACCOUNT, token=who.access))["myPayoutAccount"]
     assert enabled["payoutsEnabled"] is True
@@ -135,9 +135,9 @@ async def test_a_payout_event_that_differs_from_the_withdrawal_settles_nothing(
 
     gateway = sandbox(runtime)
     if status == "paid":
-        gateway.pay_out(withdrawal.payout_id)
+        await gateway.pay_out(withdrawal.payout_id)
     else:
-        gateway.fail_payout(withdrawal.payout_id, "account_closed")
+        await gateway.fail_payout(withdrawal.payout_id, "account_closed")
     await gateway.drain()
     settled = await Withdrawal.get(withdrawal.id)
     assert settled is not None
@@ -176,7 +176,7 @@ async def test_a_payout_id_lost_in_a_crash_is_adopted_only_from_a_matching_event
     assert lost is not None and (lost.status, lost.payout_id) == (WithdrawalStatus.REQUESTED, None)
     await assert_listed_for_admins(client, runtime, rejected)
 
-    sandbox(runtime).pay_out(payout_id)
+    await sandbox(runtime).pay_out(payout_id)
     await sandbox(runtime).drain()
     paid = await Withdrawal.get(withdrawal.id)
     assert paid is not None and (paid.status, paid.payout_id) == (WithdrawalStatus.PAID, payout_id)
@@ -213,6 +213,6 @@ async def test_an_identity_verification_named_on_an_account_or_not_verified_veri
     assert after.identity_session_status == "requires_input"
     await assert_listed_for_admins(client, runtime, rejected)
 
-    sandbox(runtime).verify_identity(profile.identity_session_id, ok=True)
+    await sandbox(runtime).verify_identity(profile.identity_session_id, ok=True)
     await sandbox(runtime).drain()
     assert await verification(client, who) == "VERIFIED"

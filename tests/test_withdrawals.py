@@ -66,7 +66,7 @@ async def test_a_withdrawal_is_paid_out_to_the_bank(
     }
 
     gateway = sandbox(runtime)
-    gateway.pay_out(await payout_id_of(payload["withdrawal"]["id"]))
+    await gateway.pay_out(await payout_id_of(payload["withdrawal"]["id"]))
     await gateway.drain()
 
     assert await my_withdrawals(client, who) == [
@@ -88,7 +88,7 @@ async def test_a_failed_payout_puts_the_money_back_and_tells_the_provider(
     payout_id = await payout_id_of(payload["withdrawal"]["id"])
     gateway = sandbox(runtime)
 
-    gateway.fail_payout(payout_id, "account_closed")
+    await gateway.fail_payout(payout_id, "account_closed")
     await gateway.drain()
 
     assert await my_withdrawals(client, who) == [
@@ -114,7 +114,7 @@ async def test_payout_events_are_idempotent_in_any_order(
     withdrawal_id = object_id(payload["withdrawal"]["id"])
     payout_id = await payout_id_of(payload["withdrawal"]["id"])
     gateway = sandbox(runtime)
-    gateway.pay_out(payout_id)
+    await gateway.pay_out(payout_id)
     await gateway.drain()
     (paid,) = await WebhookEvent.find({"type": "payout.paid"}).to_list()
     paid_event = GatewayEvent.from_stripe(json.loads(paid.payload))
@@ -258,7 +258,7 @@ async def test_a_crash_after_the_payout_is_recovered_by_the_retry_job_with_one_p
     assert await WebhookEvent.find({"type": "payout.created"}).count() == 1  # one payout
     # (A `payout.paid` arriving before the retry records the payout itself:
     # tests/test_webhook_mismatches_connect.py.)
-    gateway.pay_out(made.id)
+    await gateway.pay_out(made.id)
     await gateway.drain()
     settled = await Withdrawal.get(withdrawal.id)
     assert settled is not None and settled.status is WithdrawalStatus.PAID

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from pymongo.asynchronous.database import AsyncDatabase
 
 from integrations.payments.gateway import PaymentGateway
 from integrations.payments.sandbox import Deliver, SandboxGateway
@@ -13,9 +15,16 @@ if TYPE_CHECKING:
     from server.settings import Settings
 
 
-def gateway_from_settings(settings: Settings, deliver: Deliver) -> PaymentGateway:
+def uses_sandbox(settings: Settings) -> bool:
+    """Whether payments run on the sandbox gateway (no Stripe key is configured)."""
+    return not settings.stripe_secret_key
+
+
+def gateway_from_settings(
+    settings: Settings, deliver: Deliver, database: AsyncDatabase[dict[str, Any]]
+) -> PaymentGateway:
     """`deliver` receives the sandbox's events as webhook bodies and signatures (Stripe
-    posts its own to the webhook route)."""
+    posts its own to the webhook route); the sandbox keeps its state in `database`."""
     webhook_secret = (
         settings.stripe_webhook_secret.get_secret_value()
         if settings.stripe_webhook_secret
@@ -29,5 +38,12 @@ def gateway_from_settings(settings: Settings, deliver: Deliver) -> PaymentGatewa
             webhook_secret,
             api_base=settings.stripe_api_base,
         )
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
     # The sandbox signs and verifies its own events; any secret will do.
-    return SandboxGateway(webhook_secret or f"whsec_{secrets.token_hex(24)}", deliver)
+    return SandboxGateway(
+        webhook_secret or f"whsec_{secrets.token_hex(24)}",
+        deliver,
+        database,
+        payout_delay=settings.sandbox_payout_delay,
+        pages_origin=f"http://{host}:{settings.port}",
+    )

@@ -257,11 +257,14 @@ class StripeGateway:
         return Payout.from_stripe(payout.to_dict(), account_id)
 
     async def create_verification_session(
-        self, *, metadata: Mapping[str, str], idempotency_key: str
+        self, *, metadata: Mapping[str, str], idempotency_key: str, return_url: str | None = None
     ) -> VerificationSession:
+        params: dict[str, Any] = {"type": "document", "metadata": dict(metadata)}
+        if return_url is not None:
+            params["return_url"] = return_url
         with _translated_errors():
             session = await self._stripe.identity.verification_sessions.create_async(
-                {"type": "document", "metadata": dict(metadata)},
+                params,  # type: ignore[arg-type]
                 {"idempotency_key": idempotency_key},
             )
         return VerificationSession.from_stripe(session.to_dict())

@@ -8,13 +8,17 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
 from integrations.payments.sandbox import SandboxGateway
+from integrations.payments.sandbox_store import COLLECTIONS
 from integrations.payments.stripe_gateway import StripeGateway
 from server.embedded import free_port
+from server.runtime import mongo_client
 from tests.payments.harness import (
     SECRET_KEY,
     WEBHOOK_SECRET,
@@ -24,10 +28,12 @@ from tests.payments.harness import (
 )
 from tests.payments.stripe_stub import StripeStub, serve_stub
 
+SANDBOX_DATABASE = "gigql_sandbox_gateway"
+
 
 @pytest.fixture(autouse=True)
 def clean_state() -> None:
-    """The gateways keep no data in the database: no per-test cleanup, and no database."""
+    """Nothing of the app's is stored here: no per-test cleanup of its collections."""
 
 
 def _answers(url: str) -> bool:
@@ -89,11 +95,25 @@ def deliveries() -> list[tuple[bytes, str]]:
 
 
 @pytest.fixture
-async def sandbox(deliveries: list[tuple[bytes, str]]) -> AsyncIterator[SandboxGateway]:
+async def sandbox_database(mongo_url: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    """A database for the sandbox's state alone, emptied for each test (as the tests
+    reuse idempotency keys)."""
+    client = mongo_client(mongo_url)
+    database = client[SANDBOX_DATABASE]
+    for name in COLLECTIONS:
+        await database[name].delete_many({})
+    yield database
+    await client.close()
+
+
+@pytest.fixture
+async def sandbox(
+    deliveries: list[tuple[bytes, str]], sandbox_database: AsyncDatabase[dict[str, Any]]
+) -> AsyncIterator[SandboxGateway]:
     async def deliver(payload: bytes, signature: str) -> None:
         deliveries.append((payload, signature))
 
-    gateway = SandboxGateway(WEBHOOK_SECRET, deliver)
+    gateway = SandboxGateway(WEBHOOK_SECRET, deliver, sandbox_database)
     yield gateway
     await gateway.aclose()
 

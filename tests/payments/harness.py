@@ -107,16 +107,16 @@ class SandboxHarness:
         self._deliveries = deliveries
 
     async def pay(self, intent: PaymentIntent, outcome: Outcome = "succeeded") -> None:
-        self.gateway.confirm(intent.id, outcome)
+        await self.gateway.confirm(intent.id, outcome)
 
     async def authenticate(self, intent: PaymentIntent, ok: bool) -> None:
-        self.gateway.authenticate(intent.id, ok)
+        await self.gateway.authenticate(intent.id, ok)
 
     async def complete_onboarding(self, account_id: str) -> None:
-        self.gateway.complete_onboarding(account_id)
+        await self.gateway.complete_onboarding(account_id)
 
     async def verify_identity(self, session_id: str, ok: bool) -> None:
-        self.gateway.verify_identity(session_id, ok)
+        await self.gateway.verify_identity(session_id, ok)
 
     async def event(self, event_type: str, object_id: str) -> GatewayEvent:
         await self.gateway.drain()

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import stripe
+from pymongo.asynchronous.database import AsyncDatabase
 
 from integrations.payments.errors import InvalidRequest
 from integrations.payments.gateway import GatewayEvent
@@ -27,12 +29,12 @@ async def test_a_whole_deal_emits_stripes_events_in_order(
     intent = await sandbox.create_payment_intent(
         amount=1000, currency="EUR", transfer_group="deal-1", metadata={}, idempotency_key="pi"
     )
-    sandbox.confirm(intent.id)
+    await sandbox.confirm(intent.id)
     await sandbox.refund(intent.id, amount=200, metadata={}, idempotency_key="re")
     account = await sandbox.create_connected_account(
         email="p@example.com", country="FR", idempotency_key="acct"
     )
-    sandbox.complete_onboarding(account.id)
+    await sandbox.complete_onboarding(account.id)
     transfer = await sandbox.create_transfer(
         amount=700,
         currency="EUR",
@@ -48,11 +50,11 @@ async def test_a_whole_deal_emits_stripes_events_in_order(
     returned = await sandbox.create_payout(
         account_id=account.id, amount=200, currency="EUR", metadata={}, idempotency_key="po2"
     )
-    sandbox.pay_out(paid.id)
-    sandbox.fail_payout(returned.id, "account_closed")
+    await sandbox.pay_out(paid.id)
+    await sandbox.fail_payout(returned.id, "account_closed")
     session = await sandbox.create_verification_session(metadata={}, idempotency_key="vs")
-    sandbox.verify_identity(session.id, ok=False)
-    sandbox.verify_identity(session.id)
+    await sandbox.verify_identity(session.id, ok=False)
+    await sandbox.verify_identity(session.id)
     await sandbox.drain()
 
     events = _events(sandbox, deliveries)
@@ -85,7 +87,7 @@ async def test_its_events_are_accepted_by_stripes_own_sdk(
     intent = await sandbox.create_payment_intent(
         amount=1000, currency="EUR", transfer_group="deal-2", metadata={}, idempotency_key="pi"
     )
-    sandbox.confirm(intent.id)
+    await sandbox.confirm(intent.id)
     await sandbox.drain()
 
     for body, signature in deliveries:
@@ -102,7 +104,7 @@ async def test_an_event_is_a_snapshot_of_the_moment(
     intent = await sandbox.create_payment_intent(
         amount=1000, currency="EUR", transfer_group="deal-3", metadata={}, idempotency_key="pi"
     )
-    sandbox.confirm(intent.id)
+    await sandbox.confirm(intent.id)
     await sandbox.drain()
 
     created, succeeded = (json.loads(body)["data"]["object"] for body, _ in deliveries)
@@ -129,7 +131,7 @@ async def test_a_request_refused_as_invalid_can_be_corrected_under_the_same_key(
     intent = await sandbox.create_payment_intent(
         amount=1000, currency="EUR", transfer_group="deal-5", metadata={}, idempotency_key="pi"
     )
-    sandbox.confirm(intent.id)
+    await sandbox.confirm(intent.id)
 
     with pytest.raises(InvalidRequest):
         await sandbox.refund(intent.id, amount=5000, metadata={}, idempotency_key="refund")
@@ -147,7 +149,7 @@ async def test_refunds_never_exceed_what_was_captured(sandbox: SandboxGateway) -
         idempotency_key="pi",
         capture_manually=True,
     )
-    sandbox.confirm(intent.id)
+    await sandbox.confirm(intent.id)
     await sandbox.capture_payment_intent(intent.id, amount=800, idempotency_key="capture")
 
     first = await sandbox.refund(intent.id, amount=300, metadata={}, idempotency_key="r1")
@@ -162,22 +164,22 @@ async def test_the_controls_refuse_what_stripe_would_not_allow(sandbox: SandboxG
     intent = await sandbox.create_payment_intent(
         amount=1000, currency="EUR", transfer_group="deal-7", metadata={}, idempotency_key="pi"
     )
-    sandbox.confirm(intent.id)
+    await sandbox.confirm(intent.id)
     account = await sandbox.create_connected_account(
         email="p@example.com", country="FR", idempotency_key="acct"
     )
-    sandbox.complete_onboarding(account.id)
+    await sandbox.complete_onboarding(account.id)
     payout = await sandbox.create_payout(
         account_id=account.id, amount=100, currency="EUR", metadata={}, idempotency_key="po"
     )
-    sandbox.pay_out(payout.id)
+    await sandbox.pay_out(payout.id)
 
     with pytest.raises(InvalidRequest):
-        sandbox.confirm(intent.id)  # already paid
+        await sandbox.confirm(intent.id)  # already paid
     with pytest.raises(InvalidRequest):
-        sandbox.authenticate(intent.id)  # nothing to authenticate
+        await sandbox.authenticate(intent.id)  # nothing to authenticate
     with pytest.raises(InvalidRequest):
-        sandbox.fail_payout(payout.id)  # already paid out
+        await sandbox.fail_payout(payout.id)  # already paid out
     with pytest.raises(InvalidRequest):
         await sandbox.create_payment_intent(
             amount=100,
@@ -190,7 +192,7 @@ async def test_the_controls_refuse_what_stripe_would_not_allow(sandbox: SandboxG
 
 
 async def test_a_failing_webhook_handler_does_not_stop_later_events(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, sandbox_database: AsyncDatabase[dict[str, Any]]
 ) -> None:
     received: list[str] = []
 
@@ -200,11 +202,11 @@ async def test_a_failing_webhook_handler_does_not_stop_later_events(
             raise RuntimeError("the handler broke")
         received.append(event_type)
 
-    sandbox = SandboxGateway(WEBHOOK_SECRET, flaky)
+    sandbox = SandboxGateway(WEBHOOK_SECRET, flaky, sandbox_database)
     intent = await sandbox.create_payment_intent(
         amount=1000, currency="EUR", transfer_group="deal-8", metadata={}, idempotency_key="pi"
     )
-    sandbox.confirm(intent.id)
+    await sandbox.confirm(intent.id)
     await sandbox.aclose()
 
     assert received == ["payment_intent.succeeded"]

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 import stripe
 from pydantic import ValidationError
+from pymongo.asynchronous.database import AsyncDatabase
 
 from integrations.payments.errors import (
     GatewayError,
@@ -234,21 +236,25 @@ async def _ignore(_payload: bytes, _signature: str) -> None:
     return None
 
 
-async def test_without_a_stripe_key_the_sandbox_takes_the_payments() -> None:
-    gateway = gateway_from_settings(Settings(_env_file=None), _ignore)
+async def test_without_a_stripe_key_the_sandbox_takes_the_payments(
+    sandbox_database: AsyncDatabase[dict[str, Any]],
+) -> None:
+    gateway = gateway_from_settings(Settings(_env_file=None), _ignore, sandbox_database)
 
     assert isinstance(gateway, SandboxGateway)
     await gateway.aclose()
 
 
 async def test_stripe_is_configured_with_its_usual_variables(
-    monkeypatch: pytest.MonkeyPatch, stripe_stub: StripeStub
+    monkeypatch: pytest.MonkeyPatch,
+    stripe_stub: StripeStub,
+    sandbox_database: AsyncDatabase[dict[str, Any]],
 ) -> None:
     monkeypatch.setenv("STRIPE_SECRET_KEY", SECRET_KEY)
     monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET)
     monkeypatch.setenv("GIGQL_STRIPE_API_BASE", stripe_stub.url)
 
-    gateway = gateway_from_settings(Settings(_env_file=None), _ignore)
+    gateway = gateway_from_settings(Settings(_env_file=None), _ignore, sandbox_database)
     try:
         assert isinstance(gateway, StripeGateway)
         with pytest.raises(InvalidRequest):
