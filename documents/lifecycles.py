@@ -239,3 +239,13 @@ DISPUTE = Lifecycle(
 )
 
 LIFECYCLES: tuple[Lifecycle[Any], ...] = (TASK, OFFER, BOOKING, MILESTONE, ESCROW, DISPUTE)
+
+
+def readme_section() -> str:
+    """README's "Deal lifecycles" diagrams, printed from the declarations above (a test
+    keeps README equal to it: `python -c 'from documents.lifecycles import readme_section;
+    print(readme_section())'` prints it afresh)."""
+    blocks = []
+    for lifecycle in LIFECYCLES:
+        blocks.append(f"**{lifecycle.name.capitalize()}**\n\n```mermaid\n{lifecycle.diagram()}\n```")
+    return "\n\n".join(blocks) + "\n"

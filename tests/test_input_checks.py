@@ -181,6 +181,7 @@ TEXT_FIELDS = [
     Field("cancelTask", "reason", "poster", _task_reason, multiline=True),
     Field("requestChanges", "reason", "poster", _task_reason, multiline=True),
     Field("submitTask", "note", "tasker", _task_note, multiline=True),
+    Field("stepBackFromTask", "reason", "tasker", _task_reason, multiline=True),
     Field("submitMilestone", "note", "tasker", _milestone_note, multiline=True),
     Field("requestMilestoneChanges", "reason", "poster", _milestone_reason, multiline=True),
     Field("openDispute", "reason", "poster", _dispute, multiline=True),
