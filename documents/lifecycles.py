@@ -88,9 +88,12 @@ class Lifecycle(Generic[S]):
     def __getitem__(self, name: str) -> Move[S]:
         return self.moves[name]
 
+    def every_state(self) -> list[S]:
+        return list(self.states)
+
     def graph(self) -> dict[S, frozenset[S]]:
         """Every state and the states one move leads to from it."""
-        targets: dict[S, set[S]] = {state: set() for state in self.states}
+        targets: dict[S, set[S]] = {state: set() for state in self.every_state()}
         for m in self.moves.values():
             for source in m.sources:
                 targets[source].add(m.target)
