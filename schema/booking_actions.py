@@ -9,7 +9,7 @@ from strawberry import relay
 
 from resolvers import bookings
 from schema.bookings import BookingNode
-from schema.common import PlaceInputType
+from schema.common import MoneyInputType, PlaceInputType
 from schema.context import Info
 from schema.packages import ServicePackageNode
 from schema.payloads import Payload, mutation_payload
@@ -28,6 +28,12 @@ class BookSlotInput:
         default=None, description="One of my saved addresses, instead of serviceLocation."
     )
     instructions: str = strawberry.field(default="", description="Notes for the provider.")
+    expected_total: MoneyInputType | None = strawberry.field(
+        default=None,
+        description="The total the customer was shown (the package's price plus the service "
+        "fee): if it changed since, OFFER_CHANGED and nothing is booked. Send it: without it, "
+        "whatever the package costs when the request commits is booked.",
+    )
 
 
 # Each mutation has an input type of its own, so that each can grow on its own.
@@ -119,6 +125,7 @@ class BookingMutation:
             place=input.service_location.value() if input.service_location else None,
             saved_address_id=input.saved_address_id,
             instructions=input.instructions,
+            expected_total=input.expected_total.value() if input.expected_total else None,
         )
         return BookSlotPayload(booking=BookingNode.of(booking))
 
