@@ -139,6 +139,8 @@ class Booking(Document):
             ),
             IndexModel([("provider_id", ASCENDING), ("start_at", DESCENDING), ("_id", DESCENDING)]),
             IndexModel([("customer_id", ASCENDING), ("start_at", DESCENDING), ("_id", DESCENDING)]),
+            # A customer's requests waiting for an answer.
+            IndexModel([("customer_id", ASCENDING), ("status", ASCENDING)]),
         ]
 
     @property

@@ -9,7 +9,8 @@ No double booking: a booking is made in one transaction that first bumps the pro
 inserts it. Of two concurrent bookings of one provider, however many API instances they
 come through, both write the profile, so one transaction conflicts and is retried, and
 its retry sees the other's booking. Confirming needs no such check: a pending booking
-already holds its time, so holding bookings never overlap in the first place.
+already holds its time, so holding bookings never overlap in the first place, and a
+customer holds only a few requests at once (resolvers/booking_requests.py).
 
 Each move is one conditional update on the booking's current status inside a
 transaction, so two racing requests cannot both move it.
@@ -46,7 +47,7 @@ from documents.money import BASIS_POINTS
 from documents.packages import ServicePackage
 from documents.profiles import CustomerProfile, ProviderProfile
 from documents.users import Role, User, UserStatus
-from resolvers import availability, escrow_hooks
+from resolvers import availability, booking_requests, escrow_hooks
 from resolvers.auth.viewer import Viewer
 from resolvers.availability import Held, Schedule
 from resolvers.deals import count_completed_job
@@ -217,8 +218,10 @@ async def book_slot(
         )
     if not await _takes_bookings(package.provider_id):
         raise DomainError(ErrorCode.UNAVAILABLE, "The provider takes no bookings.", "packageId")
+    await booking_requests.ensure_request_counter(viewer.user_id)
 
     async def work(unit: UnitOfWork) -> Booking:
+        await booking_requests.admit_request(unit, settings, viewer.user_id)
         offered = await ServicePackage.get(package.id, session=unit.session)
         assert offered is not None  # packages are never deleted
         _require_offered(offered)

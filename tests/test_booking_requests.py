@@ -1,21 +1,35 @@
-"""What a booking request books is the total the customer was shown."""
+"""No calendar squatting: a customer has only a few booking requests waiting at once; and
+what a request books is the total the customer was shown."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from documents.bookings import Booking
-from documents.events import DomainEvent
+from documents.events import DomainEvent, EventKind, Notification
 from documents.profiles import ProviderProfile
-from tests.booking_support import booking_input, create_package, freeze_clock, provider, utc
-from tests.graphql_client import GraphQLClient, Tokens
+from server.runtime import Runtime
+from tests.booking_support import (
+    act,
+    booking_input,
+    create_package,
+    freeze_clock,
+    provider,
+    slots,
+    utc,
+)
+from tests.conftest import serve
+from tests.graphql_client import GraphQLClient, Tokens, error_codes
 from tests.marketplace import aud, object_id, poster
 
 NEW_YEAR = datetime(2026, 1, 1, tzinfo=UTC)
 JUNE = [date(2026, 6, 1), date(2026, 6, 2), date(2026, 6, 3)]
+CAP = 3  # GIGQL_MAX_PENDING_BOOKINGS by default
 REQUEST_FIELDS = """booking { id status start price { total { amount currency } } }"""
 
 
@@ -41,6 +55,76 @@ async def _requested(
     assert payload["errors"] == [], payload
     booking: dict[str, Any] = payload["booking"]
     return booking
+
+
+async def _kinds_notified(who: Tokens) -> list[EventKind]:
+    found = await Notification.find(Notification.user_id == object_id(who.user_id)).to_list()
+    return sorted(n.kind for n in found)
+
+
+async def test_one_customer_cannot_empty_a_providers_calendar(client: GraphQLClient) -> None:
+    tom = await provider(client, "tom@example.com", hours=("09:00", "17:00"))
+    hour = await create_package(client, tom, durationMinutes=60)
+    free_before = [await slots(client, tom.user_id, hour["id"], day) for day in JUNE]
+    # Every hour of three working days, as asked of one provider by one customer.
+    every_hour = [utc(day, h) for day in JUNE for h in range(9, 17)]
+    assert len(every_hour) == 24 and set(every_hour) <= {s for day in free_before for s in day}
+
+    squatter = await poster(client, "squatter@example.com")
+    answers = [await _request(client, squatter, hour["id"], start) for start in every_hour]
+
+    assert [a["booking"]["start"] for a in answers[:CAP]] == every_hour[:CAP]
+    assert [error_codes(a) for a in answers[CAP:]] == [["TOO_MANY_PENDING"]] * (24 - CAP)
+    assert all(a["booking"] is None for a in answers[CAP:])
+    assert await Booking.find_all().count() == CAP
+    assert await DomainEvent.find_all().count() == CAP  # the refused asked nobody anything
+    assert await _kinds_notified(tom) == [EventKind.BOOKING_REQUESTED] * CAP
+
+    # Everyone else still finds the rest of the three days open, and can book it.
+    free_after = [await slots(client, tom.user_id, hour["id"], day) for day in JUNE]
+    assert free_after[1:] == free_before[1:]
+    assert utc(JUNE[0], 12) in free_after[0] and utc(JUNE[0], 10) not in free_after[0]
+    bob = await poster(client, "bob@example.com")
+    assert (await _requested(client, bob, hour["id"], utc(JUNE[1], 9)))["status"] == "PENDING"
+
+    # An answer frees a place among the squatter's requests: one more, and no more.
+    first = answers[0]["booking"]["id"]
+    declined = await act(client, "rejectBooking", tom, first, reason="Fully booked that day")
+    assert declined["errors"] == [], declined
+    again = [await _request(client, squatter, hour["id"], utc(JUNE[2], h)) for h in (9, 10)]
+    assert again[0]["errors"] == [] and error_codes(again[1]) == ["TOO_MANY_PENDING"]
+
+
+async def test_concurrent_requests_of_one_customer_stay_within_the_cap(
+    runtime: Runtime, client: GraphQLClient
+) -> None:
+    # Each request to another provider, so that no provider's calendar orders them.
+    providers = [await provider(client, f"p{i}@example.com") for i in range(8)]
+    packages = [await create_package(client, who) for who in providers]
+    ann = await poster(client, "ann@example.com")
+
+    async with (
+        serve(runtime) as second_instance,
+        httpx.AsyncClient(base_url=second_instance, timeout=60) as http,
+    ):
+        other = GraphQLClient(http)
+        answers = await asyncio.gather(
+            *(
+                _request(client if i % 2 else other, ann, package["id"], utc(JUNE[0], 10))
+                for i, package in enumerate(packages)
+            )
+        )
+
+    booked = [a["booking"] for a in answers if not a["errors"]]
+    assert len(booked) == CAP
+    assert sorted(error_codes(a) for a in answers if a["errors"]) == [["TOO_MANY_PENDING"]] * (
+        8 - CAP
+    )
+    stored = await Booking.find(Booking.customer_id == object_id(ann.user_id)).to_list()
+    assert {str(b.id) for b in stored} == {str(object_id(b["id"])) for b in booked}
+    # The refused changed no provider's calendar either.
+    versions = [(await ProviderProfile.get(object_id(p.user_id))) for p in providers]
+    assert sorted(v.schedule_version for v in versions if v) == [0] * (8 - CAP) + [1] * CAP
 
 
 async def test_a_booking_is_made_at_the_total_shown_or_not_at_all(client: GraphQLClient) -> None:
