@@ -185,6 +185,8 @@ BOOKING = Lifecycle(
         "cancelled",
     ),
     move("lapse", [BS.PENDING, BS.CONFIRMED], BS.CANCELLED, [P.SYSTEM], "cancelled, unpaid,"),
+    # A request the provider did not answer by its `respond_by` frees its time.
+    move("expire", [BS.PENDING], BS.CANCELLED, [P.SYSTEM], "cancelled unanswered"),
     move(
         "dispute",
         [BS.CONFIRMED, BS.IN_PROGRESS, BS.COMPLETED],

@@ -1,7 +1,7 @@
 """Booking a provider's package for a time slot, and each booking's way through its states.
 
     pending -> confirmed -> in_progress -> completed
-    pending (rejected by the provider) / confirmed / in_progress -> cancelled
+    pending (declined, or unanswered by its respond_by) / confirmed / in_progress -> cancelled
     confirmed / in_progress -> disputed (resolvers/disputes.py, which also ends it)
 
 No double booking: a booking is made in one transaction that first bumps the provider's
@@ -9,8 +9,8 @@ No double booking: a booking is made in one transaction that first bumps the pro
 inserts it. Of two concurrent bookings of one provider, however many API instances they
 come through, both write the profile, so one transaction conflicts and is retried, and
 its retry sees the other's booking. Confirming needs no such check: a pending booking
-already holds its time, so holding bookings never overlap in the first place, and a
-customer holds only a few requests at once (resolvers/booking_requests.py).
+already holds its time, so holding bookings never overlap in the first place. A request
+holds it only briefly, and a customer only a few (resolvers/booking_requests.py).
 
 Each move is one conditional update on the booking's current status inside a
 transaction, so two racing requests cannot both move it.
@@ -264,6 +264,7 @@ async def book_slot(
             instructions=instructions,
             price=price,
             policy=cancellation_policy(settings),
+            respond_by=booking_requests.respond_by(settings, utcnow(), start),
             history=[BookingStatusChange(status=BookingStatus.PENDING, by=viewer.user_id)],
         )
         await booking.insert(session=unit.session)
@@ -321,6 +322,7 @@ _NEWS = {
     "decline": EventKind.BOOKING_REJECTED,
     "cancel": EventKind.BOOKING_CANCELLED,
     "lapse": EventKind.BOOKING_CANCELLED,
+    "expire": EventKind.BOOKING_CANCELLED,
 }
 """The event a move sends, where it is not BOOKING_STATUS_CHANGED."""
 
@@ -370,6 +372,8 @@ async def apply_move(
     caller advances the deal's escrow after the commit."""
     booking = await get_booking(booking_id, viewer, unit)
     party = party_of(viewer, booking)
+    if move == "confirm":
+        booking_requests.require_answer_in_time(booking, utcnow())
     fields: dict[str, object] = {}
     if BOOKING[move].target is BookingStatus.CANCELLED:
         now = utcnow()

@@ -112,7 +112,9 @@ class ApproveBookingPayload(BookingPayload):
 class BookingMutation:
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()),
-        description="Customers: ask to book a package at one of its available slots.",
+        description="Customers: ask to book a package at one of its available slots. The "
+        "provider answers by the booking's respondBy, else the request expires; a customer "
+        "has at most GIGQL_MAX_PENDING_BOOKINGS requests waiting (else TOO_MANY_PENDING).",
     )
     @mutation_payload
     async def book_slot(self, info: Info, input: BookSlotInput) -> BookSlotPayload:
@@ -130,7 +132,8 @@ class BookingMutation:
         return BookSlotPayload(booking=BookingNode.of(booking))
 
     @strawberry.mutation(
-        extensions=allow(IsAuthenticated()), description="Provider: accept a booking request."
+        extensions=allow(IsAuthenticated()),
+        description="Provider: accept a booking request, by its respondBy.",
     )
     @mutation_payload
     async def confirm_booking(

@@ -18,6 +18,7 @@ from datetime import timedelta
 from functools import partial
 
 from resolvers.escrow_progress import sweep as sweep_escrows
+from resolvers.request_expiry import expire_unanswered_requests
 from resolvers.reviews import publish_due_reviews
 from resolvers.services import Services
 from resolvers.webhook_inbox import retry_due
@@ -39,6 +40,12 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             "publish-due-reviews",
             services.settings.review_publish_interval,
             partial(publish_due_reviews, services),
+        ),
+        PeriodicJob(
+            # Booking requests the provider did not answer in time.
+            "expire-booking-requests",
+            services.settings.escrow_sweep_interval,
+            partial(expire_unanswered_requests, services),
         ),
         PeriodicJob(
             "retry-webhook-events",

@@ -1,18 +1,22 @@
-"""No calendar squatting: a customer has only a few booking requests waiting at once; and
-what a request books is the total the customer was shown."""
+"""No calendar squatting: a booking request holds its time only until the provider's
+answer is due, a customer has only a few waiting at once, and what is booked is the
+total the customer was shown."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from documents.bookings import Booking
+from documents.bookings import Booking, BookingStatus
+from documents.escrow import Escrow
 from documents.events import DomainEvent, EventKind, Notification
 from documents.profiles import ProviderProfile
+from resolvers.request_expiry import expire_unanswered_requests
+from server.background import marketplace_jobs, running
 from server.runtime import Runtime
 from tests.booking_support import (
     act,
@@ -23,14 +27,18 @@ from tests.booking_support import (
     slots,
     utc,
 )
-from tests.conftest import serve
-from tests.graphql_client import GraphQLClient, Tokens, error_codes
+from tests.conftest import serve, with_settings
+from tests.graphql_client import GraphQLClient, Tokens, error_codes, graphql_error_codes
 from tests.marketplace import aud, object_id, poster
 
 NEW_YEAR = datetime(2026, 1, 1, tzinfo=UTC)
 JUNE = [date(2026, 6, 1), date(2026, 6, 2), date(2026, 6, 3)]
 CAP = 3  # GIGQL_MAX_PENDING_BOOKINGS by default
-REQUEST_FIELDS = """booking { id status start price { total { amount currency } } }"""
+REQUEST_FIELDS = """booking { id status start respondBy price { total { amount currency } }
+  cancellation { by { id } role reason rejected refundBp refundable { amount currency } }
+  history { status by { id } } }"""
+MY_BOOKINGS = """query($role: BookingRole!) { myBookings(role: $role) {
+  edges { node { id status respondBy } } } }"""
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +63,16 @@ async def _requested(
     assert payload["errors"] == [], payload
     booking: dict[str, Any] = payload["booking"]
     return booking
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+async def _status(booking_id: str) -> BookingStatus:
+    booking = await Booking.get(object_id(booking_id))
+    assert booking is not None
+    return booking.status
 
 
 async def _kinds_notified(who: Tokens) -> list[EventKind]:
@@ -127,6 +145,124 @@ async def test_concurrent_requests_of_one_customer_stay_within_the_cap(
     assert sorted(v.schedule_version for v in versions if v) == [0] * (8 - CAP) + [1] * CAP
 
 
+async def test_an_unanswered_request_expires_once_freeing_its_time_and_telling_both(
+    runtime: Runtime, client: GraphQLClient
+) -> None:
+    tom = await provider(client, "tom@example.com", hours=("09:00", "17:00"))
+    package = await create_package(client, tom, durationMinutes=60)
+    ann = await poster(client, "ann@example.com")
+    request = await _requested(client, ann, package["id"], utc(JUNE[0], 10))
+    respond_by = _instant(request["respondBy"])
+    assert respond_by == NEW_YEAR + timedelta(hours=24)  # GIGQL_BOOKING_REQUEST_EXPIRY
+    assert utc(JUNE[0], 10) not in await slots(client, tom.user_id, package["id"], JUNE[0])
+
+    services = runtime.services
+    assert await expire_unanswered_requests(services, now=respond_by - timedelta(seconds=1)) == 0
+    # Two instances' runs at once: one expires it.
+    runs = await asyncio.gather(
+        *(expire_unanswered_requests(services, now=respond_by) for _ in range(2))
+    )
+    assert sorted(runs) == [0, 1]
+    assert await expire_unanswered_requests(services, now=respond_by + timedelta(days=1)) == 0
+
+    [expired] = (await client.data(MY_BOOKINGS, {"role": "CUSTOMER"}, token=ann.access))[
+        "myBookings"
+    ]["edges"]
+    assert expired["node"]["status"] == "CANCELLED"
+    stored = await Booking.get(object_id(request["id"]))
+    assert stored is not None and stored.cancellation is not None
+    assert stored.cancellation.model_dump(exclude={"at"}) == {
+        "by": None,
+        "role": "system",
+        "reason": "The provider did not answer the request in time.",
+        "rejected": False,
+        "refund_bp": 0,
+        "refundable": {"amount": 0, "currency": "AUD"},
+    }
+    assert [(h.status, h.by, h.move) for h in stored.history] == [
+        (BookingStatus.PENDING, object_id(ann.user_id), None),
+        (BookingStatus.CANCELLED, None, "expire"),
+    ]
+    cancelled = await DomainEvent.find(DomainEvent.kind == EventKind.BOOKING_CANCELLED).to_list()
+    assert [e.actor_id for e in cancelled] == [None]
+    assert await _kinds_notified(ann) == [EventKind.BOOKING_CANCELLED]
+    assert await _kinds_notified(tom) == [
+        EventKind.BOOKING_CANCELLED,
+        EventKind.BOOKING_REQUESTED,
+    ]
+
+    # The time is free again, and nothing of the request can be confirmed.
+    assert utc(JUNE[0], 10) in await slots(client, tom.user_id, package["id"], JUNE[0])
+    confirming = await act(client, "confirmBooking", tom, request["id"])
+    assert error_codes(confirming) == ["INVALID_STATE"]
+    bob = await poster(client, "bob@example.com")
+    assert (await _requested(client, bob, package["id"], utc(JUNE[0], 10)))["status"] == "PENDING"
+    assert await Escrow.find_all().count() == 0
+
+
+async def test_a_request_past_its_answer_time_is_not_confirmed_before_it_is_expired(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tom = await provider(client, "tom@example.com")
+    package = await create_package(client, tom)
+    ann = await poster(client, "ann@example.com")
+    request = await _requested(client, ann, package["id"], utc(JUNE[0], 10))
+    respond_by = _instant(request["respondBy"])
+
+    freeze_clock(monkeypatch, respond_by)
+    answer = await act(client, "confirmBooking", tom, request["id"])
+    assert [(e["field"], e["code"]) for e in answer["errors"]] == [("bookingId", "INVALID_STATE")]
+    assert await _status(request["id"]) is BookingStatus.PENDING  # until the expiry runs
+    assert await Escrow.find_all().count() == 0
+
+    freeze_clock(monkeypatch, respond_by - timedelta(milliseconds=1))
+    confirmed = await act(client, "confirmBooking", tom, request["id"])
+    assert confirmed["errors"] == [] and confirmed["booking"]["status"] == "CONFIRMED"
+
+
+async def test_a_request_must_be_answered_by_its_start_less_the_notice(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    morning = datetime.combine(JUNE[0], time(6), UTC)
+    freeze_clock(monkeypatch, morning)
+    async with (
+        serve(runtime, booking_request_expiry=timedelta(hours=2)) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as http,
+    ):
+        client = GraphQLClient(http)
+        tom = await provider(client, "tom@example.com")
+        package = await create_package(client, tom, durationMinutes=60)
+        ann = await poster(client, "ann@example.com")
+        soon = await _requested(client, ann, package["id"], utc(JUNE[0], 7, 30))
+        later = await _requested(client, ann, package["id"], utc(JUNE[1], 10))
+
+    # 07:30 less the hour's notice comes before the two hours the provider is given.
+    assert _instant(soon["respondBy"]) == datetime.combine(JUNE[0], time(6, 30), UTC)
+    assert _instant(later["respondBy"]) == morning + timedelta(hours=2)
+    services = with_settings(runtime, booking_request_expiry=timedelta(hours=2)).services
+    assert await expire_unanswered_requests(services, now=morning + timedelta(minutes=30)) == 1
+    assert await _status(soon["id"]) is BookingStatus.CANCELLED
+    assert await _status(later["id"]) is BookingStatus.PENDING
+
+
+async def test_every_instance_expires_unanswered_requests_in_the_background(
+    runtime: Runtime, client: GraphQLClient
+) -> None:
+    tom = await provider(client, "tom@example.com")
+    package = await create_package(client, tom)
+    ann = await poster(client, "ann@example.com")
+    # Asked on 2026-01-01, answer due the next day: long past by the real clock.
+    request = await _requested(client, ann, package["id"], utc(JUNE[0], 10))
+
+    services = with_settings(runtime, escrow_sweep_interval=timedelta(milliseconds=10)).services
+    async with asyncio.timeout(10), running(marketplace_jobs(services)):
+        while await Booking.find(Booking.status == BookingStatus.PENDING).count():
+            await asyncio.sleep(0.01)
+    expired = await Booking.get(object_id(request["id"]))
+    assert expired is not None and expired.status is BookingStatus.CANCELLED
+    assert expired.history[-1].move == "expire"
+
+
 async def test_a_booking_is_made_at_the_total_shown_or_not_at_all(client: GraphQLClient) -> None:
     tom = await provider(client, "tom@example.com")
     package = await create_package(client, tom)  # 89.99, and a 10 % fee: 98.99
@@ -151,3 +287,9 @@ async def test_a_booking_is_made_at_the_total_shown_or_not_at_all(client: GraphQ
         client, ann, package["id"], utc(JUNE[0], 10), expectedTotal=aud(13200)
     )
     assert booking["price"]["total"] == aud(13200)
+
+
+async def test_bookings_are_listed_by_a_side_that_takes_part(client: GraphQLClient) -> None:
+    ann = await poster(client, "ann@example.com")
+    answer = await client.execute(MY_BOOKINGS, {"role": "SYSTEM"}, token=ann.access)
+    assert graphql_error_codes(answer) == ["INVALID_INPUT"]
