@@ -1,11 +1,11 @@
 """Bookings of a provider's package for a time slot; the moves between their states are
 declared in documents/lifecycles.py (`BOOKING`).
 
-A booking holds its time while pending, confirmed, in progress or disputed, and keeps
-its buffer free on both sides: two bookings of a provider are at least the larger of
-their two buffers apart. The price, the buffer and the cancellation policy are copied
-onto the booking when it is made, so later changes to any do not rewrite what was
-agreed.
+A booking holds its time while pending (a request, until it is answered or expires),
+confirmed, in progress or disputed, and keeps its buffer free on both sides: two
+bookings of a provider are at least the larger of their two buffers apart. The price,
+the buffer and the cancellation policy are copied onto the booking when it is made, so
+later changes to any do not rewrite what was agreed.
 """
 
 from __future__ import annotations
@@ -128,6 +128,9 @@ class Booking(Document):
     price: PriceSnapshot
     policy: CancellationPolicy
     status: BookingStatus = BookingStatus.PENDING
+    respond_by: datetime | None = None
+    """When the request expires if the provider has not answered it
+    (resolvers/booking_requests.py); None on bookings requested before requests expired."""
     cancellation: Cancellation | None = None
     history: list[BookingStatusChange] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
@@ -142,6 +145,9 @@ class Booking(Document):
             ),
             IndexModel([("provider_id", ASCENDING), ("start_at", DESCENDING), ("_id", DESCENDING)]),
             IndexModel([("customer_id", ASCENDING), ("start_at", DESCENDING), ("_id", DESCENDING)]),
+            # A customer's requests waiting for an answer, and the requests due to expire.
+            IndexModel([("customer_id", ASCENDING), ("status", ASCENDING)]),
+            IndexModel([("status", ASCENDING), ("respond_by", ASCENDING)]),
         ]
 
     @property

@@ -46,6 +46,9 @@ class ErrorCode(Enum):
     finished before it."""
     OFFER_CHANGED = "OFFER_CHANGED"
     """The offer (or price) differs from the one the client showed: nothing was agreed."""
+    TOO_MANY_PENDING = "TOO_MANY_PENDING"
+    """The customer has as many booking requests waiting for an answer as one may
+    (GIGQL_MAX_PENDING_BOOKINGS): nothing was booked."""
     # Money
     PAYMENT_REQUIRED = "PAYMENT_REQUIRED"
     """The deal's payment has not been received: work does not start, get handed in or

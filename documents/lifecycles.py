@@ -187,7 +187,9 @@ BOOKING = Lifecycle(
         [P.CUSTOMER, P.PROVIDER],
         "cancelled",
     ),
-    move("lapse", [BS.PENDING, BS.CONFIRMED], BS.CANCELLED, [P.SYSTEM], "cancelled, unpaid,"),
+    move("lapse", [BS.CONFIRMED], BS.CANCELLED, [P.SYSTEM], "cancelled, unpaid,"),
+    # A request the provider did not answer by its `respond_by` frees its time.
+    move("expire", [BS.PENDING], BS.CANCELLED, [P.SYSTEM], "cancelled unanswered"),
     move(
         "dispute",
         [BS.CONFIRMED, BS.IN_PROGRESS, BS.COMPLETED],

@@ -137,6 +137,9 @@ class CustomerProfile(Document):
     addresses: list[SavedAddress] = Field(default_factory=list)
     rating: Rating = Field(default_factory=Rating)
     """How providers rated this customer."""
+    request_version: int = 0
+    """Bumped by each booking request, so that of two concurrent requests of the customer
+    one conflicts and, retried, counts the other against GIGQL_MAX_PENDING_BOOKINGS."""
     updated_at: datetime = Field(default_factory=utcnow)
 
     class Settings:

@@ -1,7 +1,7 @@
 """Booking a provider's package for a time slot, and each booking's way through its states.
 
     pending -> confirmed -> in_progress -> completed
-    pending (rejected by the provider) / confirmed / in_progress -> cancelled
+    pending (declined, or unanswered by its respond_by) / confirmed / in_progress -> cancelled
     confirmed / in_progress -> disputed (resolvers/disputes.py, which also ends it)
 
 No double booking: a booking is made in one transaction that first bumps the provider's
@@ -9,7 +9,8 @@ No double booking: a booking is made in one transaction that first bumps the pro
 inserts it. Of two concurrent bookings of one provider, however many API instances they
 come through, both write the profile, so one transaction conflicts and is retried, and
 its retry sees the other's booking. Confirming needs no such check: a pending booking
-already holds its time, so holding bookings never overlap in the first place.
+already holds its time, so holding bookings never overlap in the first place. A request
+holds it only briefly, and a customer only a few (resolvers/booking_requests.py).
 
 Each move is one conditional update on the booking's current status inside a
 transaction, so two racing requests cannot both move it.
@@ -46,7 +47,7 @@ from documents.money import BASIS_POINTS
 from documents.packages import ServicePackage
 from documents.profiles import CustomerProfile, ProviderProfile
 from documents.users import Role, User, UserStatus
-from resolvers import availability, escrow_hooks
+from resolvers import availability, booking_requests, escrow_hooks
 from resolvers.auth.viewer import Viewer
 from resolvers.availability import Held, Schedule
 from resolvers.deals import count_completed_job
@@ -55,7 +56,7 @@ from resolvers.escrow_release import claim_release
 from resolvers.packages import MAX_DURATION, get_package
 from resolvers.profiles import MAX_BUFFER_MINUTES
 from resolvers.services import Services
-from resolvers.tasks import PlaceInput, require_role
+from resolvers.tasks import MoneyInput, PlaceInput, require_role
 from resolvers.transitions import BOOKING_SUBJECT, transition
 from resolvers.unit_of_work import UnitOfWork, transact
 from resolvers.validation import MAX_REASON_LENGTH, Checked
@@ -190,14 +191,17 @@ async def book_slot(
     place: PlaceInput | None,
     saved_address_id: str | None,
     instructions: str,
+    expected_total: MoneyInput | None = None,
 ) -> Booking:
-    """Request a booking at one of the package's available slots; it starts pending."""
+    """Request a booking at one of the package's available slots, at the total the
+    customer was shown (`expected_total`: else OFFER_CHANGED, and nothing is booked); it
+    starts pending. What it records comes from one read of the package inside the
+    transaction that books it."""
     require_role(viewer, Role.POSTER, "book services")
     package = await get_package(package_id)
     if package.provider_id == viewer.user_id:
         raise DomainError(ErrorCode.FORBIDDEN, "You cannot book your own package.", "packageId")
-    if not package.active:
-        raise DomainError(ErrorCode.INVALID_STATE, "The package is not offered now.", "packageId")
+    _require_offered(package)
     checked = Checked()
     start = _start(checked, start)
     where = await _service_place(checked, viewer, place, saved_address_id)
@@ -214,12 +218,19 @@ async def book_slot(
         )
     if not await _takes_bookings(package.provider_id):
         raise DomainError(ErrorCode.UNAVAILABLE, "The provider takes no bookings.", "packageId")
-    duration = timedelta(minutes=package.duration_minutes)
+    await booking_requests.ensure_request_counter(viewer.user_id)
 
     async def work(unit: UnitOfWork) -> Booking:
+        await booking_requests.admit_request(unit, settings, viewer.user_id)
+        offered = await ServicePackage.get(package.id, session=unit.session)
+        assert offered is not None  # packages are never deleted
+        _require_offered(offered)
+        price = PriceSnapshot.with_fee(offered.price, settings.customer_fee_bp)
+        _require_shown_total(price, expected_total)
+        duration = timedelta(minutes=offered.duration_minutes)
         # The bump comes first: it is what serialises concurrent bookings of the provider.
         raw = await ProviderProfile.get_pymongo_collection().find_one_and_update(
-            {"_id": package.provider_id},
+            {"_id": offered.provider_id},
             {"$inc": {"schedule_version": 1}},
             return_document=ReturnDocument.AFTER,
             session=unit.session,
@@ -235,24 +246,25 @@ async def book_slot(
             )
         buffer = timedelta(minutes=profile.buffer_minutes)
         held = await _held(
-            package.provider_id, availability.day_span(schedule.zone, day), unit.session
+            offered.provider_id, availability.day_span(schedule.zone, day), unit.session
         )
         if not availability.is_free(start, duration, buffer, held):
             raise DomainError(ErrorCode.UNAVAILABLE, "That time is taken.", "start")
         booking = Booking(
             customer_id=viewer.user_id,
-            provider_id=package.provider_id,
-            package_id=package.id,
+            provider_id=offered.provider_id,
+            package_id=offered.id,
             package=PackageSnapshot(
-                name=package.name, type=package.type, duration_minutes=package.duration_minutes
+                name=offered.name, type=offered.type, duration_minutes=offered.duration_minutes
             ),
             start_at=start,
             end_at=start + duration,
             buffer_minutes=profile.buffer_minutes,
             service_place=where,
             instructions=instructions,
-            price=PriceSnapshot.with_fee(package.price, settings.customer_fee_bp),
+            price=price,
             policy=cancellation_policy(settings),
+            respond_by=booking_requests.respond_by(settings, utcnow(), start),
             history=[BookingStatusChange(status=BookingStatus.PENDING, by=viewer.user_id)],
         )
         await booking.insert(session=unit.session)
@@ -261,13 +273,32 @@ async def book_slot(
             EventKind.BOOKING_REQUESTED,
             actor_id=viewer.user_id,
             audience=booking.participants,
-            title=f"{viewer.user.name} asks to book “{package.name}” at "
+            title=f"{viewer.user.name} asks to book “{offered.name}” at "
             f"{local:%a %d %b %Y %H:%M %Z}",
             booking_id=booking.id,
         )
         return booking
 
     return await transact(services, work)
+
+
+def _require_offered(package: ServicePackage) -> None:
+    if not package.active:
+        raise DomainError(ErrorCode.INVALID_STATE, "The package is not offered now.", "packageId")
+
+
+def _require_shown_total(price: PriceSnapshot, shown: MoneyInput | None) -> None:
+    """The total the customer was shown is the one booked (the provider may have changed
+    the package's price since)."""
+    if shown is not None and (
+        price.total.amount != shown.amount or price.total.currency != shown.currency.upper()
+    ):
+        raise DomainError(
+            ErrorCode.OFFER_CHANGED,
+            f"The package now costs {price.total} with the service fee: look at it again "
+            "before booking.",
+            "expectedTotal",
+        )
 
 
 def can_see_booking(viewer: Viewer, booking: Booking) -> bool:
@@ -291,6 +322,7 @@ _NEWS = {
     "decline": EventKind.BOOKING_REJECTED,
     "cancel": EventKind.BOOKING_CANCELLED,
     "lapse": EventKind.BOOKING_CANCELLED,
+    "expire": EventKind.BOOKING_CANCELLED,
 }
 """The event a move sends, where it is not BOOKING_STATUS_CHANGED."""
 
@@ -340,6 +372,8 @@ async def apply_move(
     caller advances the deal's escrow after the commit."""
     booking = await get_booking(booking_id, viewer, unit)
     party = party_of(viewer, booking)
+    if move == "confirm":
+        booking_requests.require_answer_in_time(booking, utcnow())
     fields: dict[str, object] = {}
     if BOOKING[move].target is BookingStatus.CANCELLED:
         now = utcnow()

@@ -9,7 +9,7 @@ from strawberry import relay
 
 from resolvers import bookings
 from schema.bookings import BookingNode
-from schema.common import PlaceInputType
+from schema.common import MoneyInputType, PlaceInputType
 from schema.context import Info
 from schema.packages import ServicePackageNode
 from schema.payloads import Payload, mutation_payload
@@ -28,6 +28,12 @@ class BookSlotInput:
         default=None, description="One of my saved addresses, instead of serviceLocation."
     )
     instructions: str = strawberry.field(default="", description="Notes for the provider.")
+    expected_total: MoneyInputType | None = strawberry.field(
+        default=None,
+        description="The total the customer was shown (the package's price plus the service "
+        "fee): if it changed since, OFFER_CHANGED and nothing is booked. Send it: without it, "
+        "whatever the package costs when the request commits is booked.",
+    )
 
 
 # Each mutation has an input type of its own, so that each can grow on its own.
@@ -106,7 +112,9 @@ class ApproveBookingPayload(BookingPayload):
 class BookingMutation:
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()),
-        description="Customers: ask to book a package at one of its available slots.",
+        description="Customers: ask to book a package at one of its available slots. The "
+        "provider answers by the booking's respondBy, else the request expires; a customer "
+        "has at most GIGQL_MAX_PENDING_BOOKINGS requests waiting (else TOO_MANY_PENDING).",
     )
     @mutation_payload
     async def book_slot(self, info: Info, input: BookSlotInput) -> BookSlotPayload:
@@ -119,11 +127,13 @@ class BookingMutation:
             place=input.service_location.value() if input.service_location else None,
             saved_address_id=input.saved_address_id,
             instructions=input.instructions,
+            expected_total=input.expected_total.value() if input.expected_total else None,
         )
         return BookSlotPayload(booking=BookingNode.of(booking))
 
     @strawberry.mutation(
-        extensions=allow(IsAuthenticated()), description="Provider: accept a booking request."
+        extensions=allow(IsAuthenticated()),
+        description="Provider: accept a booking request, by its respondBy.",
     )
     @mutation_payload
     async def confirm_booking(

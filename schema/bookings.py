@@ -20,6 +20,7 @@ from documents.bookings import (
     PackageSnapshot,
     PriceSnapshot,
 )
+from documents.errors import DomainError, ErrorCode
 from documents.escrow import booking_deal
 from documents.packages import PackageType
 from resolvers import bookings
@@ -146,6 +147,10 @@ class BookingNode(relay.Node):
     status: BookingStatus
     start: datetime
     end: datetime = strawberry.field(description="The start plus the package's duration.")
+    respond_by: datetime | None = strawberry.field(
+        description="While pending: the provider confirms or declines by then, else the "
+        "request expires (cancelled, its time free again)."
+    )
     buffer_minutes: int = strawberry.field(
         description="The provider's buffer kept free before and after."
     )
@@ -164,6 +169,7 @@ class BookingNode(relay.Node):
             status=booking.status,
             start=booking.start_at,
             end=booking.end_at,
+            respond_by=booking.respond_by,
             buffer_minutes=booking.buffer_minutes,
             package_snapshot=BookedPackage.of(booking.package),
             price=BookingPrice.of(booking.price),
@@ -268,6 +274,8 @@ class BookingQuery:
         after: str | None = None,
     ) -> BookingConnection:
         viewer = await info.context.require_viewer()
+        if role is CancelledBy.SYSTEM:  # a side that cancels, but takes part in no booking
+            raise DomainError(ErrorCode.INVALID_INPUT, "List as CUSTOMER or PROVIDER.", "role")
         side = "customer_id" if role is CancelledBy.CUSTOMER else "provider_id"
         filters: dict[str, object] = {side: viewer.user_id}
         if statuses:

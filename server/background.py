@@ -21,6 +21,7 @@ from integrations.payments.sandbox import BACKGROUND_INTERVAL as SANDBOX_INTERVA
 from integrations.payments.sandbox import SandboxGateway
 from resolvers.escrow_progress import sweep as sweep_escrows
 from resolvers.lapses import lapse_unpaid_deals
+from resolvers.request_expiry import expire_unanswered_requests
 from resolvers.reviews import publish_due_reviews
 from resolvers.services import Services
 from resolvers.webhook_inbox import retry_due
@@ -43,6 +44,12 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             "publish-due-reviews",
             services.settings.review_publish_interval,
             partial(publish_due_reviews, services),
+        ),
+        PeriodicJob(
+            # Booking requests the provider did not answer in time.
+            "expire-booking-requests",
+            services.settings.escrow_sweep_interval,
+            partial(expire_unanswered_requests, services),
         ),
         PeriodicJob(
             "retry-webhook-events",

@@ -181,6 +181,12 @@ class Settings(BaseSettings):
     at least the booking notice makes the earliest slot startable as soon as it is paid."""
     slot_step_minutes: int = Field(30, ge=5, le=240)
     booking_min_notice_minutes: int = Field(60, ge=0)
+    max_pending_bookings: int = Field(3, ge=1)
+    """Booking requests one customer may have waiting for an answer at once, across
+    providers: each holds a provider's time."""
+    booking_request_expiry: timedelta = Field(timedelta(hours=24), gt=timedelta(0))
+    """How long a provider has to answer a booking request (never past its start less the
+    booking notice); unanswered then, it expires and frees its time."""
     review_reveal_days: int = Field(7, ge=0)
     review_publish_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
     """How often each instance publishes the reviews whose reveal time has come."""
