@@ -37,13 +37,19 @@ class CurrencyTerms:
 @dataclass(frozen=True, slots=True)
 class Deadlines:
     auto_release_after: timedelta
-    """After a task is handed in or a booking ends, until its money is released."""
+    """After a task is handed in or a booking completed, until its money is released."""
+    payment_deadline: timedelta
+    """For the payer, from an accepted offer or a confirmed booking; unpaid, it lapses."""
+    booking_request_expiry: timedelta
+    """For the provider to answer a booking request; unanswered, it expires."""
+    booking_start_window: timedelta
+    """How long before its start time a booking may be started."""
+    max_pending_bookings: int
+    """Requests a customer may have waiting at once."""
     booking_min_notice: timedelta
     slot_step: timedelta
     manual_capture_within: timedelta
     """Bookings settling within this long are authorised only, and charged on release."""
-    # The deal lifecycle adds payment_deadline, booking_request_expiry and
-    # booking_start_window to the settings: they belong here (and in schema/marketplace.py).
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,10 @@ def marketplace_terms(services: Services) -> MarketplaceTerms:
         cancellation_policy=cancellation_policy(settings),
         deadlines=Deadlines(
             auto_release_after=settings.auto_release_after,
+            payment_deadline=settings.payment_deadline,
+            booking_request_expiry=settings.booking_request_expiry,
+            booking_start_window=settings.booking_start_window,
+            max_pending_bookings=settings.max_pending_bookings,
             booking_min_notice=timedelta(minutes=settings.booking_min_notice_minutes),
             slot_step=timedelta(minutes=settings.slot_step_minutes),
             manual_capture_within=settings.manual_capture_within,

@@ -58,8 +58,22 @@ class FeeRates:
 @strawberry.type(description="The clocks that govern a deal, in seconds.")
 class DealDeadlines:
     auto_release_after_seconds: int = strawberry.field(
-        description="After a task is handed in or a booking ends, until its money is "
+        description="After a task is handed in or a booking completed, until its money is "
         "released to the provider unless disputed."
+    )
+    payment_deadline_seconds: int = strawberry.field(
+        description="For the payer to pay an accepted offer or a confirmed booking (a "
+        "booking's never past its start less the notice); unpaid then, the deal lapses."
+    )
+    booking_request_expiry_seconds: int = strawberry.field(
+        description="For the provider to answer a booking request (never past its start "
+        "less the notice); unanswered then, it expires."
+    )
+    booking_start_window_seconds: int = strawberry.field(
+        description="How long before its start time a booking may be started."
+    )
+    max_pending_bookings: int = strawberry.field(
+        description="Booking requests a customer may have waiting at once."
     )
     booking_min_notice_seconds: int = strawberry.field(
         description="How far ahead a booking must start."
@@ -69,13 +83,15 @@ class DealDeadlines:
         description="Bookings settling within this long are only authorised, and charged on "
         "release; 0: every deal is charged at once."
     )
-    # The payment deadline, the booking request expiry and the booking start window go
-    # here with their settings (resolvers/marketplace.py, Deadlines).
 
     @classmethod
     def of(cls, deadlines: Deadlines) -> DealDeadlines:
         return cls(
             auto_release_after_seconds=_seconds(deadlines.auto_release_after),
+            payment_deadline_seconds=_seconds(deadlines.payment_deadline),
+            booking_request_expiry_seconds=_seconds(deadlines.booking_request_expiry),
+            booking_start_window_seconds=_seconds(deadlines.booking_start_window),
+            max_pending_bookings=deadlines.max_pending_bookings,
             booking_min_notice_seconds=_seconds(deadlines.booking_min_notice),
             slot_step_seconds=_seconds(deadlines.slot_step),
             manual_capture_within_seconds=_seconds(deadlines.manual_capture_within),

@@ -22,7 +22,8 @@ SETTINGS = """{ marketplaceSettings {
   fees { customerFeeBp commissionOnHoldBp commissionOnReleaseBp }
   cancellationPolicy { tiers { minHoursBefore refundBp } providerCancelRefundBp }
   deadlines { autoReleaseAfterSeconds bookingMinNoticeSeconds slotStepSeconds
-    manualCaptureWithinSeconds }
+    manualCaptureWithinSeconds paymentDeadlineSeconds bookingRequestExpirySeconds
+    bookingStartWindowSeconds maxPendingBookings }
   sandboxPayments } }"""
 FEES = """price { amount currency } customerFee { amount } charged { amount }
   commissionOnHold { amount } commissionOnRelease { amount } providerShare { amount }"""
@@ -71,6 +72,10 @@ async def test_anyone_reads_the_terms_as_configured(client: GraphQLClient) -> No
         "bookingMinNoticeSeconds": 3600,
         "slotStepSeconds": 1800,
         "manualCaptureWithinSeconds": 0,
+        "paymentDeadlineSeconds": 24 * 3600,
+        "bookingRequestExpirySeconds": 24 * 3600,
+        "bookingStartWindowSeconds": 2 * 3600,
+        "maxPendingBookings": 3,
     }
     assert settings["sandboxPayments"] is True
 
