@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from resolvers.connect import ONBOARDING_RETURN_PATH
+from tests.booking_support import act, booked, create_package, provider, soonest_slot
 from tests.gigql_process import GigqlServer, gigql_env, graphql, run_gigql, running_server
 from tests.graphql_client import GraphQLClient
 from tests.sandbox_support import (
@@ -170,3 +171,52 @@ async def test_the_sandbox_state_survives_a_restart(tmp_path: Path) -> None:
         report = await asyncio.to_thread(reconcile, after, since)
         assert report["findings"] == []
         assert report["compared"] == {"payment": 1, "refund": 0, "transfer": 1, "payout": 1}
+
+
+BOOKING_ESCROW_STATUS = (
+    "query($id: ID!) { node(id: $id) { ... on Booking { status escrow { id status } } } }"
+)
+BOOKING_SHARE = 8999 - 900
+"""The provider's share of the package's price after the default 10 % commission."""
+
+
+async def test_a_booking_goes_from_request_to_a_paid_payout(server: GigqlServer) -> None:
+    """With nothing configured: the customer books the earliest slot (the defaults let it
+    start at once), the provider confirms, the customer pays, the provider works and
+    completes it, the customer approves, and the provider withdraws it to their bank."""
+    async with graphql(server) as client, httpx.AsyncClient(timeout=30) as browser:
+        worker = await provider(client, "cleaner-loop@example.com")
+        customer = await client.member("customer-loop@example.com")
+        link = await onboarding_link(client, worker)
+        assert (await choose(browser, link, "complete")).status_code == 303
+        await payouts_enabled(client, worker)
+
+        package = await create_package(client, worker)
+        start = await soonest_slot(client, worker, package["id"])
+        booking = await booked(client, customer, package["id"], start)
+        assert (await act(client, "confirmBooking", worker, booking["id"]))["errors"] == []
+        seen = await client.data(BOOKING_ESCROW_STATUS, {"id": booking["id"]}, token=customer.access)
+        escrow_id = seen["node"]["escrow"]["id"]
+        paid = await client.mutate(
+            "sandboxPay",
+            {"escrowId": escrow_id, "outcome": "SUCCEEDED"},
+            "escrow { status }",
+            token=customer.access,
+        )
+        assert paid["errors"] == [] and paid["escrow"]["status"] == "HELD", paid
+
+        for step in ("startBooking", "completeBooking"):
+            assert (await act(client, step, worker, booking["id"]))["errors"] == [], step
+        assert (await act(client, "approveBooking", customer, booking["id"]))["errors"] == []
+
+        async def released() -> bool | None:
+            node = (
+                await client.data(BOOKING_ESCROW_STATUS, {"id": booking["id"]}, token=worker.access)
+            )["node"]
+            return True if node["escrow"]["status"] == "RELEASED" else None
+
+        await until(released)
+        assert await available(client, worker) == BOOKING_SHARE
+        withdrawal = await withdraw(client, worker, BOOKING_SHARE)
+        settled = await settled_withdrawal(client, worker, withdrawal["id"])
+        assert settled["status"] == "PAID", settled
