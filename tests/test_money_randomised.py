@@ -1,7 +1,9 @@
 """A seeded random marketplace: many task deals down random paths through GraphQL and the
-sandbox gateway (cards paid, declined, authenticated or abandoned; tasks cancelled before
-or after payment, completed, left to the automatic release, refunded in part in the
-dashboard, their transfers reversed; withdrawals paid, returned or refused). At the end
+sandbox gateway (cards paid, declined, authenticated or abandoned; work tried before the
+money came or before it was handed in; tasks cancelled before or after payment, left
+unpaid past their deadline, stepped back from by their tasker, completed, left to the
+automatic release, refunded in part in the dashboard, their transfers reversed;
+withdrawals paid, returned or refused). At the end
 money is conserved, computed from the escrows and withdrawals alone and then compared
 with the ledger, which verifies clean, and the gateway reconciles clean.
 
@@ -22,9 +24,11 @@ from documents import accounts
 from documents.clock import utcnow
 from documents.escrow import PAID_STATUSES, Escrow, EscrowStatus, RefundStatus
 from documents.payouts import Withdrawal, WithdrawalStatus
+from documents.tasks import Task
 from documents.webhooks import WebhookEvent, WebhookStatus
 from resolvers import ledger
 from resolvers.escrow_progress import sweep
+from resolvers.lapses import lapse_unpaid_deals
 from resolvers.ledger_check import format_verification, verify
 from resolvers.reconcile import reconcile
 from resolvers.reconcile_report import format_reconciliation
@@ -36,7 +40,7 @@ from tests.payments.harness import new_key
 from tests.reconcile_support import next_second, until_now
 from tests.wallet_support import payout_id_of, request_withdrawal
 
-DEFAULT_SEED = 20261204
+DEFAULT_SEED = 20261206
 """Chosen to take the run down every path (asserted); other seeds may miss some."""
 SEED = int(os.environ.get("GIGQL_MONEY_SEED", DEFAULT_SEED))
 DEALS = 40
@@ -73,6 +77,9 @@ async def deal(market: Market) -> None:
     assert accepted["errors"] == [], accepted
     escrow = await task_escrow(client, payer, task["id"])
     assert escrow is not None
+    # Work before the money: refused, and nothing moves.
+    early = await client.mutate("startTask", {"taskId": task["id"]}, token=worker.access)
+    assert error_codes(early) == ["PAYMENT_REQUIRED"], early
 
     # The payer's card: declined or asking for 3-D Secure first, sometimes given up on.
     for outcome in rng.choice(
@@ -83,13 +90,25 @@ async def deal(market: Market) -> None:
         assert paid["errors"] == [], paid
     await market.settle()
     if (await stored_escrow(escrow["id"])).status is not EscrowStatus.HELD:
-        if rng.random() < 0.5:
+        unpaid = rng.random()
+        if unpaid < 0.4:
             await market.ok("cancelTask", payer, task["id"], reason="Found someone else.")
+        elif unpaid < 0.7:  # left past its deadline: the deal lapses, the task reopens
+            deadline = market.runtime.services.settings.payment_deadline
+            later = utcnow() + deadline + timedelta(minutes=1)
+            assert await lapse_unpaid_deals(market.runtime.services, later) >= 1  # ones left too
+            await market.settle()
         return
 
-    path = rng.choice(["cancel", "complete", "auto", "refund_then_complete", "hold", "reverse"])
+    path = rng.choice(
+        ["cancel", "complete", "auto", "refund_then_complete", "hold", "reverse", "step_back"]
+    )
     if path == "cancel":
         await market.ok("cancelTask", payer, task["id"], reason="Plans changed.")
+        return
+    if path == "step_back":
+        await market.ok("stepBackFromTask", worker, task["id"], reason="Called away.")
+        await market.settle()
         return
     if path == "refund_then_complete":
         stored = await stored_escrow(escrow["id"])
@@ -103,6 +122,9 @@ async def deal(market: Market) -> None:
     if path == "hold":
         return
     await market.ok("startTask", worker, task["id"])
+    # Accepting work not handed in yet: refused.
+    early = await client.mutate("completeTask", {"taskId": task["id"]}, token=payer.access)
+    assert error_codes(early) == ["INVALID_STATE"], early
     await market.ok("submitTask", worker, task["id"])
     if path == "auto":
         return  # released by a later sweep, or still held at the end
@@ -199,10 +221,14 @@ class Expected:
         return self.provider_earned[provider] - self.in_flight[provider] - self.paid_out[provider]
 
 
-def assert_every_path_taken(escrows: list[Escrow], withdrawals: list[Withdrawal]) -> None:
+def assert_every_path_taken(
+    escrows: list[Escrow], withdrawals: list[Withdrawal], tasks: list[Task]
+) -> None:
+    moves = {change.move for task in tasks for change in task.history}
+    assert {"lapse", "step_back", "cancel", "complete"} <= moves, moves
     statuses = {escrow.status for escrow in escrows}
+    # Unpaid deals end: cancelled, or lapsed past their deadline ("lapse" above).
     assert {
-        EscrowStatus.AWAITING_PAYMENT,
         EscrowStatus.FAILED,
         EscrowStatus.HELD,
         EscrowStatus.RELEASING,
@@ -248,7 +274,7 @@ async def test_a_random_marketplace_conserves_money(
     statuses = {escrow.status for escrow in escrows}
     print(f"escrows: {sorted(statuses)}; withdrawals: {sorted({w.status for w in withdrawals})}")
     if SEED == DEFAULT_SEED:
-        assert_every_path_taken(escrows, withdrawals)
+        assert_every_path_taken(escrows, withdrawals, await Task.find().to_list())
     providers = [object_id(t.user_id) for t in market.taskers]
     kept = (
         expected.platform
