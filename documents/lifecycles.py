@@ -2,10 +2,13 @@
 
 A lifecycle lists the moves between its states: from which states each starts, where it
 leads, who may make it and what it needs (its guards: the money held, the clock). Every
-status change of a task, offer, booking, milestone, escrow or dispute is made through
-`resolvers/transitions.py`, which checks the move against these declarations inside the
-transaction that makes it; no module holds a rule of its own. README's state diagrams
-are printed from here, and a test keeps them in step.
+status change is checked against these declarations inside the transaction that makes
+it, and no module holds a rule of its own: tasks, offers, bookings and disputes move
+through `resolvers/transitions.py`, milestones through `move_milestone`
+(resolvers/milestone_escrows.py) and escrows through `change_escrow`
+(resolvers/escrow.py), which match a document only in a state the declaration lets the
+caller move it from. README's state diagrams are printed from here, and a test keeps
+them in step.
 """
 
 from __future__ import annotations
@@ -99,6 +102,20 @@ class Lifecycle(Generic[S]):
                 targets[source].add(m.target)
         return {state: frozenset(found) for state, found in targets.items()}
 
+    def sources_into(self, target: S, party: Party) -> frozenset[S]:
+        """The states `party` may move a document from to reach `target`, and `target`
+        itself while it is not final (a change recorded on the document, its status
+        kept): for writes that name the status they lead to rather than a move."""
+        sources = {
+            source
+            for m in self.moves.values()
+            if m.target == target and party in m.by
+            for source in m.sources
+        }
+        if target not in self.final():
+            sources.add(target)
+        return frozenset(sources)
+
     def final(self) -> frozenset[S]:
         return frozenset(state for state, targets in self.graph().items() if not targets)
 
@@ -174,9 +191,7 @@ BOOKING = Lifecycle(
     BS.PENDING,
     move("confirm", [BS.PENDING], BS.CONFIRMED, [P.PROVIDER], "confirmed"),
     move("decline", [BS.PENDING], BS.CANCELLED, [P.PROVIDER], "declined"),
-    move(
-        "start", [BS.CONFIRMED], BS.IN_PROGRESS, [P.PROVIDER], "started", G.PAID, G.START_WINDOW
-    ),
+    move("start", [BS.CONFIRMED], BS.IN_PROGRESS, [P.PROVIDER], "started", G.PAID, G.START_WINDOW),
     # Finished, the customer has GIGQL_AUTO_RELEASE_AFTER to approve it (paid at once) or
     # dispute it; the provider is paid when the window ends.
     move("finish", [BS.IN_PROGRESS], BS.COMPLETED, [P.PROVIDER], "completed", G.PAID),
@@ -252,5 +267,7 @@ def readme_section() -> str:
     print(readme_section())'` prints it afresh)."""
     blocks = []
     for lifecycle in LIFECYCLES:
-        blocks.append(f"**{lifecycle.name.capitalize()}**\n\n```mermaid\n{lifecycle.diagram()}\n```")
+        blocks.append(
+            f"**{lifecycle.name.capitalize()}**\n\n```mermaid\n{lifecycle.diagram()}\n```"
+        )
     return "\n\n".join(blocks) + "\n"

@@ -25,6 +25,7 @@ from documents.errors import DomainError, ErrorCode
 from documents.escrow import Escrow, EscrowStatus
 from documents.events import EventKind
 from documents.ledger import LedgerTransaction, MovementKind, Ref, transfer
+from documents.lifecycles import Party
 from documents.money import Money
 from resolvers import audit, dispute_money, ledger
 from resolvers.auth.viewer import Viewer
@@ -82,6 +83,7 @@ async def settle_lost_chargeback(
             EscrowStatus.CHARGED_BACK if covered == held else escrow.status,
             note=f"{covered} kept to cover a lost chargeback: {label}",
             fields={"auto_release_at": None} if covered == held else None,
+            by=Party.ADMIN,
         )
         if settled is None:
             raise RuntimeError(f"escrow {escrow.id} changed within its transaction")

@@ -24,7 +24,7 @@ from documents.tasks import MilestoneStatus, Task
 from resolvers.services import Services
 from resolvers.unit_of_work import UnitOfWork
 
-Check = Callable[[UnitOfWork, Services, Document], Awaitable[None]]
+Check = Callable[[UnitOfWork, Services, Document, str | None], Awaitable[None]]
 
 
 async def check_guards(
@@ -33,9 +33,12 @@ async def check_guards(
     lifecycle: Lifecycle[Any],
     move: Move[Any],
     document: Document,
+    deal: str | None = None,
 ) -> None:
+    """Raise the error of the first guard of `move` that `document` does not meet; `deal`
+    names the deal whose money counts where it is not the one in work (a milestone's)."""
     for guard in move.guards:
-        await _CHECKS[guard](unit, services, document)
+        await _CHECKS[guard](unit, services, document, deal)
 
 
 def deal_in_work(document: Document) -> str:
@@ -61,8 +64,8 @@ FUNDED = frozenset({*HOLDING_STATUSES, EscrowStatus.RELEASING, EscrowStatus.RELE
 manual), or on its way to the provider."""
 
 
-async def _paid(unit: UnitOfWork, services: Services, document: Document) -> None:
-    escrow = await Escrow.find_one({"deal": deal_in_work(document)}, session=unit.session)
+async def _paid(unit: UnitOfWork, services: Services, document: Document, deal: str | None) -> None:
+    escrow = await Escrow.find_one({"deal": deal or deal_in_work(document)}, session=unit.session)
     if escrow is None or escrow.status not in FUNDED:
         raise DomainError(
             ErrorCode.PAYMENT_REQUIRED,
@@ -72,7 +75,9 @@ async def _paid(unit: UnitOfWork, services: Services, document: Document) -> Non
         )
 
 
-async def _in_start_window(unit: UnitOfWork, services: Services, document: Document) -> None:
+async def _in_start_window(
+    unit: UnitOfWork, services: Services, document: Document, deal: str | None
+) -> None:
     assert isinstance(document, Booking)
     opens = document.start_at - services.settings.booking_start_window
     if utcnow() < opens:
@@ -84,7 +89,9 @@ async def _in_start_window(unit: UnitOfWork, services: Services, document: Docum
         )
 
 
-async def _nothing_handed_in(unit: UnitOfWork, services: Services, document: Document) -> None:
+async def _nothing_handed_in(
+    unit: UnitOfWork, services: Services, document: Document, deal: str | None
+) -> None:
     assert isinstance(document, Task)
     handed_in = [
         m.number
@@ -113,4 +120,3 @@ def _field(document: Document) -> str:
 
 def _clock(moment: Any) -> str:
     return str(moment.strftime("%Y-%m-%d %H:%M UTC"))
-

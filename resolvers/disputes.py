@@ -41,7 +41,7 @@ from documents.disputes import (
 from documents.errors import DomainError, ErrorCode
 from documents.escrow import Escrow, EscrowStatus, booking_deal, task_deal
 from documents.events import EventKind
-from documents.lifecycles import BOOKING, TASK, Party
+from documents.lifecycles import BOOKING, DISPUTE, TASK, Party
 from documents.money import Money
 from documents.tasks import Task, TaskStatus
 from resolvers import audit, bookings, dispute_money, milestone_disputes, tasks
@@ -52,7 +52,7 @@ from resolvers.escrow_progress import after_commit
 from resolvers.pagination import Page, PageRequest, paginate
 from resolvers.services import RequestMeta, Services
 from resolvers.tasks import MoneyInput
-from resolvers.transitions import BOOKING_SUBJECT, TASK_SUBJECT, transition
+from resolvers.transitions import BOOKING_SUBJECT, DISPUTE_SUBJECT, TASK_SUBJECT, transition
 from resolvers.unit_of_work import UnitOfWork, transact
 from resolvers.validation import MAX_REASON_LENGTH, Checked
 
@@ -281,20 +281,17 @@ async def resolve_dispute(
             refunded = await dispute_money.split(unit, escrow, refund, label, "refundAmount")
         await _end_deal(unit, services, dispute, admin, outcome, label)
         resolution = Resolution(outcome=outcome, refund=refunded, admin_id=admin.user_id, note=note)
-        raw = await Dispute.get_pymongo_collection().find_one_and_update(
-            {"_id": dispute.id, "status": DisputeStatus.OPEN.value},
-            {
-                "$set": {
-                    "status": DisputeStatus.RESOLVED.value,
-                    "resolution": resolution.model_dump(),
-                    "updated_at": resolution.at,
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-            session=unit.session,
+        resolved = await transition(
+            unit,
+            services,
+            DISPUTE,
+            "resolve",
+            dispute,
+            Party.ADMIN,
+            DISPUTE_SUBJECT,
+            fields={"resolution": resolution.model_dump()},
+            history=None,
         )
-        assert raw is not None  # read open in this transaction
-        resolved: Dispute = Dispute.model_validate(raw)
         await audit.record(
             AuditKind.DISPUTE_RESOLVED,
             meta,
@@ -356,7 +353,9 @@ async def _end_deal(
     if dispute.task_id is not None:
         task_to = TaskStatus.COMPLETED if completed else TaskStatus.CANCELLED
         if dispute.milestone is not None:
-            task_to = await milestone_disputes.decided(unit, admin, dispute, outcome, note)
+            task_to = await milestone_disputes.decided(
+                unit, services, admin, dispute, outcome, note
+            )
             completed = task_to is TaskStatus.COMPLETED
         task = await tasks.get_task(dispute.task_id, unit)
         await transition(

@@ -24,6 +24,7 @@ from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.escrow import Escrow, EscrowChange, EscrowStatus
 from documents.events import EventKind
+from documents.lifecycles import ESCROW, Party
 from documents.money import Money
 from integrations.payments.errors import GatewayError, InvalidRequest
 from integrations.payments.gateway import PaymentIntent
@@ -120,11 +121,16 @@ async def change_escrow(
     event_id: str | None = None,
     fields: dict[str, Any] | None = None,
     more: dict[str, Any] | None = None,
+    by: Party = Party.SYSTEM,
 ) -> Escrow | None:
     """Set `status` (and `fields`) on the escrow matching `query`, recording the change
-    in its history; None if none matches. A gateway event is recorded once: an escrow
-    whose history has its `event_id` does not match."""
+    in its history; None if none matches. Only an escrow in a state the lifecycle
+    (documents/lifecycles.py `ESCROW`) lets `by` move to `status` from matches, so no
+    caller can make a move that is not declared. A gateway event is recorded once: an
+    escrow whose history has its `event_id` does not match."""
     now = utcnow()
+    declared = [state.value for state in ESCROW.sources_into(status, by)]
+    query = {"$and": [query, {"status": {"$in": declared}}]}
     if event_id is not None:
         query = {**query, "history.event_id": {"$ne": event_id}}
     change = EscrowChange(status=status, at=now, note=note, event_id=event_id)

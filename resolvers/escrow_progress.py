@@ -21,7 +21,7 @@ from documents.clock import utcnow
 from documents.escrow import HOLDING_STATUSES, Escrow, EscrowStatus, RefundStatus
 from documents.events import EventKind
 from documents.lifecycles import TASK, Party
-from documents.tasks import MilestoneStatus, Task, TaskStatus
+from documents.tasks import Task, TaskStatus
 from integrations.payments.errors import GatewayError
 from resolvers.deals import count_completed_job
 from resolvers.escrow import ensure_intent, escrow_by_id
@@ -112,14 +112,10 @@ async def _auto_release(
         "released automatically",
     )
     if claimed is not None and claimed.task_id is not None:
-        if claimed.milestone is not None:
+        task = await Task.get(claimed.task_id, session=unit.session)
+        if claimed.milestone is not None and task is not None:
             await move_milestone(
-                unit,
-                claimed.task_id,
-                claimed.milestone,
-                MilestoneStatus.SUBMITTED,
-                MilestoneStatus.APPROVED,
-                approved_at=now,
+                unit, services, task, claimed.milestone, "approve", Party.SYSTEM, approved_at=now
             )
         await _complete_submitted_task(unit, services, claimed.task_id)  # the last milestone's too
 

@@ -28,6 +28,7 @@ from documents.disputes import Dispute, DisputeOutcome
 from documents.errors import DomainError, ErrorCode
 from documents.escrow import FROZEN_BY_DEAL, EscrowStatus, milestone_deal, task_deal
 from documents.events import EventKind
+from documents.lifecycles import Party
 from documents.tasks import MilestoneStatus, Task, TaskStatus
 from resolvers import dispute_money, escrow_hooks
 from resolvers.auth.viewer import Viewer
@@ -77,6 +78,7 @@ def disputed_deal(task: Task, number: int | None) -> str:
 
 async def decided(
     unit: UnitOfWork,
+    services: Services,
     admin: Viewer,
     dispute: Dispute,
     outcome: DisputeOutcome,
@@ -93,7 +95,7 @@ async def decided(
         milestone = task.milestone(number)
         assert milestone is not None
         approved = await move_milestone(
-            unit, task_id, number, milestone.status, MilestoneStatus.APPROVED, approved_at=utcnow()
+            unit, services, task, number, "decide_approved", Party.ADMIN, approved_at=utcnow()
         )
         assert approved is not None  # read in this transaction
         task = approved

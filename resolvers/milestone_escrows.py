@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from bson import ObjectId
 from pymongo import ReturnDocument
 
 from documents.clock import utcnow
 from documents.escrow import Escrow, milestone_deal
-from documents.tasks import MilestoneStatus, Task
+from documents.lifecycles import MILESTONE, Party
+from documents.tasks import Task
+from resolvers.deal_guards import check_guards
 from resolvers.escrow import open_escrow
+from resolvers.services import Services
+from resolvers.transitions import MILESTONE_SUBJECT, forbidden
 from resolvers.unit_of_work import UnitOfWork
 from server.settings import Settings
 
@@ -58,20 +61,34 @@ async def open_milestone_escrow(
 
 async def move_milestone(
     unit: UnitOfWork,
-    task_id: ObjectId,
+    services: Services,
+    task: Task,
     number: int,
-    source: MilestoneStatus,
-    to: MilestoneStatus,
+    move_name: str,
+    party: Party,
     **fields: Any,
 ) -> Task | None:
-    """Milestone `number` from `source` to `to`, setting `fields` on it: the task as it
-    is after, or None if the milestone was not in `source`."""
+    """Milestone `number` of `task` (as read in this transaction) moved by `party` as its
+    lifecycle (documents/lifecycles.py `MILESTONE`) declares `move_name`, setting `fields`
+    on it: the task as it is after, or None if the milestone was in none of the move's
+    source states. A party the move is not for is FORBIDDEN; an unmet guard raises its
+    error."""
+    move = MILESTONE[move_name]
+    if party not in move.by:
+        raise forbidden(move, MILESTONE_SUBJECT)
+    milestone = task.milestone(number)
+    assert task.id is not None and milestone is not None
+    if milestone.status not in move.sources:
+        return None
+    deal = milestone_deal(task.id, number, task.deal_round)
+    await check_guards(unit, services, MILESTONE, move, task, deal)
     at = f"milestones.{number - 1}"
+    sources = [state.value for state in move.sources]
     raw = await Task.get_pymongo_collection().find_one_and_update(
-        {"_id": task_id, **_where(number, status=source.value)},
+        {"_id": task.id, **_where(number, status={"$in": sources})},
         {
             "$set": {
-                f"{at}.status": to.value,
+                f"{at}.status": move.target.value,
                 **{f"{at}.{name}": value for name, value in fields.items()},
                 "updated_at": utcnow(),
             }

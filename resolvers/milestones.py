@@ -30,6 +30,7 @@ from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.escrow import HOLDING_STATUSES, milestone_deal
 from documents.events import EventKind
+from documents.lifecycles import Party
 from documents.money import Money
 from documents.offers import Offer
 from documents.tasks import MAX_MILESTONES, Milestone, MilestoneStatus, Task, TaskStatus
@@ -214,13 +215,7 @@ async def submit_milestone(
                 "number",
             )
         moved = await move_milestone(
-            unit,
-            task_id,
-            number,
-            MilestoneStatus.PENDING,
-            MilestoneStatus.SUBMITTED,
-            note=note,
-            submitted_at=utcnow(),
+            unit, services, task, number, "submit", Party.TASKER, note=note, submitted_at=utcnow()
         )
         assert moved is not None  # the task was read in this transaction
         if _is_last(task, milestone):
@@ -255,12 +250,7 @@ async def approve_milestone(
         milestone = _milestone(task, number)
         _in_state(task, _REVIEWABLE, "approved")
         moved = await move_milestone(
-            unit,
-            task_id,
-            number,
-            MilestoneStatus.SUBMITTED,
-            MilestoneStatus.APPROVED,
-            approved_at=utcnow(),
+            unit, services, task, number, "approve", Party.POSTER, approved_at=utcnow()
         )
         if moved is None:
             raise _wrong_milestone(milestone, "approved")
@@ -304,7 +294,7 @@ async def request_milestone_changes(
         milestone = _milestone(task, number)
         _in_state(task, _REVIEWABLE, "sent back")
         moved = await move_milestone(
-            unit, task_id, number, MilestoneStatus.SUBMITTED, MilestoneStatus.PENDING, note=reason
+            unit, services, task, number, "send_back", Party.POSTER, note=reason
         )
         if moved is None:
             raise _wrong_milestone(milestone, "sent back")

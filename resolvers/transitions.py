@@ -52,6 +52,8 @@ class Subject:
 TASK_SUBJECT = Subject("task", "taskId")
 OFFER_SUBJECT = Subject("offer", "offerId")
 BOOKING_SUBJECT = Subject("booking", "bookingId")
+MILESTONE_SUBJECT = Subject("milestone", "number")
+DISPUTE_SUBJECT = Subject("dispute", "disputeId")
 
 
 async def transition(
