@@ -50,17 +50,17 @@ from bench.harness import (
     workspace,
 )
 from bench.harness import PACKAGES as HARNESS_PACKAGES
-from documents.chat import ChatMessage, Conversation
+from documents.accounts.users import User
+from documents.chat.conversations import ChatMessage, Conversation
 from documents.clock import utcnow
-from documents.offers import Offer
-from documents.tasks import Task
-from documents.users import User
+from documents.marketplace.offers import Offer
+from documents.marketplace.tasks import Task
 from realtime.topics import conversation_topic
-from resolvers import chat
-from resolvers.auth.sessions import start_session
-from resolvers.auth.viewer import Viewer
-from resolvers.chat_signals import MessageAdded, encode
-from resolvers.services import RequestMeta
+from resolvers.accounts.auth.sessions import start_session
+from resolvers.accounts.auth.viewer import Viewer
+from resolvers.chat import conversations as chat
+from resolvers.chat.signals import MessageAdded, encode
+from resolvers.common.services import RequestMeta
 from server.demo_data import seed_demo
 from server.runtime import open_runtime
 
@@ -110,7 +110,7 @@ class Chat:
 async def open_chats(space: Workspace, count: int) -> list[Chat]:
     """`count` task conversations between distinct people: a demo marketplace seeded as
     `gigql seed --demo` does, then, for tasks with offers, the poster opens a
-    conversation with one tasker (`resolvers.chat`), neither in another one yet."""
+    conversation with one tasker (`resolvers.chat.conversations`), neither in another one yet."""
     ttl = space.gigql_settings(LOG_LEVEL).model_copy(update={"access_token_ttl": TOKEN_TTL})
     async with open_runtime(ttl) as runtime:
         services = runtime.services
@@ -172,7 +172,8 @@ class Wire:
         self._parts = self._MARKED.split(sample)
 
     def encoded(self, message_id: ObjectId, seq: int, text: str, sent_at: datetime) -> bytes:
-        """The real thing: resolvers.chat_signals, as resolvers.chat.send_message calls it."""
+        """The real thing: resolvers.chat.signals, as resolvers.chat.conversations.send_message
+        calls it."""
         message = ChatMessage(
             id=PydanticObjectId(message_id),
             conversation_id=PydanticObjectId(self.conversation_id),

@@ -28,8 +28,8 @@ import redis
 from pydantic import SecretStr
 from pymongo import MongoClient
 
+from documents.settings import Settings
 from server.embedded import IN_MEMORY, EmbeddedDatabaseError, EmbeddedMongo, free_port
-from server.settings import Settings
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

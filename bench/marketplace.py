@@ -45,10 +45,10 @@ from bench.harness import (
     workspace,
 )
 from bench.raw_marketplace import FEED, PAGE, PROVIDERS, SYDNEY
+from documents.settings import Settings
 from server.app import create_app
 from server.demo_data import DEMO_DOMAIN, DEMO_PASSWORD, DemoCounts, seed_demo
 from server.runtime import jwt_secret, open_runtime
-from server.settings import Settings
 
 GIGQL = "gigql"
 RAW = "raw Starlette"

@@ -8,10 +8,10 @@ over keep-alive HTTP to a real `gigql` in a uvicorn child process (the harness's
 rows: an event type gigql does not act on (verify, store, claim, mark ignored), and
 `payment_intent.succeeded` for escrows seeded awaiting payment (the same, plus the
 handler's transaction: the escrow becomes held and the payment is posted to the
-ledger). Ledger: `resolvers.ledger.post` in transactions from concurrent tasks in this
+ledger). Ledger: `resolvers.payments.ledger.post` in transactions from concurrent tasks in this
 process, on separate accounts, with the sharded platform revenue account shared, and
 on one hot wallet. Afterwards every answer, stored event, escrow and the ledger
-(`resolvers.ledger_check.verify`) are checked; a wrong one fails the run.
+(`resolvers.payments.ledger_check.verify`) are checked; a wrong one fails the run.
 """
 
 from __future__ import annotations
@@ -43,15 +43,15 @@ from bench.harness import (
     serve,
     workspace,
 )
-from documents import accounts
-from documents.escrow import Escrow, EscrowStatus, FeeBreakdown
-from documents.ledger import Entry, MovementKind, transfer
 from documents.money import Money
+from documents.payments import ledger_accounts as accounts
+from documents.payments.escrow import Escrow, EscrowStatus, FeeBreakdown
+from documents.payments.ledger import Entry, MovementKind, transfer
+from documents.payments.webhooks import WebhookEvent, WebhookStatus
 from documents.transactions import run_in_transaction
-from documents.webhooks import WebhookEvent, WebhookStatus
 from integrations.payments.webhooks import sign_payload
-from resolvers import ledger
-from resolvers.ledger_check import format_verification, verify
+from resolvers.payments import ledger
+from resolvers.payments.ledger_check import format_verification, verify
 from server.runtime import open_runtime
 
 GIGQL = "gigql"

@@ -26,14 +26,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from documents.profiles import ProviderProfile
-from documents.tasks import Task
-from documents.users import Role, User, UserStatus
-from resolvers import discovery, task_search
-from resolvers.cursors import CursorKey, Cursors
-from resolvers.discovery import ProviderQuery, ProviderSort
-from resolvers.pagination import Order, _encode
-from resolvers.task_search import Near, TaskQuery, TaskSort
+from documents.accounts.profiles import ProviderProfile
+from documents.accounts.users import Role, User, UserStatus
+from documents.marketplace.tasks import Task
+from resolvers.common.cursors import CursorKey, Cursors
+from resolvers.common.pagination import Order, _encode
+from resolvers.marketplace import discovery, task_search
+from resolvers.marketplace.discovery import ProviderQuery, ProviderSort
+from resolvers.marketplace.task_search import Near, TaskQuery, TaskSort
 from server.runtime import mongo_client
 
 Database: TypeAlias = AsyncDatabase[dict[str, Any]]
@@ -51,13 +51,14 @@ PROFILES = ProviderProfile.Settings.name
 # sent here too, so that the database does the same work.
 USER_PROJECTION = get_projection(User)
 
-# `tasks(first: 20)`: open tasks, newest first (resolvers/task_search.py), and one more
-# than the page to tell whether there is a next one (resolvers/pagination.py).
+# `tasks(first: 20)`: open tasks, newest first (resolvers/marketplace/task_search.py), and one more
+# than the page to tell whether there is a next one (resolvers/common/pagination.py).
 FEED_FILTER = task_search._filters(TaskQuery())
 FEED_ORDER = task_search.ORDERS[TaskSort.NEWEST]
 
 # `searchProviders(first: 20, filter: {near: ...}, sort: DISTANCE)`: the stages
-# resolvers/discovery.py builds, then paginate_pipeline's sort and limit. Discovery reads
+# resolvers/marketplace/discovery.py builds, then paginate_pipeline's sort and limit. Discovery
+# reads
 # one profile more than the page (to top the page up if an account must be hidden) and
 # paginate_pipeline one more again, so the limit is the page plus two.
 PROVIDER_QUERY = ProviderQuery(near=SYDNEY, sort=ProviderSort.DISTANCE)
@@ -114,7 +115,8 @@ async def nearby_providers(database: Database, key: CursorKey) -> Raw:
     cursor = await database[PROFILES].aggregate(PROVIDER_PIPELINE)
     raws = await cursor.to_list()
     read = raws[: PAGE + 1]
-    # The accounts that may be shown, in one query, as resolvers/discovery.py reads them.
+    # The accounts that may be shown, in one query, as resolvers/marketplace/discovery.py
+    # reads them.
     # gigql would read further profiles if some were hidden; the demo's never are, and
     # bench/marketplace.py checks that gigql sends exactly these commands.
     users = await (

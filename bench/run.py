@@ -42,12 +42,12 @@ from bench.harness import (
     serve,
     workspace,
 )
-from resolvers.auth.passwords import Passwords
-from resolvers.auth.tokens import AccessTokens
+from documents.settings import Settings
+from resolvers.accounts.auth.passwords import Passwords
+from resolvers.accounts.auth.tokens import AccessTokens
+from schema.common.rate_limits import RateLimits
 from schema.schema import build_schema
-from server.rate_limits import RateLimits
 from server.runtime import jwt_secret
-from server.settings import Settings
 
 ME = "{ me { id name email } }"
 UNLIMITED = "gigql, rate limits off"

@@ -2,24 +2,24 @@
 
 from beanie import Document
 
-from documents.audit import AuditEvent
-from documents.bookings import Booking
-from documents.chat import ChatMessage, Conversation
-from documents.disputes import Dispute
-from documents.escrow import Escrow
+from documents.accounts.audit import AuditEvent
+from documents.accounts.one_time_tokens import OneTimeToken
+from documents.accounts.profiles import CustomerProfile, ProviderProfile
+from documents.accounts.sessions import RefreshToken, Session
+from documents.accounts.throttle import FailureWindow, PasswordLock
+from documents.accounts.users import User
+from documents.chat.conversations import ChatMessage, Conversation
 from documents.events import DomainEvent, Notification
-from documents.ledger import AccountBalance, LedgerTransaction
-from documents.offers import Offer
-from documents.one_time_tokens import OneTimeToken
-from documents.packages import ServicePackage
-from documents.payouts import Withdrawal
-from documents.profiles import CustomerProfile, ProviderProfile
-from documents.reviews import Review
-from documents.sessions import RefreshToken, Session
-from documents.tasks import Task
-from documents.throttle import FailureWindow, PasswordLock
-from documents.users import User
-from documents.webhooks import WebhookEvent
+from documents.marketplace.bookings import Booking
+from documents.marketplace.offers import Offer
+from documents.marketplace.packages import ServicePackage
+from documents.marketplace.reviews import Review
+from documents.marketplace.tasks import Task
+from documents.payments.disputes import Dispute
+from documents.payments.escrow import Escrow
+from documents.payments.ledger import AccountBalance, LedgerTransaction
+from documents.payments.payouts import Withdrawal
+from documents.payments.webhooks import WebhookEvent
 
 ALL_DOCUMENTS: list[type[Document]] = [
     User,

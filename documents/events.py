@@ -38,7 +38,7 @@ class EventKind(StrEnum):
     """The customer accepted the work done: the provider is paid now."""
     REVIEW_POSTED = "review_posted"
     REVIEWS_PUBLISHED = "reviews_published"
-    # Milestones (resolvers/milestones.py); `data.milestone` is the number. Their
+    # Milestones (resolvers/marketplace/milestones.py); `data.milestone` is the number. Their
     # payments and releases are the escrow events below, with `data.milestone` too.
     MILESTONE_SUBMITTED = "milestone_submitted"
     MILESTONE_APPROVED = "milestone_approved"
@@ -51,7 +51,8 @@ class EventKind(StrEnum):
     PAYMENT_REFUNDED = "payment_refunded"
     ESCROW_RELEASED = "escrow_released"
     ESCROW_TRANSFER_REVERSED = "escrow_transfer_reversed"
-    # Disputes (resolvers/disputes.py, resolvers/dispute_events.py); `data.dispute_id`
+    # Disputes (resolvers/payments/disputes/disputes.py,
+    # resolvers/payments/disputes/chargebacks.py); `data.dispute_id`
     # names a dispute, `data.gateway_dispute_id` a chargeback.
     DISPUTE_OPENED = "dispute_opened"
     DISPUTE_EVIDENCE_ADDED = "dispute_evidence_added"

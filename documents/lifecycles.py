@@ -4,9 +4,10 @@ A lifecycle lists the moves between its states: from which states each starts, w
 leads, who may make it and what it needs (its guards: the money held, the clock). Every
 status change is checked against these declarations inside the transaction that makes
 it, and no module holds a rule of its own: tasks, offers, bookings and disputes move
-through `resolvers/transitions.py`, milestones through `move_milestone`
-(resolvers/milestone_escrows.py) and escrows through `change_escrow`
-(resolvers/escrow.py), which match a document only in a state the declaration lets the
+through `resolvers/common/transitions.py`, milestones through `move_milestone`
+(resolvers/payments/escrow/milestones.py) and escrows through `change_escrow`
+(resolvers/payments/escrow/escrows.py), which match a document only in a state the declaration
+lets the
 caller move it from. README's state diagrams are printed from here, and a test keeps
 them in step.
 """
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from documents.bookings import BookingStatus
-from documents.disputes import DisputeStatus
-from documents.escrow import EscrowStatus
-from documents.offers import OfferStatus
-from documents.tasks import MilestoneStatus, TaskStatus
+from documents.marketplace.bookings import BookingStatus
+from documents.marketplace.offers import OfferStatus
+from documents.marketplace.tasks import MilestoneStatus, TaskStatus
+from documents.payments.disputes import DisputeStatus
+from documents.payments.escrow import EscrowStatus
 
 S = TypeVar("S", bound=StrEnum)
 
@@ -45,7 +46,7 @@ class Party(StrEnum):
 
 
 class Guard(StrEnum):
-    """What a move needs besides its source state; resolvers/deal_guards.py checks each."""
+    """What a move needs besides its source state; resolvers/common/deal_guards.py checks each."""
 
     PAID = "paid"
     """The deal's escrow holds its money (or, where capture is manual, has it authorised):

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from documents.users import User
+from documents.accounts.users import User
 
 T = TypeVar("T")
 

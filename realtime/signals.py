@@ -5,7 +5,7 @@ Two kinds of change, on two kinds of topic:
 - A person's sessions or account (logout, revocation, suspension, a password change or
   reset, deletion): a signal on their access topic makes each of their websockets, on
   every instance, check its session again and close if it has ended
-  (resolvers/auth/socket_sessions.py).
+  (resolvers/accounts/auth/socket_sessions.py).
 - What one subscription may see (a member removed from a conversation): a signal on the
   topics it follows makes it check its own access again, and end if it is gone.
 """

@@ -16,38 +16,38 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from documents.errors import DomainError
-from schema.admin import AdminMutation, AdminQuery
-from schema.admin_escrows import AdminEscrowsMutation, AdminEscrowsQuery
-from schema.admin_payments import AdminPaymentsMutation, AdminPaymentsQuery
-from schema.auth import AuthMutation
-from schema.booking_actions import BookingMutation
-from schema.bookings import BookingQuery
-from schema.chat import ChatMutation, ChatQuery
-from schema.chat_live import ChatSubscription
-from schema.connect import ConnectMutation, ConnectQuery
-from schema.context import Context
-from schema.discovery import DiscoveryQuery
-from schema.disputes import DisputeMutation, DisputeQuery
-from schema.error_reporting import coded_error, report_errors
-from schema.escrow import EscrowMutation
-from schema.limits import Limits
-from schema.live import LiveSubscription
-from schema.marketplace import MarketplaceQuery
-from schema.milestone_actions import MilestoneMutation
-from schema.notifications import NotificationMutation, NotificationQuery
-from schema.packages import PackageMutation
-from schema.prepared import Prepared, PreparedDocuments, UsePreparedDocuments
-from schema.profiles import ProfileMutation
-from schema.relay import NodeQuery
-from schema.reviews import ReviewMutation, ReviewQuery
-from schema.scalars import SCALAR_OVERRIDES
-from schema.shared_events import is_viewer_independent, shared_results
-from schema.task_actions import TaskMutation
-from schema.tasks import TaskQueryRoot
-from schema.users import UserMutation, UserQuery
-from schema.wallets import WalletMutation, WalletQuery
-from server.rate_limits import RateLimited, RateLimits, count_socket_operation
-from server.settings import Settings
+from documents.settings import Settings
+from schema.accounts.admin import AdminMutation, AdminQuery
+from schema.accounts.auth import AuthMutation
+from schema.accounts.profiles import ProfileMutation
+from schema.accounts.users import UserMutation, UserQuery
+from schema.chat.conversations import ChatMutation, ChatQuery
+from schema.chat.live import ChatSubscription
+from schema.common.context import Context
+from schema.common.error_reporting import coded_error, report_errors
+from schema.common.limits import Limits
+from schema.common.prepared import Prepared, PreparedDocuments, UsePreparedDocuments
+from schema.common.rate_limits import RateLimited, RateLimits, count_socket_operation
+from schema.common.relay import NodeQuery
+from schema.common.scalars import SCALAR_OVERRIDES
+from schema.common.shared_events import is_viewer_independent, shared_results
+from schema.marketplace.booking_actions import BookingMutation
+from schema.marketplace.bookings import BookingQuery
+from schema.marketplace.discovery import DiscoveryQuery
+from schema.marketplace.milestone_actions import MilestoneMutation
+from schema.marketplace.packages import PackageMutation
+from schema.marketplace.reviews import ReviewMutation, ReviewQuery
+from schema.marketplace.task_actions import TaskMutation
+from schema.marketplace.tasks import TaskQueryRoot
+from schema.marketplace.terms import MarketplaceQuery
+from schema.notifications.inbox import NotificationMutation, NotificationQuery
+from schema.notifications.live import LiveSubscription
+from schema.payments.admin_escrows import AdminEscrowsMutation, AdminEscrowsQuery
+from schema.payments.admin_payments import AdminPaymentsMutation, AdminPaymentsQuery
+from schema.payments.connect import ConnectMutation, ConnectQuery
+from schema.payments.disputes import DisputeMutation, DisputeQuery
+from schema.payments.escrow import EscrowMutation
+from schema.payments.wallets import WalletMutation, WalletQuery
 
 Query = merge_types(
     "Query",
@@ -147,7 +147,7 @@ class GigqlSchema(strawberry.Schema):
     ) -> None:
         self.settings = settings
         self.rate_limits = rate_limits
-        """Counted per operation when set (server/rate_limits.py); None counts nothing."""
+        """Counted per operation when set (schema/common/rate_limits.py); None counts nothing."""
         self.documents = PreparedDocuments(
             Limits(
                 max_depth=settings.max_query_depth,
@@ -177,7 +177,7 @@ class GigqlSchema(strawberry.Schema):
         )
 
     async def prepared(self, query: object) -> Prepared | None:
-        """A text prepared off the event loop (schema/prepared.py), or None if not text."""
+        """A text prepared off the event loop (schema/common/prepared.py), or None if not text."""
         if not isinstance(query, str):
             return None
         return await self.documents.prepared_off_loop(self._schema, query)
@@ -193,7 +193,7 @@ class GigqlSchema(strawberry.Schema):
         allowed_operation_types: Iterable[OperationType] | None = None,
     ) -> StreamResult:
         """How Strawberry runs operations itself (over websocket). Each runs in a context of
-        its own, authorised as of its start (schema/context.py `for_operation`), and is
+        its own, authorised as of its start (schema/common/context.py `for_operation`), and is
         prepared off the event loop and counted against the rate limits before Strawberry
         looks at it; one refused answers with why, running nothing."""
         if isinstance(context_value, Context) and context_value.socket is not None:

@@ -11,15 +11,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Route, WebSocketRoute
 
+from documents.settings import Settings
+from realtime.going_away import close_before_sigterm
+from schema.common.rate_limits import RateLimits
 from schema.schema import build_schema
 from server import background, sandbox_pages
-from server.going_away import close_before_sigterm
 from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from server.rate_limits import RateLimits
 from server.runtime import Runtime, open_runtime
-from server.settings import Settings
 from server.webhook_route import stripe_webhook
 
 

@@ -19,13 +19,13 @@ from functools import partial
 
 from integrations.payments.sandbox import BACKGROUND_INTERVAL as SANDBOX_INTERVAL
 from integrations.payments.sandbox import SandboxGateway
-from resolvers.escrow_progress import sweep as sweep_escrows
-from resolvers.lapses import lapse_unpaid_deals
-from resolvers.request_expiry import expire_unanswered_requests
-from resolvers.reviews import publish_due_reviews
-from resolvers.services import Services
-from resolvers.webhook_inbox import retry_due
-from resolvers.withdrawals import retry_unsent_payouts
+from resolvers.common.services import Services
+from resolvers.marketplace.lapses import lapse_unpaid_deals
+from resolvers.marketplace.request_expiry import expire_unanswered_requests
+from resolvers.marketplace.reviews import publish_due_reviews
+from resolvers.payments.escrow.progress import sweep as sweep_escrows
+from resolvers.payments.webhooks.inbox import retry_due
+from resolvers.payments.withdrawals import retry_unsent_payouts
 
 log = logging.getLogger(__name__)
 

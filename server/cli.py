@@ -25,9 +25,9 @@ from pymongo.errors import PyMongoError
 from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
+from documents.settings import Settings
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from server.private_files import private_folder, replace_private
-from server.settings import Settings
 
 if TYPE_CHECKING:
     from server.runtime import Runtime
@@ -223,8 +223,8 @@ def _database_url(settings: Settings) -> Iterator[str]:
 
 def create_admin(args: argparse.Namespace) -> None:
     from documents.errors import DomainError
-    from resolvers.admin import create_admin as create
-    from resolvers.services import RequestMeta
+    from resolvers.accounts.admin import create_admin as create
+    from resolvers.common.services import RequestMeta
     from server.runtime import open_runtime
 
     settings = load_settings()
@@ -278,7 +278,7 @@ def seed(args: argparse.Namespace) -> None:
 
 
 def ledger_verify(args: argparse.Namespace) -> None:
-    from resolvers.ledger_check import format_verification, verify
+    from resolvers.payments.ledger_check import format_verification, verify
 
     async def check(_runtime: Runtime) -> tuple[str, bool]:
         # The runtime binds the documents to the database; verify reads through them.
@@ -320,8 +320,8 @@ def _moment(value: str, *, end_of_day: bool = False) -> datetime:
 
 
 def reconcile(args: argparse.Namespace) -> None:
-    from resolvers.reconcile import reconcile as compare
-    from resolvers.reconcile_report import format_reconciliation
+    from resolvers.payments.reconcile.against_gateway import reconcile as compare
+    from resolvers.payments.reconcile.report import format_reconciliation
 
     settings = load_settings()
     created_from = _moment(args.created_from)

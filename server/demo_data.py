@@ -14,16 +14,16 @@ from datetime import timedelta
 
 from beanie import PydanticObjectId
 
+from documents.accounts.profiles import ProviderProfile, Rating, TimeRange, no_hours
+from documents.accounts.users import Role, User, email_key
 from documents.clock import utcnow
 from documents.geo import Address, GeoPoint, Place
+from documents.marketplace.offers import Offer, OfferStatus
+from documents.marketplace.packages import PackageType, ServicePackage
+from documents.marketplace.tasks import StatusChange, Task, TaskStatus
 from documents.money import Money
-from documents.offers import Offer, OfferStatus
-from documents.packages import PackageType, ServicePackage
-from documents.profiles import ProviderProfile, Rating, TimeRange, no_hours
-from documents.tasks import StatusChange, Task, TaskStatus
-from documents.users import Role, User, email_key
-from resolvers import search
-from resolvers.services import Services
+from resolvers.common import search
+from resolvers.common.services import Services
 
 DEMO_PASSWORD = "Demo-Marketplace-2026"  # noqa: S105 - published on purpose, for demo logins
 DEMO_DOMAIN = "demo.gigql.test"

@@ -5,7 +5,7 @@ websocket protocols). Three things are ours: single operations go straight from 
 prepared-document cache to graphql-core's executor, skipping a per-request parse,
 validation and extension pipeline; transport errors answer in GraphQL's JSON error
 shape instead of plain text; and websockets are tracked so that a stopping server can
-close them politely (server/going_away.py).
+close them politely (realtime/going_away.py).
 """
 
 from __future__ import annotations
@@ -46,22 +46,22 @@ from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from documents.errors import DomainError
-from resolvers.auth.password_allowance import password_scope
-from resolvers.auth.socket_sessions import SESSION_ENDED_CLOSE, SocketSession
-from resolvers.services import RequestMeta
-from schema.context import Context
-from schema.error_reporting import coded_error, report_errors
-from schema.schema import GigqlSchema
-from schema.shared_events import shared_results
-from server import strict_json
-from server.going_away import OpenSockets
-from server.logging import request_id_var
-from server.rate_limits import (
+from realtime.going_away import OpenSockets
+from resolvers.accounts.auth.password_allowance import password_scope
+from resolvers.accounts.auth.socket_sessions import SESSION_ENDED_CLOSE, SocketSession
+from resolvers.common.request_ids import request_id_var
+from resolvers.common.services import RequestMeta
+from schema.common.context import Context
+from schema.common.error_reporting import coded_error, report_errors
+from schema.common.rate_limits import (
     RATE_LIMITED,
     RateLimited,
     count_http_operations,
     count_socket_connection,
 )
+from schema.common.shared_events import shared_results
+from schema.schema import GigqlSchema
+from server import strict_json
 from server.request_shape import CheckedWebSocketAdapter, operation_problem
 from server.runtime import Runtime
 
@@ -105,7 +105,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self, operation: Operation[Context, None]
     ) -> AbstractContextManager[None]:
         """A query or mutation holds off a graceful close until its result is sent; a
-        subscription holds it off per event instead (schema/live.py `delivered`). Told
+        subscription holds it off per event instead (schema/notifications/live.py `delivered`). Told
         apart by the prepared document if the text is known already: nothing is prepared
         before the operation is admitted and counted, so a text new to this process holds
         it off like a query (a subscription's for its life, up to the drain timeout)."""
@@ -148,7 +148,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if message["type"] == "next" and isinstance(payload, dict) and len(payload) == 1:
             data_json = shared_results.data_json(payload.get("data"))
             if data_json is not None:
-                # A result shared by several subscribers (schema/shared_events.py): its
+                # A result shared by several subscribers (schema/common/shared_events.py): its
                 # JSON is made once, and only the id differs from one message to the next.
                 await self._send_text(
                     f'{{"id":{json.dumps(message["id"])},"type":"next",'
@@ -265,7 +265,7 @@ class GraphQLView(GraphQL[Context, None]):
         """Open a websocket's session with the same access token as HTTP, sent in
         `connection_init` (`{"Authorization": "Bearer ..."}` or `{"accessToken": ...}`).
         A bad token refuses the connection, and so does none unless anonymous sockets
-        are allowed (resolvers/auth/socket_sessions.py)."""
+        are allowed (resolvers/accounts/auth/socket_sessions.py)."""
         params = context.connection_params or {}
         given = params.get("Authorization") or params.get("authorization")
         token = _bearer_token(given) if isinstance(given, str) else params.get("accessToken")

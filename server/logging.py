@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from contextvars import ContextVar
 
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+from resolvers.common.request_ids import request_id_var
 
 
 class RequestIdFilter(logging.Filter):

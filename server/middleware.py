@@ -12,7 +12,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.logging import request_id_var
+from resolvers.common.request_ids import request_id_var
 
 access_log = logging.getLogger("gigql.access")
 error_log = logging.getLogger("gigql.errors")

@@ -15,20 +15,20 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from documents import ALL_DOCUMENTS
+from documents.accounts.profiles import ProviderProfile
 from documents.geo import fill_in_areas
-from documents.profiles import ProviderProfile
-from documents.tasks import Task
+from documents.marketplace.tasks import Task
+from documents.settings import Settings
 from integrations.mail import ConsoleMailer, Mailer, MemoryMailer, Postman, SmtpConfig, SmtpMailer
 from integrations.payments.factory import gateway_from_settings
 from integrations.payments.gateway import PaymentGateway
 from realtime.broker import Broker, InProcessBroker, RedisBroker
-from resolvers.auth.passwords import Passwords
-from resolvers.auth.tokens import AccessTokens
-from resolvers.cursors import CursorKey
-from resolvers.services import Services
-from resolvers.webhook_inbox import receive
+from resolvers.accounts.auth.passwords import Passwords
+from resolvers.accounts.auth.tokens import AccessTokens
+from resolvers.common.cursors import CursorKey
+from resolvers.common.services import Services
+from resolvers.payments.webhooks.inbox import receive
 from server.private_files import create_private, private_folder, tighten
-from server.settings import Settings
 
 log = logging.getLogger(__name__)
 

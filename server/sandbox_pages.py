@@ -10,7 +10,7 @@ token is the only credential: unguessable, made for one provider, single-use and
 for five minutes (onboarding, as Stripe's account links) or while the check is open
 (identity, as Stripe's session url). A form posts back to its own link, so a page on
 another site cannot forge it without the token. Each check of a token counts with the
-other secret checks of the client's address (resolvers/auth/guessing.py): an unknown one
+other secret checks of the client's address (resolvers/accounts/auth/guessing.py): an unknown one
 is audited and counts as a failure. After the outcome the page redirects to the return
 URL the link was made with; an expired or used onboarding link redirects to its refresh
 URL, as Stripe's do.
@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from documents.errors import DomainError, ErrorCode
+from documents.settings import Settings
 from integrations.payments.factory import uses_sandbox
 from integrations.payments.sandbox import (
     IDENTITY_PAGE,
@@ -39,11 +40,10 @@ from integrations.payments.sandbox import (
     SandboxGateway,
     page_origin,
 )
-from resolvers.auth.guessing import token_check
-from resolvers.services import RequestMeta
-from server.logging import request_id_var
+from resolvers.accounts.auth.guessing import token_check
+from resolvers.common.request_ids import request_id_var
+from resolvers.common.services import RequestMeta
 from server.runtime import Runtime
-from server.settings import Settings
 
 TOKEN_KIND = "sandbox_link"  # noqa: S105 - a name, not a secret
 """How a token check of these pages is named in the audit log."""

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from integrations.payments.errors import WebhookSignatureError
-from resolvers.webhook_inbox import NotAnEvent, receive
+from resolvers.payments.webhooks.inbox import NotAnEvent, receive
 from server import strict_json
 from server.runtime import Runtime
 

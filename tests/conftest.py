@@ -17,19 +17,19 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from documents import ALL_DOCUMENTS
+from documents.settings import Settings
 from integrations.mail import MemoryMailer
 from server.app import create_app
 from server.embedded import IN_MEMORY, EmbeddedMongo
 from server.runtime import Runtime, make_services, open_runtime
-from server.settings import Settings
-from tests.command_log import COMMAND_LOG, CommandLog
-from tests.graphql_client import GraphQLClient
-from tests.services import redis_server
+from tests.support.command_log import COMMAND_LOG, CommandLog
+from tests.support.graphql_client import GraphQLClient
+from tests.support.services import redis_server
 
 TEST_JWT_SECRET = "test-secret-long-enough-for-every-hmac-algorithm-0123456789abcdef"
 GENEROUS_RATE_LIMIT = 1_000_000_000
 """Every test client is 127.0.0.1: rate limits that count every request but never refuse
-one (tests/test_rate_limits.py tests the limits themselves at small ones)."""
+one (tests/api/test_rate_limits.py tests the limits themselves at small ones)."""
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from integrations.payments.sandbox import Deliver, SandboxGateway
 from integrations.payments.stripe_gateway import StripeGateway
 
 if TYPE_CHECKING:
-    from server.settings import Settings
+    from documents.settings import Settings
 
 
 def uses_sandbox(settings: Settings) -> bool:

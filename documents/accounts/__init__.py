@@ -1,0 +1,1 @@
+"""People: accounts, profiles, sessions, mailed tokens, guessing counters and the audit log."""

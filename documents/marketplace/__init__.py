@@ -1,0 +1,1 @@
+"""Tasks, offers, service packages, bookings and reviews."""

@@ -1,0 +1,1 @@
+"""Chat between the two sides of a task or booking."""

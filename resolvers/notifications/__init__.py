@@ -1,0 +1,1 @@
+"""The in-app notifications people read."""

@@ -1,0 +1,263 @@
+"""Escrows: opened with each deal, paid through the gateway, seen by the deal's two sides.
+
+`open_escrow` runs inside the transaction that makes the deal (accepting an offer,
+confirming a booking). The payment intent is made after the commit (`ensure_intent`),
+never inside a transaction: with the key `escrow:<id>:intent`, so however often it is
+repeated (the payer asking for the client secret, the background sweep after a crash)
+the gateway makes one intent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from beanie import PydanticObjectId
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from documents.clock import utcnow
+from documents.errors import DomainError, ErrorCode
+from documents.events import EventKind
+from documents.lifecycles import ESCROW, Party
+from documents.money import Money
+from documents.payments.escrow import Escrow, EscrowChange, EscrowStatus
+from documents.settings import Settings
+from integrations.payments.errors import GatewayError, InvalidRequest
+from integrations.payments.gateway import PaymentIntent
+from integrations.payments.sandbox import SandboxGateway
+from resolvers.accounts.auth.viewer import Viewer
+from resolvers.common.services import Services
+from resolvers.common.unit_of_work import UnitOfWork
+from resolvers.payments.fees import FeePolicy
+
+log = logging.getLogger(__name__)
+
+
+async def open_escrow(
+    unit: UnitOfWork,
+    settings: Settings,
+    *,
+    deal: str,
+    payer_id: PydanticObjectId,
+    provider_id: PydanticObjectId,
+    price: Money,
+    customer_fee: Money | None = None,
+    task_id: PydanticObjectId | None = None,
+    offer_id: PydanticObjectId | None = None,
+    booking_id: PydanticObjectId | None = None,
+    milestone: int | None = None,
+    settles_by: datetime | None = None,
+    pay_by: datetime | None = None,
+) -> Escrow:
+    """The escrow of a new deal, awaiting the payer's payment. `settles_by`: when the
+    deal is expected to be released (a booking's end, plus the customer's window), if
+    known: a deal that settles soon enough is authorised and captured on release. Nothing
+    is released automatically before the work is handed in (resolvers/payments/escrow/hooks.py)."""
+    now = utcnow()
+    window = settings.manual_capture_within
+    expected_release = settles_by + settings.auto_release_after if settles_by else None
+    escrow = Escrow(
+        deal=deal,
+        task_id=task_id,
+        offer_id=offer_id,
+        booking_id=booking_id,
+        milestone=milestone,
+        payer_id=payer_id,
+        provider_id=provider_id,
+        fees=FeePolicy.of(settings).split(price, customer_fee),
+        capture_manually=bool(
+            window and expected_release is not None and expected_release - now <= window
+        ),
+        refunded=price.zero(),
+        transfer_reversed=price.zero(),
+        pay_by=pay_by,
+        history=[EscrowChange(status=EscrowStatus.AWAITING_PAYMENT, at=now)],
+        created_at=now,
+        updated_at=now,
+    )
+    # No event of its own: the deal's (OFFER_ACCEPTED, BOOKING_CONFIRMED) announces it.
+    await escrow.insert(session=unit.session)
+    return escrow
+
+
+def notify(
+    unit: UnitOfWork,
+    escrow: Escrow,
+    kind: EventKind,
+    title: str,
+    *,
+    audience: Sequence[ObjectId] | None = None,
+    actor_id: ObjectId | None = None,
+    **data: Any,
+) -> None:
+    """An event about the escrow, on its deal's topics, for both sides unless told."""
+    if escrow.milestone is not None:
+        data["milestone"] = escrow.milestone
+    unit.emit(
+        kind,
+        actor_id=actor_id,
+        audience=audience if audience is not None else escrow.participants,
+        title=title,
+        task_id=escrow.task_id,
+        offer_id=escrow.offer_id,
+        booking_id=escrow.booking_id,
+        escrow_id=escrow.id,
+        status=escrow.status.value,
+        **data,
+    )
+
+
+async def change_escrow(
+    session: AsyncClientSession | None,
+    query: dict[str, Any],
+    status: EscrowStatus,
+    *,
+    note: str = "",
+    event_id: str | None = None,
+    fields: dict[str, Any] | None = None,
+    more: dict[str, Any] | None = None,
+    by: Party = Party.SYSTEM,
+) -> Escrow | None:
+    """Set `status` (and `fields`) on the escrow matching `query`, recording the change
+    in its history; None if none matches. Only an escrow in a state the lifecycle
+    (documents/lifecycles.py `ESCROW`) lets `by` move to `status` from matches, so no
+    caller can make a move that is not declared. A gateway event is recorded once: an
+    escrow whose history has its `event_id` does not match."""
+    now = utcnow()
+    declared = [state.value for state in ESCROW.sources_into(status, by)]
+    query = {"$and": [query, {"status": {"$in": declared}}]}
+    if event_id is not None:
+        query = {**query, "history.event_id": {"$ne": event_id}}
+    change = EscrowChange(status=status, at=now, note=note, event_id=event_id)
+    update: dict[str, Any] = {
+        "$set": {"status": status.value, "updated_at": now, **(fields or {})},
+        "$push": {"history": change.model_dump()},
+        **(more or {}),
+    }
+    raw = await Escrow.get_pymongo_collection().find_one_and_update(
+        query, update, return_document=ReturnDocument.AFTER, session=session
+    )
+    return None if raw is None else Escrow.model_validate(raw)
+
+
+async def escrow_by_id(
+    escrow_id: ObjectId | str, session: AsyncClientSession | None = None
+) -> Escrow | None:
+    if not ObjectId.is_valid(escrow_id):
+        return None
+    return await Escrow.get(PydanticObjectId(escrow_id), session=session)
+
+
+async def reload(unit: UnitOfWork, escrow: Escrow) -> Escrow:
+    """The escrow as the caller's transaction sees it (escrows are never deleted)."""
+    current = await Escrow.get(escrow.id, session=unit.session)
+    assert current is not None
+    return current
+
+
+async def escrow_of_deal(deal: str, session: AsyncClientSession | None = None) -> Escrow | None:
+    return await Escrow.find_one({"deal": deal}, session=session)
+
+
+async def escrows_of_deals(deals: Sequence[str]) -> list[Escrow | None]:
+    """For a DataLoader: the escrow of each deal, in order."""
+    found = {e.deal: e for e in await Escrow.find({"deal": {"$in": list(deals)}}).to_list()}
+    return [found.get(deal) for deal in deals]
+
+
+def can_see_escrow(viewer: Viewer, escrow: Escrow) -> bool:
+    return viewer.user_id in escrow.participants or viewer.user.is_admin
+
+
+async def get_escrow(escrow_id: ObjectId, viewer: Viewer) -> Escrow:
+    escrow = await escrow_by_id(escrow_id)
+    if escrow is None or not can_see_escrow(viewer, escrow):
+        raise DomainError(ErrorCode.NOT_FOUND, "No such escrow.", "escrowId")
+    return escrow
+
+
+def payment_metadata(escrow: Escrow) -> dict[str, str]:
+    """What links the gateway's objects back to ours (webhooks find the escrow by it)."""
+    links = {"escrow_id": str(escrow.id), "deal": escrow.deal}
+    if escrow.task_id:
+        links["task_id"] = str(escrow.task_id)
+    if escrow.milestone is not None:
+        links["milestone"] = str(escrow.milestone)
+    if escrow.booking_id:
+        links["booking_id"] = str(escrow.booking_id)
+    return links
+
+
+async def ensure_intent(services: Services, escrow: Escrow) -> PaymentIntent:
+    """The escrow's payment intent, made now if it has none yet (the same one on every
+    repeat: the key is the escrow's)."""
+    gateway = services.payments
+    if escrow.payment_intent_id:
+        return await gateway.retrieve_payment_intent(escrow.payment_intent_id)
+    intent = await gateway.create_payment_intent(
+        amount=escrow.fees.charged.amount,
+        currency=escrow.fees.charged.currency,
+        transfer_group=escrow.gateway_group,
+        metadata=payment_metadata(escrow),
+        idempotency_key=f"{escrow.gateway_group}:intent",
+        capture_manually=escrow.capture_manually,
+    )
+    await Escrow.get_pymongo_collection().update_one(
+        {"_id": escrow.id, "payment_intent_id": None},
+        {"$set": {"payment_intent_id": intent.id, "updated_at": utcnow()}},
+    )
+    return intent
+
+
+async def client_secret(services: Services, viewer: Viewer, escrow: Escrow) -> str | None:
+    """For the payer while payment is due: what their app confirms the payment with.
+    Fetched from the gateway each time, never stored."""
+    if viewer.user_id != escrow.payer_id or escrow.status is not EscrowStatus.AWAITING_PAYMENT:
+        return None
+    try:
+        intent = await ensure_intent(services, escrow)
+    except GatewayError as error:
+        raise DomainError(ErrorCode.GATEWAY_UNAVAILABLE, f"The gateway failed: {error}") from error
+    return intent.client_secret
+
+
+class SandboxOutcome(Enum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    REQUIRES_ACTION = "requires_action"
+
+
+async def sandbox_pay(
+    services: Services, viewer: Viewer, escrow_id: ObjectId, outcome: SandboxOutcome
+) -> Escrow:
+    """Development only: play the payer's card in the sandbox gateway. On an intent that
+    asks for authentication, SUCCEEDED passes it and DECLINED fails it."""
+    gateway = services.payments
+    if not isinstance(gateway, SandboxGateway):
+        raise DomainError(
+            ErrorCode.SANDBOX_ONLY, "Only the sandbox gateway takes payments this way."
+        )
+    escrow = await get_escrow(escrow_id, viewer)
+    if viewer.user_id != escrow.payer_id:
+        raise DomainError(ErrorCode.FORBIDDEN, "Only the payer can pay.", "escrowId")
+    if escrow.status is not EscrowStatus.AWAITING_PAYMENT:
+        raise DomainError(
+            ErrorCode.INVALID_STATE, f"The escrow is {escrow.status.value}.", "escrowId"
+        )
+    intent = await ensure_intent(services, escrow)
+    try:
+        if intent.status == "requires_action":
+            await gateway.authenticate(intent.id, ok=outcome is SandboxOutcome.SUCCEEDED)
+        else:
+            await gateway.confirm(intent.id, outcome.value)
+    except InvalidRequest as error:
+        raise DomainError(ErrorCode.INVALID_STATE, str(error), "escrowId") from error
+    await gateway.drain()  # its webhooks have been handled: the answer shows the outcome
+    paid = await escrow_by_id(escrow_id)
+    assert paid is not None
+    return paid

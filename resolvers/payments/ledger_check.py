@@ -1,0 +1,218 @@
+"""`gigql ledger verify`: check every invariant of the ledger against the database.
+
+- every transaction is well formed (its entries are ones `post` accepts), its entries
+  sum to zero in each currency, and its stored hash is the hash of its content;
+- the balances rebuilt from all entries equal the stored balance documents, and no
+  balance document exists for an account and currency that has no entries;
+- no account that must never go negative is negative;
+- idempotency keys are unique (their unique index is in place).
+
+The scan reads no single snapshot (SecantusDB has no snapshot reads outside a
+transaction, and one transaction over a large ledger would time out), so a posting
+that commits during it can make an account look wrong. Every account that looks wrong
+is therefore counted again on its own inside a transaction, which reads one snapshot,
+and only what that recount confirms is reported.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeGuard
+
+from pydantic import ValidationError
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from documents.payments.ledger import (
+    AccountBalance,
+    LedgerTransaction,
+    balance_id,
+    content_hash,
+    entry_problems,
+    imbalances,
+)
+from documents.payments.ledger_accounts import parse_account
+from documents.transactions import run_in_transaction
+
+Key = tuple[str, str]
+"""An account and a currency."""
+
+
+class Check(StrEnum):
+    MALFORMED_TRANSACTION = "malformed_transaction"
+    UNBALANCED = "unbalanced"
+    HASH_MISMATCH = "hash_mismatch"
+    MALFORMED_BALANCE = "malformed_balance"
+    BALANCE_MISMATCH = "balance_mismatch"
+    BALANCE_WITHOUT_ENTRIES = "balance_without_entries"
+    NEGATIVE_BALANCE = "negative_balance"
+    KEYS_NOT_UNIQUE = "keys_not_unique"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: Check
+    subject: str
+    """The transaction (`id key`) or the balance (`account currency`) concerned."""
+    detail: str
+
+
+@dataclass(slots=True)
+class Verification:
+    transactions: int = 0
+    balances: int = 0
+    """Stored balance documents."""
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+async def verify() -> Verification:
+    result = Verification()
+    if not await _keys_are_unique():
+        result.findings.append(
+            Finding(Check.KEYS_NOT_UNIQUE, "ledger_transactions", "no unique index on the key")
+        )
+    rebuilt = await _check_transactions(result)
+    stored = await _check_balances(result)
+    for key in sorted(rebuilt.keys() | stored.keys()):
+        if rebuilt.get(key) != stored.get(key):
+            finding = _compare(key, *await _recount(*key))
+            if finding:
+                result.findings.append(finding)
+    return result
+
+
+def format_verification(result: Verification) -> str:
+    """One summary line, then one line per finding: what `gigql ledger verify` prints."""
+    state = "ok" if result.ok else f"{len(result.findings)} problem(s)"
+    lines = [
+        f"ledger {state}: {result.transactions} transactions, {result.balances} balances checked"
+    ]
+    lines += [f"{f.check.value}: {f.subject}: {f.detail}" for f in result.findings]
+    return "\n".join(lines)
+
+
+async def _keys_are_unique() -> bool:
+    listed = await LedgerTransaction.get_pymongo_collection().list_indexes()
+    return any(
+        [
+            dict(index["key"]) == {"idempotency_key": 1} and bool(index.get("unique"))
+            async for index in listed
+        ]
+    )
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _amounts(raw: Mapping[str, Any], account: str | None = None) -> list[tuple[Key, int]]:
+    """The integer amounts of a stored transaction's entries (on one account, if given),
+    read from the raw document so that a damaged one is still counted as it stands."""
+    found = []
+    for entry in raw.get("entries") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        name, currency, amount = entry.get("account"), entry.get("currency"), entry.get("amount")
+        if (
+            isinstance(name, str)
+            and isinstance(currency, str)
+            and _is_int(amount)
+            and (account is None or name == account)
+        ):
+            found.append(((name, currency), amount))
+    return found
+
+
+async def _check_transactions(result: Verification) -> dict[Key, int]:
+    rebuilt: dict[Key, int] = defaultdict(int)
+    async for raw in LedgerTransaction.get_pymongo_collection().find({}):
+        result.transactions += 1
+        for key, amount in _amounts(raw):
+            rebuilt[key] += amount
+        subject = f"{raw['_id']} {raw.get('idempotency_key')!r}"
+        try:
+            transaction = LedgerTransaction.model_validate(raw)
+        except ValidationError as error:
+            detail = f"{error.error_count()} invalid field(s)"
+            result.findings.append(Finding(Check.MALFORMED_TRANSACTION, subject, detail))
+            continue
+        problems = entry_problems(transaction.entries)
+        if problems:
+            detail = "; ".join(problems)
+            result.findings.append(Finding(Check.MALFORMED_TRANSACTION, subject, detail))
+        for currency, total in imbalances(transaction.entries).items():
+            detail = f"the {currency} entries sum to {total}"
+            result.findings.append(Finding(Check.UNBALANCED, subject, detail))
+        digest = content_hash(transaction.kind, transaction.entries, transaction.refs)
+        if digest != transaction.content_hash:
+            detail = "the content differs from what was posted under this key"
+            result.findings.append(Finding(Check.HASH_MISMATCH, subject, detail))
+    return rebuilt
+
+
+async def _check_balances(result: Verification) -> dict[Key, int]:
+    stored: dict[Key, int] = defaultdict(int)
+    async for raw in AccountBalance.get_pymongo_collection().find({}):
+        result.balances += 1
+        name, currency = raw.get("account"), raw.get("currency")
+        shard, amount = raw.get("shard"), raw.get("balance")
+        if not (
+            isinstance(name, str)
+            and isinstance(currency, str)
+            and _is_int(shard)
+            and _is_int(amount)
+            and raw["_id"] == balance_id(name, currency, shard)
+        ):
+            detail = "its fields do not match its id or are not of their types"
+            result.findings.append(Finding(Check.MALFORMED_BALANCE, str(raw["_id"]), detail))
+            continue
+        stored[name, currency] += amount
+        try:
+            guarded = parse_account(name).rule.never_negative
+        except ValueError as error:
+            result.findings.append(Finding(Check.MALFORMED_BALANCE, str(raw["_id"]), str(error)))
+            continue
+        if guarded and amount < 0:
+            detail = f"{amount}, on an account that must never go negative"
+            result.findings.append(Finding(Check.NEGATIVE_BALANCE, f"{name} {currency}", detail))
+    return stored
+
+
+async def _recount(account: str, currency: str) -> tuple[int | None, int | None]:
+    """The account's total from its entries and from its balance documents, in one
+    snapshot; None where there are none."""
+
+    async def read(session: AsyncClientSession) -> tuple[int | None, int | None]:
+        rebuilt = stored = None
+        transactions = LedgerTransaction.get_pymongo_collection().find(
+            {"entries.account": account}, {"entries": 1}, session=session
+        )
+        async for raw in transactions:
+            for (_, entry_currency), amount in _amounts(raw, account):
+                if entry_currency == currency:
+                    rebuilt = (rebuilt or 0) + amount
+        shards = AccountBalance.get_pymongo_collection().find(
+            {"account": account, "currency": currency}, {"balance": 1}, session=session
+        )
+        async for shard in shards:
+            if _is_int(shard.get("balance")):
+                stored = (stored or 0) + shard["balance"]
+        return rebuilt, stored
+
+    return await run_in_transaction(read)
+
+
+def _compare(key: Key, rebuilt: int | None, stored: int | None) -> Finding | None:
+    subject = " ".join(key)
+    if rebuilt is None and stored is not None:
+        return Finding(Check.BALANCE_WITHOUT_ENTRIES, subject, f"stored {stored}, no entries")
+    if rebuilt is not None and rebuilt != stored:
+        shown = "no balance document" if stored is None else f"stored {stored}"
+        return Finding(Check.BALANCE_MISMATCH, subject, f"{shown}, entries sum to {rebuilt}")
+    return None

@@ -1,0 +1,1 @@
+"""The gateway's webhooks: received, stored once, checked against our records, handled."""

@@ -1,0 +1,209 @@
+"""Receiving gateway webhooks: verify, store once, process, retry with backoff.
+
+`receive` is what `POST /webhooks/stripe` and the sandbox's deliveries call. It answers
+only once the event is stored, so an acknowledged event is never lost; processing
+follows at once, and a failure is retried by `retry_due` (a background job on every
+instance) with exponential backoff until `webhook_max_attempts`, then parked as `dead`.
+An event that contradicts our records (`EventMismatch`) is `rejected` at once, with what
+differed, and logged as an alert (`webhook_mismatch`): retrying would not change it.
+
+Any number of deliveries of one event may race (the gateway retries, instances run the
+retry job): the unique event id stores it once, and a claim (a conditional update
+pushing `next_attempt_at` past a lease) lets exactly one runner process it at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from documents.clock import utcnow
+from documents.payments.webhooks import PENDING_STATUSES, WebhookEvent, WebhookStatus
+from integrations.payments.gateway import GatewayEvent
+from resolvers.common.services import Services
+from resolvers.payments.webhooks.checks import EventMismatch
+from resolvers.payments.webhooks.handlers import HANDLERS, Handler, NotReady
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)
+"""How long a runner holds an event: past it, a runner that died is presumed dead."""
+MAX_BACKOFF = timedelta(hours=1)
+MAX_ERROR_LENGTH = 1000
+MISMATCH_ALERT = "webhook_mismatch"
+"""The marker of the log line an event rejected for contradicting our records makes."""
+
+
+class NotAnEvent(ValueError):
+    """A genuinely signed body that is not an event: nothing to store or retry."""
+
+
+async def receive(
+    services: Services,
+    payload: bytes,
+    signature: str | None,
+    handlers: Mapping[str, Handler] = HANDLERS,
+) -> WebhookEvent:
+    """Store a signed event once and process it.
+
+    Raises WebhookSignatureError if it is not genuine, NotAnEvent if it is not an event.
+    """
+    stored = _parsed(services, payload, signature)
+    try:
+        await stored.insert()
+    except DuplicateKeyError:
+        existing = await WebhookEvent.find_one({"event_id": stored.event_id})
+        if existing is None:  # pragma: no cover - the unique index says it exists
+            raise
+        stored = existing
+    return await process(services, stored.event_id, handlers) or stored
+
+
+def _parsed(services: Services, payload: bytes, signature: str | None) -> WebhookEvent:
+    """The event to store. The signature is checked before the body is read, so
+    WebhookSignatureError (not a ValueError) comes first."""
+    try:
+        event = services.payments.parse_event(payload, signature or "")
+        return WebhookEvent(
+            event_id=event.id,
+            type=event.type,
+            account=event.account,
+            created=event.created,
+            payload=payload.decode(),
+        )
+    except (ValueError, KeyError, TypeError, OverflowError, OSError) as error:
+        # Not JSON, fields missing or of the wrong type, a `created` out of range.
+        raise NotAnEvent(f"{type(error).__name__}: {error}") from error
+
+
+async def process(
+    services: Services, event_id: str, handlers: Mapping[str, Handler] = HANDLERS
+) -> WebhookEvent | None:
+    """Process the event if it is due and nobody else holds it; None if not taken (or
+    taken over by another runner after the lease ran out)."""
+    claimed = await _claim(event_id)
+    if claimed is None:
+        return None
+    event = GatewayEvent.from_stripe(json.loads(claimed.payload))
+    handler = handlers.get(event.type)
+    if handler is None:
+        return await _finish(claimed, WebhookStatus.IGNORED)
+    try:
+        await handler(services, event)
+    except EventMismatch as mismatch:
+        return await _rejected(claimed, mismatch)
+    except Exception as error:
+        return await _failed(services, claimed, error)
+    return await _finish(claimed, WebhookStatus.PROCESSED)
+
+
+async def retry_due(
+    services: Services, limit: int = 100, handlers: Mapping[str, Handler] = HANDLERS
+) -> int:
+    """Process events whose time has come: failed ones, and fresh ones whose runner died."""
+    due = await WebhookEvent.find(_due(utcnow())).sort("next_attempt_at").limit(limit).to_list()
+    done = 0
+    for event in due:
+        if await process(services, event.event_id, handlers) is not None:
+            done += 1
+    return done
+
+
+async def revive(event_id: str) -> WebhookEvent | None:
+    """A dead event back in the queue with fresh attempts (an admin fixed the cause)."""
+    return await _update(
+        {"event_id": event_id, "status": WebhookStatus.DEAD.value},
+        {"status": WebhookStatus.FAILED.value, "attempts": 0, "next_attempt_at": utcnow()},
+    )
+
+
+async def _claim(event_id: str) -> WebhookEvent | None:
+    now = utcnow()
+    return await _update(
+        {"event_id": event_id, **_due(now)},
+        {"next_attempt_at": now + LEASE},
+        increment_attempts=True,
+    )
+
+
+def _due(now: datetime) -> dict[str, Any]:
+    """Events waiting to be processed whose time has come (a held one's is its lease's end)."""
+    return {
+        "status": {"$in": [s.value for s in PENDING_STATUSES]},
+        "next_attempt_at": {"$lte": now},
+    }
+
+
+def _still_held(event: WebhookEvent) -> dict[str, Any]:
+    """The claimed event, unless its lease ran out and another runner claimed it since
+    (which counted one more attempt): then that runner's outcome is the one to keep."""
+    return {"_id": event.id, "attempts": event.attempts}
+
+
+async def _finish(event: WebhookEvent, status: WebhookStatus) -> WebhookEvent | None:
+    return await _update(
+        _still_held(event),
+        {"status": status.value, "processed_at": utcnow(), "last_error": None},
+    )
+
+
+async def _rejected(event: WebhookEvent, mismatch: EventMismatch) -> WebhookEvent | None:
+    differences = [difference.model_dump() for difference in mismatch.differences]
+    log.error(
+        "%s: event %s (%s) contradicts our records: %s",
+        MISMATCH_ALERT,
+        event.event_id,
+        event.type,
+        mismatch,
+        extra={
+            "alert": MISMATCH_ALERT,
+            "event_id": event.event_id,
+            "event_type": event.type,
+            "differences": differences,
+        },
+    )
+    return await _update(
+        _still_held(event),
+        {
+            "status": WebhookStatus.REJECTED.value,
+            "processed_at": utcnow(),
+            "last_error": f"{type(mismatch).__name__}: {mismatch}"[:MAX_ERROR_LENGTH],
+            "differences": differences,
+        },
+    )
+
+
+async def _failed(services: Services, event: WebhookEvent, error: Exception) -> WebhookEvent | None:
+    settings = services.settings
+    if isinstance(error, NotReady):
+        log.info("webhook %s (%s) not ready: %s", event.event_id, event.type, error)
+    else:
+        log.exception("webhook %s (%s) failed", event.event_id, event.type, exc_info=error)
+    dead = event.attempts >= settings.webhook_max_attempts
+    backoff = min(settings.webhook_retry_base * 2 ** (event.attempts - 1), MAX_BACKOFF)
+    return await _update(
+        _still_held(event),
+        {
+            "status": (WebhookStatus.DEAD if dead else WebhookStatus.FAILED).value,
+            "next_attempt_at": utcnow() + backoff,
+            "last_error": f"{type(error).__name__}: {error}"[:MAX_ERROR_LENGTH],
+        },
+    )
+
+
+async def _update(
+    query: dict[str, Any], fields: dict[str, Any], *, increment_attempts: bool = False
+) -> WebhookEvent | None:
+    update: dict[str, Any] = {"$set": fields}
+    if increment_attempts:
+        update["$inc"] = {"attempts": 1}
+    raw = await WebhookEvent.get_pymongo_collection().find_one_and_update(
+        query, update, return_document=ReturnDocument.AFTER
+    )
+    return None if raw is None else WebhookEvent.model_validate(raw)

@@ -1,0 +1,1 @@
+"""Accounts in the graph: sign-up, login and sessions, users and profiles, operators' tools."""

@@ -1,0 +1,1 @@
+"""Chat in the graph: conversations, messages and their live events."""

@@ -1,0 +1,3 @@
+"""Tasks, offers, milestones, packages, bookings, reviews, discovery and the marketplace's
+terms in the graph.
+"""

@@ -1,0 +1,203 @@
+"""Mutations on bookings: booking a slot, and each move of its lifecycle."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from resolvers.marketplace import bookings
+from schema.common.context import Info
+from schema.common.payloads import Payload, mutation_payload
+from schema.common.permissions import IsAuthenticated, allow
+from schema.common.relay import decode_id
+from schema.common.values import MoneyInputType, PlaceInputType
+from schema.marketplace.bookings import BookingNode
+from schema.marketplace.packages import ServicePackageNode
+
+
+@strawberry.input
+class BookSlotInput:
+    package_id: relay.GlobalID
+    start: datetime = strawberry.field(description="One of availableSlots, with its offset.")
+    service_location: PlaceInputType | None = strawberry.field(
+        default=None, description="Where the work is done; or give savedAddressId instead."
+    )
+    saved_address_id: str | None = strawberry.field(
+        default=None, description="One of my saved addresses, instead of serviceLocation."
+    )
+    instructions: str = strawberry.field(default="", description="Notes for the provider.")
+    expected_total: MoneyInputType | None = strawberry.field(
+        default=None,
+        description="The total the customer was shown (the package's price plus the service "
+        "fee): if it changed since, OFFER_CHANGED and nothing is booked. Send it: without it, "
+        "whatever the package costs when the request commits is booked.",
+    )
+
+
+# Each mutation has an input type of its own, so that each can grow on its own.
+@strawberry.input
+class ConfirmBookingInput:
+    booking_id: relay.GlobalID
+
+
+@strawberry.input
+class StartBookingInput(ConfirmBookingInput):
+    pass
+
+
+@strawberry.input
+class CompleteBookingInput(ConfirmBookingInput):
+    pass
+
+
+@strawberry.input
+class ApproveBookingInput(ConfirmBookingInput):
+    pass
+
+
+@strawberry.input
+class RejectBookingInput:
+    booking_id: relay.GlobalID
+    reason: str
+
+
+@strawberry.input
+class CancelBookingInput(RejectBookingInput):
+    pass
+
+
+@strawberry.type
+class BookingPayload(Payload):
+    booking: BookingNode | None = None
+
+
+@strawberry.type
+class BookSlotPayload(BookingPayload):
+    pass
+
+
+@strawberry.type
+class ConfirmBookingPayload(BookingPayload):
+    pass
+
+
+@strawberry.type
+class RejectBookingPayload(BookingPayload):
+    pass
+
+
+@strawberry.type
+class StartBookingPayload(BookingPayload):
+    pass
+
+
+@strawberry.type
+class CompleteBookingPayload(BookingPayload):
+    pass
+
+
+@strawberry.type
+class CancelBookingPayload(BookingPayload):
+    pass
+
+
+@strawberry.type
+class ApproveBookingPayload(BookingPayload):
+    pass
+
+
+@strawberry.type
+class BookingMutation:
+    @strawberry.mutation(
+        extensions=allow(IsAuthenticated()),
+        description="Customers: ask to book a package at one of its available slots. The "
+        "provider answers by the booking's respondBy, else the request expires; a customer "
+        "has at most GIGQL_MAX_PENDING_BOOKINGS requests waiting (else TOO_MANY_PENDING).",
+    )
+    @mutation_payload
+    async def book_slot(self, info: Info, input: BookSlotInput) -> BookSlotPayload:
+        viewer = await info.context.require_viewer()
+        booking = await bookings.book_slot(
+            info.context.services,
+            viewer,
+            decode_id(input.package_id, ServicePackageNode, "packageId"),
+            input.start,
+            place=input.service_location.value() if input.service_location else None,
+            saved_address_id=input.saved_address_id,
+            instructions=input.instructions,
+            expected_total=input.expected_total.value() if input.expected_total else None,
+        )
+        return BookSlotPayload(booking=BookingNode.of(booking))
+
+    @strawberry.mutation(
+        extensions=allow(IsAuthenticated()),
+        description="Provider: accept a booking request, by its respondBy.",
+    )
+    @mutation_payload
+    async def confirm_booking(
+        self, info: Info, input: ConfirmBookingInput
+    ) -> ConfirmBookingPayload:
+        return ConfirmBookingPayload(booking=await _move(info, input.booking_id, "confirm"))
+
+    @strawberry.mutation(
+        extensions=allow(IsAuthenticated()),
+        description="Provider: decline a booking request, with a reason; it is refunded in full.",
+    )
+    @mutation_payload
+    async def reject_booking(self, info: Info, input: RejectBookingInput) -> RejectBookingPayload:
+        booking = await _move(info, input.booking_id, "decline", input.reason)
+        return RejectBookingPayload(booking=booking)
+
+    @strawberry.mutation(
+        extensions=allow(IsAuthenticated()), description="Provider: begin a confirmed booking."
+    )
+    @mutation_payload
+    async def start_booking(self, info: Info, input: StartBookingInput) -> StartBookingPayload:
+        return StartBookingPayload(booking=await _move(info, input.booking_id, "start"))
+
+    @strawberry.mutation(
+        extensions=allow(IsAuthenticated()), description="Provider: finish a booking in progress."
+    )
+    @mutation_payload
+    async def complete_booking(
+        self, info: Info, input: CompleteBookingInput
+    ) -> CompleteBookingPayload:
+        return CompleteBookingPayload(booking=await _move(info, input.booking_id, "finish"))
+
+    @strawberry.mutation(
+        extensions=allow(IsAuthenticated()),
+        description="Customer: the completed work is as agreed; the provider is paid now "
+        "(else when GIGQL_AUTO_RELEASE_AFTER has passed since it was completed, unless "
+        "disputed).",
+    )
+    @mutation_payload
+    async def approve_booking(
+        self, info: Info, input: ApproveBookingInput
+    ) -> ApproveBookingPayload:
+        viewer = await info.context.require_viewer()
+        booking = await bookings.approve_booking(
+            info.context.services, viewer, decode_id(input.booking_id, BookingNode, "bookingId")
+        )
+        return ApproveBookingPayload(booking=BookingNode.of(booking))
+
+    @strawberry.mutation(
+        extensions=allow(IsAuthenticated()),
+        description="Customer or provider: cancel, with a reason. The refund follows the "
+        "booking's cancellation policy (in full when the provider cancels).",
+    )
+    @mutation_payload
+    async def cancel_booking(self, info: Info, input: CancelBookingInput) -> CancelBookingPayload:
+        booking = await _move(info, input.booking_id, "cancel", input.reason)
+        return CancelBookingPayload(booking=booking)
+
+
+async def _move(
+    info: Info, booking_id: relay.GlobalID, move: str, reason: str | None = None
+) -> BookingNode:
+    viewer = await info.context.require_viewer()
+    booking = await bookings.move_booking(
+        info.context.services, viewer, decode_id(booking_id, BookingNode, "bookingId"), move, reason
+    )
+    return BookingNode.of(booking)

@@ -1,0 +1,3 @@
+"""Money in the graph: escrows, disputes, wallets and withdrawals, payout accounts,
+operators' payment tools.
+"""

@@ -1,0 +1,1 @@
+"""Tests of the GraphQL API's edge: HTTP, limits, rate limits, bad bytes, input checks, cursors."""

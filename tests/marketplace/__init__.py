@@ -1,0 +1,1 @@
+"""Tests of tasks, offers, milestones, reviews, discovery and deal lifecycles."""

@@ -1,0 +1,1 @@
+"""Tests of packages, availability and bookings."""

@@ -1,0 +1,1 @@
+"""Tests of escrows, disputes and the money's conservation."""

@@ -1,0 +1,3 @@
+"""Tests of the payment gateways themselves: Stripe through localstripe and the stub, and
+the sandbox.
+"""

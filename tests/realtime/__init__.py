@@ -1,0 +1,1 @@
+"""Tests of websockets, live events and the broker between instances."""

@@ -1,0 +1,202 @@
+"""The websocket side of /graphql speaks both subscription protocols."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+
+from server.runtime import Runtime
+from tests.conftest import serve
+from tests.support.graphql_client import GraphQLClient, Tokens
+from tests.support.marketplace import make_offer, post_task, poster, tasker
+from tests.support.ws_client import LEGACY_WS, TRANSPORT_WS, WsClient, ws
+
+
+def _ws_url(base_url: str) -> str:
+    return base_url.replace("http://", "ws://") + "/graphql"
+
+
+async def test_graphql_transport_ws_handshake_and_ping(
+    base_url: str, client: GraphQLClient
+) -> None:
+    init = {"type": "connection_init", "payload": {"accessToken": (await _member(client)).access}}
+    async with connect(_ws_url(base_url), subprotocols=["graphql-transport-ws"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "graphql-transport-ws"
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv()) == {"type": "connection_ack"}
+        await ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(await ws.recv()) == {"type": "pong"}
+
+
+async def test_legacy_graphql_ws_handshake(base_url: str, client: GraphQLClient) -> None:
+    init = {"type": "connection_init", "payload": {"accessToken": (await _member(client)).access}}
+    async with connect(_ws_url(base_url), subprotocols=["graphql-ws"]) as ws:  # type: ignore[list-item]
+        assert ws.subprotocol == "graphql-ws"
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+
+
+async def test_unknown_subprotocols_are_closed_with_4406(base_url: str) -> None:
+    async with connect(_ws_url(base_url), subprotocols=["chat"]) as ws:  # type: ignore[list-item]
+        await ws.wait_closed()
+        assert ws.close_code == 4406
+
+
+# --- protocol errors and keep-alive -------------------------------------------------
+# Close codes are those of graphql-transport-ws (enisdenjo/graphql-ws PROTOCOL.md); the
+# legacy protocol has no codes of its own for most of these and answers with messages.
+
+LIVE = "subscription { myEvents { id kind } }"
+
+
+async def _member(client: GraphQLClient) -> Tokens:
+    return await client.member("ws@example.com")
+
+
+async def test_subscribe_before_connection_init_is_closed_with_4401(base_url: str) -> None:
+    for protocol in (TRANSPORT_WS, LEGACY_WS):
+        async with ws(base_url, protocol) as socket:
+            await socket.subscribe("1", LIVE)
+            assert await socket.closed() == (4401, "Unauthorized"), protocol
+
+
+async def test_a_second_connection_init_is_closed_with_4429(
+    base_url: str, client: GraphQLClient
+) -> None:
+    ann = await _member(client)
+    async with ws(base_url) as socket:
+        assert await socket.init(ann.access) == {"type": "connection_ack"}
+        await socket.send({"type": "connection_init", "payload": {}})
+        assert await socket.closed() == (4429, "Too many initialisation requests")
+
+
+async def test_messages_outside_the_protocol_are_closed_with_4400(
+    base_url: str, client: GraphQLClient
+) -> None:
+    ann = await _member(client)
+    async with ws(base_url) as socket:
+        await socket.connection.send("not json")
+        assert await socket.closed() == (4400, "WebSocket message must be valid JSON")
+    async with ws(base_url) as socket:
+        await socket.init(ann.access)
+        await socket.send({"type": "shout"})
+        assert await socket.closed() == (4400, "Unknown message type: shout")
+
+
+async def test_a_duplicate_subscription_id_is_closed_with_4409(
+    base_url: str, client: GraphQLClient
+) -> None:
+    ann = await _member(client)
+    async with ws(base_url) as socket:
+        await socket.init(ann.access)
+        await socket.subscribe("same", LIVE)
+        await socket.subscribe("same", LIVE)
+        assert await socket.closed() == (4409, "Subscriber for same already exists")
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_invalid_document_is_an_error_for_its_id_only(
+    base_url: str, client: GraphQLClient, protocol: str
+) -> None:
+    """Syntax and validation errors answer the operation; the connection, and the other
+    subscriptions on it, go on."""
+    ann = await poster(client, "ann@example.com")
+    tom = await tasker(client, "tom@example.com")
+    task = await post_task(client, ann)
+    async with ws(base_url, protocol) as socket:
+        assert (await socket.init(ann.access))["type"] == "connection_ack"
+        await socket.subscribe("live", LIVE)
+        await socket.subscribe("syntax", "subscription { myEvents { id ")
+        await socket.subscribe("invalid", "subscription { myEvents { id nope } }")
+        errors = {}
+        for _ in range(2):
+            message = await _next_message(socket)
+            assert message["type"] == "error", message
+            payload = message["payload"]
+            [error] = payload if isinstance(payload, list) else [payload]
+            errors[message["id"]] = (error["message"], error["extensions"]["code"])
+        assert errors == {
+            "syntax": ("Syntax Error: Expected Name, found <EOF>.", "GRAPHQL_PARSE_FAILED"),
+            "invalid": ("Cannot query field 'nope' on type 'Event'.", "GRAPHQL_VALIDATION_FAILED"),
+        }
+        await make_offer(client, tom, task["id"])
+        assert (await socket.next_data("live"))["myEvents"]["kind"] == "OFFER_RECEIVED"
+        assert await socket.silent()
+
+
+async def test_connection_init_must_come_in_time(runtime: Runtime) -> None:
+    timeout = timedelta(seconds=0.3)
+    async with serve(runtime, ws_connection_init_timeout=timeout, ws_allow_anonymous=True) as url:
+        for protocol in (TRANSPORT_WS, LEGACY_WS):
+            async with ws(url, protocol) as socket:
+                started = time.monotonic()
+                assert await socket.closed() == (4408, "Connection initialisation timeout")
+                assert 0.3 <= time.monotonic() - started < 3
+        async with ws(url) as socket:  # in time: the socket stays open past the timeout
+            assert await socket.init() == {"type": "connection_ack"}
+            await asyncio.sleep(0.5)
+            await socket.send({"type": "ping"})
+            assert await socket.receive() == {"type": "pong"}
+        async with ws(url, LEGACY_WS) as socket:
+            assert (await socket.init())["type"] == "connection_ack"
+            await asyncio.sleep(0.5)
+            await socket.subscribe("1", "subscription { nope }")  # still answered
+            assert (await _next_message(socket))["type"] == "error"
+
+
+async def test_legacy_protocol_keeps_alive_with_ka(runtime: Runtime) -> None:
+    interval = timedelta(seconds=0.1)
+    async with (
+        serve(runtime, ws_keep_alive_interval=interval, ws_allow_anonymous=True) as url,
+        ws(url, LEGACY_WS) as socket,
+    ):
+        assert (await socket.init())["type"] == "connection_ack"
+        started = time.monotonic()
+        for _ in range(4):
+            assert await socket.receive(timeout=2) == {"type": "ka"}
+        assert time.monotonic() - started >= 0.25  # spaced by the interval, not a burst
+
+
+async def test_legacy_refusals_are_messages(base_url: str, client: GraphQLClient) -> None:
+    ann = await _member(client)
+    async with ws(base_url, LEGACY_WS) as socket:
+        await socket.send({"type": "connection_init", "payload": "not an object"})
+        assert await socket.receive() == {"type": "connection_error"}
+        assert (await socket.closed())[0] == 1000
+    async with ws(base_url, LEGACY_WS) as socket:
+        await socket.connection.send("not json")  # ignored, as the protocol says
+        assert (await socket.init(ann.access))["type"] == "connection_ack"
+        await socket.subscribe("1", "subscription { nope }")
+        message = await _next_message(socket)
+        assert message["type"] == "error" and message["id"] == "1", message
+        assert message["payload"]["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
+
+
+async def test_legacy_start_with_a_used_id_replaces_the_subscription(
+    base_url: str, client: GraphQLClient
+) -> None:
+    ann = await poster(client, "ann@example.com")
+    tom = await tasker(client, "tom@example.com")
+    task = await post_task(client, ann)
+    async with ws(base_url, LEGACY_WS) as socket:
+        await socket.init(ann.access)
+        await socket.subscribe("1", LIVE)
+        await asyncio.sleep(0.2)  # running, not merely queued
+        await socket.subscribe("1", LIVE)
+        assert await _next_message(socket) == {"type": "complete", "id": "1"}
+        await asyncio.sleep(0.2)  # let the new subscription reach the broker
+        await make_offer(client, tom, task["id"])
+        assert (await socket.next_data("1"))["myEvents"]["kind"] == "OFFER_RECEIVED"
+        assert await socket.silent()  # once, not twice
+
+
+async def _next_message(socket: WsClient) -> dict[str, Any]:
+    while (message := await socket.receive())["type"] in ("ka", "ping", "pong"):
+        pass
+    return message

@@ -1,0 +1,1 @@
+"""Ready-made payment scenes for the tests: escrows paid, wallets, webhooks, reconciliation."""
