@@ -27,7 +27,14 @@ def test_ci_runs_the_readme_test_command_and_the_linters() -> None:
     assert ".venv/bin/ruff check ." in ci and ".venv/bin/mypy" in ci
 
 
-LAYERS = {"documents": 0, "integrations": 1, "realtime": 1, "resolvers": 2, "schema": 3, "server": 4}
+LAYERS = {
+    "documents": 0,
+    "integrations": 1,
+    "realtime": 1,
+    "resolvers": 2,
+    "schema": 3,
+    "server": 4,
+}
 """The layers, lowest first: a module imports from its own layer or the ones below."""
 
 MOST_MODULES_IN_A_PACKAGE = 15
@@ -64,3 +71,42 @@ def test_every_package_folder_stays_small_enough_to_read() -> None:
         > MOST_MODULES_IN_A_PACKAGE
     }
     assert crowded == {}
+
+
+STATUS_WRITERS = {
+    "resolvers/common/transitions.py": "tasks, offers, bookings and disputes: `transition`",
+    "resolvers/payments/escrow/escrows.py": "escrows: `change_escrow`",
+    "resolvers/payments/escrow/milestones.py": "milestones: `move_milestone`",
+    "resolvers/accounts/admin.py": "a user's status: suspended and reinstated by admins",
+    "resolvers/accounts/own_account.py": "a user's status: deleted by its owner",
+    "resolvers/payments/withdrawals.py": "withdrawals",
+    "resolvers/payments/identity.py": "a profile's identity verification status",
+}
+"""Every module that writes a status, and whose. A deal's status (documents/lifecycles.py)
+is written only by the function that checks its declaration."""
+
+
+def _status_keys_set(path: Path) -> list[str]:
+    """The keys naming a status in the `$set` documents the module writes."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Dict):
+            continue
+        for key, value in zip(node.keys, node.values, strict=True):
+            if (
+                isinstance(key, ast.Constant)
+                and key.value == "$set"
+                and isinstance(value, ast.Dict)
+            ):
+                names = [ast.unparse(k) for k in value.keys if k is not None]
+                found.extend(name for name in names if "status" in name)
+    return found
+
+
+def test_only_the_declared_writers_change_a_status() -> None:
+    writers = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "resolvers").rglob("*.py")
+        if _status_keys_set(path)
+    }
+    assert writers == set(STATUS_WRITERS)
