@@ -7,7 +7,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 
 from beanie import init_beanie
@@ -27,6 +27,9 @@ from resolvers.accounts.auth.passwords import Passwords
 from resolvers.accounts.auth.tokens import AccessTokens
 from resolvers.common.cursors import CursorKey
 from resolvers.common.services import Services
+from resolvers.common.validation import PriceRules
+from resolvers.marketplace.deal_terms import DealTerms, cancellation_policy
+from resolvers.payments.fees import FeePolicy
 from resolvers.payments.webhooks.inbox import receive
 from server.private_files import create_private, private_folder, tighten
 
@@ -98,11 +101,43 @@ class Loopback:
         await receive(self.services, payload, signature)
 
 
+def deal_terms(settings: Settings) -> DealTerms:
+    return DealTerms(
+        payment_deadline=settings.payment_deadline,
+        auto_release_after=settings.auto_release_after,
+        manual_capture_within=settings.manual_capture_within,
+        booking_min_notice=timedelta(minutes=settings.booking_min_notice_minutes),
+        slot_step=timedelta(minutes=settings.slot_step_minutes),
+        booking_start_window=settings.booking_start_window,
+        booking_request_expiry=settings.booking_request_expiry,
+        max_pending_bookings=settings.max_pending_bookings,
+        cancellation_policy=cancellation_policy(
+            full_refund_hours=settings.cancellation_full_refund_hours,
+            partial_refund_hours=settings.cancellation_partial_refund_hours,
+            partial_refund_bp=settings.cancellation_partial_refund_bp,
+        ),
+    )
+
+
+def fee_policy(settings: Settings) -> FeePolicy:
+    return FeePolicy(
+        customer_fee_bp=settings.customer_fee_bp,
+        commission_on_hold_bp=settings.commission_on_hold_bp,
+        commission_on_release_bp=settings.commission_on_release_bp,
+    )
+
+
 def make_services(
     settings: Settings, postman: Postman, broker: Broker, payments: PaymentGateway
 ) -> Services:
+    """The use cases' services. The rules of deals are read from the settings here, once,
+    so that each rule takes the few values it keeps to, not every setting there is."""
+    fees = fee_policy(settings)
     return Services(
         settings=settings,
+        terms=deal_terms(settings),
+        fees=fees,
+        price_rules=PriceRules.of(settings.currencies, fees),
         passwords=Passwords(
             settings.argon2_time_cost,
             settings.argon2_memory_cost_kib,

@@ -32,7 +32,7 @@ from documents.errors import DomainError, ErrorCode
 from resolvers.accounts.auth.viewer import Viewer, require_role
 from resolvers.common.inputs import KEEP, Keep, MoneyInput, PlaceInput
 from resolvers.common.services import Services
-from resolvers.common.validation import Checked, PriceRules
+from resolvers.common.validation import Checked
 
 MAX_BIO = 2000
 MAX_SKILLS = 20
@@ -164,7 +164,7 @@ async def update_provider_profile(
                 hourly_rate.amount,
                 hourly_rate.currency,
                 "hourlyRate",
-                PriceRules.of(services.settings),
+                services.price_rules,
             ).model_dump()
         )
     if available is not KEEP:

@@ -79,7 +79,7 @@ async def _in_start_window(
     unit: UnitOfWork, services: Services, document: Document, deal: str | None
 ) -> None:
     assert isinstance(document, Booking)
-    opens = document.start_at - services.settings.booking_start_window
+    opens = document.start_at - services.terms.booking_start_window
     if utcnow() < opens:
         raise DomainError(
             ErrorCode.TOO_EARLY,

@@ -11,11 +11,19 @@ from realtime.broker import Broker
 from resolvers.accounts.auth.passwords import Passwords
 from resolvers.accounts.auth.tokens import AccessTokens
 from resolvers.common.cursors import CursorKey
+from resolvers.common.validation import PriceRules
+from resolvers.marketplace.deal_terms import DealTerms
+from resolvers.payments.fees import FeePolicy
 
 
 @dataclass(frozen=True)
 class Services:
     settings: Settings
+    """Every setting, for the values the three groups below leave out: sign-in, links,
+    chat, retries, categories, page sizes."""
+    terms: DealTerms
+    fees: FeePolicy
+    price_rules: PriceRules
     passwords: Passwords
     tokens: AccessTokens
     postman: Postman

@@ -7,7 +7,7 @@ shows every mistake at once and nothing is written while any remain.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,7 +20,6 @@ from documents.errors import DomainError, ErrorCode, Problem
 from documents.geo import Address, GeoPoint, Place
 from documents.money import MAX_AMOUNT, Money
 from documents.payments.currencies import CHARGEABLE_CURRENCIES, chargeable_currency
-from documents.settings import Settings
 from resolvers.common import text_rules
 from resolvers.common.links import link_problem
 from resolvers.payments.fees import FeePolicy
@@ -43,10 +42,12 @@ class PriceRules:
     """In minor units: below it some fee would round to nothing (see FeePolicy)."""
 
     @classmethod
-    def of(cls, settings: Settings) -> PriceRules:
+    def of(cls, currencies: Sequence[str], fees: FeePolicy) -> PriceRules:
+        """The rules for `currencies` as configured (none named: every currency the gateway
+        charges) under the fee policy `fees`."""
         return cls(
-            accepted=tuple(settings.currencies or CHARGEABLE_CURRENCIES),
-            smallest_with_whole_fees=FeePolicy.of(settings).smallest_price_with_whole_fees(),
+            accepted=tuple(currencies or CHARGEABLE_CURRENCIES),
+            smallest_with_whole_fees=fees.smallest_price_with_whole_fees(),
         )
 
     def smallest_price(self, code: str) -> Money | None:

@@ -55,12 +55,12 @@ class Schedule:
     step: timedelta
 
     @classmethod
-    def of(cls, profile: ProviderProfile, step_minutes: int) -> Schedule:
+    def of(cls, profile: ProviderProfile, step: timedelta) -> Schedule:
         return cls(
             zone=ZoneInfo(profile.time_zone),
             weekly_hours=profile.weekly_hours,
             exceptions=profile.exceptions,
-            step=timedelta(minutes=step_minutes),
+            step=step,
         )
 
 

@@ -16,7 +16,7 @@ one customer one transaction conflicts and is retried, and its retry counts the 
 from __future__ import annotations
 
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
@@ -25,16 +25,15 @@ from documents.accounts.profiles import CustomerProfile
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.marketplace.bookings import Booking, BookingStatus
-from documents.settings import Settings
 from resolvers.accounts.profiles import new_profile_fields
 from resolvers.common.unit_of_work import UnitOfWork
+from resolvers.marketplace.deal_terms import DealTerms
 
 
-def respond_by(settings: Settings, now: datetime, start: datetime) -> datetime:
+def respond_by(terms: DealTerms, now: datetime, start: datetime) -> datetime:
     """When a request made `now` for `start` expires unanswered: the provider's answer
     comes while the customer can still be told in time."""
-    notice = timedelta(minutes=settings.booking_min_notice_minutes)
-    return min(now + settings.booking_request_expiry, start - notice)
+    return min(now + terms.booking_request_expiry, start - terms.booking_min_notice)
 
 
 async def ensure_request_counter(customer_id: ObjectId) -> None:
@@ -47,7 +46,7 @@ async def ensure_request_counter(customer_id: ObjectId) -> None:
         )
 
 
-async def admit_request(unit: UnitOfWork, settings: Settings, customer_id: ObjectId) -> None:
+async def admit_request(unit: UnitOfWork, terms: DealTerms, customer_id: ObjectId) -> None:
     """Within the booking's transaction, before its insert: TOO_MANY_PENDING when the
     customer already has as many requests waiting for an answer as one may."""
     # The bump comes first: it is what serialises concurrent requests of the customer.
@@ -57,7 +56,7 @@ async def admit_request(unit: UnitOfWork, settings: Settings, customer_id: Objec
     waiting = await Booking.find(
         {"customer_id": customer_id, "status": BookingStatus.PENDING.value}, session=unit.session
     ).count()
-    if waiting >= settings.max_pending_bookings:
+    if waiting >= terms.max_pending_bookings:
         raise DomainError(
             ErrorCode.TOO_MANY_PENDING,
             f"You have {waiting} booking requests waiting for an answer, as many as one may: "

@@ -39,16 +39,12 @@ from documents.marketplace.bookings import (
     BookingStatus,
     BookingStatusChange,
     Cancellation,
-    CancellationPolicy,
     CancelledBy,
     PackageSnapshot,
     PriceSnapshot,
-    RefundTier,
 )
 from documents.marketplace.packages import ServicePackage
-from documents.money import BASIS_POINTS
 from documents.payments.escrow import booking_deal
-from documents.settings import Settings
 from resolvers.accounts.auth.viewer import Viewer, require_role
 from resolvers.accounts.profiles import MAX_BUFFER_MINUTES
 from resolvers.common.deals import count_completed_job
@@ -69,20 +65,6 @@ HORIZON = timedelta(days=366)
 """How far ahead bookings are taken."""
 # Far enough around a day to find every booking whose buffer reaches into it.
 _REACH = timedelta(minutes=MAX_BUFFER_MINUTES)
-
-
-def cancellation_policy(settings: Settings) -> CancellationPolicy:
-    return CancellationPolicy(
-        tiers=[
-            RefundTier(
-                min_hours_before=settings.cancellation_full_refund_hours, refund_bp=BASIS_POINTS
-            ),
-            RefundTier(
-                min_hours_before=settings.cancellation_partial_refund_hours,
-                refund_bp=settings.cancellation_partial_refund_bp,
-            ),
-        ]
-    )
 
 
 async def _package_of(provider_id: ObjectId, package_id: ObjectId) -> ServicePackage:
@@ -139,8 +121,8 @@ async def available_slots(
         or not await _takes_bookings(provider_id)
     ):
         return []
-    settings = services.settings
-    schedule = Schedule.of(profile, settings.slot_step_minutes)
+    terms = services.terms
+    schedule = Schedule.of(profile, terms.slot_step)
     held = await _held(provider_id, availability.day_span(schedule.zone, day), None)
     return availability.open_starts(
         schedule,
@@ -148,7 +130,7 @@ async def available_slots(
         timedelta(minutes=package.duration_minutes),
         timedelta(minutes=profile.buffer_minutes),
         held,
-        utcnow() + timedelta(minutes=settings.booking_min_notice_minutes),
+        utcnow() + terms.booking_min_notice,
     )
 
 
@@ -210,8 +192,8 @@ async def book_slot(
     instructions = checked.text(instructions, "instructions", MAX_INSTRUCTIONS, multiline=True)
     checked.raise_if_any()
     assert where is not None
-    settings = services.settings
-    notice = timedelta(minutes=settings.booking_min_notice_minutes)
+    terms = services.terms
+    notice = terms.booking_min_notice
     if start < utcnow() + notice:
         raise DomainError(
             ErrorCode.UNAVAILABLE,
@@ -223,11 +205,11 @@ async def book_slot(
     await booking_requests.ensure_request_counter(viewer.user_id)
 
     async def work(unit: UnitOfWork) -> Booking:
-        await booking_requests.admit_request(unit, settings, viewer.user_id)
+        await booking_requests.admit_request(unit, terms, viewer.user_id)
         offered = await ServicePackage.get(package.id, session=unit.session)
         assert offered is not None  # packages are never deleted
         _require_offered(offered)
-        price = PriceSnapshot.with_fee(offered.price, settings.customer_fee_bp)
+        price = PriceSnapshot.with_fee(offered.price, services.fees.customer_fee_bp)
         _require_shown_total(price, expected_total)
         duration = timedelta(minutes=offered.duration_minutes)
         # The bump comes first: it is what serialises concurrent bookings of the provider.
@@ -240,7 +222,7 @@ async def book_slot(
         profile = ProviderProfile.model_validate(raw) if raw else None
         if profile is None or not profile.available:
             raise DomainError(ErrorCode.UNAVAILABLE, "The provider takes no bookings.", "packageId")
-        schedule = Schedule.of(profile, settings.slot_step_minutes)
+        schedule = Schedule.of(profile, terms.slot_step)
         day = start.astimezone(schedule.zone).date()
         if start not in availability.schedule_starts(schedule, day, duration):
             raise DomainError(
@@ -265,8 +247,9 @@ async def book_slot(
             service_place=where,
             instructions=instructions,
             price=price,
-            policy=cancellation_policy(settings),
-            respond_by=booking_requests.respond_by(settings, utcnow(), start),
+            # Its own copy: the terms hold the one policy every new booking starts from.
+            policy=terms.cancellation_policy.model_copy(deep=True),
+            respond_by=booking_requests.respond_by(terms, utcnow(), start),
             history=[BookingStatusChange(status=BookingStatus.PENDING, by=viewer.user_id)],
         )
         await booking.insert(session=unit.session)
@@ -415,7 +398,7 @@ async def after_move(
 ) -> Booking:
     """What a move of a booking does besides its status: its escrow, the provider's
     completed jobs, and the news."""
-    await escrow_hooks.booking_moved(unit, services.settings, result)
+    await escrow_hooks.booking_moved(unit, services.terms, services.fees, result)
     if result.status is BookingStatus.COMPLETED:
         await count_completed_job(result.provider_id, unit.session)
     unit.emit(

@@ -174,7 +174,7 @@ async def fund_milestone(
         _in_state(task, (TaskStatus.ASSIGNED, TaskStatus.IN_PROGRESS), "funded")
         if milestone.status is MilestoneStatus.APPROVED:
             raise _wrong_milestone(milestone, "funded")
-        await open_milestone_escrow(unit, services.settings, task, number)
+        await open_milestone_escrow(unit, services.terms, services.fees, task, number)
         return await get_task(task_id, unit)
 
     task = await transact(services, work)
@@ -224,7 +224,7 @@ async def submit_milestone(
                 unit, services, viewer, moved, "submit", note=note, by_milestone=True
             )
         else:
-            await schedule_release(unit, deal, utcnow() + services.settings.auto_release_after)
+            await schedule_release(unit, deal, utcnow() + services.terms.auto_release_after)
         emit_milestone_event(
             unit,
             viewer,

@@ -30,7 +30,7 @@ from resolvers.common.inputs import KEEP, Keep, MoneyInput
 from resolvers.common.services import Services
 from resolvers.common.transitions import OFFER_SUBJECT, TASK_SUBJECT, transition
 from resolvers.common.unit_of_work import UnitOfWork, transact
-from resolvers.common.validation import MAX_REASON_LENGTH, Checked, PriceRules
+from resolvers.common.validation import MAX_REASON_LENGTH, Checked
 from resolvers.marketplace.milestones import MilestoneInput, split_offer
 from resolvers.marketplace.tasks import get_task, reject_pending_offers
 from resolvers.payments.escrow import hooks as escrow_hooks
@@ -41,9 +41,7 @@ ALREADY_OFFERED = "You already have a live offer on this task; change or withdra
 
 
 def _amount(checked: Checked, services: Services, task: Task, amount: MoneyInput) -> Money:
-    money = checked.price(
-        amount.amount, amount.currency, "amount", PriceRules.of(services.settings)
-    )
+    money = checked.price(amount.amount, amount.currency, "amount", services.price_rules)
     if money.currency != task.budget.currency:
         checked.fail(
             ErrorCode.INVALID_INPUT,
@@ -276,7 +274,6 @@ async def accept_offer(
     read of
     the offer inside the transaction that agrees it."""
     _decider(viewer, await get_offer(offer_id, viewer))
-    rules = PriceRules.of(services.settings)
 
     async def work(unit: UnitOfWork) -> tuple[Offer, Task]:
         offer = await get_offer(offer_id, viewer, unit)
@@ -289,7 +286,7 @@ async def accept_offer(
                 f"The offer is now {offer.amount}: look at it again before accepting.",
                 "expectedAmount",
             )
-        parts = split_offer(viewer, offer, milestones, rules) if milestones else []
+        parts = split_offer(viewer, offer, milestones, services.price_rules) if milestones else []
         now = utcnow()
         task = await get_task(offer.task_id, unit)
         assigned = await transition(
@@ -312,7 +309,7 @@ async def accept_offer(
         others = await reject_pending_offers(
             assigned, unit, services, reason="Another offer was accepted.", keep=offer.id
         )
-        await escrow_hooks.offer_accepted(unit, services.settings, accepted, assigned)
+        await escrow_hooks.offer_accepted(unit, services.terms, services.fees, accepted, assigned)
         unit.emit(
             EventKind.OFFER_ACCEPTED,
             actor_id=viewer.user_id,

@@ -20,7 +20,7 @@ from resolvers.accounts.auth.viewer import Viewer, require_role
 from resolvers.accounts.profiles import get_provider_profile
 from resolvers.common.inputs import KEEP, Keep, MoneyInput
 from resolvers.common.services import Services
-from resolvers.common.validation import MAX_NAME_LENGTH, Checked, PriceRules
+from resolvers.common.validation import MAX_NAME_LENGTH, Checked
 
 MAX_DESCRIPTION = 2000
 MIN_DURATION = 15
@@ -62,7 +62,7 @@ def _fields(
             description, "description", min_length=10, max_length=MAX_DESCRIPTION, multiline=True
         )
     if price is not KEEP:
-        rules = PriceRules.of(services.settings)
+        rules = services.price_rules
         fields["price"] = checked.price(price.amount, price.currency, "price", rules).model_dump()
     if duration_minutes is not KEEP:
         if not MIN_DURATION <= duration_minutes <= MAX_DURATION or duration_minutes % DURATION_STEP:

@@ -30,7 +30,7 @@ from resolvers.common.inputs import KEEP, Keep, MoneyInput, PlaceInput
 from resolvers.common.services import Services
 from resolvers.common.transitions import OFFER_SUBJECT, TASK_SUBJECT, transition
 from resolvers.common.unit_of_work import UnitOfWork, transact
-from resolvers.common.validation import MAX_REASON_LENGTH, Checked, PriceRules
+from resolvers.common.validation import MAX_REASON_LENGTH, Checked
 from resolvers.payments.escrow import hooks as escrow_hooks
 from resolvers.payments.escrow.progress import advance_deals
 
@@ -49,8 +49,7 @@ async def get_task(task_id: ObjectId, unit: UnitOfWork | None = None) -> Task:
 
 
 def _checked_budget(checked: Checked, services: Services, budget: MoneyInput) -> Any:
-    rules = PriceRules.of(services.settings)
-    return checked.price(budget.amount, budget.currency, "budget", rules)
+    return checked.price(budget.amount, budget.currency, "budget", services.price_rules)
 
 
 async def post_task(
@@ -289,7 +288,7 @@ async def after_move(
             result, unit, services, reason="The task was cancelled."
         )
     await escrow_hooks.task_moved(
-        unit, services.settings, result, changes_requested=move.name == "send_back", note=note
+        unit, services.terms, result, changes_requested=move.name == "send_back", note=note
     )
     if result.status is TaskStatus.COMPLETED and result.assigned_tasker_id is not None:
         await count_completed_job(result.assigned_tasker_id, unit.session)

@@ -1,24 +1,22 @@
 """What a client needs to know of the marketplace before any deal: its terms as
 configured, and what a price costs the payer and leaves the provider.
 
-Both are read from the settings by the same code the deals use (the price rules, the
-fee policy, the cancellation policy), so what a client shows is what a deal will do.
+Both come from the very rules the deals keep to (the price rules, the fee policy, the
+deal terms on `Services`), so what a client shows is what a deal will do.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
-from documents.marketplace.bookings import CancellationPolicy
 from documents.money import Money
 from documents.payments.currencies import CHARGEABLE_CURRENCIES
 from documents.payments.escrow import FeeBreakdown
 from integrations.payments.sandbox import SandboxGateway
 from resolvers.common.inputs import MoneyInput
 from resolvers.common.services import Services
-from resolvers.common.validation import Checked, PriceRules
-from resolvers.marketplace.bookings import cancellation_policy
+from resolvers.common.validation import Checked
+from resolvers.marketplace.deal_terms import DealTerms
 from resolvers.payments.fees import FeePolicy
 
 
@@ -35,37 +33,17 @@ class CurrencyTerms:
 
 
 @dataclass(frozen=True, slots=True)
-class Deadlines:
-    auto_release_after: timedelta
-    """After a task is handed in or a booking completed, until its money is released."""
-    payment_deadline: timedelta
-    """For the payer, from an accepted offer or a confirmed booking; unpaid, it lapses."""
-    booking_request_expiry: timedelta
-    """For the provider to answer a booking request; unanswered, it expires."""
-    booking_start_window: timedelta
-    """How long before its start time a booking may be started."""
-    max_pending_bookings: int
-    """Requests a customer may have waiting at once."""
-    booking_min_notice: timedelta
-    slot_step: timedelta
-    manual_capture_within: timedelta
-    """Bookings settling within this long are authorised only, and charged on release."""
-
-
-@dataclass(frozen=True, slots=True)
 class MarketplaceTerms:
     categories: list[str]
     currencies: list[CurrencyTerms]
     fees: FeePolicy
-    cancellation_policy: CancellationPolicy
-    deadlines: Deadlines
+    deal_terms: DealTerms
     sandbox_payments: bool
     """Payments go through the sandbox gateway: no real money moves."""
 
 
 def marketplace_terms(services: Services) -> MarketplaceTerms:
-    settings = services.settings
-    rules = PriceRules.of(settings)
+    rules = services.price_rules
     currencies = []
     for code in rules.accepted:
         terms = CHARGEABLE_CURRENCIES[code]
@@ -80,20 +58,10 @@ def marketplace_terms(services: Services) -> MarketplaceTerms:
             )
         )
     return MarketplaceTerms(
-        categories=list(settings.categories),
+        categories=list(services.settings.categories),
         currencies=currencies,
-        fees=FeePolicy.of(settings),
-        cancellation_policy=cancellation_policy(settings),
-        deadlines=Deadlines(
-            auto_release_after=settings.auto_release_after,
-            payment_deadline=settings.payment_deadline,
-            booking_request_expiry=settings.booking_request_expiry,
-            booking_start_window=settings.booking_start_window,
-            max_pending_bookings=settings.max_pending_bookings,
-            booking_min_notice=timedelta(minutes=settings.booking_min_notice_minutes),
-            slot_step=timedelta(minutes=settings.slot_step_minutes),
-            manual_capture_within=settings.manual_capture_within,
-        ),
+        fees=services.fees,
+        deal_terms=services.terms,
         sandbox_payments=isinstance(services.payments, SandboxGateway),
     )
 
@@ -103,8 +71,6 @@ def fee_quote(services: Services, amount: MoneyInput) -> FeeBreakdown:
     the platform keeps and the provider gets. The amount must be a price the
     marketplace accepts (INVALID_INPUT on `amount`)."""
     checked = Checked()
-    price = checked.price(
-        amount.amount, amount.currency, "amount", PriceRules.of(services.settings)
-    )
+    price = checked.price(amount.amount, amount.currency, "amount", services.price_rules)
     checked.raise_if_any()
-    return FeePolicy.of(services.settings).split(price)
+    return services.fees.split(price)

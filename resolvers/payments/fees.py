@@ -22,22 +22,15 @@ from dataclasses import dataclass
 
 from documents.money import BASIS_POINTS, Money
 from documents.payments.escrow import FeeBreakdown
-from documents.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class FeePolicy:
+    """The three rates as configured (server/runtime.py reads them), on `Services.fees`."""
+
     customer_fee_bp: int
     commission_on_hold_bp: int
     commission_on_release_bp: int
-
-    @classmethod
-    def of(cls, settings: Settings) -> FeePolicy:
-        return cls(
-            customer_fee_bp=settings.customer_fee_bp,
-            commission_on_hold_bp=settings.commission_on_hold_bp,
-            commission_on_release_bp=settings.commission_on_release_bp,
-        )
 
     def smallest_price_with_whole_fees(self) -> int:
         """The smallest price, in minor units, of which every fee that is not zero is at

@@ -10,7 +10,8 @@ import strawberry
 from documents.payments.currencies import CHARGEABLE_CURRENCIES
 from documents.payments.escrow import FeeBreakdown
 from resolvers.marketplace import terms as marketplace
-from resolvers.marketplace.terms import CurrencyTerms, Deadlines
+from resolvers.marketplace.deal_terms import DealTerms
+from resolvers.marketplace.terms import CurrencyTerms
 from schema.common.context import Info
 from schema.common.limits import bounded
 from schema.common.values import MoneyInputType, MoneyType
@@ -85,16 +86,16 @@ class DealDeadlines:
     )
 
     @classmethod
-    def of(cls, deadlines: Deadlines) -> DealDeadlines:
+    def of(cls, terms: DealTerms) -> DealDeadlines:
         return cls(
-            auto_release_after_seconds=_seconds(deadlines.auto_release_after),
-            payment_deadline_seconds=_seconds(deadlines.payment_deadline),
-            booking_request_expiry_seconds=_seconds(deadlines.booking_request_expiry),
-            booking_start_window_seconds=_seconds(deadlines.booking_start_window),
-            max_pending_bookings=deadlines.max_pending_bookings,
-            booking_min_notice_seconds=_seconds(deadlines.booking_min_notice),
-            slot_step_seconds=_seconds(deadlines.slot_step),
-            manual_capture_within_seconds=_seconds(deadlines.manual_capture_within),
+            auto_release_after_seconds=_seconds(terms.auto_release_after),
+            payment_deadline_seconds=_seconds(terms.payment_deadline),
+            booking_request_expiry_seconds=_seconds(terms.booking_request_expiry),
+            booking_start_window_seconds=_seconds(terms.booking_start_window),
+            max_pending_bookings=terms.max_pending_bookings,
+            booking_min_notice_seconds=_seconds(terms.booking_min_notice),
+            slot_step_seconds=_seconds(terms.slot_step),
+            manual_capture_within_seconds=_seconds(terms.manual_capture_within),
         )
 
 
@@ -138,8 +139,8 @@ class MarketplaceQuery:
                 commission_on_hold_bp=terms.fees.commission_on_hold_bp,
                 commission_on_release_bp=terms.fees.commission_on_release_bp,
             ),
-            cancellation_policy=CancellationPolicyType.of(terms.cancellation_policy),
-            deadlines=DealDeadlines.of(terms.deadlines),
+            cancellation_policy=CancellationPolicyType.of(terms.deal_terms.cancellation_policy),
+            deadlines=DealDeadlines.of(terms.deal_terms),
             sandbox_payments=terms.sandbox_payments,
         )
 

@@ -369,7 +369,7 @@ async def test_a_dispute_freezes_every_paid_milestone_not_approved(
         assert task is not None
         disputed = task.model_copy(update={"status": TaskStatus.DISPUTED})
         await escrow_hooks.task_moved(
-            unit, runtime.services.settings, disputed, changes_requested=False, note="No."
+            unit, runtime.services.terms, disputed, changes_requested=False, note="No."
         )
 
     await transact(runtime.services, dispute)

@@ -26,13 +26,13 @@ from documents.events import EventKind
 from documents.lifecycles import ESCROW, Party
 from documents.money import Money
 from documents.payments.escrow import Escrow, EscrowChange, EscrowStatus
-from documents.settings import Settings
 from integrations.payments.errors import GatewayError, InvalidRequest
 from integrations.payments.gateway import PaymentIntent
 from integrations.payments.sandbox import SandboxGateway
 from resolvers.accounts.auth.viewer import Viewer
 from resolvers.common.services import Services
 from resolvers.common.unit_of_work import UnitOfWork
+from resolvers.marketplace.deal_terms import DealTerms
 from resolvers.payments.fees import FeePolicy
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 async def open_escrow(
     unit: UnitOfWork,
-    settings: Settings,
+    terms: DealTerms,
+    fees: FeePolicy,
     *,
     deal: str,
     payer_id: PydanticObjectId,
@@ -59,8 +60,8 @@ async def open_escrow(
     known: a deal that settles soon enough is authorised and captured on release. Nothing
     is released automatically before the work is handed in (resolvers/payments/escrow/hooks.py)."""
     now = utcnow()
-    window = settings.manual_capture_within
-    expected_release = settles_by + settings.auto_release_after if settles_by else None
+    window = terms.manual_capture_within
+    expected_release = settles_by + terms.auto_release_after if settles_by else None
     escrow = Escrow(
         deal=deal,
         task_id=task_id,
@@ -69,7 +70,7 @@ async def open_escrow(
         milestone=milestone,
         payer_id=payer_id,
         provider_id=provider_id,
-        fees=FeePolicy.of(settings).split(price, customer_fee),
+        fees=fees.split(price, customer_fee),
         capture_manually=bool(
             window and expected_release is not None and expected_release - now <= window
         ),

@@ -10,19 +10,18 @@ milestone's escrow whose work is not approved yet (approved ones are released).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from documents.clock import utcnow
 from documents.marketplace.bookings import Booking, BookingStatus
 from documents.marketplace.offers import Offer
 from documents.marketplace.tasks import MilestoneStatus, Task, TaskStatus
 from documents.payments.escrow import booking_deal, milestone_deal, task_deal
-from documents.settings import Settings
 from resolvers.common.unit_of_work import UnitOfWork
+from resolvers.marketplace.deal_terms import DealTerms
 from resolvers.payments.escrow.escrows import open_escrow
 from resolvers.payments.escrow.milestones import open_milestone_escrow
 from resolvers.payments.escrow.refunds import cancel_deal
 from resolvers.payments.escrow.release import claim_release, freeze, schedule_release
+from resolvers.payments.fees import FeePolicy
 
 
 def task_deals(task: Task) -> list[str]:
@@ -44,16 +43,19 @@ def _unapproved_deals(task: Task) -> list[str]:
     ]
 
 
-async def offer_accepted(unit: UnitOfWork, settings: Settings, offer: Offer, task: Task) -> None:
+async def offer_accepted(
+    unit: UnitOfWork, terms: DealTerms, fees: FeePolicy, offer: Offer, task: Task
+) -> None:
     assert task.id is not None
     if task.milestones:
         # The first is due now; each later one when the poster funds it (fundMilestone).
-        await open_milestone_escrow(unit, settings, task, 1)
+        await open_milestone_escrow(unit, terms, fees, task, 1)
         return
     await open_escrow(
         unit,
-        settings,
-        pay_by=utcnow() + settings.payment_deadline,
+        terms,
+        fees,
+        pay_by=utcnow() + terms.payment_deadline,
         deal=task_deal(task.id, task.deal_round),
         payer_id=offer.poster_id,
         provider_id=offer.tasker_id,
@@ -64,18 +66,16 @@ async def offer_accepted(unit: UnitOfWork, settings: Settings, offer: Offer, tas
 
 
 async def task_moved(
-    unit: UnitOfWork, settings: Settings, task: Task, *, changes_requested: bool, note: str | None
+    unit: UnitOfWork, terms: DealTerms, task: Task, *, changes_requested: bool, note: str | None
 ) -> None:
     """`task` as it is after the move."""
     for deal in _unapproved_deals(task):
-        await _deal_moved(
-            unit, settings, task, deal, changes_requested=changes_requested, note=note
-        )
+        await _deal_moved(unit, terms, task, deal, changes_requested=changes_requested, note=note)
 
 
 async def _deal_moved(
     unit: UnitOfWork,
-    settings: Settings,
+    terms: DealTerms,
     task: Task,
     deal: str,
     *,
@@ -87,21 +87,24 @@ async def _deal_moved(
     elif task.status is TaskStatus.CANCELLED:
         await cancel_deal(unit, deal, None, note or "the task was cancelled")
     elif task.status is TaskStatus.SUBMITTED:
-        await schedule_release(unit, deal, utcnow() + settings.auto_release_after)
+        await schedule_release(unit, deal, utcnow() + terms.auto_release_after)
     elif changes_requested:
         await schedule_release(unit, deal, None)
     elif task.status is TaskStatus.DISPUTED:
         await freeze(unit, deal, note or "the task is disputed")
 
 
-async def booking_moved(unit: UnitOfWork, settings: Settings, booking: Booking) -> None:
+async def booking_moved(
+    unit: UnitOfWork, terms: DealTerms, fees: FeePolicy, booking: Booking
+) -> None:
     """`booking` as it is after the move."""
     assert booking.id is not None
     deal = booking_deal(booking.id)
     if booking.status is BookingStatus.CONFIRMED:
         await open_escrow(
             unit,
-            settings,
+            terms,
+            fees,
             deal=deal,
             payer_id=booking.customer_id,
             provider_id=booking.provider_id,
@@ -111,14 +114,14 @@ async def booking_moved(unit: UnitOfWork, settings: Settings, booking: Booking) 
             settles_by=booking.end_at,
             # Paid in time for the provider to count on it, whenever it was confirmed.
             pay_by=min(
-                utcnow() + settings.payment_deadline,
-                booking.start_at - timedelta(minutes=settings.booking_min_notice_minutes),
+                utcnow() + terms.payment_deadline,
+                booking.start_at - terms.booking_min_notice,
             ),
         )
     elif booking.status is BookingStatus.COMPLETED:
         # The customer's window: they approve (released at once) or dispute; else it is
         # released when the window ends.
-        await schedule_release(unit, deal, utcnow() + settings.auto_release_after)
+        await schedule_release(unit, deal, utcnow() + terms.auto_release_after)
     elif booking.status is BookingStatus.CANCELLED and booking.cancellation is not None:
         cancellation = booking.cancellation
         await cancel_deal(unit, deal, cancellation.refundable, cancellation.reason)

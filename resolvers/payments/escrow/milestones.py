@@ -15,12 +15,13 @@ from documents.clock import utcnow
 from documents.lifecycles import MILESTONE, Party
 from documents.marketplace.tasks import Task
 from documents.payments.escrow import Escrow, milestone_deal
-from documents.settings import Settings
 from resolvers.common.deal_guards import check_guards
 from resolvers.common.services import Services
 from resolvers.common.transitions import MILESTONE_SUBJECT, forbidden
 from resolvers.common.unit_of_work import UnitOfWork
+from resolvers.marketplace.deal_terms import DealTerms
 from resolvers.payments.escrow.escrows import open_escrow
+from resolvers.payments.fees import FeePolicy
 
 
 def _where(number: int, **fields: Any) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def _where(number: int, **fields: Any) -> dict[str, Any]:
 
 
 async def open_milestone_escrow(
-    unit: UnitOfWork, settings: Settings, task: Task, number: int
+    unit: UnitOfWork, terms: DealTerms, fees: FeePolicy, task: Task, number: int
 ) -> Escrow | None:
     """The milestone's escrow, awaiting the poster's payment; None if it has one already.
     Its fees are those of its own amount, so each escrow is exact in itself."""
@@ -45,7 +46,8 @@ async def open_milestone_escrow(
         return None
     return await open_escrow(
         unit,
-        settings,
+        terms,
+        fees,
         deal=milestone_deal(task.id, number, task.deal_round),
         payer_id=task.poster_id,
         provider_id=task.assigned_tasker_id,
@@ -55,7 +57,7 @@ async def open_milestone_escrow(
         milestone=number,
         # The first is the deal's first payment, due as an accepted offer's is; the poster
         # funds each later one as its work comes up.
-        pay_by=utcnow() + settings.payment_deadline if number == 1 else None,
+        pay_by=utcnow() + terms.payment_deadline if number == 1 else None,
     )
 
 

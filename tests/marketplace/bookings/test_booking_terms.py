@@ -9,7 +9,7 @@ import pytest
 from documents.marketplace.bookings import CancelledBy, PriceSnapshot
 from documents.money import Money
 from documents.settings import Settings
-from resolvers.marketplace.bookings import cancellation_policy
+from server.runtime import deal_terms
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +40,7 @@ def test_the_fee_is_rounded_half_up_and_the_total_adds_up() -> None:
 def test_a_customer_is_refunded_by_how_long_before_the_start_they_cancel(
     notice: timedelta, refund_bp: int
 ) -> None:
-    policy = cancellation_policy(Settings(_env_file=None))
+    policy = deal_terms(Settings(_env_file=None)).cancellation_policy
     assert policy.refund_bp(CancelledBy.CUSTOMER, notice) == refund_bp
 
 
@@ -51,7 +51,7 @@ def test_a_provider_cancelling_refunds_in_full_and_the_policy_follows_settings()
         cancellation_partial_refund_hours=12,
         cancellation_partial_refund_bp=2500,
     )
-    policy = cancellation_policy(settings)
+    policy = deal_terms(settings).cancellation_policy
     assert [(t.min_hours_before, t.refund_bp) for t in policy.tiers] == [(48, 10_000), (12, 2500)]
     assert policy.refund_bp(CancelledBy.CUSTOMER, timedelta(hours=47)) == 2500
     assert policy.refund_bp(CancelledBy.PROVIDER, -timedelta(hours=1)) == 10_000

@@ -103,7 +103,8 @@ async def new_escrow(services: Services) -> Escrow:
     async def work(unit: UnitOfWork) -> Escrow:
         return await open_escrow(
             unit,
-            services.settings,
+            services.terms,
+            services.fees,
             deal=f"task:{PydanticObjectId()}",
             payer_id=PydanticObjectId(),
             provider_id=PydanticObjectId(),
