@@ -19,7 +19,7 @@ from resolvers.accounts import audit
 from resolvers.accounts.auth.password_checks import check_password, confirmation
 from resolvers.accounts.auth.sessions import revoke_all_sessions
 from resolvers.accounts.auth.viewer import Viewer
-from resolvers.common.inputs import KEEP, Keep
+from resolvers.common.inputs import KEEP, Keep, given_fields, if_given
 from resolvers.common.services import RequestMeta, Services
 from resolvers.common.validation import Checked
 
@@ -35,15 +35,11 @@ async def update_profile(
 ) -> User:
     user = viewer.user
     checked = Checked()
-    changes: dict[str, Any] = {}
-    if name is not KEEP:
-        changes["name"] = checked.name(name)
-    if phone is not KEEP:
-        changes["phone"] = checked.phone(phone)
-    if roles is not KEEP:
-        chosen = checked.self_service_roles(roles)
-        # Admin is granted by operators only; choosing working roles keeps it.
-        changes["roles"] = [*chosen, Role.ADMIN] if user.is_admin else chosen
+    changes = given_fields(
+        name=if_given(name, checked.name),
+        phone=if_given(phone, checked.phone),
+        roles=if_given(roles, lambda chosen: _roles(checked, user, chosen)),
+    )
     checked.raise_if_any()
     old_roles = list(user.roles)
     changes = {name: value for name, value in changes.items() if getattr(user, name) != value}
@@ -66,6 +62,12 @@ async def update_profile(
     if fields:
         await audit.record(AuditKind.PROFILE_UPDATED, meta, user_id=user.id, fields=fields)
     return updated
+
+
+def _roles(checked: Checked, user: User, chosen: list[Role]) -> list[Role]:
+    """The working roles chosen; admin is granted by operators only, and choosing keeps it."""
+    working = checked.self_service_roles(chosen)
+    return [*working, Role.ADMIN] if user.is_admin else working
 
 
 async def _confirm_password(

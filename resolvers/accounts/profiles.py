@@ -30,7 +30,7 @@ from documents.accounts.users import Role
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from resolvers.accounts.auth.viewer import Viewer, require_role
-from resolvers.common.inputs import KEEP, Keep, MoneyInput, PlaceInput
+from resolvers.common.inputs import KEEP, Keep, MoneyInput, PlaceInput, given_fields, if_given
 from resolvers.common.services import Services
 from resolvers.common.validation import Checked
 
@@ -83,6 +83,61 @@ def _ranges(checked: Checked, ranges: list[RangeInput], field: str) -> list[Time
             checked.fail(ErrorCode.INVALID_INPUT, "Time ranges of one day must not overlap.", field)
             break
     return parsed
+
+
+def _skills(checked: Checked, services: Services, skills: list[str]) -> list[str]:
+    """Categories, each once, in the order given."""
+    chosen = list(
+        dict.fromkeys(checked.category(s, services.settings.categories, "skills") for s in skills)
+    )
+    if len(chosen) > MAX_SKILLS:
+        checked.fail(ErrorCode.INVALID_INPUT, f"At most {MAX_SKILLS} skills.", "skills")
+    return chosen
+
+
+def _experience(checked: Checked, years: int) -> int:
+    if not 0 <= years <= 80:
+        checked.fail(
+            ErrorCode.INVALID_INPUT, "Years of experience must be 0 to 80.", "yearsOfExperience"
+        )
+    return years
+
+
+def _hourly_rate(
+    checked: Checked, services: Services, rate: MoneyInput | None
+) -> dict[str, Any] | None:
+    """The rate as stored; None for none."""
+    if rate is None:
+        return None
+    rules = services.price_rules
+    return checked.price(rate.amount, rate.currency, "hourlyRate", rules).model_dump()
+
+
+def _place(checked: Checked, place: PlaceInput | None) -> dict[str, Any] | None:
+    """Where the provider works from, as stored; None for nowhere in particular."""
+    if place is None:
+        return None
+    return checked.place(place.latitude, place.longitude, place.address, "location").model_dump()
+
+
+def _radius(checked: Checked, km: int) -> int:
+    if not 1 <= km <= MAX_RADIUS_KM:
+        checked.fail(
+            ErrorCode.INVALID_INPUT,
+            f"The radius must be 1 to {MAX_RADIUS_KM} km.",
+            "serviceRadiusKm",
+        )
+    return km
+
+
+def _buffer(checked: Checked, minutes: int) -> int:
+    if not 0 <= minutes <= MAX_BUFFER_MINUTES:
+        checked.fail(
+            ErrorCode.INVALID_INPUT,
+            f"The buffer must be 0 to {MAX_BUFFER_MINUTES} minutes.",
+            "bufferMinutes",
+        )
+    return minutes
 
 
 def _time_zone(checked: Checked, name: str) -> str:
@@ -138,63 +193,17 @@ async def update_provider_profile(
 ) -> ProviderProfile:
     require_role(viewer, Role.TASKER, "have a provider profile")
     checked = Checked()
-    changes: dict[str, Any] = {}
-    if bio is not KEEP:
-        changes["bio"] = checked.text(bio, "bio", MAX_BIO, multiline=True)
-    if skills is not KEEP:
-        chosen = list(
-            dict.fromkeys(
-                checked.category(s, services.settings.categories, "skills") for s in skills
-            )
-        )
-        if len(chosen) > MAX_SKILLS:
-            checked.fail(ErrorCode.INVALID_INPUT, f"At most {MAX_SKILLS} skills.", "skills")
-        changes["skills"] = chosen
-    if years_experience is not KEEP:
-        if not 0 <= years_experience <= 80:
-            checked.fail(
-                ErrorCode.INVALID_INPUT, "Years of experience must be 0 to 80.", "yearsOfExperience"
-            )
-        changes["years_experience"] = years_experience
-    if hourly_rate is not KEEP:
-        changes["hourly_rate"] = (
-            None
-            if hourly_rate is None
-            else checked.price(
-                hourly_rate.amount,
-                hourly_rate.currency,
-                "hourlyRate",
-                services.price_rules,
-            ).model_dump()
-        )
-    if available is not KEEP:
-        changes["available"] = available
-    if place is not KEEP:
-        changes["place"] = (
-            None
-            if place is None
-            else checked.place(
-                place.latitude, place.longitude, place.address, "location"
-            ).model_dump()
-        )
-    if service_radius_km is not KEEP:
-        if not 1 <= service_radius_km <= MAX_RADIUS_KM:
-            checked.fail(
-                ErrorCode.INVALID_INPUT,
-                f"The radius must be 1 to {MAX_RADIUS_KM} km.",
-                "serviceRadiusKm",
-            )
-        changes["service_radius_km"] = service_radius_km
-    if time_zone is not KEEP:
-        changes["time_zone"] = _time_zone(checked, time_zone)
-    if buffer_minutes is not KEEP:
-        if not 0 <= buffer_minutes <= MAX_BUFFER_MINUTES:
-            checked.fail(
-                ErrorCode.INVALID_INPUT,
-                f"The buffer must be 0 to {MAX_BUFFER_MINUTES} minutes.",
-                "bufferMinutes",
-            )
-        changes["buffer_minutes"] = buffer_minutes
+    changes = given_fields(
+        bio=if_given(bio, lambda text: checked.text(text, "bio", MAX_BIO, multiline=True)),
+        skills=if_given(skills, lambda chosen: _skills(checked, services, chosen)),
+        years_experience=if_given(years_experience, lambda years: _experience(checked, years)),
+        hourly_rate=if_given(hourly_rate, lambda rate: _hourly_rate(checked, services, rate)),
+        available=available,
+        place=if_given(place, lambda where: _place(checked, where)),
+        service_radius_km=if_given(service_radius_km, lambda km: _radius(checked, km)),
+        time_zone=if_given(time_zone, lambda name: _time_zone(checked, name)),
+        buffer_minutes=if_given(buffer_minutes, lambda minutes: _buffer(checked, minutes)),
+    )
     checked.raise_if_any()
     return await _save_provider(viewer, changes)
 

@@ -26,7 +26,7 @@ from documents.marketplace.offers import ENDED, Offer, OfferStatus
 from documents.marketplace.tasks import Task, TaskStatus
 from documents.money import Money
 from resolvers.accounts.auth.viewer import Viewer, require_role
-from resolvers.common.inputs import KEEP, Keep, MoneyInput
+from resolvers.common.inputs import KEEP, Keep, MoneyInput, given_fields, if_given
 from resolvers.common.services import Services
 from resolvers.common.transitions import OFFER_SUBJECT, TASK_SUBJECT, transition
 from resolvers.common.unit_of_work import UnitOfWork, transact
@@ -49,6 +49,12 @@ def _amount(checked: Checked, services: Services, task: Task, amount: MoneyInput
             "amount",
         )
     return money
+
+
+def _message(checked: Checked, message: str) -> str:
+    return checked.required_text(
+        message, "message", min_length=1, max_length=MAX_MESSAGE, multiline=True
+    )
 
 
 async def get_offer(offer_id: ObjectId, viewer: Viewer, unit: UnitOfWork | None = None) -> Offer:
@@ -89,40 +95,14 @@ async def _insert(unit: UnitOfWork, offer: Offer, task: Task) -> None:
 async def make_offer(
     services: Services, viewer: Viewer, task_id: ObjectId, amount: MoneyInput, message: str
 ) -> Offer:
+    """A tasker offers to do an open task for `amount`; its poster accepts or rejects it."""
     require_role(viewer, Role.TASKER, "make offers")
     task = await get_task(task_id)
     if task.poster_id == viewer.user_id:
         raise DomainError(
             ErrorCode.FORBIDDEN, "You cannot make an offer on your own task.", "taskId"
         )
-    checked = Checked()
-    money = _amount(checked, services, task, amount)
-    message = checked.required_text(
-        message, "message", min_length=1, max_length=MAX_MESSAGE, multiline=True
-    )
-    checked.raise_if_any()
-    _open(task)
-    offer = Offer(
-        task_id=task.id,
-        tasker_id=viewer.user_id,
-        poster_id=task.poster_id,
-        amount=money,
-        message=message,
-    )
-
-    async def work(unit: UnitOfWork) -> Offer:
-        await _insert(unit, offer, task)
-        unit.emit(
-            EventKind.OFFER_RECEIVED,
-            actor_id=viewer.user_id,
-            audience=[task.poster_id, viewer.user_id],
-            title=f"{viewer.user.name} offered {money} for “{task.title}”",
-            task_id=task.id,
-            offer_id=offer.id,
-        )
-        return offer
-
-    return await transact(services, work)
+    return await _send_offer(services, viewer, task, viewer.user_id, amount, message)
 
 
 async def send_direct_offer(
@@ -142,33 +122,54 @@ async def send_direct_offer(
         raise DomainError(ErrorCode.NOT_FOUND, "No such tasker.", "taskerId")
     if tasker.id == viewer.user_id:
         raise DomainError(ErrorCode.FORBIDDEN, "You cannot hire yourself.", "taskerId")
+    assert tasker.id is not None
+    return await _send_offer(services, viewer, task, tasker.id, amount, message, direct=True)
+
+
+async def _send_offer(
+    services: Services,
+    viewer: Viewer,
+    task: Task,
+    tasker_id: ObjectId,
+    amount: MoneyInput,
+    message: str,
+    *,
+    direct: bool = False,
+) -> Offer:
+    """Check the terms, then put the viewer's offer on the open task and tell the one who
+    decides on it: the poster, or for a `direct` hire (made by the poster) the tasker.
+
+    Who may make which offer is the caller's to check first."""
     checked = Checked()
     money = _amount(checked, services, task, amount)
-    message = checked.required_text(
-        message, "message", min_length=1, max_length=MAX_MESSAGE, multiline=True
-    )
+    message = _message(checked, message)
     checked.raise_if_any()
     _open(task)
-    assert tasker.id is not None
     offer = Offer(
         task_id=task.id,
-        tasker_id=tasker.id,
-        poster_id=viewer.user_id,
+        tasker_id=tasker_id,
+        poster_id=task.poster_id,
         amount=money,
         message=message,
-        direct=True,
+        direct=direct,
     )
+    marks: dict[str, Any] = {}  # what the event says besides; only a hire is marked
+    if direct:
+        title = f"{viewer.user.name} would like to hire you for “{task.title}” at {money}"
+        marks["direct"] = True
+    else:
+        title = f"{viewer.user.name} offered {money} for “{task.title}”"
 
     async def work(unit: UnitOfWork) -> Offer:
         await _insert(unit, offer, task)
         unit.emit(
             EventKind.OFFER_RECEIVED,
             actor_id=viewer.user_id,
-            audience=[tasker.id, viewer.user_id],
-            title=f"{viewer.user.name} would like to hire you for “{task.title}” at {money}",
+            audience=[offer.decider_id, viewer.user_id],
+            title=title,
             task_id=task.id,
             offer_id=offer.id,
-            direct=True,
+            **marks,
         )
         return offer
 
@@ -187,13 +188,10 @@ async def update_offer(
     _author(viewer, offer)
     task = await get_task(offer.task_id)
     checked = Checked()
-    changes: dict[str, Any] = {}
-    if amount is not KEEP:
-        changes["amount"] = _amount(checked, services, task, amount).model_dump()
-    if message is not KEEP:
-        changes["message"] = checked.required_text(
-            message, "message", min_length=1, max_length=MAX_MESSAGE, multiline=True
-        )
+    changes = given_fields(
+        amount=if_given(amount, lambda money: _amount(checked, services, task, money).model_dump()),
+        message=if_given(message, lambda text: _message(checked, text)),
+    )
     checked.raise_if_any()
 
     async def work(unit: UnitOfWork) -> Offer:

@@ -16,9 +16,10 @@ from documents.accounts.users import Role
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.marketplace.packages import PackageType, ServicePackage
+from documents.money import Money
 from resolvers.accounts.auth.viewer import Viewer, require_role
 from resolvers.accounts.profiles import get_provider_profile
-from resolvers.common.inputs import KEEP, Keep, MoneyInput
+from resolvers.common.inputs import KEEP, Keep, MoneyInput, given_fields, if_given
 from resolvers.common.services import Services
 from resolvers.common.validation import MAX_NAME_LENGTH, Checked
 
@@ -52,30 +53,39 @@ def _fields(
     type: PackageType | Keep,
 ) -> dict[str, Any]:
     """The checked values of the fields given, as stored, by document field name."""
-    fields: dict[str, Any] = {}
-    if name is not KEEP:
-        fields["name"] = checked.required_text(
-            name, "name", min_length=3, max_length=MAX_NAME_LENGTH
+    return given_fields(
+        name=if_given(name, lambda text: _name(checked, text)),
+        description=if_given(description, lambda text: _description(checked, text)),
+        price=if_given(price, lambda money: _price(checked, services, money).model_dump()),
+        duration_minutes=if_given(duration_minutes, lambda minutes: _duration(checked, minutes)),
+        type=if_given(type, lambda kind: kind.value),
+    )
+
+
+def _name(checked: Checked, name: str) -> str:
+    return checked.required_text(name, "name", min_length=3, max_length=MAX_NAME_LENGTH)
+
+
+def _description(checked: Checked, description: str) -> str:
+    return checked.required_text(
+        description, "description", min_length=10, max_length=MAX_DESCRIPTION, multiline=True
+    )
+
+
+def _price(checked: Checked, services: Services, price: MoneyInput) -> Money:
+    rules = services.price_rules
+    return checked.price(price.amount, price.currency, "price", rules)
+
+
+def _duration(checked: Checked, minutes: int) -> int:
+    if not MIN_DURATION <= minutes <= MAX_DURATION or minutes % DURATION_STEP:
+        checked.fail(
+            ErrorCode.INVALID_INPUT,
+            f"The duration must be {MIN_DURATION} to {MAX_DURATION} minutes, "
+            f"in steps of {DURATION_STEP}.",
+            "durationMinutes",
         )
-    if description is not KEEP:
-        fields["description"] = checked.required_text(
-            description, "description", min_length=10, max_length=MAX_DESCRIPTION, multiline=True
-        )
-    if price is not KEEP:
-        rules = services.price_rules
-        fields["price"] = checked.price(price.amount, price.currency, "price", rules).model_dump()
-    if duration_minutes is not KEEP:
-        if not MIN_DURATION <= duration_minutes <= MAX_DURATION or duration_minutes % DURATION_STEP:
-            checked.fail(
-                ErrorCode.INVALID_INPUT,
-                f"The duration must be {MIN_DURATION} to {MAX_DURATION} minutes, "
-                f"in steps of {DURATION_STEP}.",
-                "durationMinutes",
-            )
-        fields["duration_minutes"] = duration_minutes
-    if type is not KEEP:
-        fields["type"] = type.value
-    return fields
+    return minutes
 
 
 async def create_package(

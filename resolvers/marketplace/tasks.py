@@ -20,13 +20,15 @@ from documents.accounts.users import Role
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.events import EventKind
+from documents.geo import Place
 from documents.lifecycles import OFFER, TASK, Move, Party
 from documents.marketplace.offers import ENDED, Offer, OfferStatus
 from documents.marketplace.tasks import StatusChange, Task, TaskStatus
+from documents.money import Money
 from resolvers.accounts.auth.viewer import Viewer, require_role
 from resolvers.common import search
 from resolvers.common.deals import count_completed_job
-from resolvers.common.inputs import KEEP, Keep, MoneyInput, PlaceInput
+from resolvers.common.inputs import KEEP, Keep, MoneyInput, PlaceInput, given_fields, if_given
 from resolvers.common.services import Services
 from resolvers.common.transitions import OFFER_SUBJECT, TASK_SUBJECT, transition
 from resolvers.common.unit_of_work import UnitOfWork, transact
@@ -48,8 +50,28 @@ async def get_task(task_id: ObjectId, unit: UnitOfWork | None = None) -> Task:
     return task
 
 
-def _checked_budget(checked: Checked, services: Services, budget: MoneyInput) -> Any:
-    return checked.price(budget.amount, budget.currency, "budget", services.price_rules)
+def _budget(checked: Checked, services: Services, budget: MoneyInput) -> Money:
+    rules = services.price_rules
+    return checked.price(budget.amount, budget.currency, "budget", rules)
+
+
+def _title(checked: Checked, title: str) -> str:
+    return checked.required_text(title, "title", min_length=3, max_length=MAX_TITLE)
+
+
+def _description(checked: Checked, description: str) -> str:
+    return checked.required_text(
+        description, "description", min_length=10, max_length=MAX_DESCRIPTION, multiline=True
+    )
+
+
+def _place(checked: Checked, place: PlaceInput) -> Place:
+    return checked.place(place.latitude, place.longitude, place.address, "location")
+
+
+def _due_at(checked: Checked, due_at: datetime | None) -> datetime | None:
+    """A due date, or None for a task without one."""
+    return None if due_at is None else checked.future(due_at, "dueAt", within=DUE_WITHIN)
 
 
 async def post_task(
@@ -66,15 +88,12 @@ async def post_task(
 ) -> Task:
     require_role(viewer, Role.POSTER, "post tasks")
     checked = Checked()
-    title = checked.required_text(title, "title", min_length=3, max_length=MAX_TITLE)
-    description = checked.required_text(
-        description, "description", min_length=10, max_length=MAX_DESCRIPTION, multiline=True
-    )
+    title = _title(checked, title)
+    description = _description(checked, description)
     category = checked.category(category, services.settings.categories)
-    money = _checked_budget(checked, services, budget)
-    where = checked.place(place.latitude, place.longitude, place.address, "location")
-    if due_at is not None:
-        due_at = checked.future(due_at, "dueAt", within=DUE_WITHIN)
+    money = _budget(checked, services, budget)
+    where = _place(checked, place)
+    due_at = _due_at(checked, due_at)
     images = checked.image_urls(image_urls)
     checked.raise_if_any()
 
@@ -121,27 +140,16 @@ async def update_task(
 ) -> Task:
     """Change an open task; everyone with an offer on it hears of it."""
     checked = Checked()
-    changes: dict[str, Any] = {}
-    if title is not KEEP:
-        changes["title"] = checked.required_text(title, "title", min_length=3, max_length=MAX_TITLE)
-    if description is not KEEP:
-        changes["description"] = checked.required_text(
-            description, "description", min_length=10, max_length=MAX_DESCRIPTION, multiline=True
-        )
-    if category is not KEEP:
-        changes["category"] = checked.category(category, services.settings.categories)
-    if budget is not KEEP:
-        changes["budget"] = _checked_budget(checked, services, budget).model_dump()
-    if place is not KEEP:
-        changes["place"] = checked.place(
-            place.latitude, place.longitude, place.address, "location"
-        ).model_dump()
-    if due_at is not KEEP:
-        changes["due_at"] = (
-            None if due_at is None else checked.future(due_at, "dueAt", within=DUE_WITHIN)
-        )
-    if image_urls is not KEEP:
-        changes["image_urls"] = checked.image_urls(image_urls)
+    categories = services.settings.categories
+    changes = given_fields(
+        title=if_given(title, lambda text: _title(checked, text)),
+        description=if_given(description, lambda text: _description(checked, text)),
+        category=if_given(category, lambda name: checked.category(name, categories)),
+        budget=if_given(budget, lambda money: _budget(checked, services, money).model_dump()),
+        place=if_given(place, lambda where: _place(checked, where).model_dump()),
+        due_at=if_given(due_at, lambda moment: _due_at(checked, moment)),
+        image_urls=if_given(image_urls, checked.image_urls),
+    )
     checked.raise_if_any()
 
     async def work(unit: UnitOfWork) -> Task:

@@ -88,7 +88,7 @@ is written only by the function that checks its declaration."""
 
 def _status_keys_set(path: Path) -> list[str]:
     """The keys naming a status in the `$set` documents the module writes."""
-    found = []
+    found: list[str] = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if not isinstance(node, ast.Dict):
             continue
