@@ -51,7 +51,7 @@ from documents.payments.webhooks import WebhookEvent, WebhookStatus
 from documents.transactions import run_in_transaction
 from integrations.payments.webhooks import sign_payload
 from resolvers.payments import ledger
-from resolvers.payments.ledger_check import format_verification, verify
+from resolvers.payments.ledger_check import verify
 from server.runtime import open_runtime
 
 GIGQL = "gigql"
@@ -341,8 +341,8 @@ async def check_and_post(space: Workspace, args: argparse.Namespace) -> tuple[An
         rows = await ledger_rows(args)
         result = await verify()
     if not result.ok:
-        fail(f"the ledger does not verify:\n{format_verification(result)}")
-    return stored, held, rows, format_verification(result)
+        fail(f"the ledger does not verify:\n{result.as_text()}")
+    return stored, held, rows, result.as_text()
 
 
 async def drive_webhooks(

@@ -30,6 +30,7 @@ from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from server.private_files import private_folder, replace_private
 
 if TYPE_CHECKING:
+    from resolvers.payments.report import Report
     from server.runtime import Runtime
 
 PROG = "gigql"
@@ -278,31 +279,34 @@ def seed(args: argparse.Namespace) -> None:
 
 
 def ledger_verify(args: argparse.Namespace) -> None:
-    from resolvers.payments.ledger_check import format_verification, verify
+    from resolvers.payments.ledger_check import verify
 
-    async def check(_runtime: Runtime) -> tuple[str, bool]:
+    async def check(_runtime: Runtime) -> Report:
         # The runtime binds the documents to the database; verify reads through them.
-        result = await verify()
-        return format_verification(result), result.ok
+        return await verify()
 
     _report(load_settings(), check, LEDGER_PROBLEMS_EXIT)
 
 
 def _report(
-    settings: Settings, check: Callable[[Runtime], Awaitable[tuple[str, bool]]], problems_exit: int
+    settings: Settings,
+    check: Callable[[Runtime], Awaitable[Report]],
+    problems_exit: int,
+    *,
+    as_json: bool = False,
 ) -> None:
-    """Run `check` on the database, print its report, and exit with `problems_exit` when
-    it found any."""
+    """Run `check` on the database, print its report (as text, or as JSON), and exit
+    with `problems_exit` when it found any problem."""
     from server.runtime import open_runtime
 
-    async def run(url: str) -> tuple[str, bool]:
+    async def run(url: str) -> Report:
         async with open_runtime(settings.model_copy(update={"mongodb_url": url})) as runtime:
             return await check(runtime)
 
     with _database_url(settings) as url:
-        report, ok = asyncio.run(run(url))
-    print(report)
-    if not ok:
+        report = asyncio.run(run(url))
+    print(json.dumps(report.as_json(), indent=2) if as_json else report.as_text())
+    if not report.ok:
         raise SystemExit(problems_exit)
 
 
@@ -321,7 +325,6 @@ def _moment(value: str, *, end_of_day: bool = False) -> datetime:
 
 def reconcile(args: argparse.Namespace) -> None:
     from resolvers.payments.reconcile.against_gateway import reconcile as compare
-    from resolvers.payments.reconcile.report import format_reconciliation
 
     settings = load_settings()
     created_from = _moment(args.created_from)
@@ -329,13 +332,10 @@ def reconcile(args: argparse.Namespace) -> None:
     if created_until <= created_from:
         fail("--to must be later than --from")
 
-    async def check(runtime: Runtime) -> tuple[str, bool]:
-        result = await compare(runtime.services.payments, created_from, created_until)
-        if args.json:
-            return json.dumps(result.as_json(), indent=2), result.ok
-        return format_reconciliation(result), result.ok
+    async def check(runtime: Runtime) -> Report:
+        return await compare(runtime.services.payments, created_from, created_until)
 
-    _report(settings, check, RECONCILE_MISMATCHES_EXIT)
+    _report(settings, check, RECONCILE_MISMATCHES_EXIT, as_json=args.json)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeGuard
 
@@ -35,6 +35,7 @@ from documents.payments.ledger import (
 )
 from documents.payments.ledger_accounts import parse_account
 from documents.transactions import run_in_transaction
+from resolvers.payments.report import Finding, Report
 
 Key = tuple[str, str]
 """An account and a currency."""
@@ -51,32 +52,29 @@ class Check(StrEnum):
     KEYS_NOT_UNIQUE = "keys_not_unique"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    check: Check
-    subject: str
-    """The transaction (`id key`) or the balance (`account currency`) concerned."""
-    detail: str
-
-
 @dataclass(slots=True)
-class Verification:
+class Verification(Report):
+    """Findings are failed `Check`s; their subject is the transaction (`id key`) or the
+    balance (`account currency`) concerned."""
+
+    name = "ledger"
+    findings_called = "problem(s)"
+
     transactions: int = 0
     balances: int = 0
     """Stored balance documents."""
-    findings: list[Finding] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.findings
+    def summary(self) -> str:
+        return f"{self.transactions} transactions, {self.balances} balances checked"
+
+    def counted(self) -> dict[str, Any]:
+        return {"transactions": self.transactions, "balances": self.balances}
 
 
 async def verify() -> Verification:
     result = Verification()
     if not await _keys_are_unique():
-        result.findings.append(
-            Finding(Check.KEYS_NOT_UNIQUE, "ledger_transactions", "no unique index on the key")
-        )
+        result.add(Check.KEYS_NOT_UNIQUE, "ledger_transactions", "no unique index on the key")
     rebuilt = await _check_transactions(result)
     stored = await _check_balances(result)
     for key in sorted(rebuilt.keys() | stored.keys()):
@@ -85,16 +83,6 @@ async def verify() -> Verification:
             if finding:
                 result.findings.append(finding)
     return result
-
-
-def format_verification(result: Verification) -> str:
-    """One summary line, then one line per finding: what `gigql ledger verify` prints."""
-    state = "ok" if result.ok else f"{len(result.findings)} problem(s)"
-    lines = [
-        f"ledger {state}: {result.transactions} transactions, {result.balances} balances checked"
-    ]
-    lines += [f"{f.check.value}: {f.subject}: {f.detail}" for f in result.findings]
-    return "\n".join(lines)
 
 
 async def _keys_are_unique() -> bool:
@@ -140,19 +128,19 @@ async def _check_transactions(result: Verification) -> dict[Key, int]:
             transaction = LedgerTransaction.model_validate(raw)
         except ValidationError as error:
             detail = f"{error.error_count()} invalid field(s)"
-            result.findings.append(Finding(Check.MALFORMED_TRANSACTION, subject, detail))
+            result.add(Check.MALFORMED_TRANSACTION, subject, detail)
             continue
         problems = entry_problems(transaction.entries)
         if problems:
             detail = "; ".join(problems)
-            result.findings.append(Finding(Check.MALFORMED_TRANSACTION, subject, detail))
+            result.add(Check.MALFORMED_TRANSACTION, subject, detail)
         for currency, total in imbalances(transaction.entries).items():
             detail = f"the {currency} entries sum to {total}"
-            result.findings.append(Finding(Check.UNBALANCED, subject, detail))
+            result.add(Check.UNBALANCED, subject, detail)
         digest = content_hash(transaction.kind, transaction.entries, transaction.refs)
         if digest != transaction.content_hash:
             detail = "the content differs from what was posted under this key"
-            result.findings.append(Finding(Check.HASH_MISMATCH, subject, detail))
+            result.add(Check.HASH_MISMATCH, subject, detail)
     return rebuilt
 
 
@@ -170,17 +158,17 @@ async def _check_balances(result: Verification) -> dict[Key, int]:
             and raw["_id"] == balance_id(name, currency, shard)
         ):
             detail = "its fields do not match its id or are not of their types"
-            result.findings.append(Finding(Check.MALFORMED_BALANCE, str(raw["_id"]), detail))
+            result.add(Check.MALFORMED_BALANCE, str(raw["_id"]), detail)
             continue
         stored[name, currency] += amount
         try:
             guarded = parse_account(name).rule.never_negative
         except ValueError as error:
-            result.findings.append(Finding(Check.MALFORMED_BALANCE, str(raw["_id"]), str(error)))
+            result.add(Check.MALFORMED_BALANCE, str(raw["_id"]), str(error))
             continue
         if guarded and amount < 0:
             detail = f"{amount}, on an account that must never go negative"
-            result.findings.append(Finding(Check.NEGATIVE_BALANCE, f"{name} {currency}", detail))
+            result.add(Check.NEGATIVE_BALANCE, f"{name} {currency}", detail)
     return stored
 
 

@@ -155,9 +155,9 @@ def _compare_money(
     result: Reconciliation, kind: Kind, subject: str, gateway: Money, ours: Money
 ) -> None:
     if gateway.currency != ours.currency:
-        result.add(Mismatch.CURRENCY, kind, subject, f"gateway {gateway}, ours {ours}")
+        result.add(Mismatch.CURRENCY, subject, f"gateway {gateway}, ours {ours}", kind=kind)
     elif gateway.amount != ours.amount:
-        result.add(Mismatch.AMOUNT, kind, subject, f"gateway {gateway}, ours {ours}")
+        result.add(Mismatch.AMOUNT, subject, f"gateway {gateway}, ours {ours}", kind=kind)
 
 
 # -- payments ------------------------------------------------------------------------
@@ -192,15 +192,15 @@ def _payments(
         if escrow is None:
             result.add(
                 Mismatch.MISSING_HERE,
-                Kind.PAYMENT,
                 subject,
                 f"{_money(intent.amount, intent.currency)} {intent.status}, no escrow of ours",
+                kind=Kind.PAYMENT,
             )
             continue
         if escrow.payment_intent_id != intent.id:
             recorded_as = escrow.payment_intent_id or "none"
             detail = f"{intent.status} at the gateway; the escrow records intent {recorded_as}"
-            result.add(Mismatch.MISSING_HERE, Kind.PAYMENT, subject, detail)
+            result.add(Mismatch.MISSING_HERE, subject, detail, kind=Kind.PAYMENT)
             continue
         _compare_money(
             result,
@@ -211,16 +211,16 @@ def _payments(
         )
         if intent.status not in _intent_statuses(escrow):
             detail = f"gateway {intent.status}, escrow {escrow.status.value}"
-            result.add(Mismatch.STATUS, Kind.PAYMENT, subject, detail)
+            result.add(Mismatch.STATUS, subject, detail, kind=Kind.PAYMENT)
     for escrow in recorded.all:
         intent_id = escrow.payment_intent_id
         if intent_id and intent_id not in listed and in_period(escrow.created_at):
             detail = f"escrow {escrow.status.value} for {escrow.fees.charged}"
             result.add(
                 Mismatch.MISSING_AT_GATEWAY,
-                Kind.PAYMENT,
                 f"{intent_id} (escrow {escrow.id})",
                 detail,
+                kind=Kind.PAYMENT,
             )
 
 
@@ -252,13 +252,13 @@ def _refunds(
         subject = f"{refund.id} (escrow {escrow.id})" if escrow else refund.id
         if escrow is None or ours is None:
             detail = f"{gateway_money} {refund.status} for intent {refund.payment_intent_id}"
-            result.add(Mismatch.MISSING_HERE, Kind.REFUND, subject, f"{detail}, not recorded")
+            result.add(Mismatch.MISSING_HERE, subject, f"{detail}, not recorded", kind=Kind.REFUND)
             continue
         subject = f"{refund.id} (escrow {escrow.id} refund {ours.number})"
         _compare_money(result, Kind.REFUND, subject, gateway_money, ours.amount)
         if refund.status not in ("pending", "succeeded") or ours.status is RefundStatus.PENDING:
             detail = f"gateway {refund.status}, ours {ours.status.value}"
-            result.add(Mismatch.STATUS, Kind.REFUND, subject, detail)
+            result.add(Mismatch.STATUS, subject, detail, kind=Kind.REFUND)
     for escrow in recorded.all:
         for ours in escrow.refunds:
             key = (str(escrow.id), ours.number)
@@ -266,7 +266,9 @@ def _refunds(
                 continue
             subject = f"{ours.refund_id or 'refund'} (escrow {escrow.id} refund {ours.number})"
             how = "recorded from charge.refunded" if ours.external else "recorded"
-            result.add(Mismatch.MISSING_AT_GATEWAY, Kind.REFUND, subject, f"{ours.amount} {how}")
+            result.add(
+                Mismatch.MISSING_AT_GATEWAY, subject, f"{ours.amount} {how}", kind=Kind.REFUND
+            )
 
 
 def _our_refund(
@@ -306,7 +308,7 @@ def _transfers(
         subject = f"{transfer.id} (escrow {escrow.id})" if escrow else transfer.id
         if escrow is None:
             detail = f"{money} to {transfer.destination_account_id}, no escrow of ours"
-            result.add(Mismatch.MISSING_HERE, Kind.TRANSFER, subject, detail)
+            result.add(Mismatch.MISSING_HERE, subject, detail, kind=Kind.TRANSFER)
         elif not mine:
             _unrecorded_transfer(result, escrow, transfer, subject)
         else:
@@ -317,7 +319,7 @@ def _transfers(
                     f"gateway reversed {_money(transfer.amount_reversed, transfer.currency)}, "
                     f"ours {escrow.transfer_reversed}"
                 )
-                result.add(Mismatch.AMOUNT, Kind.TRANSFER, subject, detail)
+                result.add(Mismatch.AMOUNT, subject, detail, kind=Kind.TRANSFER)
     for escrow in recorded.all:
         released_at = escrow.released_at
         if escrow.status is not EscrowStatus.RELEASED or escrow.release is None:
@@ -327,7 +329,7 @@ def _transfers(
         if escrow.release.to_provider.amount and escrow.transfer_id not in listed:
             subject = f"{escrow.transfer_id or 'transfer'} (escrow {escrow.id})"
             detail = f"{escrow.release.to_provider} released to the provider"
-            result.add(Mismatch.MISSING_AT_GATEWAY, Kind.TRANSFER, subject, detail)
+            result.add(Mismatch.MISSING_AT_GATEWAY, subject, detail, kind=Kind.TRANSFER)
 
 
 def _unrecorded_transfer(
@@ -339,10 +341,10 @@ def _unrecorded_transfer(
         return  # an earlier release, reversed in full and released again since
     if escrow.status is EscrowStatus.RELEASING and round == current:
         detail = "made at the gateway; the release is not recorded yet"
-        result.add(Mismatch.STATUS, Kind.TRANSFER, subject, detail)
+        result.add(Mismatch.STATUS, subject, detail, kind=Kind.TRANSFER)
         return
     detail = f"the escrow ({escrow.status.value}) records transfer {escrow.transfer_id or 'none'}"
-    result.add(Mismatch.MISSING_HERE, Kind.TRANSFER, subject, detail)
+    result.add(Mismatch.MISSING_HERE, subject, detail, kind=Kind.TRANSFER)
 
 
 # -- payouts -------------------------------------------------------------------------
@@ -368,18 +370,18 @@ def _payouts(
         subject = f"{payout.id} (withdrawal {withdrawal_id})"
         if withdrawal is None:
             detail = f"{money} {payout.status} from {payout.account_id}, no such withdrawal"
-            result.add(Mismatch.MISSING_HERE, Kind.PAYOUT, subject, detail)
+            result.add(Mismatch.MISSING_HERE, subject, detail, kind=Kind.PAYOUT)
         elif withdrawal.payout_id != payout.id:
             detail = (
                 f"{payout.status} at the gateway; the withdrawal ({withdrawal.status.value}) "
                 f"records payout {withdrawal.payout_id or 'none'}"
             )
-            result.add(Mismatch.MISSING_HERE, Kind.PAYOUT, subject, detail)
+            result.add(Mismatch.MISSING_HERE, subject, detail, kind=Kind.PAYOUT)
         else:
             _compare_money(result, Kind.PAYOUT, subject, money, withdrawal.amount)
             if payout.status not in PAYOUT_STATUSES.get(withdrawal.status, set()):
                 detail = f"gateway {payout.status}, withdrawal {withdrawal.status.value}"
-                result.add(Mismatch.STATUS, Kind.PAYOUT, subject, detail)
+                result.add(Mismatch.STATUS, subject, detail, kind=Kind.PAYOUT)
     for withdrawal in withdrawals:
         if (
             withdrawal.payout_id
@@ -388,4 +390,4 @@ def _payouts(
         ):
             subject = f"{withdrawal.payout_id} (withdrawal {withdrawal.id})"
             detail = f"withdrawal {withdrawal.status.value} of {withdrawal.amount}"
-            result.add(Mismatch.MISSING_AT_GATEWAY, Kind.PAYOUT, subject, detail)
+            result.add(Mismatch.MISSING_AT_GATEWAY, subject, detail, kind=Kind.PAYOUT)

@@ -43,7 +43,7 @@ def _expect(
     found = postings[movement]
     if not found and recorded.amount:
         detail = f"no {movement.value} posting for {recorded}"
-        result.add(Mismatch.NOT_POSTED, kind, subject, detail)
+        result.add(Mismatch.NOT_POSTED, subject, detail, kind=kind)
         return
     posted = sum(
         entry.amount
@@ -56,7 +56,7 @@ def _expect(
             f"{movement.value} posted {Money(amount=posted, currency=recorded.currency)} "
             f"on {account}, recorded {recorded}"
         )
-        result.add(Mismatch.NOT_POSTED, kind, subject, detail)
+        result.add(Mismatch.NOT_POSTED, subject, detail, kind=kind)
 
 
 async def check_postings(

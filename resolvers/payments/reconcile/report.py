@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from resolvers.payments.report import Report
+
 
 class Kind(StrEnum):
     PAYMENT = "payment"
@@ -26,57 +28,27 @@ class Mismatch(StrEnum):
     """Recorded, but not (or not for that amount) in the ledger."""
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    mismatch: Mismatch
-    kind: Kind
-    subject: str
-    """The gateway object and/or our record concerned."""
-    detail: str
-
-
 @dataclass(slots=True)
-class Reconciliation:
+class Reconciliation(Report):
+    """Findings are `Mismatch`es of a `Kind` of record; their subject is the gateway
+    object and/or our record concerned."""
+
+    name = "reconcile"
+    findings_called = "mismatch(es)"
+    check_key = "mismatch"  # what scripts reading `gigql reconcile --json` look for
+
     created_from: datetime
     created_until: datetime
     compared: dict[Kind, int] = field(default_factory=lambda: dict.fromkeys(Kind, 0))
     """Gateway objects of the period, per kind."""
-    findings: list[Finding] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.findings
+    def summary(self) -> str:
+        counts = ", ".join(f"{count} {kind.value}(s)" for kind, count in self.compared.items())
+        period = f"{self.created_from.isoformat()} to {self.created_until.isoformat()}"
+        return f"{period}: {counts} compared"
 
-    def add(self, mismatch: Mismatch, kind: Kind, subject: str, detail: str) -> None:
-        self.findings.append(Finding(mismatch, kind, subject, detail))
+    def asked(self) -> dict[str, Any]:
+        return {"from": self.created_from.isoformat(), "until": self.created_until.isoformat()}
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "from": self.created_from.isoformat(),
-            "until": self.created_until.isoformat(),
-            "ok": self.ok,
-            "compared": {kind.value: count for kind, count in self.compared.items()},
-            "findings": [
-                {
-                    "mismatch": f.mismatch.value,
-                    "kind": f.kind.value,
-                    "subject": f.subject,
-                    "detail": f.detail,
-                }
-                for f in self.findings
-            ],
-        }
-
-
-def format_reconciliation(result: Reconciliation) -> str:
-    """One summary line, then one line per mismatch: what `gigql reconcile` prints."""
-    state = "ok" if result.ok else f"{len(result.findings)} mismatch(es)"
-    counts = ", ".join(f"{count} {kind.value}(s)" for kind, count in result.compared.items())
-    lines = [
-        f"reconcile {state}: {result.created_from.isoformat()} to "
-        f"{result.created_until.isoformat()}: {counts} compared"
-    ]
-    lines += [
-        f"{f.mismatch.value}: {f.kind.value} {f.subject}: {f.detail}" for f in result.findings
-    ]
-    return "\n".join(lines)
+    def counted(self) -> dict[str, Any]:
+        return {"compared": {kind.value: count for kind, count in self.compared.items()}}

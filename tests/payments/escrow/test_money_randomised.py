@@ -29,9 +29,8 @@ from documents.payments.webhooks import WebhookEvent, WebhookStatus
 from resolvers.marketplace.lapses import lapse_unpaid_deals
 from resolvers.payments import ledger
 from resolvers.payments.escrow.progress import sweep
-from resolvers.payments.ledger_check import format_verification, verify
+from resolvers.payments.ledger_check import verify
 from resolvers.payments.reconcile.against_gateway import reconcile
-from resolvers.payments.reconcile.report import format_reconciliation
 from server.runtime import Runtime
 from tests.payments.gateways.harness import new_key
 from tests.support.graphql_client import GraphQLClient, Tokens, error_codes
@@ -307,6 +306,6 @@ async def test_a_random_marketplace_conserves_money(
     ).to_list()
     assert unhandled == []
     verification = await verify()
-    assert verification.ok, format_verification(verification)
+    assert verification.ok, verification.as_text()
     reconciliation = await reconcile(runtime.services.payments, start, until_now())
-    assert reconciliation.ok, format_reconciliation(reconciliation)
+    assert reconciliation.ok, reconciliation.as_text()

@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import pytest
 from bson import ObjectId
@@ -24,13 +25,8 @@ from documents.payments.ledger import (
 )
 from documents.payments.ledger_accounts import parse_account
 from resolvers.payments import ledger, ledger_check
-from resolvers.payments.ledger_check import (
-    Check,
-    Finding,
-    Verification,
-    format_verification,
-    verify,
-)
+from resolvers.payments.ledger_check import Check, Verification, verify
+from resolvers.payments.report import Finding
 from tests.support.payments.ledger import fund_wallet, pay, post, usd, withdraw
 
 PROVIDER = ObjectId()
@@ -189,7 +185,7 @@ async def _one_payment_and_a_wallet() -> tuple[LedgerTransaction, ObjectId]:
     return payment, escrow
 
 
-def _checks(result: Verification) -> set[tuple[Check, str]]:
+def _checks(result: Verification) -> set[tuple[StrEnum, str]]:
     return {(f.check, f.subject) for f in result.findings}
 
 
@@ -310,13 +306,13 @@ async def test_a_posting_that_commits_during_the_scan_is_not_reported(
 
 def test_the_report_has_a_summary_line_and_one_line_per_finding() -> None:
     clean = Verification(transactions=12, balances=30)
-    assert format_verification(clean) == "ledger ok: 12 transactions, 30 balances checked"
+    assert clean.as_text() == "ledger ok: 12 transactions, 30 balances checked"
     damaged = Verification(
         transactions=12,
         balances=30,
         findings=[Finding(Check.NEGATIVE_BALANCE, "wallet:x USD", "-5")],
     )
-    assert format_verification(damaged).splitlines() == [
+    assert damaged.as_text().splitlines() == [
         "ledger 1 problem(s): 12 transactions, 30 balances checked",
         "negative_balance: wallet:x USD: -5",
     ]

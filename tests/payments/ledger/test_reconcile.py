@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+from enum import StrEnum
 from pathlib import Path
 
 from beanie import PydanticObjectId
@@ -19,12 +20,7 @@ from documents.payments.payouts import Withdrawal, WithdrawalStatus
 from documents.settings import Settings
 from integrations.payments.stripe_gateway import StripeGateway
 from resolvers.payments.reconcile.against_gateway import reconcile
-from resolvers.payments.reconcile.report import (
-    Kind,
-    Mismatch,
-    Reconciliation,
-    format_reconciliation,
-)
+from resolvers.payments.reconcile.report import Kind, Mismatch, Reconciliation
 from server.cli import RECONCILE_MISMATCHES_EXIT
 from server.runtime import Runtime
 from tests.payments.gateways.conftest import localstripe_url, stripe_gateway, stripe_stub
@@ -82,8 +78,8 @@ async def refunded_at_the_gateway(runtime: Runtime, escrow: Escrow, amount: int)
     return refund.id
 
 
-def found(result: Reconciliation) -> set[tuple[Mismatch, Kind, str]]:
-    return {(f.mismatch, f.kind, f.subject) for f in result.findings}
+def found(result: Reconciliation) -> set[tuple[StrEnum, StrEnum | None, str]]:
+    return {(f.check, f.kind, f.subject) for f in result.findings}
 
 
 async def test_clean_after_payments_releases_refunds_and_a_withdrawal(
@@ -110,7 +106,7 @@ async def test_clean_after_payments_releases_refunds_and_a_withdrawal(
 
     assert result.findings == []
     assert result.compared == {Kind.PAYMENT: 4, Kind.REFUND: 2, Kind.TRANSFER: 1, Kind.PAYOUT: 1}
-    assert format_reconciliation(result).splitlines() == [
+    assert result.as_text().splitlines() == [
         f"reconcile ok: {start.isoformat()} to {result.created_until.isoformat()}: "
         "4 payment(s), 2 refund(s), 1 transfer(s), 1 payout(s) compared"
     ]
@@ -185,11 +181,11 @@ async def test_each_kind_of_mismatch_is_reported_once(
         (Mismatch.NOT_POSTED, Kind.PAYOUT, f"withdrawal {withdrawal_id}"),
     }
     assert len(result.findings) == len(found(result))
-    assert before.id not in format_reconciliation(result)
-    details = {(f.mismatch, f.kind): f.detail for f in result.findings}
+    assert before.id not in result.as_text()
+    details = {(f.check, f.kind): f.detail for f in result.findings}
     assert details[Mismatch.AMOUNT, Kind.PAYMENT] == "gateway 121.00 AUD, ours 122.00 AUD"
     assert details[Mismatch.STATUS, Kind.PAYMENT] == "gateway succeeded, escrow awaiting_payment"
-    lines = format_reconciliation(result).splitlines()
+    lines = result.as_text().splitlines()
     assert lines[0].startswith(f"reconcile 10 mismatch(es): {start.isoformat()}")
     assert (
         f"missing_here: payment {stray.id}: 7.00 AUD requires_payment_method, no escrow of ours"
