@@ -44,7 +44,7 @@ from bench.harness import (
     workspace,
 )
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus, FeeBreakdown
 from documents.payments.ledger import Entry, MovementKind, transfer
 from documents.payments.webhooks import WebhookEvent, WebhookStatus
@@ -245,7 +245,9 @@ async def ledger_rows(args: argparse.Namespace) -> list[Row]:
 
     async def pay_into_new_escrow(worker: int) -> bool:
         escrow = ObjectId()
-        entries = transfer(accounts.funding(payers[worker]), accounts.escrow(escrow), usd(PRICE))
+        entries = transfer(
+            ledger_accounts.funding(payers[worker]), ledger_accounts.escrow(escrow), usd(PRICE)
+        )
         await separate.post(f"bench:{escrow}:paid", MovementKind.PAYMENT_RECEIVED, entries)
         return True
 
@@ -264,9 +266,11 @@ async def ledger_rows(args: argparse.Namespace) -> list[Row]:
     async def pay_with_fee(worker: int) -> bool:
         escrow = ObjectId()
         entries = [
-            Entry(account=accounts.funding(payers[worker]), currency="USD", amount=-PRICE - FEE),
-            Entry(account=accounts.escrow(escrow), currency="USD", amount=PRICE),
-            Entry(account=accounts.platform_revenue(), currency="USD", amount=FEE),
+            Entry(
+                account=ledger_accounts.funding(payers[worker]), currency="USD", amount=-PRICE - FEE
+            ),
+            Entry(account=ledger_accounts.escrow(escrow), currency="USD", amount=PRICE),
+            Entry(account=ledger_accounts.platform_revenue(), currency="USD", amount=FEE),
         ]
         await shared.post(f"bench:{escrow}:paid", MovementKind.PAYMENT_RECEIVED, entries)
         return True
@@ -288,17 +292,19 @@ async def ledger_rows(args: argparse.Namespace) -> list[Row]:
     await funding.post(
         f"bench:{source}:paid",
         MovementKind.PAYMENT_RECEIVED,
-        transfer(accounts.funding(ObjectId()), accounts.escrow(source), budget),
+        transfer(ledger_accounts.funding(ObjectId()), ledger_accounts.escrow(source), budget),
     )
     await funding.post(
         f"bench:{source}:released",
         MovementKind.ESCROW_RELEASED,
-        transfer(accounts.escrow(source), accounts.wallet(provider), budget),
+        transfer(ledger_accounts.escrow(source), ledger_accounts.wallet(provider), budget),
     )
     hot = Poster()
 
     async def withdraw(worker: int) -> bool:
-        entries = transfer(accounts.wallet(provider), accounts.payout_in_flight(provider), usd(1))
+        entries = transfer(
+            ledger_accounts.wallet(provider), ledger_accounts.payout_in_flight(provider), usd(1)
+        )
         await hot.post(f"bench:withdrawal:{ObjectId()}", MovementKind.PAYOUT_REQUESTED, entries)
         return True
 

@@ -15,7 +15,7 @@ from bson import ObjectId
 from documents.accounts.audit import AuditKind
 from documents.errors import DomainError, ErrorCode
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.ledger import LedgerTransaction, MovementKind, Ref
 from documents.payments.ledger_accounts import parse_account
 from documents.payments.webhooks import WebhookEvent, WebhookStatus
@@ -116,7 +116,7 @@ async def commission_earnings(
             f"At most {MAX_PERIODS} {period.value}s at once; shorten the range.",
             "until",
         )
-    revenue = accounts.platform_revenue()
+    revenue = ledger_accounts.platform_revenue()
     wanted = currency.strip().upper() if currency is not None else None
     query: dict[str, Any] = {
         "entries.account": revenue,

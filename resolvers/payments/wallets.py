@@ -18,7 +18,7 @@ from bson import ObjectId
 
 from documents.accounts.users import Role
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.ledger import LedgerTransaction
 from documents.payments.ledger_accounts import AccountKind, parse_account
 from resolvers.accounts.auth.viewer import Viewer, require_role
@@ -65,12 +65,12 @@ async def wallet_of(viewer: Viewer) -> list[WalletBalance]:
 
 
 async def wallet_history(provider_id: ObjectId, request: PageRequest) -> Page[LedgerTransaction]:
-    return await ledger.history(accounts.wallet(provider_id), request)
+    return await ledger.history(ledger_accounts.wallet(provider_id), request)
 
 
 def wallet_amount(transaction: LedgerTransaction, provider_id: ObjectId) -> Money:
     """What the transaction added to (or, negative, took from) the provider's wallet."""
-    wallet = accounts.wallet(provider_id)
+    wallet = ledger_accounts.wallet(provider_id)
     entry = next(e for e in transaction.entries if e.account == wallet)
     return Money(amount=entry.amount, currency=entry.currency)
 
@@ -80,6 +80,6 @@ async def wallet_transactions(
 ) -> dict[ObjectId, LedgerTransaction]:
     """Those of the transactions that moved the provider's wallet, by id."""
     found = LedgerTransaction.find(
-        {"_id": {"$in": ids}, "entries.account": accounts.wallet(provider_id)}
+        {"_id": {"$in": ids}, "entries.account": ledger_accounts.wallet(provider_id)}
     )
     return {t.id: t async for t in found if t.id is not None}

@@ -34,7 +34,7 @@ from documents.accounts.users import Role
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.events import EventKind
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.ledger import MovementKind, Ref, transfer
 from documents.payments.payouts import Withdrawal, WithdrawalStatus
 from integrations.payments.errors import GatewayError
@@ -75,7 +75,7 @@ async def request_withdrawal(services: Services, viewer: Viewer, amount: MoneyIn
             ErrorCode.PAYOUTS_NOT_ENABLED,
             "Finish setting up your payout account before withdrawing.",
         )
-    wallet = accounts.wallet(provider_id)
+    wallet = ledger_accounts.wallet(provider_id)
     if not any(
         b.account == wallet and b.money.currency == money.currency
         for b in await ledger.balances_of(provider_id)
@@ -99,7 +99,7 @@ async def request_withdrawal(services: Services, viewer: Viewer, amount: MoneyIn
             unit.session,
             key=_ledger_key(withdrawal_id, "request"),
             kind=MovementKind.PAYOUT_REQUESTED,
-            entries=transfer(wallet, accounts.payout_in_flight(provider_id), money),
+            entries=transfer(wallet, ledger_accounts.payout_in_flight(provider_id), money),
             refs={Ref.PAYOUT: withdrawal_id},
             memo="Withdrawal to the provider's bank",
         )
@@ -208,15 +208,15 @@ async def fail(services: Services, withdrawal_id: ObjectId, code: str) -> Withdr
         provider_id = before.provider_id
         # A bank may return a payout after it was reported paid.
         source = (
-            accounts.paid_out(provider_id)
+            ledger_accounts.paid_out(provider_id)
             if before.status is WithdrawalStatus.PAID
-            else accounts.payout_in_flight(provider_id)
+            else ledger_accounts.payout_in_flight(provider_id)
         )
         await ledger.post(
             unit.session,
             key=_ledger_key(withdrawal_id, "return"),
             kind=MovementKind.PAYOUT_FAILED,
-            entries=transfer(source, accounts.wallet(provider_id), before.amount),
+            entries=transfer(source, ledger_accounts.wallet(provider_id), before.amount),
             refs={Ref.PAYOUT: withdrawal_id},
             memo=f"Payout failed ({code}): back to the wallet",
         )
@@ -247,8 +247,8 @@ async def _paid(services: Services, withdrawal_id: ObjectId) -> None:
             key=_ledger_key(withdrawal_id, "paid"),
             kind=MovementKind.PAYOUT_PAID,
             entries=transfer(
-                accounts.payout_in_flight(provider_id),
-                accounts.paid_out(provider_id),
+                ledger_accounts.payout_in_flight(provider_id),
+                ledger_accounts.paid_out(provider_id),
                 before.amount,
             ),
             refs={Ref.PAYOUT: withdrawal_id},

@@ -11,7 +11,7 @@ from typing import Any
 from documents.clock import utcnow
 from documents.events import DomainEvent, EventKind
 from documents.marketplace.tasks import Task, TaskStatus
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus
 from documents.payments.ledger import LedgerTransaction
 from resolvers.common.unit_of_work import UnitOfWork, transact
@@ -195,13 +195,13 @@ async def test_three_milestones_paid_and_released_one_by_one(
         assert fees.provider_share + fees.commission_on_hold + fees.commission_on_release == (
             fees.price
         )
-        assert await balance(accounts.escrow(escrow.id)) == 0  # type: ignore[arg-type]
+        assert await balance(ledger_accounts.escrow(escrow.id)) == 0  # type: ignore[arg-type]
     payer, provider = escrows[0].payer_id, escrows[0].provider_id
-    assert await balance(accounts.funding(payer)) == -charged
+    assert await balance(ledger_accounts.funding(payer)) == -charged
     shares = sum(e.fees.provider_share.amount for e in escrows)
     assert shares == 3000 + 3000 + 3001
-    assert await balance(accounts.wallet(provider)) == shares
-    assert await balance(accounts.platform_revenue()) == charged - shares
+    assert await balance(ledger_accounts.wallet(provider)) == shares
+    assert await balance(ledger_accounts.platform_revenue()) == charged - shares
     await assert_ledger_clean()
 
     task = await Task.get(object_id(deal.task_id))
@@ -274,8 +274,8 @@ async def test_cancelling_part_way_refunds_only_what_is_paid_and_not_approved(
     intent = await runtime.services.payments.retrieve_payment_intent(unpaid.payment_intent_id or "")
     assert intent.status == "canceled"
     payer, provider = released.payer_id, released.provider_id
-    assert await balance(accounts.funding(payer)) == -released.fees.charged.amount
-    assert await balance(accounts.wallet(provider)) == released.fees.provider_share.amount
+    assert await balance(ledger_accounts.funding(payer)) == -released.fees.charged.amount
+    assert await balance(ledger_accounts.wallet(provider)) == released.fees.provider_share.amount
     await assert_ledger_clean()
 
 
@@ -329,7 +329,9 @@ async def test_concurrent_approvals_make_one_transfer_and_fundings_one_intent(
     escrow_id = funded[0]["milestone"]["escrow"]["id"]
     secret = await client.data(CLIENT_SECRET, {"id": escrow_id}, token=deal.poster.access)
     assert secret["node"]["clientSecret"].startswith(second.payment_intent_id)
-    assert await balance(accounts.wallet(first.provider_id)) == first.fees.provider_share.amount
+    assert (
+        await balance(ledger_accounts.wallet(first.provider_id)) == first.fees.provider_share.amount
+    )
     await assert_ledger_clean()
 
 

@@ -24,7 +24,7 @@ from documents.errors import DomainError, ErrorCode
 from documents.events import EventKind
 from documents.lifecycles import Party
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus
 from documents.payments.ledger import LedgerTransaction, MovementKind, Ref, transfer
 from resolvers.accounts import audit
@@ -64,7 +64,7 @@ async def settle_lost_chargeback(
         dispute_money.check_decidable(escrow, "escrowId")
         if await dispute_money.open_dispute_of(unit, escrow) is not None:
             raise _refused("The escrow has an open dispute; decide it with resolveDispute first.")
-        held = await ledger.balance(accounts.escrow(escrow.id), lost.currency, unit.session)
+        held = await ledger.balance(ledger_accounts.escrow(escrow.id), lost.currency, unit.session)
         covered = min(held, lost, key=lambda money: money.amount)
         if not covered.amount:
             raise _refused("The escrow holds nothing to cover the loss with.")
@@ -73,7 +73,9 @@ async def settle_lost_chargeback(
             unit.session,
             key=key,
             kind=MovementKind.CHARGEBACK_COVERED,
-            entries=transfer(accounts.escrow(escrow.id), accounts.platform_revenue(), covered),
+            entries=transfer(
+                ledger_accounts.escrow(escrow.id), ledger_accounts.platform_revenue(), covered
+            ),
             refs={Ref.ESCROW: escrow.id},
             memo=label,
         )
@@ -117,7 +119,7 @@ async def _lost(unit: UnitOfWork, escrow: Escrow) -> Money:
     """What lost chargebacks of the escrow's payment cost the platform."""
     assert escrow.id is not None
     lost = escrow.fees.charged.zero()
-    held_back = accounts.chargeback(escrow.id)
+    held_back = ledger_accounts.chargeback(escrow.id)
     postings = LedgerTransaction.find(
         {f"refs.{Ref.ESCROW.value}": str(escrow.id), "kind": MovementKind.DISPUTE_LOST.value},
         session=unit.session,

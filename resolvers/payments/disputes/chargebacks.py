@@ -22,7 +22,7 @@ import logging
 
 from documents.events import EventKind
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import (
     HOLDING_STATUSES,
     PAID_STATUSES,
@@ -96,7 +96,9 @@ async def chargeback_created(services: Services, event: GatewayEvent) -> None:
             key=key,
             kind=MovementKind.DISPUTE_OPENED,
             entries=transfer(
-                accounts.chargeback(current.id), accounts.funding(current.payer_id), amount
+                ledger_accounts.chargeback(current.id),
+                ledger_accounts.funding(current.payer_id),
+                amount,
             ),
             refs={Ref.ESCROW: current.id, Ref.GATEWAY: chargeback["id"]},
             memo=f"chargeback opened: {chargeback.get('reason') or 'no reason given'}",
@@ -150,8 +152,10 @@ async def chargeback_closed(services: Services, event: GatewayEvent) -> None:
         # What the opening took, whatever this event says: the account returns to zero.
         [taken] = [e for e in opened.entries if e.amount > 0]
         amount = Money(amount=taken.amount, currency=taken.currency)
-        held_back = accounts.chargeback(escrow_id)
-        source = accounts.funding(escrow.payer_id) if won else accounts.platform_revenue()
+        held_back = ledger_accounts.chargeback(escrow_id)
+        source = (
+            ledger_accounts.funding(escrow.payer_id) if won else ledger_accounts.platform_revenue()
+        )
         await ledger.post(
             unit.session,
             key=key,

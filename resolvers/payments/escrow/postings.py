@@ -18,7 +18,7 @@ from __future__ import annotations
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowRefund, ReleasePlan
 from documents.payments.ledger import Entry, MovementKind, Ref, transfer
 from resolvers.payments import ledger
@@ -48,9 +48,9 @@ async def post_payment(session: AsyncClientSession, escrow: Escrow) -> None:
         entries=_entries(
             fees.price.currency,
             {
-                accounts.funding(escrow.payer_id): -fees.charged.amount,
-                accounts.escrow(escrow.id): fees.price.amount,
-                accounts.platform_revenue(): fees.customer_fee.amount,
+                ledger_accounts.funding(escrow.payer_id): -fees.charged.amount,
+                ledger_accounts.escrow(escrow.id): fees.price.amount,
+                ledger_accounts.platform_revenue(): fees.customer_fee.amount,
             },
         ),
         refs={Ref.ESCROW: escrow.id, Ref.GATEWAY: escrow.payment_intent_id},
@@ -62,7 +62,9 @@ async def post_payment(session: AsyncClientSession, escrow: Escrow) -> None:
             key=f"{escrow.gateway_group}:commission",
             kind=MovementKind.COMMISSION,
             entries=transfer(
-                accounts.escrow(escrow.id), accounts.platform_revenue(), fees.commission_on_hold
+                ledger_accounts.escrow(escrow.id),
+                ledger_accounts.platform_revenue(),
+                fees.commission_on_hold,
             ),
             refs={Ref.ESCROW: escrow.id},
             memo="commission kept when the payment is held",
@@ -83,9 +85,9 @@ async def post_release(
         entries=_entries(
             plan.to_provider.currency,
             {
-                accounts.escrow(escrow.id): -(plan.to_provider + plan.commission).amount,
-                accounts.wallet(escrow.provider_id): plan.to_provider.amount,
-                accounts.platform_revenue(): plan.commission.amount,
+                ledger_accounts.escrow(escrow.id): -(plan.to_provider + plan.commission).amount,
+                ledger_accounts.wallet(escrow.provider_id): plan.to_provider.amount,
+                ledger_accounts.platform_revenue(): plan.commission.amount,
             },
         ),
         refs=refs,
@@ -102,9 +104,9 @@ async def post_refund(session: AsyncClientSession, escrow: Escrow, refund: Escro
         entries=_entries(
             refund.amount.currency,
             {
-                accounts.funding(escrow.payer_id): refund.amount.amount,
-                accounts.escrow(escrow.id): -refund.from_escrow.amount,
-                accounts.platform_revenue(): -refund.from_platform.amount,
+                ledger_accounts.funding(escrow.payer_id): refund.amount.amount,
+                ledger_accounts.escrow(escrow.id): -refund.from_escrow.amount,
+                ledger_accounts.platform_revenue(): -refund.from_platform.amount,
             },
         ),
         refs={Ref.ESCROW: escrow.id},
@@ -125,7 +127,9 @@ async def post_reversal(
         session,
         key=f"{escrow.gateway_group}:reversal{round}:{reversed_so_far}",
         kind=MovementKind.ADJUSTMENT,
-        entries=transfer(accounts.wallet(escrow.provider_id), accounts.escrow(escrow.id), amount),
+        entries=transfer(
+            ledger_accounts.wallet(escrow.provider_id), ledger_accounts.escrow(escrow.id), amount
+        ),
         refs={Ref.ESCROW: escrow.id, Ref.GATEWAY: escrow.transfer_id},
         memo="transfer reversed by the gateway",
     )

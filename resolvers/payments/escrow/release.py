@@ -27,7 +27,7 @@ from documents.accounts.profiles import ProviderProfile
 from documents.clock import utcnow
 from documents.events import EventKind
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import (
     FROZEN_BY_DEAL,
     HOLDING_STATUSES,
@@ -64,7 +64,7 @@ async def claim_release(unit: UnitOfWork, query: dict[str, Any], note: str) -> E
         return None
     assert escrow.id is not None
     currency = escrow.fees.price.currency
-    in_escrow = await ledger.balance(accounts.escrow(escrow.id), currency, unit.session)
+    in_escrow = await ledger.balance(ledger_accounts.escrow(escrow.id), currency, unit.session)
     earlier = escrow.release.commission_so_far if escrow.release else None
     split = release_split(escrow.fees, escrow.refunded, in_escrow, earlier)
     plan = ReleasePlan(

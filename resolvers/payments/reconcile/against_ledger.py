@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import PAID_STATUSES, Escrow, EscrowStatus, RefundStatus
 from documents.payments.ledger import LedgerTransaction, MovementKind, Ref
 from documents.payments.payouts import Withdrawal, WithdrawalStatus
@@ -66,7 +66,7 @@ async def check_postings(
     for escrow in escrows:
         postings = filed[str(escrow.id)]
         subject = f"escrow {escrow.id}"
-        payer = accounts.funding(escrow.payer_id)
+        payer = ledger_accounts.funding(escrow.payer_id)
         zero = escrow.fees.charged.zero()
         if escrow.status in PAID_STATUSES or postings[MovementKind.PAYMENT_RECEIVED]:
             paid = escrow.fees.charged if escrow.status in PAID_STATUSES else zero
@@ -93,18 +93,20 @@ async def check_postings(
                 subject,
                 postings,
                 MovementKind.ESCROW_RELEASED,
-                accounts.wallet(escrow.provider_id),
+                ledger_accounts.wallet(escrow.provider_id),
                 release.to_provider,
             )
     filed = await _filed(Ref.PAYOUT, [str(w.id) for w in withdrawals])
     for withdrawal in withdrawals:
         postings = filed[str(withdrawal.id)]
         subject = f"withdrawal {withdrawal.id}"
-        in_flight = accounts.payout_in_flight(withdrawal.provider_id)
-        wallet = accounts.wallet(withdrawal.provider_id)
+        in_flight = ledger_accounts.payout_in_flight(withdrawal.provider_id)
+        wallet = ledger_accounts.wallet(withdrawal.provider_id)
         expected = [(MovementKind.PAYOUT_REQUESTED, in_flight)]
         if withdrawal.status is WithdrawalStatus.PAID:
-            expected.append((MovementKind.PAYOUT_PAID, accounts.paid_out(withdrawal.provider_id)))
+            expected.append(
+                (MovementKind.PAYOUT_PAID, ledger_accounts.paid_out(withdrawal.provider_id))
+            )
         elif withdrawal.status is WithdrawalStatus.FAILED:
             expected.append((MovementKind.PAYOUT_FAILED, wallet))
         for movement, account in expected:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from documents.accounts.audit import AuditEvent, AuditKind
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus
 from server.runtime import Runtime
 from tests.payments.escrow.test_disputes import chargeback, deliver, opened, paid_task
@@ -116,7 +116,7 @@ async def test_a_manual_release_is_audited_and_done_once(
     assert released["errors"] == [], released
     await sandbox(runtime).drain()
     assert (await stored_escrow(global_id(escrow))).status is EscrowStatus.RELEASED
-    assert await balance(accounts.wallet(escrow.provider_id)) == 9900
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == 9900
     [audited] = await AuditEvent.find({"kind": AuditKind.ESCROW_RELEASED_BY_ADMIN.value}).to_list()
     assert audited.actor_id == object_id(admin.user_id)
     assert audited.details["escrow_id"] == str(escrow.id)
@@ -147,8 +147,8 @@ async def test_manual_refunds_in_part_then_in_full(client: GraphQLClient, runtim
     refunded = await stored_escrow(global_id(escrow))
     assert refunded.status is EscrowStatus.REFUNDED and refunded.refunded.amount == 12100
     assert [r.amount.amount for r in refunded.refunds] == [2100, 10000]
-    assert await balance(accounts.funding(escrow.payer_id)) == 0
-    assert await balance(accounts.platform_revenue()) == 0
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == 0
+    assert await balance(ledger_accounts.platform_revenue()) == 0
     audited = (
         await AuditEvent.find({"kind": AuditKind.ESCROW_REFUNDED_BY_ADMIN.value})
         .sort("at", "_id")
@@ -199,7 +199,7 @@ async def test_an_escrow_frozen_by_a_lost_chargeback_is_released_by_hand(
     await sandbox(runtime).drain()
     done: Escrow = await stored_escrow(global_id(escrow))
     assert done.status is EscrowStatus.RELEASED
-    assert await balance(accounts.wallet(escrow.provider_id)) == 9900
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == 9900
     # The platform bore the chargeback: its fees, less the 121.00 the bank took back.
-    assert await balance(accounts.platform_revenue()) == 2200 - 12100
+    assert await balance(ledger_accounts.platform_revenue()) == 2200 - 12100
     await assert_ledger_clean()

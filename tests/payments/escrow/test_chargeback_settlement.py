@@ -8,7 +8,7 @@ from typing import Any
 
 from documents.accounts.audit import AuditEvent, AuditKind
 from documents.events import EventKind
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus
 from documents.payments.ledger import MovementKind
 from server.runtime import Runtime
@@ -60,7 +60,7 @@ async def test_the_escrow_covers_a_lost_chargeback_once_and_ends_charged_back(
     deal, escrow = await paid_task(client, runtime)  # 110.00 AUD held of 121.00 charged
     assert escrow.id is not None
     await charged_back(client, runtime, escrow)
-    assert await balance(accounts.platform_revenue()) == 1100 - 12100  # the platform's loss
+    assert await balance(ledger_accounts.platform_revenue()) == 1100 - 12100  # the platform's loss
     admin = await logged_in_admin(client, runtime)
     forbidden = await client.execute(
         "mutation($i: AdminSettleChargebackInput!) { adminSettleChargeback(input: $i) { "
@@ -72,10 +72,10 @@ async def test_the_escrow_covers_a_lost_chargeback_once_and_ends_charged_back(
 
     settled = await settle(client, admin, escrow)
     assert settled["errors"] == [] and settled["escrow"]["status"] == "CHARGED_BACK", settled
-    assert await balance(accounts.escrow(escrow.id)) == 0
-    assert await balance(accounts.platform_revenue()) == 0  # the fee earned, less nothing
-    assert await balance(accounts.chargeback(escrow.id)) == 0
-    assert await balance(accounts.funding(escrow.payer_id)) == 0  # the bank gave it back
+    assert await balance(ledger_accounts.escrow(escrow.id)) == 0
+    assert await balance(ledger_accounts.platform_revenue()) == 0  # the fee earned, less nothing
+    assert await balance(ledger_accounts.chargeback(escrow.id)) == 0
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == 0  # the bank gave it back
     assert await postings(escrow, MovementKind.CHARGEBACK_COVERED) == 1
     audited = await AuditEvent.find_one(AuditEvent.kind == AuditKind.CHARGEBACK_SETTLED_BY_ADMIN)
     assert audited is not None and audited.details["amount"] == {"amount": 11000, "currency": "AUD"}
@@ -105,8 +105,8 @@ async def test_concurrent_settlements_move_the_money_once(
     codes = sorted(tuple(error_codes(result)) for result in results)
     assert codes == [(), *[("INVALID_STATE",)] * 4], results
     assert await postings(escrow, MovementKind.CHARGEBACK_COVERED) == 1
-    assert await balance(accounts.escrow(escrow.id)) == 0
-    assert await balance(accounts.platform_revenue()) == 0
+    assert await balance(ledger_accounts.escrow(escrow.id)) == 0
+    assert await balance(ledger_accounts.platform_revenue()) == 0
     audits = AuditEvent.find(AuditEvent.kind == AuditKind.CHARGEBACK_SETTLED_BY_ADMIN)
     assert await audits.count() == 1
     await assert_ledger_clean()
@@ -122,17 +122,17 @@ async def test_after_a_partial_chargeback_the_rest_is_released_as_usual(
 
     settled = await settle(client, admin, escrow)
     assert settled["errors"] == [] and settled["escrow"]["status"] == "DISPUTED", settled
-    assert await balance(accounts.escrow(escrow.id)) == 11000 - 5000
-    assert await balance(accounts.platform_revenue()) == 1100
+    assert await balance(ledger_accounts.escrow(escrow.id)) == 11000 - 5000
+    assert await balance(ledger_accounts.platform_revenue()) == 1100
     assert error_codes(await refund(client, admin, global_id(escrow))) == ["INVALID_STATE"]
 
     released = await release(client, admin, global_id(escrow))
     assert released["errors"] == [], released
     assert (await stored_escrow(global_id(escrow))).status is EscrowStatus.RELEASED
-    assert await balance(accounts.escrow(escrow.id)) == 0
+    assert await balance(ledger_accounts.escrow(escrow.id)) == 0
     # The release's commission (10 % of the price) first, the provider the rest.
-    assert await balance(accounts.wallet(escrow.provider_id)) == 6000 - 1100
-    assert await balance(accounts.platform_revenue()) == 1100 + 1100
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == 6000 - 1100
+    assert await balance(ledger_accounts.platform_revenue()) == 1100 + 1100
     assert error_codes(await settle(client, admin, escrow)) == ["INVALID_STATE"]
     await assert_ledger_clean()
 

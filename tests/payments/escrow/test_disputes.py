@@ -10,7 +10,7 @@ from typing import Any
 from documents.accounts.audit import AuditEvent, AuditKind
 from documents.clock import utcnow
 from documents.events import DomainEvent, EventKind
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.disputes import Dispute
 from documents.payments.escrow import Escrow, EscrowStatus
 from documents.payments.ledger import LedgerTransaction, MovementKind
@@ -183,7 +183,7 @@ async def test_either_party_opens_a_dispute_that_freezes_the_payment(
     )
     assert error_codes(completed) == ["INVALID_STATE"]
     assert (await stored_escrow(dispute["escrow"]["id"])).status is EscrowStatus.DISPUTED
-    assert escrow.id is not None and await balance(accounts.escrow(escrow.id)) == 11000
+    assert escrow.id is not None and await balance(ledger_accounts.escrow(escrow.id)) == 11000
 
 
 async def test_only_money_held_can_be_disputed(client: GraphQLClient, runtime: Runtime) -> None:
@@ -261,9 +261,9 @@ async def test_release_pays_the_provider_and_completes_the_task(
     await sandbox(runtime).drain()
     released = await stored_escrow(global_id(escrow))
     assert released.status is EscrowStatus.RELEASED and released.transfer_id
-    assert await balance(accounts.wallet(escrow.provider_id)) == 9900
-    assert await balance(accounts.platform_revenue()) == 2200
-    assert await balance(accounts.funding(escrow.payer_id)) == -12100
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == 9900
+    assert await balance(ledger_accounts.platform_revenue()) == 2200
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == -12100
     [audited] = await AuditEvent.find({"kind": AuditKind.DISPUTE_RESOLVED.value}).to_list()
     assert audited.actor_id == object_id(admin.user_id)
     assert audited.details["outcome"] == "release"
@@ -284,9 +284,9 @@ async def test_refund_returns_everything_and_cancels_the_task(
     assert decided["dispute"]["resolution"]["refund"]["amount"] == 12100
     refunded = await stored_escrow(global_id(escrow))
     assert refunded.status is EscrowStatus.REFUNDED and refunded.refunded.amount == 12100
-    assert await balance(accounts.funding(escrow.payer_id)) == 0
-    assert await balance(accounts.wallet(escrow.provider_id)) == 0
-    assert await balance(accounts.platform_revenue()) == 0
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == 0
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == 0
+    assert await balance(ledger_accounts.platform_revenue()) == 0
     await assert_ledger_clean()
 
 
@@ -310,12 +310,12 @@ async def test_split_refunds_part_and_releases_the_rest_to_the_cent(
     assert settled.status is EscrowStatus.RELEASED and settled.refunded.amount == 5000
     # 50.00 back: 4.55 of it the service fee's share. The release commission is 10 % of
     # the 60.45 of the price kept, rounded: 6.45 (exactly 645.04...); the tasker has the rest.
-    refunded = -await balance(accounts.funding(escrow.payer_id))
-    wallet = await balance(accounts.wallet(escrow.provider_id))
-    revenue = await balance(accounts.platform_revenue())
+    refunded = -await balance(ledger_accounts.funding(escrow.payer_id))
+    wallet = await balance(ledger_accounts.wallet(escrow.provider_id))
+    revenue = await balance(ledger_accounts.platform_revenue())
     assert (12100 - refunded, wallet, revenue) == (5000, 5810, 1290)
     assert 5000 + wallet + revenue == escrow.fees.charged.amount
-    assert escrow.id is not None and await balance(accounts.escrow(escrow.id)) == 0
+    assert escrow.id is not None and await balance(ledger_accounts.escrow(escrow.id)) == 0
     await assert_ledger_clean()
 
 
@@ -343,7 +343,7 @@ async def test_a_disputed_booking_is_frozen_readable_by_admins_and_refunded(
     await sandbox(runtime).drain()
     escrow = await stored_escrow(escrow_id)
     assert escrow.status is EscrowStatus.REFUNDED and escrow.refunded == escrow.fees.charged
-    assert await balance(accounts.funding(escrow.payer_id)) == 0
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == 0
     await assert_ledger_clean()
 
 
@@ -384,15 +384,15 @@ async def test_a_lost_chargeback_is_posted_once_and_borne_by_the_platform(
     frozen = await stored_escrow(global_id(escrow))
     assert frozen.status is EscrowStatus.DISPUTED and frozen.auto_release_at is None
     assert await postings(frozen, MovementKind.DISPUTE_OPENED) == 1
-    assert await balance(accounts.funding(escrow.payer_id)) == 0  # the bank gave it back
-    assert await balance(accounts.chargeback(escrow.id)) == -12100
-    assert await balance(accounts.escrow(escrow.id)) == 11000
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == 0  # the bank gave it back
+    assert await balance(ledger_accounts.chargeback(escrow.id)) == -12100
+    assert await balance(ledger_accounts.escrow(escrow.id)) == 11000
     assert await told(deal.tasker.user_id, EventKind.CHARGEBACK_OPENED)
 
     await deliver(client, runtime, "charge.dispute.closed", chargeback(escrow, "lost"), 3)
     assert await postings(frozen, MovementKind.DISPUTE_LOST) == 1
-    assert await balance(accounts.chargeback(escrow.id)) == 0
-    assert await balance(accounts.platform_revenue()) == 1100 - 12100
+    assert await balance(ledger_accounts.chargeback(escrow.id)) == 0
+    assert await balance(ledger_accounts.platform_revenue()) == 1100 - 12100
     still = await stored_escrow(global_id(escrow))
     assert still.status is EscrowStatus.DISPUTED  # an admin decides about the provider
     await assert_ledger_clean()
@@ -422,9 +422,9 @@ async def test_a_chargeback_closed_before_it_opened_waits_and_a_win_reinstates(
     assert reinstated.status is EscrowStatus.HELD
     assert await postings(reinstated, MovementKind.DISPUTE_OPENED) == 1
     assert await postings(reinstated, MovementKind.DISPUTE_WON) == 1
-    assert await balance(accounts.funding(escrow.payer_id)) == -12100
-    assert await balance(accounts.chargeback(escrow.id)) == 0
-    assert await balance(accounts.platform_revenue()) == 1100
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == -12100
+    assert await balance(ledger_accounts.chargeback(escrow.id)) == 0
+    assert await balance(ledger_accounts.platform_revenue()) == 1100
     await assert_ledger_clean()
 
 
@@ -438,5 +438,5 @@ async def test_a_won_chargeback_leaves_a_payment_frozen_by_an_open_dispute(
     frozen = await stored_escrow(global_id(escrow))
     assert frozen.status is EscrowStatus.DISPUTED  # the parties' dispute still needs an admin
     assert await postings(frozen, MovementKind.DISPUTE_WON) == 1
-    assert await balance(accounts.funding(escrow.payer_id)) == -12100
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == -12100
     await assert_ledger_clean()

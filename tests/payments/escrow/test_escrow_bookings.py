@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from documents.clock import utcnow
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus
 from server.runtime import Runtime
 from tests.support.bookings import act, booked, create_package, provider, slots
@@ -87,9 +87,9 @@ async def test_a_completed_booking_releases_the_providers_share(
     await sandbox(runtime).drain()
     escrow = await stored_escrow(escrow_id)
     assert escrow.status is EscrowStatus.RELEASED
-    assert await balance(accounts.wallet(escrow.provider_id)) == 8999 - 900
-    assert await balance(accounts.platform_revenue()) == 900 + 900
-    assert await balance(accounts.funding(escrow.payer_id)) == -9899
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == 8999 - 900
+    assert await balance(ledger_accounts.platform_revenue()) == 900 + 900
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == -9899
     await assert_ledger_clean()
 
 
@@ -104,10 +104,10 @@ async def test_a_late_cancellation_refunds_half_and_pays_the_provider_the_rest(
     assert refundable == 4950  # half of 9899, rounded half up
     assert escrow.refunded.amount == refundable
     assert escrow.status is EscrowStatus.RELEASED  # what was not refunded is the provider's
-    assert await balance(accounts.funding(escrow.payer_id)) == -(9899 - refundable)
-    assert await balance(accounts.escrow(escrow.id)) == 0  # type: ignore[arg-type]
-    kept = await balance(accounts.wallet(escrow.provider_id))
-    assert kept + await balance(accounts.platform_revenue()) == 9899 - refundable
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == -(9899 - refundable)
+    assert await balance(ledger_accounts.escrow(escrow.id)) == 0  # type: ignore[arg-type]
+    kept = await balance(ledger_accounts.wallet(escrow.provider_id))
+    assert kept + await balance(ledger_accounts.platform_revenue()) == 9899 - refundable
     assert kept > 0
     await assert_ledger_clean()
 
@@ -118,6 +118,6 @@ async def test_a_provider_cancelling_refunds_in_full(
     _customer, worker, booking_id, escrow_id = await paid_booking(client, runtime, 30)
     _, escrow = await cancel_paid(client, runtime, worker, booking_id, escrow_id, "Van broke down.")
     assert escrow.status is EscrowStatus.REFUNDED and escrow.refunded.amount == 9899
-    assert await balance(accounts.funding(escrow.payer_id)) == 0
-    assert await balance(accounts.wallet(escrow.provider_id)) == 0
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == 0
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == 0
     await assert_ledger_clean()

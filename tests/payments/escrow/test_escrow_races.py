@@ -11,7 +11,7 @@ from bson import ObjectId
 
 from documents.accounts.profiles import ProviderProfile
 from documents.clock import utcnow
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus
 from documents.payments.ledger import LedgerTransaction, MovementKind
 from documents.payments.webhooks import WebhookEvent, WebhookStatus
@@ -87,7 +87,7 @@ async def test_one_payment_however_often_its_webhook_arrives(
     assert paid is not None and paid.status is EscrowStatus.HELD
     assert await postings(paid, MovementKind.PAYMENT_RECEIVED) == 1
     assert [c.status for c in paid.history].count(EscrowStatus.HELD) == 1
-    assert await balance(accounts.funding(paid.payer_id)) == -paid.fees.charged.amount
+    assert await balance(ledger_accounts.funding(paid.payer_id)) == -paid.fees.charged.amount
     await assert_ledger_clean()
 
 
@@ -230,5 +230,8 @@ async def test_a_refund_event_before_the_payment_event(
     assert recorded.status is EscrowStatus.PARTIALLY_REFUNDED
     assert recorded.refunded.amount == 3000 and recorded.refunds[0].external
     assert await postings(recorded, MovementKind.REFUND) == 1
-    assert await balance(accounts.funding(recorded.payer_id)) == 3000 - escrow.fees.charged.amount
+    assert (
+        await balance(ledger_accounts.funding(recorded.payer_id))
+        == 3000 - escrow.fees.charged.amount
+    )
     await assert_ledger_clean()

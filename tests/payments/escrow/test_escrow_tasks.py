@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from documents.events import DomainEvent, EventKind
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import EscrowStatus
 from documents.payments.ledger import MovementKind
 from server.runtime import Runtime
@@ -54,8 +54,8 @@ async def test_accept_pay_complete_releases_to_the_tasker(
     paid = await sandbox_pay(client, deal.poster, escrow["id"])
     assert paid["errors"] == [] and paid["escrow"]["status"] == "HELD"
     payer, provider = stored.payer_id, stored.provider_id
-    assert await balance(accounts.funding(payer)) == -12100
-    assert await balance(accounts.escrow(stored.id)) == 11000  # type: ignore[arg-type]
+    assert await balance(ledger_accounts.funding(payer)) == -12100
+    assert await balance(ledger_accounts.escrow(stored.id)) == 11000  # type: ignore[arg-type]
 
     await onboard(client, runtime, deal.tasker)
     await move(client, "startTask", deal.tasker, deal.task_id)
@@ -67,9 +67,9 @@ async def test_accept_pay_complete_releases_to_the_tasker(
     released = await stored_escrow(escrow["id"])
     assert released.status is EscrowStatus.RELEASED and released.transfer_id
     assert await transfers_of(runtime, released) == [released.transfer_id]
-    assert await balance(accounts.wallet(provider)) == 9900
-    assert await balance(accounts.escrow(released.id)) == 0  # type: ignore[arg-type]
-    assert await balance(accounts.platform_revenue()) == 2200
+    assert await balance(ledger_accounts.wallet(provider)) == 9900
+    assert await balance(ledger_accounts.escrow(released.id)) == 0  # type: ignore[arg-type]
+    assert await balance(ledger_accounts.platform_revenue()) == 2200
     kinds = [t.kind for t in await escrow_postings(released.id)]  # type: ignore[arg-type]
     assert kinds == [MovementKind.PAYMENT_RECEIVED, MovementKind.ESCROW_RELEASED]
     await assert_ledger_clean()
@@ -104,8 +104,8 @@ async def test_cancelling_an_assigned_task_refunds_in_full(
     refunded = await stored_escrow(escrow["id"])
     assert refunded.status is EscrowStatus.REFUNDED
     assert refunded.refunded == refunded.fees.charged and refunded.refunds[0].refund_id
-    assert await balance(accounts.funding(refunded.payer_id)) == 0
-    assert await balance(accounts.platform_revenue()) == 0
+    assert await balance(ledger_accounts.funding(refunded.payer_id)) == 0
+    assert await balance(ledger_accounts.platform_revenue()) == 0
     await assert_ledger_clean()
 
 
@@ -140,5 +140,5 @@ async def test_a_release_waits_for_the_taskers_payout_account(
     await sandbox(runtime).drain()
     released = await stored_escrow(escrow["id"])
     assert released.status is EscrowStatus.RELEASED
-    assert await balance(accounts.wallet(released.provider_id)) == 9900
+    assert await balance(ledger_accounts.wallet(released.provider_id)) == 9900
     await assert_ledger_clean()

@@ -11,7 +11,7 @@ from documents.accounts.audit import AuditEvent, AuditKind
 from documents.clock import utcnow
 from documents.events import DomainEvent, EventKind
 from documents.marketplace.tasks import Task
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.disputes import Dispute
 from documents.payments.escrow import Escrow, EscrowStatus
 from documents.payments.ledger import MovementKind
@@ -106,7 +106,7 @@ async def test_a_milestone_handed_in_is_frozen_split_and_the_task_goes_on(
     await sandbox(runtime).drain()
     assert (await Escrow.get(second.id)).status is EscrowStatus.DISPUTED  # type: ignore[union-attr]
     assert await postings(second, MovementKind.ESCROW_RELEASED) == 0
-    assert await balance(accounts.wallet(second.provider_id)) == 3600
+    assert await balance(ledger_accounts.wallet(second.provider_id)) == 3600
     approved = await act(client, "approveMilestone", deal.poster, deal.task_id, 2)
     assert error_codes(approved) == ["INVALID_STATE"]
 
@@ -119,10 +119,10 @@ async def test_a_milestone_handed_in_is_frozen_split_and_the_task_goes_on(
     # 22.00 of 44.00 back (2.00 of it the service fee's); of the 20.00 of the price kept
     # the tasker gets 18.00 and the platform 2.00 commission, besides the 2.00 fee kept.
     payer, provider = first.payer_id, first.provider_id
-    assert await balance(accounts.funding(payer)) == -(4400 + 4400 - 2200)
-    assert await balance(accounts.wallet(provider)) == 3600 + 1800
-    assert await balance(accounts.platform_revenue()) == 800 + 400
-    assert await balance(accounts.escrow(settled.id)) == 0  # type: ignore[arg-type]
+    assert await balance(ledger_accounts.funding(payer)) == -(4400 + 4400 - 2200)
+    assert await balance(ledger_accounts.wallet(provider)) == 3600 + 1800
+    assert await balance(ledger_accounts.platform_revenue()) == 800 + 400
+    assert await balance(ledger_accounts.escrow(settled.id)) == 0  # type: ignore[arg-type]
     await assert_ledger_clean()
     [audited] = await AuditEvent.find({"kind": AuditKind.DISPUTE_RESOLVED.value}).to_list()
     assert audited.details["outcome"] == "split" and audited.details["escrow_id"] == str(second.id)
@@ -146,9 +146,9 @@ async def test_a_milestone_handed_in_is_frozen_split_and_the_task_goes_on(
     finished = await act(client, "approveMilestone", deal.poster, deal.task_id, 3)
     assert finished["errors"] == [] and finished["task"]["status"] == "COMPLETED", finished
     await sandbox(runtime).drain()
-    assert await balance(accounts.funding(payer)) == -(4400 + 4400 + 2200 - 2200)
-    assert await balance(accounts.wallet(provider)) == 3600 + 1800 + 1800
-    assert await balance(accounts.platform_revenue()) == 800 + 400 + 400
+    assert await balance(ledger_accounts.funding(payer)) == -(4400 + 4400 + 2200 - 2200)
+    assert await balance(ledger_accounts.wallet(provider)) == 3600 + 1800 + 1800
+    assert await balance(ledger_accounts.platform_revenue()) == 800 + 400 + 400
     await assert_ledger_clean()
 
 
@@ -168,9 +168,9 @@ async def test_refunding_the_last_milestone_completes_the_task(
     first, second = await task_escrows(deal.task_id)
     assert first.status is EscrowStatus.RELEASED
     assert second.status is EscrowStatus.REFUNDED and second.refunded == second.fees.charged
-    assert await balance(accounts.funding(first.payer_id)) == -4400
-    assert await balance(accounts.wallet(first.provider_id)) == 3600
-    assert await balance(accounts.platform_revenue()) == 800
+    assert await balance(ledger_accounts.funding(first.payer_id)) == -4400
+    assert await balance(ledger_accounts.wallet(first.provider_id)) == 3600
+    assert await balance(ledger_accounts.platform_revenue()) == 800
     await assert_ledger_clean()
     completed = await DomainEvent.find(
         {"kind": EventKind.TASK_STATUS_CHANGED.value, "data.status": "completed"}
@@ -201,9 +201,9 @@ async def test_refunding_the_first_milestone_cancels_the_task_and_the_rest(
     assert unpaid.status is EscrowStatus.FAILED
     intent = await runtime.services.payments.retrieve_payment_intent(unpaid.payment_intent_id or "")
     assert intent.status == "canceled"
-    assert await balance(accounts.funding(first.payer_id)) == 0
-    assert await balance(accounts.wallet(first.provider_id)) == 0
-    assert await balance(accounts.platform_revenue()) == 0
+    assert await balance(ledger_accounts.funding(first.payer_id)) == 0
+    assert await balance(ledger_accounts.wallet(first.provider_id)) == 0
+    assert await balance(ledger_accounts.platform_revenue()) == 0
     await assert_ledger_clean()
 
 
@@ -229,7 +229,7 @@ async def test_a_release_puts_the_later_milestones_paid_ahead_back_on_hold(
     await sweep(runtime.services, later)
     await sandbox(runtime).drain()
     assert (await statuses(client, deal))[1] == ("APPROVED", "RELEASED")
-    assert await balance(accounts.wallet(object_id(deal.tasker.user_id))) == 3600 + 3600
+    assert await balance(ledger_accounts.wallet(object_id(deal.tasker.user_id))) == 3600 + 3600
     assert await task_status(deal) == "in_progress"
     await assert_ledger_clean()
 

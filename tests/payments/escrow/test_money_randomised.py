@@ -22,7 +22,7 @@ from bson import ObjectId
 
 from documents.clock import utcnow
 from documents.marketplace.tasks import Task
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import PAID_STATUSES, Escrow, EscrowStatus, RefundStatus
 from documents.payments.payouts import Withdrawal, WithdrawalStatus
 from documents.payments.webhooks import WebhookEvent, WebhookStatus
@@ -136,7 +136,7 @@ async def deal(market: Market) -> None:
 async def reverse_part(market: Market, worker: Tokens, escrow_id: str) -> None:
     """The platform takes back part of the transfer (what the wallet still holds)."""
     escrow = await stored_escrow(escrow_id)
-    wallet = await ledger.balance(accounts.wallet(object_id(worker.user_id)), CURRENCY)
+    wallet = await ledger.balance(ledger_accounts.wallet(object_id(worker.user_id)), CURRENCY)
     if escrow.transfer_id is None or wallet.amount < 1:
         return
     amount = market.rng.randrange(1, min(wallet.amount, escrow.release.to_provider.amount) + 1)  # type: ignore[union-attr]
@@ -154,7 +154,7 @@ async def money_moves(market: Market) -> None:
         await market.settle()
     if rng.random() < 0.4:
         worker = rng.choice(market.taskers)
-        wallet = await ledger.balance(accounts.wallet(object_id(worker.user_id)), CURRENCY)
+        wallet = await ledger.balance(ledger_accounts.wallet(object_id(worker.user_id)), CURRENCY)
         onboarded = worker.user_id in market.onboarded
         if wallet.amount and onboarded:
             asked = rng.randrange(1, wallet.amount + 1) if rng.random() < 0.9 else wallet.amount + 1
@@ -289,16 +289,19 @@ async def test_a_random_marketplace_conserves_money(
         return (await ledger.balance(account, CURRENCY)).amount
 
     payers = {escrow.payer_id for escrow in escrows}
-    assert sum([await balance(accounts.funding(p)) for p in payers]) == -(
+    assert sum([await balance(ledger_accounts.funding(p)) for p in payers]) == -(
         expected.charged - expected.refunded
     )
-    assert await balance(accounts.platform_revenue()) == expected.platform
+    assert await balance(ledger_accounts.platform_revenue()) == expected.platform
     for escrow_id, held in expected.in_escrows.items():
-        assert await balance(accounts.escrow(escrow_id)) == held, escrow_id
+        assert await balance(ledger_accounts.escrow(escrow_id)) == held, escrow_id
     for provider in providers:
-        assert await balance(accounts.wallet(provider)) == expected.wallet(provider)
-        assert await balance(accounts.payout_in_flight(provider)) == expected.in_flight[provider]
-        assert await balance(accounts.paid_out(provider)) == expected.paid_out[provider]
+        assert await balance(ledger_accounts.wallet(provider)) == expected.wallet(provider)
+        assert (
+            await balance(ledger_accounts.payout_in_flight(provider))
+            == expected.in_flight[provider]
+        )
+        assert await balance(ledger_accounts.paid_out(provider)) == expected.paid_out[provider]
 
     # Every webhook was handled, the ledger verifies, the gateway reconciles.
     unhandled = await WebhookEvent.find(

@@ -11,7 +11,7 @@ from bson import ObjectId
 
 from documents.accounts.audit import AuditEvent, AuditKind
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.ledger import Entry, LedgerTransaction, MovementKind, Ref, transfer
 from resolvers.payments.webhooks.inbox import receive
 from server.runtime import Runtime
@@ -82,7 +82,7 @@ async def test_admins_list_and_filter_ledger_transactions(
     released = await post(
         f"escrow:{escrow}:released",
         MovementKind.ESCROW_RELEASED,
-        transfer(accounts.escrow(escrow), accounts.wallet(provider), usd(10_000)),
+        transfer(ledger_accounts.escrow(escrow), ledger_accounts.wallet(provider), usd(10_000)),
         {Ref.ESCROW: escrow},
         memo="work approved",
     )
@@ -95,7 +95,7 @@ async def test_admins_list_and_filter_ledger_transactions(
 
     assert await listed() == ["withdrawal:w1", f"escrow:{escrow}:released", f"escrow:{escrow}:paid"]
     assert await listed(filter={"kind": "PAYOUT_REQUESTED"}) == ["withdrawal:w1"]
-    wallet = accounts.wallet(provider)
+    wallet = ledger_accounts.wallet(provider)
     assert await listed(filter={"account": wallet}) == [
         "withdrawal:w1",
         f"escrow:{escrow}:released",
@@ -122,7 +122,10 @@ async def test_admins_list_and_filter_ledger_transactions(
     ]["edges"][0]["node"]
     assert node["kind"] == "ESCROW_RELEASED" and node["memo"] == "work approved"
     assert node["entries"] == [
-        {"account": accounts.escrow(escrow), "amount": {"amount": -10_000, "currency": "USD"}},
+        {
+            "account": ledger_accounts.escrow(escrow),
+            "amount": {"amount": -10_000, "currency": "USD"},
+        },
         {"account": wallet, "amount": {"amount": 10_000, "currency": "USD"}},
     ]
     assert node["refs"] == [{"kind": "ESCROW", "value": str(escrow)}]
@@ -165,12 +168,12 @@ async def test_only_admins_see_the_money(runtime: Runtime, client: GraphQLClient
 async def _revenue_in_march() -> None:
     """Platform revenue on 2 and 3 March (week 10), 11 March (week 11) and in February."""
     payer, escrow = ObjectId(), ObjectId()
-    revenue = accounts.platform_revenue()
+    revenue = ledger_accounts.platform_revenue()
     await backdate(await pay(payer, escrow, usd(10_000), usd(1_000)), march(2, 9))
     commission = await post(
         f"escrow:{escrow}:commission",
         MovementKind.COMMISSION,
-        transfer(accounts.escrow(escrow), revenue, usd(500)),
+        transfer(ledger_accounts.escrow(escrow), revenue, usd(500)),
     )
     await backdate(commission, march(2, 23))
     await backdate(await pay(ObjectId(), ObjectId(), eur(5_000), eur(700)), march(2, 10))
@@ -178,8 +181,8 @@ async def _revenue_in_march() -> None:
         f"escrow:{escrow}:released",
         MovementKind.ESCROW_RELEASED,
         [
-            Entry(account=accounts.escrow(escrow), currency="USD", amount=-9_500),
-            Entry(account=accounts.wallet(ObjectId()), currency="USD", amount=7_500),
+            Entry(account=ledger_accounts.escrow(escrow), currency="USD", amount=-9_500),
+            Entry(account=ledger_accounts.wallet(ObjectId()), currency="USD", amount=7_500),
             Entry(account=revenue, currency="USD", amount=2_000),
         ],
     )
@@ -187,7 +190,7 @@ async def _revenue_in_march() -> None:
     refund = await post(
         f"escrow:{escrow}:fee-refund",
         MovementKind.REFUND,
-        transfer(revenue, accounts.funding(payer), usd(1_000)),
+        transfer(revenue, ledger_accounts.funding(payer), usd(1_000)),
     )
     await backdate(refund, march(11))
     february = await pay(ObjectId(), ObjectId(), usd(100), usd(10))

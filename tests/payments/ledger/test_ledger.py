@@ -14,7 +14,7 @@ from pymongo.errors import PyMongoError
 from documents.errors import DomainError, ErrorCode
 from documents.events import DomainEvent, EventKind
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.ledger import (
     AccountBalance,
     Entry,
@@ -51,10 +51,12 @@ async def test_a_payment_moves_money_from_the_payer_into_escrow_and_revenue() ->
     escrow = ObjectId()
     posted = await pay(PAYER, escrow, usd(10_000), usd(1_000))
 
-    assert await ledger.balance(accounts.funding(PAYER), "USD") == usd(-11_000)
-    assert await ledger.balance(accounts.escrow(escrow), "USD") == usd(10_000)
-    assert await ledger.balance(accounts.platform_revenue(), "USD") == usd(1_000)
-    assert await ledger.balance(accounts.escrow(escrow), "EUR") == Money(amount=0, currency="EUR")
+    assert await ledger.balance(ledger_accounts.funding(PAYER), "USD") == usd(-11_000)
+    assert await ledger.balance(ledger_accounts.escrow(escrow), "USD") == usd(10_000)
+    assert await ledger.balance(ledger_accounts.platform_revenue(), "USD") == usd(1_000)
+    assert await ledger.balance(ledger_accounts.escrow(escrow), "EUR") == Money(
+        amount=0, currency="EUR"
+    )
 
     stored = await LedgerTransaction.get(posted.id)
     assert stored is not None
@@ -63,7 +65,7 @@ async def test_a_payment_moves_money_from_the_payer_into_escrow_and_revenue() ->
     assert [e.account for e in stored.entries] == sorted(e.account for e in stored.entries)
     assert stored.content_hash == content_hash(stored.kind, stored.entries, stored.refs)
     assert [(b.account, b.money) for b in await ledger.balances_of(escrow)] == [
-        (accounts.escrow(escrow), usd(10_000))
+        (ledger_accounts.escrow(escrow), usd(10_000))
     ]
 
 
@@ -76,9 +78,9 @@ async def test_balances_of_an_owner_cover_all_their_accounts_and_currencies() ->
         (b.account, b.money.currency): b.money.amount for b in await ledger.balances_of(PROVIDER)
     }
     assert balances == {
-        (accounts.payout_in_flight(PROVIDER), "USD"): 2_000,
-        (accounts.wallet(PROVIDER), "JPY"): 700,
-        (accounts.wallet(PROVIDER), "USD"): 3_000,
+        (ledger_accounts.payout_in_flight(PROVIDER), "USD"): 2_000,
+        (ledger_accounts.wallet(PROVIDER), "JPY"): 700,
+        (ledger_accounts.wallet(PROVIDER), "USD"): 3_000,
     }
 
 
@@ -86,9 +88,9 @@ def _entries(*legs: tuple[str, str, int]) -> list[Entry]:
     return [Entry(account=a, currency=c, amount=n) for a, c, n in legs]
 
 
-WALLET = accounts.wallet(PROVIDER)
+WALLET = ledger_accounts.wallet(PROVIDER)
 CURSORS = CursorKey(TEST_JWT_SECRET).of("ledger history")
-IN_FLIGHT = accounts.payout_in_flight(PROVIDER)
+IN_FLIGHT = ledger_accounts.payout_in_flight(PROVIDER)
 INVALID: dict[str, tuple[str, list[Entry]]] = {
     "empty": ("needs entries", []),
     "one-sided": ("sum to 100, not 0", _entries((WALLET, "USD", 100))),
@@ -145,7 +147,7 @@ def test_an_amount_must_be_an_integer(amount: Any) -> None:
 
 
 async def test_keys_memos_and_refs_are_checked() -> None:
-    entries = transfer(accounts.funding(PAYER), accounts.escrow(ObjectId()), usd(5))
+    entries = transfer(ledger_accounts.funding(PAYER), ledger_accounts.escrow(ObjectId()), usd(5))
     with pytest.raises(InvalidPosting, match="idempotency key"):
         await post("", MovementKind.PAYMENT_RECEIVED, entries)
     with pytest.raises(InvalidPosting, match="idempotency key"):
@@ -159,7 +161,7 @@ async def test_keys_memos_and_refs_are_checked() -> None:
 
 async def test_a_posting_outside_a_transaction_is_refused() -> None:
     client = LedgerTransaction.get_pymongo_collection().database.client
-    entries = transfer(accounts.funding(PAYER), accounts.escrow(ObjectId()), usd(5))
+    entries = transfer(ledger_accounts.funding(PAYER), ledger_accounts.escrow(ObjectId()), usd(5))
     async with client.start_session() as session:
         with pytest.raises(RuntimeError, match="inside the caller's transaction"):
             await ledger.post(session, key="k", kind=MovementKind.PAYMENT_RECEIVED, entries=entries)
@@ -178,8 +180,8 @@ async def test_replaying_a_key_returns_the_stored_transaction_and_applies_nothin
     assert again.id == first.id
     assert again.memo == ""
     assert await ledger_counts() == (1, 3)
-    assert await ledger.balance(accounts.escrow(escrow), "USD") == usd(2_000)
-    assert await ledger.balance(accounts.funding(PAYER), "USD") == usd(-2_200)
+    assert await ledger.balance(ledger_accounts.escrow(escrow), "USD") == usd(2_000)
+    assert await ledger.balance(ledger_accounts.funding(PAYER), "USD") == usd(-2_200)
 
 
 async def test_a_key_reused_for_another_movement_is_a_conflict() -> None:
@@ -203,7 +205,7 @@ async def test_a_key_reused_for_another_movement_is_a_conflict() -> None:
         assert raised.value.code is ErrorCode.IDEMPOTENCY_CONFLICT
 
     assert await ledger_counts() == (1, 3)
-    assert await ledger.balance(accounts.escrow(escrow), "USD") == usd(2_000)
+    assert await ledger.balance(ledger_accounts.escrow(escrow), "USD") == usd(2_000)
 
 
 async def test_one_key_posted_ten_times_at_once_is_applied_once() -> None:
@@ -216,9 +218,9 @@ async def test_one_key_posted_ten_times_at_once_is_applied_once() -> None:
 
     assert len({p.id for p in posted}) == 1
     assert await ledger_counts() == (1, 3)
-    assert await ledger.balance(accounts.escrow(escrow), "USD") == usd(3_000)
-    assert await ledger.balance(accounts.platform_revenue(), "USD") == usd(300)
-    assert await ledger.balance(accounts.funding(PAYER), "USD") == usd(-3_300)
+    assert await ledger.balance(ledger_accounts.escrow(escrow), "USD") == usd(3_000)
+    assert await ledger.balance(ledger_accounts.platform_revenue(), "USD") == usd(300)
+    assert await ledger.balance(ledger_accounts.funding(PAYER), "USD") == usd(-3_300)
 
 
 async def test_concurrent_withdrawals_never_overdraw_a_wallet() -> None:
@@ -307,7 +309,7 @@ async def test_a_posting_commits_or_aborts_with_the_callers_state_change(runtime
     posted = await transact(runtime.services, work)
     assert await LedgerTransaction.get(posted.id) is not None
     assert await DomainEvent.find_all().count() == 1
-    assert await ledger.balance(accounts.escrow(escrow), "USD") == usd(4_000)
+    assert await ledger.balance(ledger_accounts.escrow(escrow), "USD") == usd(4_000)
 
 
 async def test_a_retried_unit_of_work_posts_once(runtime: Runtime) -> None:
@@ -331,7 +333,7 @@ async def test_a_retried_unit_of_work_posts_once(runtime: Runtime) -> None:
 
     assert attempts == 2
     assert await ledger_counts() == (1, 3)
-    assert await ledger.balance(accounts.escrow(escrow), "USD") == usd(900)
+    assert await ledger.balance(ledger_accounts.escrow(escrow), "USD") == usd(900)
 
 
 async def test_history_pages_through_an_accounts_transactions_newest_first() -> None:
@@ -362,10 +364,12 @@ async def test_a_platform_account_spreads_its_balance_over_shards() -> None:
     for i in range(12):
         await pay(ObjectId(), ObjectId(), usd(1_000), usd(10 + i))
 
-    shards = await AccountBalance.find({"account": accounts.platform_revenue()}).to_list()
+    shards = await AccountBalance.find({"account": ledger_accounts.platform_revenue()}).to_list()
     assert len(shards) > 1
     assert {s.shard for s in shards} <= set(range(RULES[AccountKind.PLATFORM_REVENUE].shards))
-    assert await ledger.balance(accounts.platform_revenue(), "USD") == usd(sum(range(10, 22)))
+    assert await ledger.balance(ledger_accounts.platform_revenue(), "USD") == usd(
+        sum(range(10, 22))
+    )
 
 
 async def test_each_read_of_the_ledger_is_served_by_an_index() -> None:
@@ -385,16 +389,16 @@ async def test_each_read_of_the_ledger_is_served_by_an_index() -> None:
 def test_account_names_round_trip_and_nothing_else_parses() -> None:
     owner = ObjectId()
     for name in [
-        accounts.funding(owner),
-        accounts.escrow(owner),
-        accounts.wallet(owner),
-        accounts.payout_in_flight(owner),
-        accounts.paid_out(owner),
+        ledger_accounts.funding(owner),
+        ledger_accounts.escrow(owner),
+        ledger_accounts.wallet(owner),
+        ledger_accounts.payout_in_flight(owner),
+        ledger_accounts.paid_out(owner),
     ]:
         assert parse_account(name).owner == owner
         assert f"{parse_account(name).kind.value}:{owner}" == name
-    assert parse_account(accounts.platform_revenue()) == (AccountKind.PLATFORM_REVENUE, None)
-    assert parse_account(accounts.gateway_fees()) == (AccountKind.GATEWAY_FEES, None)
+    assert parse_account(ledger_accounts.platform_revenue()) == (AccountKind.PLATFORM_REVENUE, None)
+    assert parse_account(ledger_accounts.gateway_fees()) == (AccountKind.GATEWAY_FEES, None)
     for bad in [
         "wallet",
         "wallet:",

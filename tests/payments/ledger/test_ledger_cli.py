@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bson import ObjectId
 
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.ledger import AccountBalance, balance_id
 from documents.settings import Settings
 from server.cli import LEDGER_PROBLEMS_EXIT
@@ -41,7 +41,7 @@ async def test_ledger_verify_is_clean_after_postings(settings: Settings, tmp_pat
 async def test_ledger_verify_reports_a_damaged_balance(settings: Settings, tmp_path: Path) -> None:
     provider = ObjectId()
     await fund_wallet(provider, usd(5000))
-    wallet = accounts.wallet(provider)
+    wallet = ledger_accounts.wallet(provider)
     await AccountBalance.get_pymongo_collection().update_one(
         {"_id": balance_id(wallet, "USD", 0)}, {"$inc": {"balance": 1}}
     )

@@ -13,7 +13,7 @@ from bson import ObjectId
 
 from documents.errors import DomainError, ErrorCode
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.ledger import (
     AccountBalance,
     Entry,
@@ -30,7 +30,7 @@ from resolvers.payments.report import Finding
 from tests.support.payments.ledger import fund_wallet, pay, post, usd, withdraw
 
 PROVIDER = ObjectId()
-WALLET = accounts.wallet(PROVIDER)
+WALLET = ledger_accounts.wallet(PROVIDER)
 
 
 @dataclass
@@ -82,30 +82,34 @@ def _next_movement(model: Model, step: int) -> Movement | None:
         fee = price.basis_points(rng.choice([0, 500, 1000]))
         model.escrows.append((escrow, payer, provider, currency))
         entries = [
-            Entry(account=accounts.funding(payer), currency=currency, amount=-(price + fee).amount),
-            Entry(account=accounts.escrow(escrow), currency=currency, amount=price.amount),
+            Entry(
+                account=ledger_accounts.funding(payer),
+                currency=currency,
+                amount=-(price + fee).amount,
+            ),
+            Entry(account=ledger_accounts.escrow(escrow), currency=currency, amount=price.amount),
         ]
         if fee.amount:
-            revenue = accounts.platform_revenue()
+            revenue = ledger_accounts.platform_revenue()
             entries.append(Entry(account=revenue, currency=currency, amount=fee.amount))
         return Movement(key, MovementKind.PAYMENT_RECEIVED, entries, {Ref.ESCROW: escrow})
     escrow, payer, provider, currency = rng.choice(model.escrows)
-    held = model.held(accounts.escrow(escrow), currency)
-    wallet, in_flight = accounts.wallet(provider), accounts.payout_in_flight(provider)
+    held = model.held(ledger_accounts.escrow(escrow), currency)
+    wallet, in_flight = ledger_accounts.wallet(provider), ledger_accounts.payout_in_flight(provider)
     if choice == "release" and held:
         commission = Money(amount=held, currency=currency).basis_points(1500).amount
         entries = [
-            Entry(account=accounts.escrow(escrow), currency=currency, amount=-held),
+            Entry(account=ledger_accounts.escrow(escrow), currency=currency, amount=-held),
             Entry(account=wallet, currency=currency, amount=held - commission),
         ]
         if commission:
-            revenue = accounts.platform_revenue()
+            revenue = ledger_accounts.platform_revenue()
             entries.append(Entry(account=revenue, currency=currency, amount=commission))
         return Movement(key, MovementKind.ESCROW_RELEASED, entries, {Ref.ESCROW: escrow})
     if choice == "refund":
         # Now and then more than the escrow still holds.
         amount = Money(amount=rng.randint(1, held + 50), currency=currency)
-        entries = transfer(accounts.escrow(escrow), accounts.funding(payer), amount)
+        entries = transfer(ledger_accounts.escrow(escrow), ledger_accounts.funding(payer), amount)
         return Movement(key, MovementKind.REFUND, entries, {Ref.ESCROW: escrow})
     if choice == "withdraw":
         amount = Money(amount=rng.randint(1, model.held(wallet, currency) + 100), currency=currency)
@@ -114,12 +118,14 @@ def _next_movement(model: Model, step: int) -> Movement | None:
     if choice == "settle" and model.held(in_flight, currency):
         amount = Money(amount=model.held(in_flight, currency), currency=currency)
         paid = rng.random() < 0.7
-        target = accounts.paid_out(provider) if paid else wallet
+        target = ledger_accounts.paid_out(provider) if paid else wallet
         kind = MovementKind.PAYOUT_PAID if paid else MovementKind.PAYOUT_FAILED
         return Movement(key, kind, transfer(in_flight, target, amount), {Ref.GATEWAY: f"po_{step}"})
     if choice == "fee":
         amount = Money(amount=rng.randint(1, 400), currency=currency)
-        entries = transfer(accounts.platform_revenue(), accounts.gateway_fees(), amount)
+        entries = transfer(
+            ledger_accounts.platform_revenue(), ledger_accounts.gateway_fees(), amount
+        )
         return Movement(key, MovementKind.GATEWAY_FEE, entries, {Ref.GATEWAY: f"ch_{step}"})
     return None
 
@@ -167,7 +173,7 @@ async def test_verify_is_clean_after_a_random_run_of_concurrent_postings() -> No
         assert await ledger.balance(account, currency) == Money(amount=held, currency=currency)
     for currency in CURRENCIES:
         assert sum(v for (_, c), v in model.balances.items() if c == currency) == 0
-    shards = await AccountBalance.find({"account": accounts.platform_revenue()}).to_list()
+    shards = await AccountBalance.find({"account": ledger_accounts.platform_revenue()}).to_list()
     assert len({s.shard for s in shards}) > 1
 
     result = await verify()
@@ -205,7 +211,7 @@ async def test_verify_reports_a_negative_wallet_and_a_balance_without_entries() 
     await _one_payment_and_a_wallet()
     balances = AccountBalance.get_pymongo_collection()
     await balances.update_one({"_id": balance_id(WALLET, "USD", 0)}, {"$set": {"balance": -5}})
-    stray = accounts.escrow(ObjectId())
+    stray = ledger_accounts.escrow(ObjectId())
     await balances.insert_one(
         {
             "_id": balance_id(stray, "USD", 0),
@@ -228,7 +234,7 @@ async def test_verify_reports_a_negative_wallet_and_a_balance_without_entries() 
 async def test_verify_reports_a_transaction_changed_after_it_was_posted() -> None:
     payment, escrow = await _one_payment_and_a_wallet()
     transactions = LedgerTransaction.get_pymongo_collection()
-    escrow_account = accounts.escrow(escrow)
+    escrow_account = ledger_accounts.escrow(escrow)
     await transactions.update_one(
         {"_id": payment.id, "entries.account": escrow_account},
         {"$set": {"entries.$[e].amount": 10_001}},
@@ -258,7 +264,7 @@ async def test_verify_reports_a_balanced_transaction_whose_content_changed() -> 
 async def test_verify_reports_a_transaction_that_is_not_one_post_would_accept() -> None:
     payment, escrow = await _one_payment_and_a_wallet()
     transactions = LedgerTransaction.get_pymongo_collection()
-    escrow_account = accounts.escrow(escrow)
+    escrow_account = ledger_accounts.escrow(escrow)
     await transactions.update_one(
         {"_id": payment.id},
         {"$set": {"entries.$[e].amount": 10_000.0}},

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from beanie import PydanticObjectId
 
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow
 from documents.payments.ledger import MovementKind, Ref, transfer
 from documents.payments.payouts import Withdrawal, WithdrawalStatus
@@ -252,7 +252,9 @@ async def test_gigql_reconcile_against_stripe_as_a_process(
     await post(
         f"withdrawal:{withdrawal.id}:request",
         MovementKind.PAYOUT_REQUESTED,
-        transfer(accounts.wallet(provider), accounts.payout_in_flight(provider), usd(2000)),
+        transfer(
+            ledger_accounts.wallet(provider), ledger_accounts.payout_in_flight(provider), usd(2000)
+        ),
         {Ref.PAYOUT: withdrawal.id},
     )
     made = await stripe_gateway.create_payout(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from documents.events import DomainEvent, EventKind
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus
 from documents.payments.ledger import MovementKind
 from documents.payments.webhooks import WebhookEvent, WebhookStatus
@@ -156,7 +156,7 @@ async def test_a_transfer_reversal_moves_the_money_back_into_a_frozen_escrow(
     escrow = await released(client, runtime)
     assert escrow.id is not None and escrow.transfer_id is not None and escrow.release is not None
     share = escrow.release.to_provider.amount
-    wallet = accounts.wallet(escrow.provider_id)
+    wallet = ledger_accounts.wallet(escrow.provider_id)
     assert await balance(wallet) == share
 
     await runtime.services.payments.reverse_transfer(
@@ -170,7 +170,7 @@ async def test_a_transfer_reversal_moves_the_money_back_into_a_frozen_escrow(
     frozen = await stored_escrow(global_id(escrow))
     assert frozen.status is EscrowStatus.DISPUTED and frozen.transfer_reversed.amount == 4000
     assert await balance(wallet) == share - 4000
-    assert await balance(accounts.escrow(escrow.id)) == 4000
+    assert await balance(ledger_accounts.escrow(escrow.id)) == 4000
     assert await postings(frozen, MovementKind.ADJUSTMENT) == 1
     told = await kinds_told(frozen, EventKind.ESCROW_TRANSFER_REVERSED)
     assert told == [sorted(frozen.participants)]
@@ -183,7 +183,7 @@ async def test_a_transfer_reversal_moves_the_money_back_into_a_frozen_escrow(
     emptied = await stored_escrow(global_id(escrow))
     assert emptied.transfer_reversed.amount == share
     assert await balance(wallet) == 0
-    assert await balance(accounts.escrow(escrow.id)) == share
+    assert await balance(ledger_accounts.escrow(escrow.id)) == share
     assert await postings(emptied, MovementKind.ADJUSTMENT) == 2
     await assert_ledger_clean()
 
@@ -195,7 +195,7 @@ async def test_the_transfer_of_a_second_release_is_reversed_from_zero(
     reversal of that one is counted from nothing reversed, not from the first's."""
     escrow = await released(client, runtime)
     assert escrow.id is not None and escrow.transfer_id is not None
-    wallet = accounts.wallet(escrow.provider_id)
+    wallet = ledger_accounts.wallet(escrow.provider_id)
     payments = runtime.services.payments
     await payments.reverse_transfer(escrow.transfer_id, amount=4000, idempotency_key=new_key("r"))
     await sandbox(runtime).drain()
@@ -215,7 +215,7 @@ async def test_the_transfer_of_a_second_release_is_reversed_from_zero(
     frozen = await stored_escrow(global_id(escrow))
     assert frozen.status is EscrowStatus.DISPUTED and frozen.transfer_reversed.amount == 2000
     assert await balance(wallet) == before - 2000
-    assert await balance(accounts.escrow(escrow.id)) == 2000
+    assert await balance(ledger_accounts.escrow(escrow.id)) == 2000
     assert await postings(frozen, MovementKind.ADJUSTMENT) == 2
     await assert_ledger_clean()
 
@@ -228,7 +228,7 @@ async def test_a_reversal_of_an_earlier_release_is_rejected_for_an_admin(
     with what differed (an alert) for an admin to settle."""
     escrow = await released(client, runtime)
     assert escrow.id is not None and escrow.transfer_id is not None
-    wallet = accounts.wallet(escrow.provider_id)
+    wallet = ledger_accounts.wallet(escrow.provider_id)
     payments = runtime.services.payments
     await payments.reverse_transfer(escrow.transfer_id, amount=2000, idempotency_key=new_key("r"))
     await sandbox(runtime).drain()
@@ -259,9 +259,9 @@ async def test_a_reversed_transfer_released_again_pays_no_second_commission(
     gets back exactly what was reversed: the commission was taken the first time."""
     escrow = await released(client, runtime)
     assert escrow.id is not None and escrow.transfer_id is not None
-    wallet = accounts.wallet(escrow.provider_id)
+    wallet = ledger_accounts.wallet(escrow.provider_id)
     paid_out = await balance(wallet)
-    revenue = accounts.platform_revenue()
+    revenue = ledger_accounts.platform_revenue()
     revenue_before = await balance(revenue)
     await runtime.services.payments.reverse_transfer(
         escrow.transfer_id, amount=4000, idempotency_key=new_key("r")
@@ -315,7 +315,7 @@ async def test_an_authorisation_is_captured_when_released(
     captured = await runtime.services.payments.retrieve_payment_intent(intent_id)
     assert captured.status == "succeeded"
     assert await postings(escrow, MovementKind.PAYMENT_RECEIVED) == 1
-    assert await balance(accounts.wallet(escrow.provider_id)) == 8999 - 900
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == 8999 - 900
     await assert_ledger_clean()
 
 
@@ -336,7 +336,7 @@ async def test_a_full_refund_of_an_authorisation_lets_it_go_uncaptured(
     )
     refunds = [r async for r in listed]
     assert refunds == []
-    assert await balance(accounts.funding(escrow.payer_id)) == 0
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == 0
     await assert_ledger_clean()
 
 
@@ -352,7 +352,7 @@ async def test_a_partial_refund_of_an_authorisation_captures_it_first(
     intent = await runtime.services.payments.retrieve_payment_intent(escrow.payment_intent_id or "")
     assert intent.status == "succeeded"
     assert escrow.refunds[0].refund_id is not None
-    assert await balance(accounts.funding(escrow.payer_id)) == -(9899 - 4950)
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == -(9899 - 4950)
     await assert_ledger_clean()
 
 
@@ -380,7 +380,7 @@ async def test_refunds_made_in_the_dashboard_are_recorded_from_charge_refunded(
         (charged - 3000, True),
     ]
     assert await postings(refunded, MovementKind.REFUND) == 2
-    assert await balance(accounts.funding(refunded.payer_id)) == 0
+    assert await balance(ledger_accounts.funding(refunded.payer_id)) == 0
     await assert_ledger_clean()
 
 

@@ -14,7 +14,7 @@ from bson import ObjectId
 
 from documents.clock import utcnow
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus, RefundStatus
 from documents.payments.ledger import MovementKind
 from documents.payments.webhooks import WebhookEvent, WebhookStatus
@@ -119,7 +119,7 @@ async def test_a_signed_payment_that_differs_from_the_escrow_changes_nothing(
     assert after.status is EscrowStatus.AWAITING_PAYMENT and after.history == escrow.history
     assert after.payment_intent_id == escrow.payment_intent_id and after.charge_id is None
     assert await postings(after, MovementKind.PAYMENT_RECEIVED) == 0
-    assert await balance(accounts.funding(escrow.payer_id)) == 0
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == 0
     alerts = [r for r in caplog.records if getattr(r, "alert", None) == MISMATCH_ALERT]
     assert [r.levelno for r in alerts] == [logging.ERROR] * len(rejected)
     assert [getattr(r, "event_id", None) for r in alerts] == rejected
@@ -271,7 +271,7 @@ async def test_a_charge_refunded_that_differs_records_no_refund(
     assert after.status is EscrowStatus.HELD and after.refunded.amount == 0
     assert after.refunds == [] and after.history == escrow.history
     assert await postings(after, MovementKind.REFUND) == 0
-    assert await balance(accounts.funding(escrow.payer_id)) == -charged
+    assert await balance(ledger_accounts.funding(escrow.payer_id)) == -charged
     await assert_listed_for_admins(client, runtime, rejected)
 
     await delivered(client, runtime.services, "charge.refunded", charge(escrow, 3000))
@@ -381,7 +381,7 @@ async def test_a_transfer_created_that_differs_from_the_claimed_release_records_
     after = await stored_escrow(global_id(escrow))
     assert after.status is EscrowStatus.RELEASING and after.transfer_id is None
     assert await postings(after, MovementKind.ESCROW_RELEASED) == 0
-    assert await balance(accounts.wallet(escrow.provider_id)) == 0
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == 0
     await assert_listed_for_admins(client, runtime, rejected)
 
     # The release's transfer is made at the gateway, and its recording lost: its event,
@@ -398,7 +398,7 @@ async def test_a_transfer_created_that_differs_from_the_claimed_release_records_
     await sandbox(runtime).drain()
     recorded = await stored_escrow(global_id(escrow))
     assert recorded.status is EscrowStatus.RELEASED and recorded.transfer_id == made.id
-    assert await balance(accounts.wallet(escrow.provider_id)) == share.amount
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == share.amount
     await assert_ledger_clean()
 
 
@@ -429,14 +429,14 @@ async def test_a_transfer_reversal_that_differs_takes_nothing_from_the_wallet(
     after = await stored_escrow(global_id(escrow))
     assert after.status is EscrowStatus.RELEASED and after.transfer_reversed.amount == 0
     assert await postings(after, MovementKind.ADJUSTMENT) == 0
-    assert await balance(accounts.wallet(escrow.provider_id)) == share
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == share
     await assert_listed_for_admins(client, runtime, rejected)
 
     await delivered(client, runtime.services, "transfer.reversed", genuine)
     frozen = await stored_escrow(global_id(escrow))
     assert frozen.status is EscrowStatus.DISPUTED and frozen.transfer_reversed.amount == 4000
-    assert await balance(accounts.wallet(escrow.provider_id)) == share - 4000
-    assert await balance(accounts.escrow(escrow.id)) == 4000
+    assert await balance(ledger_accounts.wallet(escrow.provider_id)) == share - 4000
+    assert await balance(ledger_accounts.escrow(escrow.id)) == 4000
     await assert_ledger_clean()
 
 
@@ -467,7 +467,7 @@ async def test_a_chargeback_that_differs_from_the_payment_posts_nothing(
     after = await stored_escrow(global_id(escrow))
     assert after.status is EscrowStatus.HELD and after.history == escrow.history
     assert await postings(after, MovementKind.DISPUTE_OPENED) == 0
-    assert await balance(accounts.chargeback(escrow.id)) == 0
+    assert await balance(ledger_accounts.chargeback(escrow.id)) == 0
 
     opened = await delivered(client, runtime.services, "charge.dispute.created", chargeback(escrow))
     assert (await stored(opened)).status is WebhookStatus.PROCESSED
@@ -486,5 +486,5 @@ async def test_a_chargeback_that_differs_from_the_payment_posts_nothing(
     await delivered(client, runtime.services, "charge.dispute.closed", lost)
     assert await postings(after, MovementKind.DISPUTE_OPENED) == 1
     assert await postings(after, MovementKind.DISPUTE_LOST) == 1
-    assert await balance(accounts.chargeback(escrow.id)) == 0
+    assert await balance(ledger_accounts.chargeback(escrow.id)) == 0
     await assert_ledger_clean()

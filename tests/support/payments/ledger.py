@@ -8,7 +8,7 @@ from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from documents.money import Money
-from documents.payments import ledger_accounts as accounts
+from documents.payments import ledger_accounts
 from documents.payments.ledger import (
     AccountBalance,
     Entry,
@@ -42,12 +42,14 @@ def payment_entries(payer: ObjectId, escrow: ObjectId, price: Money, fee: Money)
     """The customer pays the price into escrow and the service fee (if any) to the platform."""
     currency = price.currency
     entries = [
-        Entry(account=accounts.funding(payer), currency=currency, amount=-(price + fee).amount),
-        Entry(account=accounts.escrow(escrow), currency=currency, amount=price.amount),
+        Entry(
+            account=ledger_accounts.funding(payer), currency=currency, amount=-(price + fee).amount
+        ),
+        Entry(account=ledger_accounts.escrow(escrow), currency=currency, amount=price.amount),
     ]
     if fee.amount:
         entries.append(
-            Entry(account=accounts.platform_revenue(), currency=currency, amount=fee.amount)
+            Entry(account=ledger_accounts.platform_revenue(), currency=currency, amount=fee.amount)
         )
     return entries
 
@@ -68,7 +70,7 @@ async def fund_wallet(provider: ObjectId, amount: Money) -> ObjectId:
     await post(
         f"escrow:{escrow}:released",
         MovementKind.ESCROW_RELEASED,
-        transfer(accounts.escrow(escrow), accounts.wallet(provider), amount),
+        transfer(ledger_accounts.escrow(escrow), ledger_accounts.wallet(provider), amount),
         {Ref.ESCROW: escrow},
     )
     return escrow
@@ -78,7 +80,9 @@ async def withdraw(provider: ObjectId, key: str, amount: Money) -> LedgerTransac
     return await post(
         key,
         MovementKind.PAYOUT_REQUESTED,
-        transfer(accounts.wallet(provider), accounts.payout_in_flight(provider), amount),
+        transfer(
+            ledger_accounts.wallet(provider), ledger_accounts.payout_in_flight(provider), amount
+        ),
         {Ref.PAYOUT: key},
     )
 
