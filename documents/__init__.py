@@ -15,6 +15,9 @@ from documents.marketplace.offers import Offer
 from documents.marketplace.packages import ServicePackage
 from documents.marketplace.reviews import Review
 from documents.marketplace.tasks import Task
+from documents.notifications.deliveries import Delivery
+from documents.notifications.preferences import NotificationPreferences
+from documents.notifications.scheduled import ScheduledMessage
 from documents.payments.disputes import Dispute
 from documents.payments.escrow import Escrow
 from documents.payments.ledger import AccountBalance, LedgerTransaction
@@ -46,4 +49,7 @@ ALL_DOCUMENTS: list[type[Document]] = [
     WebhookEvent,
     Escrow,
     Dispute,
+    Delivery,
+    NotificationPreferences,
+    ScheduledMessage,
 ]

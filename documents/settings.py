@@ -67,6 +67,12 @@ class Settings(BaseSettings):
 
     # Links in e-mails point at the front end, which calls back with the token.
     app_url: str = "http://localhost:3000"
+    marketplace_name: str = Field("gigql", min_length=1, max_length=60, pattern=r"^[^\r\n]+$")
+    """How mails, SMS and push messages sign."""
+
+    # Notifications beyond the app (resolvers/notifications)
+    notification_send_interval: timedelta = Field(timedelta(seconds=5), gt=timedelta(0))
+    """How often each instance looks for deliveries due in the outbox."""
 
     # Tokens
     jwt_secret: SecretStr | None = None

@@ -26,12 +26,20 @@ class Mail:
     to: str
     subject: str
     text: str
-    """Plain text; no message carries HTML."""
+    """The plain-text part; every mail has one."""
+    html: str | None = None
+    """An HTML alternative, for notifications (account mails are plain text only)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """More header fields: Message-ID, List-Unsubscribe and List-Unsubscribe-Post."""
 
     def __post_init__(self) -> None:
         # Header values: a line break in one would start a header of its own.
-        if any(c in value for value in (self.to, self.subject) for c in "\r\n"):
+        values = (self.to, self.subject, *(v for pair in self.headers for v in pair))
+        if any(c in value for value in values for c in "\r\n"):
             raise ValueError("a mail header value must be one line")
+
+    def header(self, name: str) -> str | None:
+        return next((value for key, value in self.headers if key.lower() == name.lower()), None)
 
 
 class Mailer(Protocol):
@@ -88,7 +96,11 @@ class SmtpMailer:
         message["From"] = self._config.sender
         message["To"] = mail.to
         message["Subject"] = mail.subject
+        for name, value in mail.headers:
+            message[name] = value
         message.set_content(mail.text)
+        if mail.html is not None:
+            message.add_alternative(mail.html, subtype="html")
         # smtplib blocks; a thread keeps the event loop free.
         await asyncio.to_thread(self._deliver, message)
 

@@ -22,6 +22,8 @@ from documents.settings import Settings
 from integrations.mail import ConsoleMailer, Mailer, MemoryMailer, Postman, SmtpConfig, SmtpMailer
 from integrations.payments.factory import gateway_from_settings
 from integrations.payments.gateway import PaymentGateway
+from integrations.push import LogPush, PushSender
+from integrations.sms import LogSms, SmsSender
 from realtime.broker import Broker, InProcessBroker, RedisBroker
 from resolvers.accounts.auth.passwords import Passwords
 from resolvers.accounts.auth.tokens import AccessTokens
@@ -61,6 +63,14 @@ def jwt_secret(settings: Settings) -> str:
     if not create_private(path, secrets.token_urlsafe(48)):
         tighten(path)
     return path.read_text().strip()
+
+
+def create_sms(settings: Settings) -> SmsSender:
+    return LogSms()
+
+
+def create_push(settings: Settings) -> PushSender:
+    return LogPush()
 
 
 def create_mailer(settings: Settings) -> Mailer:
@@ -151,6 +161,8 @@ def make_services(
             settings.access_token_ttl,
         ),
         postman=postman,
+        sms=create_sms(settings),
+        push=create_push(settings),
         broker=broker,
         payments=payments,
         cursors=CursorKey(jwt_secret(settings)),

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from documents.settings import Settings
 from integrations.mail import Postman
 from integrations.payments.gateway import PaymentGateway
+from integrations.push import PushSender
+from integrations.sms import SmsSender
 from realtime.broker import Broker
 from resolvers.accounts.auth.passwords import Passwords
 from resolvers.accounts.auth.tokens import AccessTokens
@@ -27,6 +29,8 @@ class Services:
     passwords: Passwords
     tokens: AccessTokens
     postman: Postman
+    sms: SmsSender
+    push: PushSender
     broker: Broker
     payments: PaymentGateway
     cursors: CursorKey

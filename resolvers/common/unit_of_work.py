@@ -28,6 +28,7 @@ from documents.transactions import run_in_transaction
 from realtime.broker import Broker
 from realtime.topics import booking_topic, task_topic, user_topic
 from resolvers.common.services import Services
+from resolvers.notifications import outbox
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,8 @@ class UnitOfWork:
         ]
         if notifications:
             await Notification.insert_many(notifications, session=self.session)
+        # What people hear beyond the app, in the outbox, committed with the change.
+        await outbox.plan(self.session, outbox.from_events(self.events, self._titles))
 
 
 async def transact(services: Services, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:

@@ -109,6 +109,7 @@ def notify(
         booking_id=escrow.booking_id,
         escrow_id=escrow.id,
         status=escrow.status.value,
+        payer_id=escrow.payer_id,
         **data,
     )
 

@@ -1,0 +1,101 @@
+"""Sending one claimed delivery on its channel, as the person's choices stand now.
+
+A delivery is sent as of the moment it goes out: to a person whose account still
+exists, on a channel they still receive that kind on, outside their quiet hours (SMS and
+push wait for the end of them, e-mail only if they asked), and only while it still means
+something. Whatever stops it ends it as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from documents.accounts.users import User, UserStatus
+from documents.clock import utcnow
+from documents.notifications.catalogue import Channel
+from documents.notifications.deliveries import Delivery, DeliveryStatus
+from documents.notifications.preferences import NotificationPreferences
+from integrations.mail import Mail
+from integrations.push import PushTarget, SubscriptionGone
+from resolvers.common.services import Services
+from resolvers.notifications import outbox
+from resolvers.notifications.messages import Message, compose
+
+BATCH = 50
+"""Deliveries one run of `send_due` handles at most, so that a run ends soon."""
+
+
+async def send_due(services: Services, now: datetime | None = None) -> int:
+    """Send what is due, one claimed delivery at a time; returns how many were handled."""
+    handled = 0
+    while handled < BATCH:
+        moment = now or utcnow()
+        delivery = await outbox.claim(moment)
+        if delivery is None:
+            break
+        try:
+            await send(services, delivery, moment)
+        except Exception as error:  # the channel's failure is the delivery's, not the job's
+            await outbox.failed(delivery, f"{type(error).__name__}: {error}", moment)
+        handled += 1
+    return handled
+
+
+async def send(services: Services, delivery: Delivery, now: datetime) -> None:
+    user = await User.get(delivery.user_id)
+    if user is None or user.status is not UserStatus.ACTIVE or not user.email:
+        await outbox.finish(delivery, DeliveryStatus.SKIPPED, reason="the account is not active")
+        return
+    preferences = await NotificationPreferences.find_one(
+        NotificationPreferences.user_id == delivery.user_id
+    ) or NotificationPreferences(user_id=delivery.user_id)
+    if delivery.channel not in preferences.channels(delivery.kind):
+        await outbox.finish(delivery, DeliveryStatus.SKIPPED, reason="turned off")
+        return
+    quiet = preferences.quiet_hours
+    waits = delivery.channel is not Channel.EMAIL or (quiet is not None and quiet.email_waits)
+    if quiet is not None and waits and quiet.covers(now):
+        await outbox.postpone(delivery, quiet.ends_after(now))
+        return
+    message = compose(
+        delivery,
+        app_url=services.settings.app_url,
+        marketplace=services.settings.marketplace_name,
+    )
+    if delivery.channel is Channel.EMAIL:
+        await services.postman.mailer.send(_mail(user.email, delivery, message))
+    elif delivery.channel is Channel.SMS:
+        assert preferences.phone is not None  # reachable by SMS: a verified number
+        await services.sms.send(preferences.phone.number, message.sms, delivery.key)
+    else:
+        await _push(services, preferences, delivery, message)
+    await outbox.finish(delivery, DeliveryStatus.SENT, sent_at=now)
+
+
+def _mail(to: str, delivery: Delivery, message: Message) -> Mail:
+    return Mail(
+        to=to,
+        subject=message.subject,
+        text=message.text,
+        html=message.html,
+        headers=(("Message-ID", f"<{delivery.key.replace(':', '.')}@gigql>"),),
+    )
+
+
+async def _push(
+    services: Services, preferences: NotificationPreferences, delivery: Delivery, message: Message
+) -> None:
+    """To every browser the person subscribed; a subscription the push service says is
+    gone is dropped."""
+    gone = []
+    for subscription in preferences.push_subscriptions:
+        target = PushTarget(subscription.endpoint, subscription.p256dh, subscription.auth)
+        try:
+            await services.push.send(target, message.push, delivery.key)
+        except SubscriptionGone:
+            gone.append(subscription.endpoint)
+    if gone:
+        await NotificationPreferences.get_pymongo_collection().update_one(
+            {"user_id": delivery.user_id},
+            {"$pull": {"push_subscriptions": {"endpoint": {"$in": gone}}}},
+        )
