@@ -40,6 +40,7 @@ from schema.marketplace.reviews import ReviewMutation, ReviewQuery
 from schema.marketplace.task_actions import TaskMutation
 from schema.marketplace.tasks import TaskQueryRoot
 from schema.marketplace.terms import MarketplaceQuery
+from schema.notifications.admin import NotificationAdminMutation, NotificationAdminQuery
 from schema.notifications.inbox import NotificationMutation, NotificationQuery
 from schema.notifications.live import LiveSubscription
 from schema.payments.admin_escrows import AdminEscrowsMutation, AdminEscrowsQuery
@@ -62,6 +63,7 @@ Query = merge_types(
         ChatQuery,
         AdminQuery,
         AdminPaymentsQuery,
+        NotificationAdminQuery,
         AdminEscrowsQuery,
         DisputeQuery,
         ConnectQuery,
@@ -84,6 +86,7 @@ Mutation = merge_types(
         ChatMutation,
         AdminMutation,
         AdminPaymentsMutation,
+        NotificationAdminMutation,
         AdminEscrowsMutation,
         DisputeMutation,
         ConnectMutation,

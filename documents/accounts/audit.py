@@ -42,6 +42,7 @@ class AuditKind(StrEnum):
     USER_SUSPENDED = "user_suspended"
     USER_REINSTATED = "user_reinstated"
     WEBHOOK_EVENT_RETRIED = "webhook_event_retried"
+    NOTIFICATION_DELIVERY_RETRIED = "notification_delivery_retried"
     DISPUTE_RESOLVED = "dispute_resolved"
     ESCROW_RELEASED_BY_ADMIN = "escrow_released_by_admin"
     ESCROW_REFUNDED_BY_ADMIN = "escrow_refunded_by_admin"
