@@ -24,7 +24,6 @@ class NotificationKind(StrEnum):
     DIRECT_OFFER_RECEIVED = "direct_offer_received"
     OFFER_ACCEPTED = "offer_accepted"
     OFFER_REJECTED = "offer_rejected"
-    TASK_ASSIGNED = "task_assigned"
     WORK_SUBMITTED = "work_submitted"
     CHANGES_REQUESTED = "changes_requested"
     TASK_COMPLETED = "task_completed"
@@ -73,9 +72,8 @@ K = NotificationKind
 CATALOGUE: dict[NotificationKind, Spec] = {
     K.OFFER_RECEIVED: spec("the poster", E, P),
     K.DIRECT_OFFER_RECEIVED: spec("the tasker offered a task directly", E, P),
-    K.OFFER_ACCEPTED: spec("whoever made the offer", E, P),
+    K.OFFER_ACCEPTED: spec("whoever made the offer: the task is now assigned", E, P),
     K.OFFER_REJECTED: spec("whoever made the offer", E),
-    K.TASK_ASSIGNED: spec("the poster, when a tasker accepts a direct offer", E, P),
     K.WORK_SUBMITTED: spec("the poster", E, P),
     K.CHANGES_REQUESTED: spec("the tasker", E, P),
     K.TASK_COMPLETED: spec("the tasker", E, P),

@@ -35,10 +35,7 @@ def _offer_received(event: DomainEvent, person: ObjectId) -> K:
 
 def _task_moved(event: DomainEvent, person: ObjectId) -> K | None:
     status, previous = event.data.get("status"), event.data.get("previous")
-    if status == "assigned":
-        # An offer accepted tells its maker as OFFER_ACCEPTED; only a direct offer accepted
-        # by the tasker assigns the task to someone the poster did not just choose.
-        return K.TASK_ASSIGNED if event.data.get("direct") else None
+    # An assignment is told as its offer's acceptance (OFFER_ACCEPTED), to the same person.
     if status == "submitted":
         return K.WORK_SUBMITTED
     if status == "in_progress" and previous == "submitted":
