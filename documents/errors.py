@@ -49,6 +49,9 @@ class ErrorCode(Enum):
     TOO_MANY_PENDING = "TOO_MANY_PENDING"
     """The customer has as many booking requests waiting for an answer as one may
     (GIGQL_MAX_PENDING_BOOKINGS): nothing was booked."""
+    NOTIFICATION_REQUIRED = "NOTIFICATION_REQUIRED"
+    """The notification cannot be turned off on its default channels (security messages,
+    payment receipts); nothing was changed."""
     # Money
     PAYMENT_REQUIRED = "PAYMENT_REQUIRED"
     """The deal's payment has not been received: work does not start, get handed in or

@@ -70,9 +70,17 @@ class Settings(BaseSettings):
     marketplace_name: str = Field("gigql", min_length=1, max_length=60, pattern=r"^[^\r\n]+$")
     """How mails, SMS and push messages sign."""
 
+    # Links to the API itself (one-click unsubscribe) point at where it is served.
+    public_url: str = "http://127.0.0.1:8000"
+    """The address people reach this API at, behind any proxy (scheme, host and any path
+    prefix); links in e-mails that the API answers itself are built on it."""
+
     # Notifications beyond the app (resolvers/notifications)
     notification_send_interval: timedelta = Field(timedelta(seconds=5), gt=timedelta(0))
     """How often each instance looks for deliveries due in the outbox."""
+    unsubscribe_link_version: int = Field(1, ge=1)
+    """The key version unsubscribe links are signed with; raising it ends every link
+    mailed before (a new GIGQL_JWT_SECRET ends them too)."""
 
     # Tokens
     jwt_secret: SecretStr | None = None
@@ -241,6 +249,17 @@ class Settings(BaseSettings):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("GIGQL_APP_URL must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        # Unsubscribe links are this plus a path and a query of their own.
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("GIGQL_PUBLIC_URL must be an absolute http(s) URL")
+        if "?" in value or "#" in value:
+            raise ValueError("GIGQL_PUBLIC_URL must have no query or fragment")
         return value.rstrip("/")
 
     @field_validator("currencies", mode="after")

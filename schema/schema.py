@@ -43,6 +43,10 @@ from schema.marketplace.terms import MarketplaceQuery
 from schema.notifications.admin import NotificationAdminMutation, NotificationAdminQuery
 from schema.notifications.inbox import NotificationMutation, NotificationQuery
 from schema.notifications.live import LiveSubscription
+from schema.notifications.preferences import (
+    NotificationPreferencesMutation,
+    NotificationPreferencesQuery,
+)
 from schema.payments.admin_escrows import AdminEscrowsMutation, AdminEscrowsQuery
 from schema.payments.admin_payments import AdminPaymentsMutation, AdminPaymentsQuery
 from schema.payments.connect import ConnectMutation, ConnectQuery
@@ -60,6 +64,7 @@ Query = merge_types(
         BookingQuery,
         ReviewQuery,
         NotificationQuery,
+        NotificationPreferencesQuery,
         ChatQuery,
         AdminQuery,
         AdminPaymentsQuery,
@@ -83,6 +88,7 @@ Mutation = merge_types(
         BookingMutation,
         ReviewMutation,
         NotificationMutation,
+        NotificationPreferencesMutation,
         ChatMutation,
         AdminMutation,
         AdminPaymentsMutation,

@@ -13,12 +13,14 @@ from starlette.routing import Route, WebSocketRoute
 
 from documents.settings import Settings
 from realtime.going_away import close_before_sigterm
+from resolvers.notifications.unsubscribe import PATH as UNSUBSCRIBE_PATH
 from schema.common.rate_limits import RateLimits
 from schema.schema import build_schema
 from server import background, sandbox_pages
 from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from server.notifications.unsubscribe_page import unsubscribe_page
 from server.runtime import Runtime, open_runtime
 from server.webhook_route import stripe_webhook
 
@@ -66,6 +68,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+            Route(UNSUBSCRIBE_PATH, unsubscribe_page, methods=["GET", "POST"]),
             *sandbox_pages.routes(settings),  # none with a Stripe key
         ],
         middleware=[

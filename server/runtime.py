@@ -31,6 +31,7 @@ from resolvers.common.cursors import CursorKey
 from resolvers.common.services import Services
 from resolvers.common.validation import PriceRules
 from resolvers.marketplace.deal_terms import DealTerms, cancellation_policy
+from resolvers.notifications.unsubscribe import UnsubscribeLinks
 from resolvers.payments.fees import FeePolicy
 from resolvers.payments.webhooks.inbox import receive
 from server.private_files import create_private, private_folder, tighten
@@ -166,6 +167,9 @@ def make_services(
         broker=broker,
         payments=payments,
         cursors=CursorKey(jwt_secret(settings)),
+        unsubscribe_links=UnsubscribeLinks(
+            jwt_secret(settings), settings.public_url, settings.unsubscribe_link_version
+        ),
     )
 
 

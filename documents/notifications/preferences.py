@@ -74,15 +74,20 @@ class NotificationPreferences(Document):
         name = "notification_preferences"
         use_revision = False
         indexes = [IndexModel([("user_id", ASCENDING)], unique=True)]
+        # BSON has no time of day; "HH:MM" reads back as one.
+        bson_encoders = {time: lambda value: value.isoformat(timespec="minutes")}
+
+    def chosen(self, kind: NotificationKind) -> frozenset[Channel]:
+        """The channels this person receives `kind` on as far as choice goes: their choice,
+        else the defaults. A kind that may not be turned off keeps its defaults whatever
+        they chose, and takes any channel they added."""
+        entry = CATALOGUE[kind]
+        choice = frozenset(self.choices.get(kind, entry.default))
+        return choice if entry.optional else entry.default | choice
 
     def channels(self, kind: NotificationKind) -> frozenset[Channel]:
         """The channels `kind` goes out on for this person, where they can be reached."""
-        entry = CATALOGUE[kind]
-        wanted = (
-            entry.default
-            if not entry.optional
-            else frozenset(self.choices.get(kind, entry.default))
-        )
+        wanted = self.chosen(kind)
         reachable = {Channel.EMAIL}
         if self.phone is not None and self.phone.verified_at is not None:
             reachable.add(Channel.SMS)

@@ -15,6 +15,7 @@ from resolvers.accounts.auth.tokens import AccessTokens
 from resolvers.common.cursors import CursorKey
 from resolvers.common.validation import PriceRules
 from resolvers.marketplace.deal_terms import DealTerms
+from resolvers.notifications.unsubscribe import UnsubscribeLinks
 from resolvers.payments.fees import FeePolicy
 
 
@@ -34,6 +35,7 @@ class Services:
     broker: Broker
     payments: PaymentGateway
     cursors: CursorKey
+    unsubscribe_links: UnsubscribeLinks
 
 
 @dataclass(frozen=True, slots=True)

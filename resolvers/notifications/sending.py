@@ -3,7 +3,9 @@
 A delivery is sent as of the moment it goes out: to a person whose account still
 exists, on a channel they still receive that kind on, outside their quiet hours (SMS and
 push wait for the end of them, e-mail only if they asked), and only while it still means
-something. Whatever stops it ends it as skipped, with the reason.
+something. Whatever stops it ends it as skipped, with the reason. A mail of a kind that
+may be turned off carries a one-click unsubscribe link (unsubscribe.py), in its headers
+and its text.
 """
 
 from __future__ import annotations
@@ -57,13 +59,21 @@ async def send(services: Services, delivery: Delivery, now: datetime) -> None:
     if quiet is not None and waits and quiet.covers(now):
         await outbox.postpone(delivery, quiet.ends_after(now))
         return
+    # Only a mail can carry a one-click unsubscribe link (RFC 8058), and only of a kind
+    # that may be turned off.
+    unsubscribe = (
+        services.unsubscribe_links.url(delivery.user_id, delivery.kind)
+        if delivery.channel is Channel.EMAIL
+        else None
+    )
     message = compose(
         delivery,
         app_url=services.settings.app_url,
         marketplace=services.settings.marketplace_name,
+        unsubscribe=unsubscribe,
     )
     if delivery.channel is Channel.EMAIL:
-        await services.postman.mailer.send(_mail(user.email, delivery, message))
+        await services.postman.mailer.send(_mail(user.email, delivery, message, unsubscribe))
     elif delivery.channel is Channel.SMS:
         assert preferences.phone is not None  # reachable by SMS: a verified number
         await services.sms.send(preferences.phone.number, message.sms, delivery.key)
@@ -72,13 +82,20 @@ async def send(services: Services, delivery: Delivery, now: datetime) -> None:
     await outbox.finish(delivery, DeliveryStatus.SENT, sent_at=now)
 
 
-def _mail(to: str, delivery: Delivery, message: Message) -> Mail:
+def _mail(to: str, delivery: Delivery, message: Message, unsubscribe: str | None) -> Mail:
+    headers = [("Message-ID", f"<{delivery.key.replace(':', '.')}@gigql>")]
+    if unsubscribe is not None:
+        # RFC 8058: mail programs show an unsubscribe button that POSTs to the link.
+        headers += [
+            ("List-Unsubscribe", f"<{unsubscribe}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
     return Mail(
         to=to,
         subject=message.subject,
         text=message.text,
         html=message.html,
-        headers=(("Message-ID", f"<{delivery.key.replace(':', '.')}@gigql>"),),
+        headers=tuple(headers),
     )
 
 

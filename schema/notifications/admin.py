@@ -18,11 +18,11 @@ from schema.common.context import Info
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAdmin, allow
 from schema.common.relay import admin_documents, decode_id, requested_page, to_connection
-
-ChannelType = strawberry.enum(Channel, name="NotificationChannel")
-NotificationKindType = strawberry.enum(
-    NotificationKind, name="NotificationKind", description="What a notification is about."
+from schema.notifications.preferences import (  # noqa: F401 # the GraphQL enums of both
+    NotificationChannelType,
+    NotificationKindType,
 )
+
 DeliveryStatusType = strawberry.enum(DeliveryStatus, name="NotificationDeliveryStatus")
 
 

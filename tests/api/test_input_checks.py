@@ -267,6 +267,9 @@ CHECKED_OTHERWISE = {
     "UpdateProviderProfileInput.timeZone": "an IANA time zone",
     "TimeRangeInput.start": "HH:MM",
     "TimeRangeInput.end": "HH:MM",
+    "QuietHoursInput.start": "HH:MM",
+    "QuietHoursInput.end": "HH:MM",
+    "QuietHoursInput.timeZone": "an IANA time zone",
     # Searched for, never stored.
     "TaskFilter.text": "search words",
     "TaskFilter.category": "search filter",

@@ -81,6 +81,7 @@ STATUS_WRITERS = {
     "resolvers/accounts/own_account.py": "a user's status: deleted by its owner",
     "resolvers/payments/withdrawals.py": "withdrawals",
     "resolvers/payments/identity.py": "a profile's identity verification status",
+    "resolvers/notifications/outbox.py": "the outbox's deliveries: sent, skipped, dead, retried",
 }
 """Every module that writes a status, and whose. A deal's status (documents/lifecycles.py)
 is written only by the function that checks its declaration."""

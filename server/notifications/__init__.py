@@ -1,0 +1,1 @@
+"""HTTP side routes of notifications beyond the app: the one-click unsubscribe page."""
