@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 import strawberry
 
 from documents.errors import DomainError, ErrorCode, Problem
+from schema.common.copying import copied
 
 ErrorCodeType = strawberry.enum(
     ErrorCode,
@@ -31,7 +32,7 @@ class UserError:
 
     @classmethod
     def of(cls, problem: Problem) -> UserError:
-        return cls(field=problem.field, code=problem.code, message=problem.message)
+        return copied(cls, problem)
 
 
 @strawberry.interface(description="What every mutation returns.")

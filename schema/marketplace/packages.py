@@ -13,6 +13,7 @@ from documents.marketplace.packages import PackageType, ServicePackage
 from resolvers.marketplace import packages
 from schema.accounts.users import UserNode, user_node
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAuthenticated, allow
 from schema.common.relay import decode_id, object_ids
@@ -38,17 +39,8 @@ class ServicePackageNode(relay.Node):
 
     @classmethod
     def of(cls, package: ServicePackage) -> ServicePackageNode:
-        return cls(
-            id=str(package.id),
-            name=package.name,
-            description=package.description,
-            price=MoneyType.of(package.price),
-            duration_minutes=package.duration_minutes,
-            type=package.type,
-            active=package.active,
-            created_at=package.created_at,
-            updated_at=package.updated_at,
-            doc=package,
+        return copied(
+            cls, package, id=str(package.id), price=MoneyType.of(package.price), doc=package
         )
 
     @classmethod
