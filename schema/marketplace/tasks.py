@@ -17,7 +17,7 @@ from resolvers.accounts.auth.viewer import Viewer
 from resolvers.common.pagination import Page, paginate
 from resolvers.marketplace import task_search
 from resolvers.marketplace.offers import can_see_offer
-from resolvers.marketplace.task_search import TaskQuery, TaskSort
+from resolvers.marketplace.task_search import TaskSort
 from schema.accounts.users import UserNode, user_node
 from schema.common.context import Info
 from schema.common.copying import copied
@@ -271,7 +271,7 @@ def task_connection(page: Page[Task]) -> TaskConnection:
 
 
 @strawberry.type
-class TaskQueryRoot:
+class TaskQuery:
     @strawberry.field(description="Browse and search tasks; open ones unless statuses are given.")
     async def tasks(
         self,
@@ -282,7 +282,7 @@ class TaskQueryRoot:
         sort: TaskSort = TaskSort.NEWEST,
     ) -> TaskConnection:
         given = filter or TaskFilter()
-        query = TaskQuery(
+        query = task_search.TaskQuery(
             text=given.text,
             category=given.category,
             statuses=given.statuses or [TaskStatus.OPEN],
@@ -309,7 +309,7 @@ class TaskQueryRoot:
         after: str | None = None,
     ) -> TaskConnection:
         viewer: Viewer = await info.context.require_viewer()
-        query = TaskQuery(
+        query = task_search.TaskQuery(
             statuses=statuses or list(TaskStatus),
             poster_id=viewer.user_id if role is TaskRole.POSTER else None,
             tasker_id=viewer.user_id if role is TaskRole.TASKER else None,
