@@ -38,7 +38,7 @@ from schema.marketplace.milestone_actions import MilestoneMutation
 from schema.marketplace.packages import PackageMutation
 from schema.marketplace.reviews import ReviewMutation, ReviewQuery
 from schema.marketplace.task_actions import TaskMutation
-from schema.marketplace.tasks import TaskQueryRoot
+from schema.marketplace.tasks import TaskQuery
 from schema.marketplace.terms import MarketplaceQuery
 from schema.notifications.admin import NotificationAdminMutation, NotificationAdminQuery
 from schema.notifications.inbox import NotificationMutation, NotificationQuery
@@ -59,7 +59,7 @@ Query = merge_types(
     (
         NodeQuery,
         UserQuery,
-        TaskQueryRoot,
+        TaskQuery,
         DiscoveryQuery,
         BookingQuery,
         ReviewQuery,

@@ -16,6 +16,7 @@ from resolvers.accounts import admin
 from resolvers.common.pagination import paginate
 from schema.accounts.users import UserNode
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAdmin, allow
 from schema.common.relay import admin_documents, decode_id, requested_page, to_connection
@@ -36,16 +37,7 @@ class AuditEventNode(relay.Node):
 
     @classmethod
     def of(cls, event: AuditEvent) -> AuditEventNode:
-        return cls(
-            id=str(event.id),
-            kind=event.kind,
-            at=event.at,
-            ip=event.ip,
-            user_agent=event.user_agent,
-            request_id=event.request_id,
-            details=JSON(event.details),
-            doc=event,
-        )
+        return copied(cls, event, id=str(event.id), details=JSON(event.details), doc=event)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads

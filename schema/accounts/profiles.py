@@ -26,6 +26,7 @@ from resolvers.accounts.profiles import (
 )
 from resolvers.marketplace.packages import MAX_PACKAGES, may_see_inactive
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.limits import bounded
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAuthenticated, IsOwnerOrAdmin, allow
@@ -94,9 +95,10 @@ class ScheduleExceptionType:
 
     @classmethod
     def of(cls, exception: ScheduleException) -> ScheduleExceptionType:
-        return cls(
+        return copied(
+            cls,
+            exception,
             date=exception.day,
-            kind=exception.kind,
             ranges=[TimeRangeType.of(r) for r in exception.ranges],
         )
 
@@ -108,7 +110,7 @@ class RatingType:
 
     @classmethod
     def of(cls, rating: Rating) -> RatingType:
-        return cls(average=rating.average, count=rating.count)
+        return copied(cls, rating)
 
 
 @strawberry.type(name="ProviderProfile", description="A tasker's public profile.")
@@ -132,20 +134,13 @@ class ProviderProfileType:
 
     @classmethod
     def of(cls, profile: ProviderProfile) -> ProviderProfileType:
-        return cls(
-            bio=profile.bio,
-            skills=profile.skills,
+        return copied(
+            cls,
+            profile,
             years_of_experience=profile.years_experience,
             hourly_rate=MoneyType.maybe(profile.hourly_rate),
-            available=profile.available,
-            service_radius_km=profile.service_radius_km,
-            time_zone=profile.time_zone,
-            identity_verification=profile.identity_verification,
             rating=RatingType.of(profile.rating),
-            completed_jobs=profile.completed_jobs,
             cancellation_count=profile.cancellations,
-            buffer_minutes=profile.buffer_minutes,
-            updated_at=profile.updated_at,
             doc=profile,
         )
 
@@ -219,8 +214,7 @@ class CustomerProfileType:
     )
     def saved_addresses(self) -> list[SavedAddressType] | None:
         return [
-            SavedAddressType(id=a.id, label=a.label, place=PlaceType.of(a.place))
-            for a in self.doc.addresses
+            copied(SavedAddressType, a, place=PlaceType.of(a.place)) for a in self.doc.addresses
         ]
 
     @classmethod

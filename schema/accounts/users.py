@@ -21,6 +21,7 @@ from resolvers.common.inputs import KEEP
 from resolvers.common.pagination import paginate
 from resolvers.marketplace import reviews
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAuthenticated, IsOwnerOrAdmin, MaySeeContacts, allow
 from schema.common.relay import (
@@ -58,9 +59,7 @@ class UserNode(relay.Node):
 
     @classmethod
     def of(cls, user: User) -> UserNode:
-        return cls(
-            id=str(user.id), name=user.name, roles=user.roles, created_at=user.created_at, doc=user
-        )
+        return copied(cls, user, id=str(user.id), doc=user)
 
     @property
     def owner_id(self) -> ObjectId:
@@ -165,14 +164,11 @@ class SessionNode(relay.Node):
 
     @classmethod
     def of(cls, session: Session, current: ObjectId | None) -> SessionNode:
-        return cls(
+        return copied(
+            cls,
+            session,
             id=str(session.id),
             device=session.device_name or session.user_agent,
-            user_agent=session.user_agent,
-            ip=session.ip,
-            created_at=session.created_at,
-            last_used_at=session.last_used_at,
-            expires_at=session.expires_at,
             current=session.id == current,
             doc=session,
         )
@@ -206,12 +202,8 @@ class MyAccount:
 
     @classmethod
     def of(cls, user: User) -> MyAccount:
-        return cls(
-            user=UserNode.of(user),
-            email=user.email,
-            email_verified=user.email_verified_at is not None,
-            status=user.status,
-            roles=user.roles,
+        return copied(
+            cls, user, user=UserNode.of(user), email_verified=user.email_verified_at is not None
         )
 
 

@@ -16,6 +16,7 @@ from resolvers.accounts.auth.viewer import Viewer
 from resolvers.chat import conversations as chat
 from schema.accounts.users import UserNode, user_node
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.limits import bounded
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAdmin, IsAuthenticated, allow
@@ -53,16 +54,7 @@ class MessageNode(relay.Node):
 
     @classmethod
     def of(cls, message: ChatMessage) -> MessageNode:
-        return cls(
-            id=str(message.id),
-            seq=message.seq,
-            text=message.text,
-            attachment_urls=message.attachment_urls,
-            sent_at=message.sent_at,
-            edited_at=message.edited_at,
-            deleted_at=message.deleted_at,
-            doc=message,
-        )
+        return copied(cls, message, id=str(message.id), doc=message)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
@@ -139,14 +131,7 @@ class ConversationNode(relay.Node):
 
     @classmethod
     def of(cls, conversation: Conversation) -> ConversationNode:
-        return cls(
-            id=str(conversation.id),
-            subject=conversation.subject,
-            last_seq=conversation.last_seq,
-            activity_at=conversation.activity_at,
-            created_at=conversation.created_at,
-            doc=conversation,
-        )
+        return copied(cls, conversation, id=str(conversation.id), doc=conversation)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
@@ -162,9 +147,7 @@ class ConversationNode(relay.Node):
     @strawberry.field(metadata=bounded(2))
     def members(self) -> list[ConversationMemberType]:
         return [
-            ConversationMemberType(
-                last_read_seq=m.last_read_seq, removed=m.removed_at is not None, user_id=m.user_id
-            )
+            copied(ConversationMemberType, m, removed=m.removed_at is not None, user_id=m.user_id)
             for m in self.doc.members
         ]
 

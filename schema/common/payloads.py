@@ -13,8 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
 
 import strawberry
+from strawberry.extensions import FieldExtension
 
 from documents.errors import DomainError, ErrorCode, Problem
+from schema.common.context import Info
+from schema.common.copying import copied
 
 ErrorCodeType = strawberry.enum(
     ErrorCode,
@@ -31,7 +34,7 @@ class UserError:
 
     @classmethod
     def of(cls, problem: Problem) -> UserError:
-        return cls(field=problem.field, code=problem.code, message=problem.message)
+        return copied(cls, problem)
 
 
 @strawberry.interface(description="What every mutation returns.")
@@ -43,6 +46,7 @@ class Payload:
 
 P = ParamSpec("P")
 R = TypeVar("R", bound=Payload)
+In = TypeVar("In")
 
 
 def mutation_payload(resolver: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -62,3 +66,30 @@ def mutation_payload(resolver: Callable[P, Awaitable[R]]) -> Callable[P, Awaitab
             return typing.cast("R", built)
 
     return resolve
+
+
+def input_mutation(
+    input_type: type[In],
+    payload_type: type[R],
+    run: Callable[[Info, In], Awaitable[R]],
+    *,
+    extensions: list[FieldExtension],
+    description: str | None = None,
+) -> R:
+    """A mutation of the convention made by a function, for a family of mutations that
+    differ only in their input and payload types and in what they pass on: `run` gets
+    the request and the `input` argument (an `input_type`) and answers `payload_type`,
+    whose `errors` take its DomainErrors (`mutation_payload`).
+
+    Strawberry reads a field's argument and result types from its resolver's
+    annotations. A resolver made here could only name type variables in them, so they
+    are set to the types given.
+    """
+
+    async def resolve(info: Info, input: In) -> R:
+        return await run(info, input)
+
+    resolve.__annotations__ = {"info": Info, "input": input_type, "return": payload_type}
+    return strawberry.mutation(
+        resolver=mutation_payload(resolve), extensions=extensions, description=description
+    )

@@ -11,6 +11,7 @@ from documents.geo import Address, GeoPoint, Place
 from documents.money import Money, minor_unit_exponent
 from resolvers.common.inputs import KEEP, Keep, MoneyInput, PlaceInput
 from resolvers.marketplace.task_search import Near
+from schema.common.copying import copied
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,7 +49,7 @@ class MoneyType:
 
     @classmethod
     def of(cls, money: Money) -> MoneyType:
-        return cls(amount=money.amount, currency=money.currency)
+        return copied(cls, money)
 
     @classmethod
     def maybe(cls, money: Money | None) -> MoneyType | None:
@@ -71,7 +72,7 @@ class GeoPointType:
 
     @classmethod
     def of(cls, point: GeoPoint) -> GeoPointType:
-        return cls(latitude=point.latitude, longitude=point.longitude)
+        return copied(cls, point)
 
 
 @strawberry.type(name="Address")
@@ -85,14 +86,7 @@ class AddressType:
 
     @classmethod
     def of(cls, address: Address) -> AddressType:
-        return cls(
-            line1=address.line1,
-            line2=address.line2,
-            city=address.city,
-            region=address.region,
-            postal_code=address.postal_code,
-            country=address.country,
-        )
+        return copied(cls, address)
 
 
 @strawberry.input(name="AddressInput")
@@ -133,6 +127,8 @@ class Area:
     postal_code: str | None
     country: str
 
+    # Listed by hand, as what it leaves out is the point: the rounded point and the town,
+    # never the street.
     @classmethod
     def of(cls, place: Place) -> Area:
         address = place.address

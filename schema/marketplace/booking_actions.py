@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 import strawberry
 from strawberry import relay
 
 from resolvers.marketplace import bookings
 from schema.common.context import Info
-from schema.common.payloads import Payload, mutation_payload
+from schema.common.payloads import Payload, input_mutation, mutation_payload
 from schema.common.permissions import IsAuthenticated, allow
 from schema.common.relay import decode_id
 from schema.common.values import MoneyInputType, PlaceInputType
@@ -108,6 +110,43 @@ class ApproveBookingPayload(BookingPayload):
     pass
 
 
+class _OnBooking(Protocol):
+    @property
+    def booking_id(self) -> relay.GlobalID: ...
+
+
+OnBooking = TypeVar("OnBooking", bound=_OnBooking)
+Moved = TypeVar("Moved", bound=BookingPayload)
+
+
+def _move(
+    input_type: type[OnBooking],
+    payload_type: type[Moved],
+    move: str,
+    *,
+    reason: Callable[[OnBooking], str | None] = lambda input: None,
+    description: str,
+) -> Moved:
+    """A mutation making one move of the booking's lifecycle (documents/lifecycles.py
+    `BOOKING`), for the reason `reason` reads from the input."""
+
+    async def run(info: Info, input: OnBooking) -> Moved:
+        viewer = await info.context.require_viewer()
+        booking_id = decode_id(input.booking_id, BookingNode, "bookingId")
+        booking = await bookings.move_booking(
+            info.context.services, viewer, booking_id, move, reason(input)
+        )
+        return payload_type(booking=BookingNode.of(booking))
+
+    return input_mutation(
+        input_type,
+        payload_type,
+        run,
+        extensions=allow(IsAuthenticated()),
+        description=description,
+    )
+
+
 @strawberry.type
 class BookingMutation:
     @strawberry.mutation(
@@ -131,40 +170,31 @@ class BookingMutation:
         )
         return BookSlotPayload(booking=BookingNode.of(booking))
 
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()),
+    confirm_booking = _move(
+        ConfirmBookingInput,
+        ConfirmBookingPayload,
+        "confirm",
         description="Provider: accept a booking request, by its respondBy.",
     )
-    @mutation_payload
-    async def confirm_booking(
-        self, info: Info, input: ConfirmBookingInput
-    ) -> ConfirmBookingPayload:
-        return ConfirmBookingPayload(booking=await _move(info, input.booking_id, "confirm"))
-
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()),
+    reject_booking = _move(
+        RejectBookingInput,
+        RejectBookingPayload,
+        "decline",
+        reason=lambda input: input.reason,
         description="Provider: decline a booking request, with a reason; it is refunded in full.",
     )
-    @mutation_payload
-    async def reject_booking(self, info: Info, input: RejectBookingInput) -> RejectBookingPayload:
-        booking = await _move(info, input.booking_id, "decline", input.reason)
-        return RejectBookingPayload(booking=booking)
-
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()), description="Provider: begin a confirmed booking."
+    start_booking = _move(
+        StartBookingInput,
+        StartBookingPayload,
+        "start",
+        description="Provider: begin a confirmed booking.",
     )
-    @mutation_payload
-    async def start_booking(self, info: Info, input: StartBookingInput) -> StartBookingPayload:
-        return StartBookingPayload(booking=await _move(info, input.booking_id, "start"))
-
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()), description="Provider: finish a booking in progress."
+    complete_booking = _move(
+        CompleteBookingInput,
+        CompleteBookingPayload,
+        "finish",
+        description="Provider: finish a booking in progress.",
     )
-    @mutation_payload
-    async def complete_booking(
-        self, info: Info, input: CompleteBookingInput
-    ) -> CompleteBookingPayload:
-        return CompleteBookingPayload(booking=await _move(info, input.booking_id, "finish"))
 
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()),
@@ -182,22 +212,11 @@ class BookingMutation:
         )
         return ApproveBookingPayload(booking=BookingNode.of(booking))
 
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()),
+    cancel_booking = _move(
+        CancelBookingInput,
+        CancelBookingPayload,
+        "cancel",
+        reason=lambda input: input.reason,
         description="Customer or provider: cancel, with a reason. The refund follows the "
         "booking's cancellation policy (in full when the provider cancels).",
     )
-    @mutation_payload
-    async def cancel_booking(self, info: Info, input: CancelBookingInput) -> CancelBookingPayload:
-        booking = await _move(info, input.booking_id, "cancel", input.reason)
-        return CancelBookingPayload(booking=booking)
-
-
-async def _move(
-    info: Info, booking_id: relay.GlobalID, move: str, reason: str | None = None
-) -> BookingNode:
-    viewer = await info.context.require_viewer()
-    booking = await bookings.move_booking(
-        info.context.services, viewer, decode_id(booking_id, BookingNode, "bookingId"), move, reason
-    )
-    return BookingNode.of(booking)

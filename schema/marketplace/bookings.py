@@ -28,6 +28,7 @@ from resolvers.marketplace import bookings
 from resolvers.marketplace.bookings import can_see_booking
 from schema.accounts.users import UserNode, user_node
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.limits import bounded
 from schema.common.permissions import IsAuthenticated, IsParticipantOrAdmin, allow
 from schema.common.relay import decode_id, requested_page, to_connection, visible_documents
@@ -48,9 +49,7 @@ class BookedPackage:
 
     @classmethod
     def of(cls, snapshot: PackageSnapshot) -> BookedPackage:
-        return cls(
-            name=snapshot.name, type=snapshot.type, duration_minutes=snapshot.duration_minutes
-        )
+        return copied(cls, snapshot)
 
 
 @strawberry.type(description="The price agreed when booked.")
@@ -62,11 +61,12 @@ class BookingPrice:
 
     @classmethod
     def of(cls, price: PriceSnapshot) -> BookingPrice:
-        return cls(
+        return copied(
+            cls,
+            price,
             package_price=MoneyType.of(price.package_price),
             platform_fee=MoneyType.of(price.platform_fee),
             total=MoneyType.of(price.total),
-            fee_bp=price.fee_bp,
         )
 
 
@@ -89,13 +89,7 @@ class CancellationPolicyType:
 
     @classmethod
     def of(cls, policy: CancellationPolicy) -> CancellationPolicyType:
-        return cls(
-            tiers=[
-                RefundTierType(min_hours_before=t.min_hours_before, refund_bp=t.refund_bp)
-                for t in policy.tiers
-            ],
-            provider_cancel_refund_bp=policy.provider_cancel_refund_bp,
-        )
+        return copied(cls, policy, tiers=[copied(RefundTierType, t) for t in policy.tiers])
 
 
 @strawberry.type(name="BookingCancellation")
@@ -114,12 +108,9 @@ class BookingCancellationType:
 
     @classmethod
     def of(cls, cancellation: Cancellation) -> BookingCancellationType:
-        return cls(
-            role=cancellation.role,
-            at=cancellation.at,
-            reason=cancellation.reason,
-            rejected=cancellation.rejected,
-            refund_bp=cancellation.refund_bp,
+        return copied(
+            cls,
+            cancellation,
             refundable=MoneyType.of(cancellation.refundable),
             by_id=cancellation.by,
         )
@@ -137,7 +128,7 @@ class BookingStatusChangeType:
 
     @classmethod
     def of(cls, change: BookingStatusChange) -> BookingStatusChangeType:
-        return cls(status=change.status, at=change.at, by_id=change.by)
+        return copied(cls, change, by_id=change.by)
 
 
 @strawberry.type(name="Booking", description="A customer's booking of a provider's package.")
@@ -163,21 +154,18 @@ class BookingNode(relay.Node):
 
     @classmethod
     def of(cls, booking: Booking) -> BookingNode:
-        return cls(
+        return copied(
+            cls,
+            booking,
             id=str(booking.id),
-            status=booking.status,
             start=booking.start_at,
             end=booking.end_at,
-            respond_by=booking.respond_by,
-            buffer_minutes=booking.buffer_minutes,
             package_snapshot=BookedPackage.of(booking.package),
             price=BookingPrice.of(booking.price),
             cancellation_policy=CancellationPolicyType.of(booking.policy),
             cancellation=BookingCancellationType.of(booking.cancellation)
             if booking.cancellation
             else None,
-            created_at=booking.created_at,
-            updated_at=booking.updated_at,
             doc=booking,
         )
 

@@ -11,6 +11,7 @@ from documents.marketplace.tasks import Milestone, MilestoneStatus, Task
 from documents.payments.escrow import milestone_deal
 from resolvers.marketplace.milestones import MilestoneInput
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.values import MoneyInputType, MoneyType
 from schema.payments.escrow import EscrowNode, escrow_of
 
@@ -37,14 +38,10 @@ class MilestoneType:
     @classmethod
     def of(cls, task: Task, milestone: Milestone) -> MilestoneType:
         assert task.id is not None
-        return cls(
-            number=milestone.number,
-            title=milestone.title,
+        return copied(
+            cls,
+            milestone,
             amount=MoneyType.of(milestone.amount),
-            status=milestone.status,
-            note=milestone.note,
-            submitted_at=milestone.submitted_at,
-            approved_at=milestone.approved_at,
             task_id=task.id,
             deal=milestone_deal(task.id, milestone.number, task.deal_round),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TypeVar
 
 import strawberry
 from bson import ObjectId
@@ -13,7 +14,8 @@ from documents.marketplace.packages import PackageType, ServicePackage
 from resolvers.marketplace import packages
 from schema.accounts.users import UserNode, user_node
 from schema.common.context import Info
-from schema.common.payloads import Payload, mutation_payload
+from schema.common.copying import copied
+from schema.common.payloads import Payload, input_mutation, mutation_payload
 from schema.common.permissions import IsAuthenticated, allow
 from schema.common.relay import decode_id, object_ids
 from schema.common.values import MoneyInputType, MoneyType, given, given_as
@@ -38,17 +40,8 @@ class ServicePackageNode(relay.Node):
 
     @classmethod
     def of(cls, package: ServicePackage) -> ServicePackageNode:
-        return cls(
-            id=str(package.id),
-            name=package.name,
-            description=package.description,
-            price=MoneyType.of(package.price),
-            duration_minutes=package.duration_minutes,
-            type=package.type,
-            active=package.active,
-            created_at=package.created_at,
-            updated_at=package.updated_at,
-            doc=package,
+        return copied(
+            cls, package, id=str(package.id), price=MoneyType.of(package.price), doc=package
         )
 
     @classmethod
@@ -125,6 +118,36 @@ class ReactivateServicePackagePayload(ServicePackagePayload):
     pass
 
 
+ToggleInput = TypeVar("ToggleInput", bound=DeactivateServicePackageInput)
+TogglePayload = TypeVar("TogglePayload", bound=ServicePackagePayload)
+
+
+def _set_active(
+    input_type: type[ToggleInput],
+    payload_type: type[TogglePayload],
+    *,
+    active: bool,
+    description: str,
+) -> TogglePayload:
+    """A mutation making a package take new bookings (`active`) or not."""
+
+    async def run(info: Info, input: ToggleInput) -> TogglePayload:
+        viewer = await info.context.require_viewer()
+        package_id = decode_id(input.package_id, ServicePackageNode, "packageId")
+        package = await packages.set_package_active(
+            info.context.services, viewer, package_id, active
+        )
+        return payload_type(package=ServicePackageNode.of(package))
+
+    return input_mutation(
+        input_type,
+        payload_type,
+        run,
+        extensions=allow(IsAuthenticated()),
+        description=description,
+    )
+
+
 @strawberry.type
 class PackageMutation:
     @strawberry.mutation(
@@ -168,36 +191,15 @@ class PackageMutation:
         )
         return UpdateServicePackagePayload(package=ServicePackageNode.of(package))
 
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()),
+    deactivate_service_package = _set_active(
+        DeactivateServicePackageInput,
+        DeactivateServicePackagePayload,
+        active=False,
         description="Stop taking bookings for a package; bookings already made stand.",
     )
-    @mutation_payload
-    async def deactivate_service_package(
-        self, info: Info, input: DeactivateServicePackageInput
-    ) -> DeactivateServicePackagePayload:
-        package = await _set_active(info, input.package_id, active=False)
-        return DeactivateServicePackagePayload(package=package)
-
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()), description="Take bookings for a package again."
+    reactivate_service_package = _set_active(
+        ReactivateServicePackageInput,
+        ReactivateServicePackagePayload,
+        active=True,
+        description="Take bookings for a package again.",
     )
-    @mutation_payload
-    async def reactivate_service_package(
-        self, info: Info, input: ReactivateServicePackageInput
-    ) -> ReactivateServicePackagePayload:
-        package = await _set_active(info, input.package_id, active=True)
-        return ReactivateServicePackagePayload(package=package)
-
-
-async def _set_active(
-    info: Info, package_id: relay.GlobalID, *, active: bool
-) -> ServicePackageNode:
-    viewer = await info.context.require_viewer()
-    package = await packages.set_package_active(
-        info.context.services,
-        viewer,
-        decode_id(package_id, ServicePackageNode, "packageId"),
-        active,
-    )
-    return ServicePackageNode.of(package)

@@ -17,6 +17,7 @@ from resolvers.common.pagination import Page
 from resolvers.marketplace import reviews
 from schema.accounts.users import UserNode, user_node
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAuthenticated, allow
 from schema.common.relay import object_id, object_ids, requested_page, to_connection
@@ -51,15 +52,7 @@ class ReviewNode(relay.Node):
 
     @classmethod
     def of(cls, review: Review) -> ReviewNode:
-        return cls(
-            id=str(review.id),
-            rating=review.rating,
-            comment=review.comment,
-            target_role=review.target_role,
-            created_at=review.created_at,
-            published_at=review.published_at,
-            doc=review,
-        )
+        return copied(cls, review, id=str(review.id), doc=review)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -11,7 +13,7 @@ from resolvers.common.inputs import KEEP
 from resolvers.marketplace import offers, reopening, tasks
 from schema.accounts.users import UserNode
 from schema.common.context import Info
-from schema.common.payloads import Payload, mutation_payload
+from schema.common.payloads import Payload, input_mutation, mutation_payload
 from schema.common.permissions import IsAuthenticated, allow
 from schema.common.relay import decode_id
 from schema.common.values import MoneyInputType, PlaceInputType, given, given_as
@@ -207,6 +209,41 @@ class AcceptOfferPayload(OfferPayload):
     task: TaskNode | None = None
 
 
+class _OnTask(Protocol):
+    @property
+    def task_id(self) -> relay.GlobalID: ...
+
+
+OnTask = TypeVar("OnTask", bound=_OnTask)
+Moved = TypeVar("Moved", bound=TaskPayload)
+
+
+def _move(
+    input_type: type[OnTask],
+    payload_type: type[Moved],
+    move: str,
+    *,
+    note: Callable[[OnTask], str | None] = lambda input: None,
+    description: str,
+) -> Moved:
+    """A mutation making one move of the task's lifecycle (documents/lifecycles.py `TASK`),
+    noting what `note` reads from the input."""
+
+    async def run(info: Info, input: OnTask) -> Moved:
+        viewer = await info.context.require_viewer()
+        task_id = decode_id(input.task_id, TaskNode, "taskId")
+        task = await tasks.move_task(info.context.services, viewer, task_id, move, note=note(input))
+        return payload_type(task=TaskNode.of(task))
+
+    return input_mutation(
+        input_type,
+        payload_type,
+        run,
+        extensions=allow(IsAuthenticated()),
+        description=description,
+    )
+
+
 @strawberry.type
 class TaskMutation:
     @strawberry.mutation(extensions=allow(IsAuthenticated()), description="Post a task (posters).")
@@ -245,37 +282,29 @@ class TaskMutation:
         )
         return UpdateTaskPayload(task=TaskNode.of(task))
 
-    @strawberry.mutation(extensions=allow(IsAuthenticated()), description="Tasker: begin the work.")
-    @mutation_payload
-    async def start_task(self, info: Info, input: StartTaskInput) -> StartTaskPayload:
-        task = await _move(info, input.task_id, "start", None)
-        return StartTaskPayload(task=task)
-
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()), description="Tasker: hand in the work."
+    start_task = _move(
+        StartTaskInput, StartTaskPayload, "start", description="Tasker: begin the work."
     )
-    @mutation_payload
-    async def submit_task(self, info: Info, input: SubmitTaskInput) -> SubmitTaskPayload:
-        task = await _move(info, input.task_id, "submit", input.note)
-        return SubmitTaskPayload(task=task)
-
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()), description="Poster: send submitted work back."
+    submit_task = _move(
+        SubmitTaskInput,
+        SubmitTaskPayload,
+        "submit",
+        note=lambda input: input.note,
+        description="Tasker: hand in the work.",
     )
-    @mutation_payload
-    async def request_changes(
-        self, info: Info, input: RequestChangesInput
-    ) -> RequestChangesPayload:
-        task = await _move(info, input.task_id, "send_back", input.reason)
-        return RequestChangesPayload(task=task)
-
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()), description="Poster: accept the submitted work."
+    request_changes = _move(
+        RequestChangesInput,
+        RequestChangesPayload,
+        "send_back",
+        note=lambda input: input.reason,
+        description="Poster: send submitted work back.",
     )
-    @mutation_payload
-    async def complete_task(self, info: Info, input: CompleteTaskInput) -> CompleteTaskPayload:
-        task = await _move(info, input.task_id, "complete", None)
-        return CompleteTaskPayload(task=task)
+    complete_task = _move(
+        CompleteTaskInput,
+        CompleteTaskPayload,
+        "complete",
+        description="Poster: accept the submitted work.",
+    )
 
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()),
@@ -292,15 +321,14 @@ class TaskMutation:
         task = await reopening.step_back(info.context.services, viewer, task_id, input.reason)
         return StepBackFromTaskPayload(task=TaskNode.of(task))
 
-    @strawberry.mutation(
-        extensions=allow(IsAuthenticated()),
+    cancel_task = _move(
+        CancelTaskInput,
+        CancelTaskPayload,
+        "cancel",
+        note=lambda input: input.reason,
         description="Poster: cancel an open task, or an assigned one before work starts (a "
         "task in milestones also in progress, while no milestone was handed in).",
     )
-    @mutation_payload
-    async def cancel_task(self, info: Info, input: CancelTaskInput) -> CancelTaskPayload:
-        task = await _move(info, input.task_id, "cancel", input.reason)
-        return CancelTaskPayload(task=task)
 
     @strawberry.mutation(
         extensions=allow(IsAuthenticated()), description="Tasker: offer to do a task."
@@ -390,11 +418,3 @@ class TaskMutation:
             input.reason,
         )
         return RejectOfferPayload(offer=OfferNode.of(offer))
-
-
-async def _move(info: Info, task_id: relay.GlobalID, move: str, note: str | None) -> TaskNode:
-    viewer = await info.context.require_viewer()
-    task = await tasks.move_task(
-        info.context.services, viewer, decode_id(task_id, TaskNode, "taskId"), move, note=note
-    )
-    return TaskNode.of(task)

@@ -17,9 +17,10 @@ from resolvers.accounts.auth.viewer import Viewer
 from resolvers.common.pagination import Page, paginate
 from resolvers.marketplace import task_search
 from resolvers.marketplace.offers import can_see_offer
-from resolvers.marketplace.task_search import TaskQuery, TaskSort
+from resolvers.marketplace.task_search import TaskSort
 from schema.accounts.users import UserNode, user_node
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.limits import bounded
 from schema.common.permissions import IsAuthenticated, IsParticipantOrAdmin, allow
 from schema.common.relay import (
@@ -51,7 +52,7 @@ class TaskStatusChangeType:
 
     @classmethod
     def of(cls, change: StatusChange) -> TaskStatusChangeType:
-        return cls(status=change.status, at=change.at, note=change.note, by_id=change.by)
+        return copied(cls, change, by_id=change.by)
 
 
 @strawberry.type(name="Task", description="Something a poster wants done.")
@@ -76,19 +77,12 @@ class TaskNode(relay.Node):
 
     @classmethod
     def of(cls, task: Task, distance_km: float | None = None) -> TaskNode:
-        return cls(
+        return copied(
+            cls,
+            task,
             id=str(task.id),
-            title=task.title,
-            description=task.description,
-            category=task.category,
             budget=MoneyType.of(task.budget),
-            due_at=task.due_at,
-            image_urls=task.image_urls,
-            status=task.status,
-            offer_count=task.offer_count,
             agreed_price=MoneyType.maybe(task.agreed_price),
-            created_at=task.created_at,
-            updated_at=task.updated_at,
             distance_km=distance_km,
             doc=task,
         )
@@ -198,18 +192,7 @@ class OfferNode(relay.Node):
 
     @classmethod
     def of(cls, offer: Offer) -> OfferNode:
-        return cls(
-            id=str(offer.id),
-            amount=MoneyType.of(offer.amount),
-            message=offer.message,
-            status=offer.status,
-            direct=offer.direct,
-            rejection_reason=offer.rejection_reason,
-            created_at=offer.created_at,
-            updated_at=offer.updated_at,
-            decided_at=offer.decided_at,
-            doc=offer,
-        )
+        return copied(cls, offer, id=str(offer.id), amount=MoneyType.of(offer.amount), doc=offer)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
@@ -288,7 +271,7 @@ def task_connection(page: Page[Task]) -> TaskConnection:
 
 
 @strawberry.type
-class TaskQueryRoot:
+class TaskQuery:
     @strawberry.field(description="Browse and search tasks; open ones unless statuses are given.")
     async def tasks(
         self,
@@ -299,7 +282,7 @@ class TaskQueryRoot:
         sort: TaskSort = TaskSort.NEWEST,
     ) -> TaskConnection:
         given = filter or TaskFilter()
-        query = TaskQuery(
+        query = task_search.TaskQuery(
             text=given.text,
             category=given.category,
             statuses=given.statuses or [TaskStatus.OPEN],
@@ -326,7 +309,7 @@ class TaskQueryRoot:
         after: str | None = None,
     ) -> TaskConnection:
         viewer: Viewer = await info.context.require_viewer()
-        query = TaskQuery(
+        query = task_search.TaskQuery(
             statuses=statuses or list(TaskStatus),
             poster_id=viewer.user_id if role is TaskRole.POSTER else None,
             tasker_id=viewer.user_id if role is TaskRole.TASKER else None,

@@ -8,11 +8,11 @@ from datetime import timedelta
 import strawberry
 
 from documents.payments.currencies import CHARGEABLE_CURRENCIES
-from documents.payments.escrow import FeeBreakdown
 from resolvers.marketplace import terms as marketplace
 from resolvers.marketplace.deal_terms import DealTerms
 from resolvers.marketplace.terms import CurrencyTerms
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.limits import bounded
 from schema.common.values import MoneyInputType, MoneyType
 from schema.marketplace.bookings import CancellationPolicyType
@@ -37,9 +37,9 @@ class CurrencyTermsType:
 
     @classmethod
     def of(cls, terms: CurrencyTerms) -> CurrencyTermsType:
-        return cls(
-            code=terms.code,
-            exponent=terms.exponent,
+        return copied(
+            cls,
+            terms,
             minimum_charge=MoneyType.of(terms.minimum_charge),
             minimum_price=MoneyType.of(terms.minimum_price),
         )
@@ -115,33 +115,18 @@ class MarketplaceSettings:
     )
 
 
-def fee_breakdown(fees: FeeBreakdown) -> FeeBreakdownType:
-    return FeeBreakdownType(
-        price=MoneyType.of(fees.price),
-        customer_fee=MoneyType.of(fees.customer_fee),
-        charged=MoneyType.of(fees.charged),
-        commission_on_hold=MoneyType.of(fees.commission_on_hold),
-        commission_on_release=MoneyType.of(fees.commission_on_release),
-        provider_share=MoneyType.of(fees.provider_share),
-    )
-
-
 @strawberry.type
 class MarketplaceQuery:
     @strawberry.field(description="The marketplace's terms; no login needed.")
     def marketplace_settings(self, info: Info) -> MarketplaceSettings:
         terms = marketplace.marketplace_terms(info.context.services)
-        return MarketplaceSettings(
-            categories=terms.categories,
+        return copied(
+            MarketplaceSettings,
+            terms,
             currencies=[CurrencyTermsType.of(c) for c in terms.currencies],
-            fees=FeeRates(
-                customer_fee_bp=terms.fees.customer_fee_bp,
-                commission_on_hold_bp=terms.fees.commission_on_hold_bp,
-                commission_on_release_bp=terms.fees.commission_on_release_bp,
-            ),
+            fees=copied(FeeRates, terms.fees),
             cancellation_policy=CancellationPolicyType.of(terms.deal_terms.cancellation_policy),
             deadlines=DealDeadlines.of(terms.deal_terms),
-            sandbox_payments=terms.sandbox_payments,
         )
 
     @strawberry.field(
@@ -150,4 +135,4 @@ class MarketplaceQuery:
         "marketplace accepts (INVALID_INPUT on `amount`). No login needed."
     )
     def fee_quote(self, info: Info, amount: MoneyInputType) -> FeeBreakdownType:
-        return fee_breakdown(marketplace.fee_quote(info.context.services, amount.value()))
+        return FeeBreakdownType.of(marketplace.fee_quote(info.context.services, amount.value()))

@@ -14,6 +14,7 @@ from documents.events import EventKind, Notification
 from resolvers.common.pagination import paginate
 from resolvers.notifications import inbox as notifications
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAuthenticated, allow
 from schema.common.relay import decode_id, object_ids, requested_page, to_connection
@@ -35,14 +36,7 @@ class NotificationNode(relay.Node):
 
     @classmethod
     def of(cls, notification: Notification) -> NotificationNode:
-        return cls(
-            id=str(notification.id),
-            kind=notification.kind,
-            title=notification.title,
-            created_at=notification.created_at,
-            read_at=notification.read_at,
-            doc=notification,
-        )
+        return copied(cls, notification, id=str(notification.id), doc=notification)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads

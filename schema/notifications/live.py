@@ -37,6 +37,7 @@ from resolvers.marketplace.bookings import get_booking
 from resolvers.marketplace.tasks import get_task
 from schema.accounts.users import UserNode, user_node
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.loaders import Loaders
 from schema.common.permissions import IsAuthenticated, allow
 from schema.common.relay import decode_id, visible_documents
@@ -63,13 +64,7 @@ class EventNode(relay.Node):
 
     @classmethod
     def of(cls, event: DomainEvent) -> EventNode:
-        return cls(
-            id=str(event.id),
-            kind=event.kind,
-            occurred_at=event.occurred_at,
-            data=JSON(event.data),
-            doc=event,
-        )
+        return copied(cls, event, id=str(event.id), data=JSON(event.data), doc=event)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads

@@ -18,6 +18,7 @@ from documents.payments.webhooks import EventDifference, WebhookEvent, WebhookSt
 from resolvers.payments import admin as admin_payments
 from resolvers.payments.admin import Earnings, LedgerFilter, Period
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.limits import bounded
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAdmin, allow
@@ -62,10 +63,10 @@ class LedgerTransactionNode(relay.Node):
 
     @classmethod
     def of(cls, transaction: LedgerTransaction) -> LedgerTransactionNode:
-        return cls(
+        return copied(
+            cls,
+            transaction,
             id=str(transaction.id),
-            idempotency_key=transaction.idempotency_key,
-            kind=transaction.kind,
             entries=[
                 LedgerEntryType(
                     account=entry.account,
@@ -74,8 +75,6 @@ class LedgerTransactionNode(relay.Node):
                 for entry in transaction.entries
             ],
             refs=[LedgerRefType(kind=k, value=v) for k, v in sorted(transaction.refs.items())],
-            memo=transaction.memo,
-            created_at=transaction.created_at,
         )
 
     @classmethod
@@ -139,12 +138,12 @@ class CommissionEarningsType:
 
     @classmethod
     def of(cls, earnings: Earnings) -> CommissionEarningsType:
-        return cls(
+        return copied(
+            cls,
+            earnings,
             period_start=earnings.start,
             period_end=earnings.end,
-            currency=earnings.currency,
             net=MoneyType.of(earnings.net_money),
-            transactions=earnings.transactions,
             by_kind=[
                 EarningsOfKindType(
                     kind=kind, amount=MoneyType.of(Money(amount=amount, currency=earnings.currency))
@@ -165,9 +164,7 @@ class WebhookEventDifferenceType:
 
     @classmethod
     def of(cls, difference: EventDifference) -> WebhookEventDifferenceType:
-        return cls(
-            field=difference.field, recorded=difference.recorded, received=difference.received
-        )
+        return copied(cls, difference)
 
 
 @strawberry.type(name="WebhookEvent", description="A gateway event as received and processed.")
@@ -191,19 +188,12 @@ class WebhookEventNode(relay.Node):
 
     @classmethod
     def of(cls, event: WebhookEvent) -> WebhookEventNode:
-        return cls(
+        return copied(
+            cls,
+            event,
             id=str(event.id),
-            event_id=event.event_id,
-            type=event.type,
-            account=event.account,
-            status=event.status,
-            attempts=event.attempts,
-            next_attempt_at=event.next_attempt_at,
-            last_error=event.last_error,
             differences=[WebhookEventDifferenceType.of(d) for d in event.differences],
             created_at=event.created,
-            received_at=event.received_at,
-            processed_at=event.processed_at,
             payload=JSON(json.loads(event.payload)),
         )
 

@@ -25,6 +25,7 @@ from resolvers.payments.disputes import disputes
 from resolvers.payments.disputes.disputes import Deal, can_see_dispute
 from schema.accounts.users import UserNode
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.limits import bounded
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAdmin, IsAuthenticated, allow
@@ -51,7 +52,7 @@ class EvidenceType:
 
     @classmethod
     def of(cls, evidence: Evidence) -> EvidenceType:
-        return cls(url=evidence.url, at=evidence.at, by_id=evidence.by)
+        return copied(cls, evidence, by_id=evidence.by)
 
     @strawberry.field(description="Who added it: the payer or the provider.")
     async def by(self, info: Info) -> UserNode | None:
@@ -71,10 +72,10 @@ class ResolutionType:
 
     @classmethod
     def of(cls, resolution: Resolution) -> ResolutionType:
-        return cls(
-            outcome=resolution.outcome,
+        return copied(
+            cls,
+            resolution,
             refund=MoneyType.of(resolution.refund),
-            note=resolution.note,
             resolved_at=resolution.at,
             admin_id=resolution.admin_id,
         )
@@ -103,15 +104,12 @@ class DisputeNode(relay.Node):
 
     @classmethod
     def of(cls, dispute: Dispute) -> DisputeNode:
-        return cls(
+        return copied(
+            cls,
+            dispute,
             id=str(dispute.id),
-            status=dispute.status,
-            milestone=dispute.milestone,
-            reason=dispute.reason,
             evidence=[EvidenceType.of(e) for e in dispute.evidence],
             resolution=ResolutionType.of(dispute.resolution) if dispute.resolution else None,
-            created_at=dispute.created_at,
-            updated_at=dispute.updated_at,
             doc=dispute,
         )
 

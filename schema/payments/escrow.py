@@ -10,11 +10,18 @@ import strawberry
 from bson import ObjectId
 from strawberry import relay
 
-from documents.payments.escrow import Escrow, EscrowChange, EscrowRefund, EscrowStatus
+from documents.payments.escrow import (
+    Escrow,
+    EscrowChange,
+    EscrowRefund,
+    EscrowStatus,
+    FeeBreakdown,
+)
 from resolvers.payments.escrow import escrows
 from resolvers.payments.escrow.escrows import SandboxOutcome, can_see_escrow
 from schema.accounts.users import UserNode
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.limits import bounded
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAuthenticated, allow
@@ -43,6 +50,17 @@ class FeeBreakdownType:
     commission_on_release: MoneyType = strawberry.field(description="Kept on release.")
     provider_share: MoneyType
 
+    @classmethod
+    def of(cls, fees: FeeBreakdown) -> FeeBreakdownType:
+        return cls(
+            price=MoneyType.of(fees.price),
+            customer_fee=MoneyType.of(fees.customer_fee),
+            charged=MoneyType.of(fees.charged),
+            commission_on_hold=MoneyType.of(fees.commission_on_hold),
+            commission_on_release=MoneyType.of(fees.commission_on_release),
+            provider_share=MoneyType.of(fees.provider_share),
+        )
+
 
 @strawberry.type(name="EscrowRefund")
 class EscrowRefundType:
@@ -55,14 +73,7 @@ class EscrowRefundType:
 
     @classmethod
     def of(cls, refund: EscrowRefund) -> EscrowRefundType:
-        return cls(
-            number=refund.number,
-            amount=MoneyType.of(refund.amount),
-            status=refund.status.value,
-            external=refund.external,
-            reason=refund.reason,
-            at=refund.at,
-        )
+        return copied(cls, refund, amount=MoneyType.of(refund.amount), status=refund.status.value)
 
 
 @strawberry.type(name="EscrowStatusChange")
@@ -73,7 +84,7 @@ class EscrowStatusChangeType:
 
     @classmethod
     def of(cls, change: EscrowChange) -> EscrowStatusChangeType:
-        return cls(status=change.status, at=change.at, note=change.note)
+        return copied(cls, change)
 
 
 @strawberry.type(name="Escrow", description="The payer's money for one deal, held until released.")
@@ -98,27 +109,12 @@ class EscrowNode(relay.Node):
 
     @classmethod
     def of(cls, escrow: Escrow) -> EscrowNode:
-        fees = escrow.fees
-        return cls(
+        return copied(
+            cls,
+            escrow,
             id=str(escrow.id),
-            status=escrow.status,
-            fees=FeeBreakdownType(
-                price=MoneyType.of(fees.price),
-                customer_fee=MoneyType.of(fees.customer_fee),
-                charged=MoneyType.of(fees.charged),
-                commission_on_hold=MoneyType.of(fees.commission_on_hold),
-                commission_on_release=MoneyType.of(fees.commission_on_release),
-                provider_share=MoneyType.of(fees.provider_share),
-            ),
+            fees=FeeBreakdownType.of(escrow.fees),
             refunded=MoneyType.of(escrow.refunded),
-            payment_failure_code=escrow.payment_failure_code,
-            requires_action=escrow.requires_action,
-            capture_manually=escrow.capture_manually,
-            auto_release_at=escrow.auto_release_at,
-            held_at=escrow.held_at,
-            released_at=escrow.released_at,
-            created_at=escrow.created_at,
-            updated_at=escrow.updated_at,
             doc=escrow,
         )
 

@@ -13,6 +13,7 @@ from documents.payments.ledger import LedgerTransaction, MovementKind
 from documents.payments.payouts import Withdrawal, WithdrawalStatus
 from resolvers.payments import wallets, withdrawals
 from schema.common.context import Info
+from schema.common.copying import copied
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAuthenticated, allow
 from schema.common.relay import object_ids, owned_documents, requested_page, to_connection
@@ -41,13 +42,11 @@ class WithdrawalNode(relay.Node):
 
     @classmethod
     def of(cls, withdrawal: Withdrawal) -> WithdrawalNode:
-        return cls(
+        return copied(
+            cls,
+            withdrawal,
             id=str(withdrawal.id),
             amount=MoneyType.of(withdrawal.amount),
-            status=withdrawal.status,
-            failure_code=withdrawal.failure_code,
-            requested_at=withdrawal.requested_at,
-            updated_at=withdrawal.updated_at,
             doc=withdrawal,
         )
 
@@ -74,12 +73,11 @@ class WalletTransaction(relay.Node):
 
     @classmethod
     def of(cls, transaction: LedgerTransaction, provider_id: ObjectId) -> WalletTransaction:
-        return cls(
+        return copied(
+            cls,
+            transaction,
             id=str(transaction.id),
-            kind=transaction.kind,
             amount=MoneyType.of(wallets.wallet_amount(transaction, provider_id)),
-            memo=transaction.memo,
-            created_at=transaction.created_at,
         )
 
     @classmethod
@@ -115,8 +113,9 @@ class WalletBalance:
 
     @classmethod
     def of(cls, figures: wallets.WalletBalance) -> WalletBalance:
-        return cls(
-            currency=figures.currency,
+        return copied(
+            cls,
+            figures,
             balance=MoneyType.of(figures.available),
             available=MoneyType.of(figures.available),
             pending=MoneyType.of(figures.pending),

@@ -220,6 +220,13 @@ class WithoutSecantus:
                 return spec
         return None
 
+    def find_distributions(self, *args, **kwargs):
+        # Installed packages' metadata stays visible (beanie reads its own version).
+        for finder in self.finders:
+            find = getattr(finder, "find_distributions", None)
+            if find is not None:
+                yield from find(*args, **kwargs)
+
 sys.meta_path[:] = [WithoutSecantus(list(sys.meta_path))]
 import importlib.util
 assert importlib.util.find_spec("secantus") is None
