@@ -13,6 +13,8 @@ from documents.accounts.sessions import RefreshToken, RevokeReason, Session
 from documents.accounts.users import DELETED_USER_NAME, Role, User, UserStatus
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
+from documents.notifications.deliveries import Delivery, DeliveryStatus
+from documents.notifications.preferences import NotificationPreferences
 from documents.transactions import run_in_transaction
 from realtime.signals import announce_access_change
 from resolvers.accounts import audit
@@ -163,6 +165,16 @@ async def delete_my_account(
         )
         await CustomerProfile.get_pymongo_collection().update_one(
             {"_id": user_id}, {"$set": {"addresses": [], "updated_at": now}}, session=db_session
+        )
+        # A phone number and browsers to push to are how to reach the person: gone too, with
+        # whatever was waiting to reach them.
+        await NotificationPreferences.get_pymongo_collection().delete_one(
+            {"user_id": user_id}, session=db_session
+        )
+        await Delivery.get_pymongo_collection().update_many(
+            {"user_id": user_id, "status": DeliveryStatus.PENDING.value},
+            {"$set": {"status": DeliveryStatus.SKIPPED.value, "ended_reason": "account deleted"}},
+            session=db_session,
         )
 
     for _ in range(account_closing.MAX_ROUNDS):

@@ -12,13 +12,14 @@ from typing import Any
 from documents.clock import utcnow
 from documents.notifications.catalogue import Channel, NotificationKind
 from documents.notifications.deliveries import Delivery, DeliveryStatus
+from documents.notifications.preferences import NotificationPreferences, Phone, PushSubscription
 from integrations.mail import Mail, MemoryMailer, Postman, SmtpConfig, SmtpMailer
 from resolvers.common.services import Services
 from resolvers.notifications.outbox import LEASE, MAX_ATTEMPTS, backoff, claim, finish
 from resolvers.notifications.sending import send_due
 from server.embedded import free_port
 from server.runtime import Runtime
-from tests.support.graphql_client import GraphQLClient, Tokens, graphql_error_codes
+from tests.support.graphql_client import STRONG_PASSWORD, GraphQLClient, Tokens, graphql_error_codes
 from tests.support.marketplace import logged_in_admin, make_offer, object_id, post_task, poster
 from tests.support.marketplace import tasker as a_tasker
 
@@ -150,3 +151,31 @@ async def test_a_delivery_that_keeps_failing_is_dead_and_an_admin_sends_it_again
     assert await send_due(runtime.services) == 1
     await outbox.wait_for(lambda m: m.to == "poster@example.com" and m.html is not None)
     assert [d["status"] for d in await deliveries(client, admin)] == ["SENT"]
+
+
+async def test_a_deleted_account_takes_its_phone_and_browsers_and_waiting_messages_with_it(
+    client: GraphQLClient, runtime: Runtime, outbox: MemoryMailer
+) -> None:
+    who = await offered(client)
+    user_id = object_id(who.user_id)
+    await NotificationPreferences(
+        user_id=user_id,
+        phone=Phone(number="+14155550123", verified_at=utcnow()),
+        push_subscriptions=[
+            PushSubscription(endpoint="https://push.example.com/s/1", p256dh="k", auth="a")
+        ],
+    ).insert()
+
+    deleted = await client.mutate(
+        "deleteMyAccount", {"password": STRONG_PASSWORD}, "deletedUserId", token=who.access
+    )
+    assert deleted["errors"] == []
+    assert (
+        await NotificationPreferences.find_one(NotificationPreferences.user_id == user_id) is None
+    )
+    waiting = await Delivery.find(Delivery.user_id == user_id).to_list()
+    assert waiting and {d.status for d in waiting} == {DeliveryStatus.SKIPPED}
+    await send_due(runtime.services)  # what closing the account told the tasker goes out
+    assert [m.to for m in notification_mails(outbox)] == ["tasker@example.com"] * len(
+        notification_mails(outbox)
+    )

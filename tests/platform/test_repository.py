@@ -78,7 +78,7 @@ STATUS_WRITERS = {
     "resolvers/payments/escrow/escrows.py": "escrows: `change_escrow`",
     "resolvers/payments/escrow/milestones.py": "milestones: `move_milestone`",
     "resolvers/accounts/admin.py": "a user's status: suspended and reinstated by admins",
-    "resolvers/accounts/own_account.py": "a user's status: deleted by its owner",
+    "resolvers/accounts/own_account.py": "a user's status, and deliveries to them: deleted",
     "resolvers/payments/withdrawals.py": "withdrawals",
     "resolvers/payments/identity.py": "a profile's identity verification status",
     "resolvers/notifications/outbox.py": "the outbox's deliveries: sent, skipped, dead, retried",
