@@ -77,7 +77,14 @@ class Settings(BaseSettings):
 
     # Notifications beyond the app (resolvers/notifications)
     notification_send_interval: timedelta = Field(timedelta(seconds=5), gt=timedelta(0))
-    """How often each instance looks for deliveries due in the outbox."""
+    """How often each instance looks for deliveries due in the outbox, and for scheduled
+    messages (reminders, review requests, chat notices) that have come due."""
+    review_request_delay: timedelta = Field(timedelta(hours=2), ge=timedelta(0))
+    """How long after a task or booking is completed both sides are asked for a review:
+    long enough to be out of the way, soon enough to remember the work."""
+    chat_notification_delay: timedelta = Field(timedelta(minutes=5), gt=timedelta(0))
+    """How long a chat message waits for its recipient to read it in the app before they
+    hear of it by e-mail or push; the messages after it in that time add nothing."""
     unsubscribe_link_version: int = Field(1, ge=1)
     """The key version unsubscribe links are signed with; raising it ends every link
     mailed before (a new GIGQL_JWT_SECRET ends them too)."""

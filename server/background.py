@@ -23,6 +23,7 @@ from resolvers.common.services import Services
 from resolvers.marketplace.lapses import lapse_unpaid_deals
 from resolvers.marketplace.request_expiry import expire_unanswered_requests
 from resolvers.marketplace.reviews import publish_due_reviews
+from resolvers.notifications.scheduled import turn_due as turn_due_scheduled_messages
 from resolvers.notifications.sending import send_due as send_due_notifications
 from resolvers.payments.escrow.progress import sweep as sweep_escrows
 from resolvers.payments.webhooks.inbox import retry_due
@@ -41,6 +42,12 @@ class PeriodicJob:
 def marketplace_jobs(services: Services) -> list[PeriodicJob]:
     return [
         *_sandbox_jobs(services),
+        PeriodicJob(
+            # Reminders, review requests and chat notices come due: into the outbox.
+            "turn-due-scheduled-messages",
+            services.settings.notification_send_interval,
+            partial(turn_due_scheduled_messages, services),
+        ),
         PeriodicJob(
             # The outbox: e-mail, SMS and push messages due.
             "send-notifications",

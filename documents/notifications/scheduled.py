@@ -43,8 +43,12 @@ class ScheduledMessage(Document):
     context: dict[str, Any] = Field(default_factory=dict)
     status: ScheduledStatus = ScheduledStatus.PENDING
     lease_until: datetime | None = None
+    """Set by the instance that claimed it; also the claim's token: a later claim always
+    sets a later time, so a claimer whose lease ran out finds it changed."""
     created_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
+    ended_reason: str | None = None
+    """Why it was dropped or cancelled."""
 
     class Settings:
         name = "scheduled_messages"

@@ -42,6 +42,7 @@ from resolvers.common.pagination import Page, PageRequest, paginate
 from resolvers.common.services import Services
 from resolvers.common.unit_of_work import UnitOfWork, transact
 from resolvers.common.validation import Checked
+from resolvers.notifications import chat_notices
 
 MAX_TEXT = 4000
 MAX_ATTACHMENTS = 10
@@ -203,6 +204,14 @@ async def send_message(
         )
         await message.insert(session=unit.session)
         await _read_up_to(unit, conversation, viewer.user_id, message.seq)
+        # The other member hears of it beyond the app if it stays unread a while.
+        await chat_notices.message_sent(
+            unit.session,
+            conversation,
+            message,
+            viewer.user.name,
+            services.settings.chat_notification_delay,
+        )
         return message
 
     message = await transact(services, work)

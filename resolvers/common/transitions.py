@@ -5,7 +5,9 @@ transaction: it checks that the party may make it, that the document is in one o
 source states and that its guards hold (resolvers/common/deal_guards.py), then writes the new
 status, the caller's other fields and a history entry in one conditional update that
 applies only while the status is still the one it read. A race lost to another move is
-INVALID_STATE, as a wrong state is.
+INVALID_STATE, as a wrong state is. In the same transaction, the messages the new status
+schedules beyond the app (a booking's reminders, review requests) are scheduled, and the
+ones it makes pointless cancelled (resolvers/notifications/follow_ups.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from documents.lifecycles import Lifecycle, Move, Party
 from resolvers.common.deal_guards import check_guards
 from resolvers.common.services import Services
 from resolvers.common.unit_of_work import UnitOfWork
+from resolvers.notifications import follow_ups
 
 D = TypeVar("D", bound=Document)
 S = TypeVar("S", bound=StrEnum)
@@ -104,6 +107,8 @@ async def transition(
         fresh = await type(document).get(document.id, session=unit.session)
         raise wrong_state(move, subject, status_of(fresh or document, lifecycle))
     moved: D = type(document).model_validate(raw)
+    # Reminders and review requests the new status schedules, or cancels, in this transaction.
+    await follow_ups.deal_moved(unit.session, services.settings, moved, now)
     return moved
 
 

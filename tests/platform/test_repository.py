@@ -81,7 +81,8 @@ STATUS_WRITERS = {
     "resolvers/accounts/own_account.py": "a user's status, and deliveries to them: deleted",
     "resolvers/payments/withdrawals.py": "withdrawals",
     "resolvers/payments/identity.py": "a profile's identity verification status",
-    "resolvers/notifications/outbox.py": "the outbox's deliveries: sent, skipped, dead, retried",
+    "resolvers/notifications/outbox.py": "deliveries: sent, skipped, dead, retried",
+    "resolvers/notifications/scheduled.py": "scheduled messages: done, dropped, cancelled",
 }
 """Every module that writes a status, and whose. A deal's status (documents/lifecycles.py)
 is written only by the function that checks its declaration."""
