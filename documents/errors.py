@@ -34,6 +34,11 @@ class ErrorCode(Enum):
     TOKEN_EXPIRED = "TOKEN_EXPIRED"
     TOKEN_REUSED = "TOKEN_REUSED"
     SESSION_REVOKED = "SESSION_REVOKED"
+    INVALID_CODE = "INVALID_CODE"
+    """The one-time code sent by SMS is not the one waiting (or none is): the number stays
+    unconfirmed."""
+    CODE_EXPIRED = "CODE_EXPIRED"
+    """The one-time code sent by SMS has run out; ask for a new one."""
     # Access and state
     FORBIDDEN = "FORBIDDEN"
     NOT_FOUND = "NOT_FOUND"
@@ -66,6 +71,9 @@ class ErrorCode(Enum):
     """The provider has no payout account yet, or the gateway has not enabled payouts."""
     GATEWAY_UNAVAILABLE = "GATEWAY_UNAVAILABLE"
     """The payment gateway did not answer; the same request may be sent again later."""
+    # Messages
+    SMS_UNAVAILABLE = "SMS_UNAVAILABLE"
+    """The SMS provider did not take the message; the same request may be sent again later."""
     # Accounts
     DEALS_IN_PROGRESS = "DEALS_IN_PROGRESS"
     """The account takes part in a deal in progress, or money is still due to it: it is

@@ -1,13 +1,14 @@
 """Runtime settings, read from the environment (and an optional `.env` file).
 
 Every setting is `GIGQL_<NAME>` except the ones that name outside services the way their
-own tooling does: `MONGODB_URL`, `REDIS_URL`, `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`.
-README.md lists them all.
+own tooling does: `MONGODB_URL`, `REDIS_URL`, `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`,
+`TWILIO_ACCOUNT_SID`, `TWILIO_AUTH_TOKEN`, `TWILIO_FROM`. README.md lists them all.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,6 +21,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from documents.payments.currencies import CHARGEABLE_CURRENCIES, chargeable_currency
 
 MIN_JWT_SECRET_BYTES = 32
+TWILIO_SENDER = r"\+[1-9]\d{7,14}|MG[0-9a-fA-F]{32}|(?=[A-Za-z0-9 ]*[A-Za-z])[A-Za-z0-9 ]{1,11}"
+"""A Twilio number (E.164), a Messaging Service SID, or an alphanumeric sender ID."""
 
 
 def _split_commas(value: object) -> object:
@@ -88,6 +91,25 @@ class Settings(BaseSettings):
     unsubscribe_link_version: int = Field(1, ge=1)
     """The key version unsubscribe links are signed with; raising it ends every link
     mailed before (a new GIGQL_JWT_SECRET ends them too)."""
+
+    # SMS (integrations/sms.py): written to the log, or sent through Twilio.
+    sms_backend: Literal["log", "twilio"] = "log"
+    twilio_account_sid: str | None = Field(
+        None,
+        pattern=r"^AC[0-9a-fA-F]{32}$",
+        validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "GIGQL_TWILIO_ACCOUNT_SID"),
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "GIGQL_TWILIO_AUTH_TOKEN")
+    )
+    twilio_from: str | None = Field(
+        None, validation_alias=AliasChoices("TWILIO_FROM", "GIGQL_TWILIO_FROM")
+    )
+    """Who messages come from: a Twilio number (E.164), an alphanumeric sender ID, or a
+    Messaging Service SID (`MG...`), from whose pool of senders Twilio picks."""
+    twilio_api_base: str | None = None
+    """Another server speaking Twilio's Messages API instead of api.twilio.com (the tests'
+    fake, a self-hosted gateway)."""
 
     # Tokens
     jwt_secret: SecretStr | None = None
@@ -269,6 +291,27 @@ class Settings(BaseSettings):
             raise ValueError("GIGQL_PUBLIC_URL must have no query or fragment")
         return value.rstrip("/")
 
+    @field_validator("twilio_from")
+    @classmethod
+    def _twilio_sender(cls, value: str | None) -> str | None:
+        if value is None or re.fullmatch(TWILIO_SENDER, value):
+            return value
+        raise ValueError(
+            "TWILIO_FROM must be a Twilio number (+14155550123), an alphanumeric sender ID "
+            "(up to 11 letters, digits and spaces, one letter at least) or a Messaging "
+            "Service SID (MG and 32 hex digits)"
+        )
+
+    @field_validator("twilio_api_base")
+    @classmethod
+    def _api_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("GIGQL_TWILIO_API_BASE must be an absolute http(s) URL")
+        return value.rstrip("/")
+
     @field_validator("currencies", mode="after")
     @classmethod
     def _chargeable(cls, value: list[str]) -> list[str]:
@@ -312,6 +355,13 @@ class Settings(BaseSettings):
         if self.stripe_secret_key and not self.stripe_webhook_secret:
             # Webhooks are the source of truth for payment state: unverifiable, none count.
             raise ValueError("STRIPE_WEBHOOK_SECRET must be set along with STRIPE_SECRET_KEY")
+        if self.sms_backend == "twilio" and not (
+            self.twilio_account_sid and self.twilio_auth_token and self.twilio_from
+        ):
+            raise ValueError(
+                "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM must be set with "
+                "GIGQL_SMS_BACKEND=twilio"
+            )
         if self.environment == "production":
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
             if len(secret.encode()) < MIN_JWT_SECRET_BYTES:

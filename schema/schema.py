@@ -43,6 +43,7 @@ from schema.marketplace.terms import MarketplaceQuery
 from schema.notifications.admin import NotificationAdminMutation, NotificationAdminQuery
 from schema.notifications.inbox import NotificationMutation, NotificationQuery
 from schema.notifications.live import LiveSubscription
+from schema.notifications.phone import PhoneMutation, PhoneQuery
 from schema.notifications.preferences import (
     NotificationPreferencesMutation,
     NotificationPreferencesQuery,
@@ -65,6 +66,7 @@ Query = merge_types(
         ReviewQuery,
         NotificationQuery,
         NotificationPreferencesQuery,
+        PhoneQuery,
         ChatQuery,
         AdminQuery,
         AdminPaymentsQuery,
@@ -89,6 +91,7 @@ Mutation = merge_types(
         ReviewMutation,
         NotificationMutation,
         NotificationPreferencesMutation,
+        PhoneMutation,
         ChatMutation,
         AdminMutation,
         AdminPaymentsMutation,

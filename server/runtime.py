@@ -23,7 +23,7 @@ from integrations.mail import ConsoleMailer, Mailer, MemoryMailer, Postman, Smtp
 from integrations.payments.factory import gateway_from_settings
 from integrations.payments.gateway import PaymentGateway
 from integrations.push import LogPush, PushSender
-from integrations.sms import LogSms, SmsSender
+from integrations.sms import LogSms, SmsSender, TwilioConfig, TwilioSms
 from realtime.broker import Broker, InProcessBroker, RedisBroker
 from resolvers.accounts.auth.passwords import Passwords
 from resolvers.accounts.auth.tokens import AccessTokens
@@ -67,6 +67,17 @@ def jwt_secret(settings: Settings) -> str:
 
 
 def create_sms(settings: Settings) -> SmsSender:
+    if settings.sms_backend == "twilio":
+        sid, token, sender = (
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_from,
+        )
+        # Settings refuse the Twilio backend without these.
+        assert sid is not None and token is not None and sender is not None
+        return TwilioSms(
+            TwilioConfig(sid, token.get_secret_value(), sender, settings.twilio_api_base)
+        )
     return LogSms()
 
 

@@ -1,5 +1,5 @@
 """Every check of a secret, counted per client address: passwords, refresh and mailed
-tokens.
+tokens, codes texted to a phone.
 
 Two counts per address and window: the checks that failed, and the checks under way. A
 check may start only while the two together are under `login_ip_max_failures`: however

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -56,6 +57,11 @@ class AccessTokens:
             "exp": expires_at,
         }
         return IssuedToken(jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires_at)
+
+    def derived_key(self, label: bytes) -> bytes:
+        """A key of its own for another use of the signing secret (HMAC-SHA256 of `label`
+        under it): knowing it tells nothing of the secret or of the other uses' keys."""
+        return hmac.digest(self._secret.encode(), label, hashlib.sha256)
 
     def verify(self, token: str) -> AccessClaims:
         try:
