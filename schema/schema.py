@@ -42,6 +42,7 @@ from schema.marketplace.tasks import TaskQueryRoot
 from schema.marketplace.terms import MarketplaceQuery
 from schema.notifications.inbox import NotificationMutation, NotificationQuery
 from schema.notifications.live import LiveSubscription
+from schema.notifications.push import PushMutation, PushQuery
 from schema.payments.admin_escrows import AdminEscrowsMutation, AdminEscrowsQuery
 from schema.payments.admin_payments import AdminPaymentsMutation, AdminPaymentsQuery
 from schema.payments.connect import ConnectMutation, ConnectQuery
@@ -59,6 +60,7 @@ Query = merge_types(
         BookingQuery,
         ReviewQuery,
         NotificationQuery,
+        PushQuery,
         ChatQuery,
         AdminQuery,
         AdminPaymentsQuery,
@@ -81,6 +83,7 @@ Mutation = merge_types(
         BookingMutation,
         ReviewMutation,
         NotificationMutation,
+        PushMutation,
         ChatMutation,
         AdminMutation,
         AdminPaymentsMutation,

@@ -1,0 +1,1 @@
+"""Tests of notifications beyond the app."""
