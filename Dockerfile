@@ -16,7 +16,8 @@ USER gigql
 WORKDIR /home/gigql
 # Production: no GraphiQL, introspection or sandbox payments on the network, and no start
 # without GIGQL_JWT_SECRET, nor without STRIPE_SECRET_KEY unless
-# GIGQL_ALLOW_SANDBOX_PAYMENTS=true.
+# GIGQL_ALLOW_SANDBOX_PAYMENTS=true, nor without the VAPID key pair and subject unless
+# GIGQL_PUSH_BACKEND=log.
 ENV GIGQL_ENVIRONMENT=production \
     GIGQL_HOST=0.0.0.0 \
     GIGQL_PORT=8000 \

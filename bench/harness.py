@@ -378,6 +378,8 @@ class Workspace:
         return {
             "GIGQL_ENVIRONMENT": "production",
             "GIGQL_ALLOW_SANDBOX_PAYMENTS": "true",
+            # No browsers subscribe in a benchmark: no VAPID key pair to configure.
+            "GIGQL_PUSH_BACKEND": "log",
             "GIGQL_JWT_SECRET": self.jwt_secret,
             "MONGODB_URL": self.mongodb_url,
             "GIGQL_MONGODB_DATABASE": self.database_name,
@@ -393,6 +395,7 @@ class Workspace:
             _env_file=None,
             environment="production",
             allow_sandbox_payments=True,
+            push_backend="log",
             jwt_secret=SecretStr(self.jwt_secret),
             mongodb_url=self.mongodb_url,
             mongodb_database=self.database_name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -18,11 +19,15 @@ import pycountry
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from documents.notifications.push_keys import b64url_decode, private_key_of, public_key_text
 from documents.payments.currencies import CHARGEABLE_CURRENCIES, chargeable_currency
 
 MIN_JWT_SECRET_BYTES = 32
 TWILIO_SENDER = r"\+[1-9]\d{7,14}|MG[0-9a-fA-F]{32}|(?=[A-Za-z0-9 ]*[A-Za-z])[A-Za-z0-9 ]{1,11}"
 """A Twilio number (E.164), a Messaging Service SID, or an alphanumeric sender ID."""
+_VAPID_SUBJECT = re.compile(
+    r"mailto:[^@\s]+@(localhost|[\w%-]+(\.[\w%-]+)+)|https://(localhost|[\w-]+(\.[\w-]+)+)"
+)
 
 
 def _split_commas(value: object) -> object:
@@ -110,6 +115,19 @@ class Settings(BaseSettings):
     twilio_api_base: str | None = None
     """Another server speaking Twilio's Messages API instead of api.twilio.com (the tests'
     fake, a self-hosted gateway)."""
+
+    # Web push (integrations/push.py)
+    push_backend: Literal["vapid", "log"] = "vapid"
+    """`vapid` sends web push to browsers (integrations/push.py); `log` only logs it."""
+    vapid_private_key: SecretStr | None = None
+    """The server's VAPID key (its 32 bytes, base64url); development generates one into
+    the data folder. Every instance must share it: browsers subscribe to its public key."""
+    vapid_public_key: str | None = None
+    """The public key of `vapid_private_key` (65 bytes, base64url), checked against it."""
+    vapid_subject: str | None = None
+    """The contact push services may write to about our messages: a mailto: or https URL."""
+    push_ttl: timedelta = Field(timedelta(hours=24), ge=timedelta(0), le=timedelta(days=28))
+    """How long a push service keeps a message for a browser that is offline."""
 
     # Tokens
     jwt_secret: SecretStr | None = None
@@ -312,6 +330,17 @@ class Settings(BaseSettings):
             raise ValueError("GIGQL_TWILIO_API_BASE must be an absolute http(s) URL")
         return value.rstrip("/")
 
+    @field_validator("vapid_subject")
+    @classmethod
+    def _contact(cls, value: str | None) -> str | None:
+        # The forms push services (and pywebpush, before it signs) accept as `sub`.
+        if value is not None and not _VAPID_SUBJECT.fullmatch(value):
+            raise ValueError(
+                "GIGQL_VAPID_SUBJECT must be a mailto: address or the https URL of a host "
+                "(mailto:ops@example.com, https://example.com)"
+            )
+        return value
+
     @field_validator("currencies", mode="after")
     @classmethod
     def _chargeable(cls, value: list[str]) -> list[str]:
@@ -362,6 +391,7 @@ class Settings(BaseSettings):
                 "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM must be set with "
                 "GIGQL_SMS_BACKEND=twilio"
             )
+        self._check_vapid_keys()
         if self.environment == "production":
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
             if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
@@ -374,11 +404,46 @@ class Settings(BaseSettings):
                     "STRIPE_SECRET_KEY must be set in production (or "
                     "GIGQL_ALLOW_SANDBOX_PAYMENTS=true for a demo that takes no real payments)"
                 )
+            if self.push_backend == "vapid" and not (self.vapid_private_key and self.vapid_subject):
+                # Every instance must sign with the key browsers subscribed to: not one
+                # generated per machine.
+                raise ValueError(
+                    "GIGQL_VAPID_PRIVATE_KEY, GIGQL_VAPID_PUBLIC_KEY and GIGQL_VAPID_SUBJECT "
+                    "must be set in production (or GIGQL_PUSH_BACKEND=log, which sends no web "
+                    "push); `gigql generate-vapid-keys` makes a key pair"
+                )
         return self
+
+    def _check_vapid_keys(self) -> None:
+        """A configured VAPID key pair is a P-256 pair, whole: a public key that is not
+        the private key's would have browsers subscribe to a key no message is signed with."""
+        if (self.vapid_private_key is None) != (self.vapid_public_key is None):
+            raise ValueError("GIGQL_VAPID_PRIVATE_KEY and GIGQL_VAPID_PUBLIC_KEY are set together")
+        if self.vapid_private_key is None or self.vapid_public_key is None:
+            return
+        key = private_key_of(self.vapid_private_key.get_secret_value())
+        if key is None:
+            raise ValueError(
+                "GIGQL_VAPID_PRIVATE_KEY must be a P-256 private key: its 32 bytes in base64url"
+            )
+        if b64url_decode(self.vapid_public_key) != b64url_decode(public_key_text(key)):
+            raise ValueError(
+                "GIGQL_VAPID_PUBLIC_KEY must be the public key of GIGQL_VAPID_PRIVATE_KEY "
+                "(65 bytes, base64url)"
+            )
 
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def push_contact(self) -> str:
+        """The VAPID `sub`: GIGQL_VAPID_SUBJECT (required in production), else the
+        address mails are sent from, if it is one push services take."""
+        if self.vapid_subject is not None:
+            return self.vapid_subject
+        sender = f"mailto:{parseaddr(self.mail_from)[1]}"
+        return sender if _VAPID_SUBJECT.fullmatch(sender) else "mailto:no-reply@localhost"
 
     @property
     def listens_on_loopback(self) -> bool:

@@ -48,6 +48,7 @@ from schema.notifications.preferences import (
     NotificationPreferencesMutation,
     NotificationPreferencesQuery,
 )
+from schema.notifications.push import PushMutation, PushQuery
 from schema.payments.admin_escrows import AdminEscrowsMutation, AdminEscrowsQuery
 from schema.payments.admin_payments import AdminPaymentsMutation, AdminPaymentsQuery
 from schema.payments.connect import ConnectMutation, ConnectQuery
@@ -67,6 +68,7 @@ Query = merge_types(
         NotificationQuery,
         NotificationPreferencesQuery,
         PhoneQuery,
+        PushQuery,
         ChatQuery,
         AdminQuery,
         AdminPaymentsQuery,
@@ -92,6 +94,7 @@ Mutation = merge_types(
         NotificationMutation,
         NotificationPreferencesMutation,
         PhoneMutation,
+        PushMutation,
         ChatMutation,
         AdminMutation,
         AdminPaymentsMutation,

@@ -1,4 +1,5 @@
-"""The `gigql` command: serve, export-schema, create-admin, seed, ledger verify, reconcile."""
+"""The `gigql` command: serve, export-schema, create-admin, seed, ledger verify, reconcile,
+generate-vapid-keys."""
 
 from __future__ import annotations
 
@@ -147,9 +148,15 @@ def serve(args: argparse.Namespace) -> None:
                 fail(str(error))  # the folder may be another server's: leave its files alone
             embedded = database
             replace_private(url_file, embedded.url)
-        from server.runtime import jwt_secret
+        from server.runtime import jwt_secret, vapid_keys
 
-        jwt_secret(settings)  # created once here, before any worker needs it
+        # Created once here, before any worker needs them.
+        jwt_secret(settings)
+        if settings.push_backend == "vapid":
+            try:
+                vapid_keys(settings)
+            except RuntimeError as error:
+                fail(str(error))
         _announce(settings, port, embedded is not None)
         config = uvicorn.Config(
             "server.cli:app_from_environment",
@@ -338,6 +345,16 @@ def reconcile(args: argparse.Namespace) -> None:
     _report(settings, check, RECONCILE_MISMATCHES_EXIT, as_json=args.json)
 
 
+def generate_vapid_keys(args: argparse.Namespace) -> None:
+    """A new VAPID key pair, as production's environment takes it."""
+    from documents.notifications.push_keys import generate_private_key
+    from integrations.push import VapidKeys
+
+    keys = VapidKeys.of(generate_private_key())
+    print(f"GIGQL_VAPID_PRIVATE_KEY={keys.private_key}")
+    print(f"GIGQL_VAPID_PUBLIC_KEY={keys.public_key}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=PROG, description="GraphQL backend for gig marketplaces.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -403,6 +420,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     reconcile_parser.add_argument("--json", action="store_true", help="print a JSON report")
     reconcile_parser.set_defaults(run=reconcile)
+
+    vapid_parser = commands.add_parser(
+        "generate-vapid-keys",
+        help="print a new web push key pair (GIGQL_VAPID_PRIVATE_KEY, GIGQL_VAPID_PUBLIC_KEY)",
+    )
+    vapid_parser.set_defaults(run=generate_vapid_keys)
 
     args = parser.parse_args(argv)
     try:

@@ -18,11 +18,12 @@ from documents import ALL_DOCUMENTS
 from documents.accounts.profiles import ProviderProfile
 from documents.geo import fill_in_areas
 from documents.marketplace.tasks import Task
+from documents.notifications.push_keys import generate_private_key
 from documents.settings import Settings
 from integrations.mail import ConsoleMailer, Mailer, MemoryMailer, Postman, SmtpConfig, SmtpMailer
 from integrations.payments.factory import gateway_from_settings
 from integrations.payments.gateway import PaymentGateway
-from integrations.push import LogPush, PushSender
+from integrations.push import LogPush, PushSender, VapidKeys, VapidPush
 from integrations.sms import LogSms, SmsSender, TwilioConfig, TwilioSms
 from realtime.broker import Broker, InProcessBroker, RedisBroker
 from resolvers.accounts.auth.passwords import Passwords
@@ -39,6 +40,7 @@ from server.private_files import create_private, private_folder, tighten
 log = logging.getLogger(__name__)
 
 JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name, not a secret
+VAPID_KEY_FILE = "vapid-private-key"
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,31 @@ def create_sms(settings: Settings) -> SmsSender:
     return LogSms()
 
 
+def vapid_keys(settings: Settings) -> VapidKeys:
+    """The configured VAPID key pair, or one generated once and kept in the data folder.
+
+    Browsers subscribe to the public key, so it must outlive a restart and be the same
+    for every worker; production configures it (GIGQL_VAPID_PRIVATE_KEY), to share it
+    between instances.
+    """
+    if settings.vapid_private_key is not None:
+        return VapidKeys.of(settings.vapid_private_key.get_secret_value())
+    path = private_folder(Path(settings.data_dir)) / VAPID_KEY_FILE
+    if not create_private(path, generate_private_key()):
+        tighten(path)
+    try:
+        return VapidKeys.of(path.read_text().strip())
+    except ValueError as error:
+        raise RuntimeError(
+            f"{path} holds no VAPID private key; remove it to have a new one made (browsers "
+            "subscribed to the old one then subscribe again)"
+        ) from error
+
+
 def create_push(settings: Settings) -> PushSender:
-    return LogPush()
+    if settings.push_backend == "log":
+        return LogPush()
+    return VapidPush(vapid_keys(settings), settings.push_contact, ttl=settings.push_ttl)
 
 
 def create_mailer(settings: Settings) -> Mailer:

@@ -73,7 +73,11 @@ class NotificationPreferences(Document):
     class Settings:
         name = "notification_preferences"
         use_revision = False
-        indexes = [IndexModel([("user_id", ASCENDING)], unique=True)]
+        indexes = [
+            IndexModel([("user_id", ASCENDING)], unique=True),
+            # Registering an endpoint takes it from whoever had it (push_subscriptions.py).
+            IndexModel([("push_subscriptions.endpoint", ASCENDING)]),
+        ]
         # BSON has no time of day; "HH:MM" reads back as one.
         bson_encoders = {time: lambda value: value.isoformat(timespec="minutes")}
 

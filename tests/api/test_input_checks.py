@@ -28,6 +28,8 @@ from tests.support.input_checks import (
 from tests.support.marketplace import ADDRESS, aud, place, task_input
 
 Input = Callable[[World], dict[str, Any]]
+PUSH_KEY = "BGRXDSJiVxTh_0LnMQSCIurl3q2Eg9_v4JvssxWylg4kpzQfCxHAbrHVpwWr_cHC8bUjSF601M4jII2ITTiTIJo"
+"""A browser's P-256 public key, as a PushSubscription's JSON gives it."""
 
 
 @dataclass(frozen=True)
@@ -228,12 +230,20 @@ def _more_evidence(world: World) -> dict[str, Any]:
     return {"disputeId": unknown_id("Dispute"), "evidenceUrls": ["https://files.example.com/a"]}
 
 
+def _push_subscription(world: World) -> dict[str, Any]:
+    return {
+        "endpoint": "https://push.example.com/send/abc",
+        "keys": {"p256dh": PUSH_KEY, "auth": "qLAYRzG9TnUwptNKVsfH-A"},
+    }
+
+
 LINK_FIELDS = [
     Field("postTask", "imageUrls.0", "poster", _images),
     Field("updateTask", "imageUrls.0", "poster", _image_change),
     Field("sendMessage", "attachmentUrls.0", "tasker", _attachment),
     Field("openDispute", "evidenceUrls.0", "poster", _evidence),
     Field("addDisputeEvidence", "evidenceUrls.0", "poster", _more_evidence),
+    Field("registerPushSubscription", "endpoint", "poster", _push_subscription),
 ]
 
 CHECKED_OTHERWISE = {
@@ -251,6 +261,7 @@ CHECKED_OTHERWISE = {
     "LogoutInput.refreshToken": "compared with its digest",
     "BookSlotInput.savedAddressId": "one of the customer's saved addresses",
     "RemoveSavedAddressInput.addressId": "one of the customer's saved addresses",
+    "RemovePushSubscriptionInput.endpoint": "one of the caller's push endpoints",
     # Values of a fixed form, each with its own check.
     "SignUpInput.email": "e-mail syntax",
     "LoginInput.email": "looked up only",
@@ -273,6 +284,8 @@ CHECKED_OTHERWISE = {
     "QuietHoursInput.start": "HH:MM",
     "QuietHoursInput.end": "HH:MM",
     "QuietHoursInput.timeZone": "an IANA time zone",
+    "PushSubscriptionKeysInput.p256dh": "a P-256 public key in base64url",
+    "PushSubscriptionKeysInput.auth": "16 bytes in base64url",
     # Searched for, never stored.
     "TaskFilter.text": "search words",
     "TaskFilter.category": "search filter",

@@ -17,7 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from documents.notifications.push_keys import generate_private_key
 from documents.settings import Settings
+from integrations.push import VapidKeys
 from server.embedded import free_port
 from tests.support.gigql_process import (
     URL_FILE,
@@ -33,6 +35,7 @@ from tests.support.gigql_process import (
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET_FILE = "jwt-secret"
+VAPID_KEY_FILE = "vapid-private-key"
 SECRET = "a-production-secret-of-at-least-32-bytes"
 
 
@@ -78,6 +81,8 @@ def test_the_image_serves_in_production_with_no_secret_baked_in() -> None:
         "GIGQL_JWT_SECRET",
         "STRIPE_SECRET_KEY",
         "STRIPE_WEBHOOK_SECRET",
+        "GIGQL_VAPID_PRIVATE_KEY",
+        "GIGQL_PUSH_BACKEND",
         "GIGQL_ALLOW_SANDBOX_PAYMENTS",
         "GIGQL_ALLOW_DEVELOPMENT_ON_NETWORK",
         "GIGQL_DEBUG",
@@ -92,7 +97,7 @@ def test_the_image_serves_in_production_with_no_secret_baked_in() -> None:
     assert ("USER", "gigql") in instructions
 
 
-async def test_serve_with_the_image_environment_needs_a_jwt_secret_and_stripe(
+async def test_serve_with_the_image_environment_needs_secrets_stripe_and_web_push_keys(
     tmp_path: Path,
 ) -> None:
     env = gigql_env(tmp_path / "data")
@@ -107,6 +112,10 @@ async def test_serve_with_the_image_environment_needs_a_jwt_secret_and_stripe(
     env["GIGQL_JWT_SECRET"] = SECRET
     result = await asyncio.to_thread(run_gigql, "serve", env=env, cwd=tmp_path)
     assert_one_line_error(result, "STRIPE_SECRET_KEY must be set", "GIGQL_ALLOW_SANDBOX_PAYMENTS")
+
+    env["GIGQL_ALLOW_SANDBOX_PAYMENTS"] = "true"
+    result = await asyncio.to_thread(run_gigql, "serve", env=env, cwd=tmp_path)
+    assert_one_line_error(result, "GIGQL_VAPID_PRIVATE_KEY, GIGQL_VAPID_PUBLIC_KEY", "must be set")
     assert database_processes(tmp_path / "data") == []
     assert not (tmp_path / "data").exists()
 
@@ -114,8 +123,15 @@ async def test_serve_with_the_image_environment_needs_a_jwt_secret_and_stripe(
 async def test_production_runs_on_the_sandbox_gateway_when_allowed(
     settings: Settings, tmp_path: Path
 ) -> None:
+    keys = VapidKeys.of(generate_private_key())
     async with sharing_the_test_database(
-        tmp_path, settings, GIGQL_ENVIRONMENT="production", GIGQL_ALLOW_SANDBOX_PAYMENTS="true"
+        tmp_path,
+        settings,
+        GIGQL_ENVIRONMENT="production",
+        GIGQL_ALLOW_SANDBOX_PAYMENTS="true",
+        GIGQL_VAPID_PRIVATE_KEY=keys.private_key,
+        GIGQL_VAPID_PUBLIC_KEY=keys.public_key,
+        GIGQL_VAPID_SUBJECT="mailto:ops@example.com",
     ) as server:
         lines = server.stderr().splitlines()
         assert not any("GraphiQL" in line for line in lines), lines
@@ -172,10 +188,10 @@ async def test_the_data_folder_and_its_secrets_are_private_from_the_start(
         await _started(server, 0)
         assert mode(data_dir) == 0o700
         assert mode(data_dir / "db") == 0o700
-        for secret in (URL_FILE, JWT_SECRET_FILE, "secantusdb.log"):
+        for secret in (URL_FILE, JWT_SECRET_FILE, VAPID_KEY_FILE, "secantusdb.log"):
             assert mode(data_dir / secret) == 0o600, secret
         assert sorted(p.name for p in data_dir.iterdir()) == sorted(
-            ["db", URL_FILE, JWT_SECRET_FILE, "secantusdb.log"]
+            ["db", URL_FILE, JWT_SECRET_FILE, VAPID_KEY_FILE, "secantusdb.log"]
         )
     finally:
         await server.shutdown()

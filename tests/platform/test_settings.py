@@ -32,7 +32,11 @@ def test_production_needs_a_real_jwt_secret() -> None:
     with pytest.raises(ValidationError, match="GIGQL_JWT_SECRET"):
         Settings(_env_file=None, environment="production", jwt_secret="short")
     settings = Settings(
-        _env_file=None, environment="production", jwt_secret="s" * 32, allow_sandbox_payments=True
+        _env_file=None,
+        environment="production",
+        jwt_secret="s" * 32,
+        allow_sandbox_payments=True,
+        push_backend="log",
     )
     assert not settings.graphiql_enabled and not settings.introspection_enabled
 
@@ -46,6 +50,7 @@ def test_production_refuses_the_sandbox_gateway_unless_allowed() -> None:
         jwt_secret="s" * 32,
         stripe_secret_key="sk_live_x",
         stripe_webhook_secret="whsec_x",
+        push_backend="log",
     )
     assert stripe.stripe_secret_key is not None and not stripe.allow_sandbox_payments
 
