@@ -13,7 +13,13 @@ from pydantic import SecretStr
 from resolvers.common.services import Services
 from server.runtime import Runtime
 from tests.conftest import serve, with_settings
-from tests.notifications.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, SENDER, FakeTwilio, fake_twilio
+from tests.notifications.channels.fake_twilio import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    SENDER,
+    FakeTwilio,
+    fake_twilio,
+)
 from tests.support.graphql_client import GraphQLClient
 
 

@@ -3,6 +3,7 @@ the person asked it to."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, time, timedelta
 
 from bson import ObjectId
@@ -16,6 +17,8 @@ from documents.notifications.preferences import (
     QuietHours,
 )
 from integrations.mail import MemoryMailer
+from integrations.push import LogPush
+from resolvers.common.services import Services
 from resolvers.notifications.sending import send_due
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient
@@ -25,6 +28,12 @@ NIGHT_IN_PARIS = datetime(2026, 6, 1, 21, 30, tzinfo=UTC)
 """23:30 in Paris (summer time, UTC+2)."""
 MORNING_IN_PARIS = datetime(2026, 6, 2, 5, 0, tzinfo=UTC)
 """07:00 in Paris: the quiet hours' end."""
+
+
+def logged(runtime: Runtime) -> Services:
+    """The services with web push written to the log: these tests are about when messages
+    go, not about the push service (tests/notifications/channels/test_web_push.py)."""
+    return dataclasses.replace(runtime.services, push=LogPush())
 
 
 async def reachable_everywhere(user_id: ObjectId, *, email_waits: bool) -> None:
@@ -73,7 +82,7 @@ async def test_sms_and_push_wait_for_the_end_of_quiet_hours_and_email_does_not(
     await reachable_everywhere(user_id, email_waits=False)
     sms, push, email = await due(user_id, Channel.SMS, Channel.PUSH, Channel.EMAIL)
 
-    assert await send_due(runtime.services, now=NIGHT_IN_PARIS) == 3
+    assert await send_due(logged(runtime), now=NIGHT_IN_PARIS) == 3
     for waiting in (sms, push):
         later = await stored(waiting)
         assert later.status is DeliveryStatus.PENDING and later.due_at == MORNING_IN_PARIS
@@ -83,8 +92,8 @@ async def test_sms_and_push_wait_for_the_end_of_quiet_hours_and_email_does_not(
     assert [m.subject for m in outbox.outbox if m.header("Message-ID")] == ["New booking request"]
 
     # Nothing goes out before the end; at the end, both do.
-    assert await send_due(runtime.services, now=MORNING_IN_PARIS - timedelta(minutes=1)) == 0
-    assert await send_due(runtime.services, now=MORNING_IN_PARIS) == 2
+    assert await send_due(logged(runtime), now=MORNING_IN_PARIS - timedelta(minutes=1)) == 0
+    assert await send_due(logged(runtime), now=MORNING_IN_PARIS) == 2
     assert {(await stored(d)).status for d in (sms, push)} == {DeliveryStatus.SENT}
 
 
@@ -96,12 +105,12 @@ async def test_email_waits_too_when_asked(
     await reachable_everywhere(user_id, email_waits=True)
     [email] = await due(user_id, Channel.EMAIL)
 
-    await send_due(runtime.services, now=NIGHT_IN_PARIS)
+    await send_due(logged(runtime), now=NIGHT_IN_PARIS)
     later = await stored(email)
     assert later.status is DeliveryStatus.PENDING and later.due_at == MORNING_IN_PARIS
     assert [m for m in outbox.outbox if m.header("Message-ID")] == []
 
-    await send_due(runtime.services, now=MORNING_IN_PARIS)
+    await send_due(logged(runtime), now=MORNING_IN_PARIS)
     assert (await stored(email)).status is DeliveryStatus.SENT
     assert [m.subject for m in outbox.outbox if m.header("Message-ID")] == ["New booking request"]
 
@@ -112,5 +121,5 @@ async def test_outside_quiet_hours_nothing_waits(client: GraphQLClient, runtime:
     await reachable_everywhere(user_id, email_waits=True)
     deliveries = await due(user_id, Channel.SMS, Channel.PUSH, Channel.EMAIL)
     noon_in_paris = datetime(2026, 6, 2, 10, 0, tzinfo=UTC)
-    assert await send_due(runtime.services, now=noon_in_paris) == 3
+    assert await send_due(logged(runtime), now=noon_in_paris) == 3
     assert {(await stored(d)).status for d in deliveries} == {DeliveryStatus.SENT}

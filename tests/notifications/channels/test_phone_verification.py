@@ -13,8 +13,8 @@ import pytest
 from documents.accounts.audit import AuditEvent, AuditKind
 from documents.clock import utcnow
 from resolvers.notifications import phone as phones
+from tests.notifications.channels.fake_twilio import SENDER
 from tests.notifications.conftest import SmsApi
-from tests.notifications.fake_twilio import SENDER
 from tests.support.graphql_client import GraphQLClient, Tokens, error_codes, graphql_error_codes
 from tests.support.marketplace import object_id
 

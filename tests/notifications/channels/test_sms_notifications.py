@@ -11,13 +11,13 @@ from documents.notifications.catalogue import CATALOGUE, Channel, NotificationKi
 from documents.notifications.deliveries import Delivery, DeliveryStatus
 from integrations.mail import MemoryMailer
 from resolvers.notifications.sending import send_due
-from tests.notifications.conftest import SmsApi
-from tests.notifications.test_phone_verification import (
+from tests.notifications.channels.test_phone_verification import (
     NUMBER,
     OTHER_NUMBER,
     start,
     verify_phone,
 )
+from tests.notifications.conftest import SmsApi
 from tests.support.bookings import booked, create_package, freeze_clock, provider, utc
 from tests.support.graphql_client import Tokens
 from tests.support.marketplace import object_id

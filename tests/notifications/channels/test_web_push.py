@@ -1,5 +1,5 @@
 """Web push, end to end: a browser registers its subscription over GraphQL, an event
-reaches it through the outbox, and its push service (tests/notifications/push_service.py)
+reaches it through the outbox, and its push service (tests/notifications/channels/push_service.py)
 checks the VAPID signature and decrypts the message, as a real one and the browser do."""
 
 from __future__ import annotations
@@ -26,7 +26,13 @@ from resolvers.notifications.push_subscriptions import MAX_PUSH_SUBSCRIPTIONS
 from resolvers.notifications.sending import send_due
 from server.runtime import VAPID_KEY_FILE, Runtime, vapid_keys
 from tests.conftest import serve, serve_asgi
-from tests.notifications.push_service import ORIGIN, Browser, PushService, app, certificates
+from tests.notifications.channels.push_service import (
+    ORIGIN,
+    Browser,
+    PushService,
+    app,
+    certificates,
+)
 from tests.support.graphql_client import GraphQLClient, Tokens, graphql_error_codes
 from tests.support.marketplace import make_offer, object_id, post_task, poster, tasker
 

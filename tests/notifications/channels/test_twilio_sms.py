@@ -10,7 +10,7 @@ from documents.settings import Settings
 from integrations.sms import LogSms, NumberUnreachable, SmsFailed, TwilioConfig, TwilioSms
 from server.embedded import free_port
 from server.runtime import create_sms
-from tests.notifications.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, SENDER, fake_twilio
+from tests.notifications.channels.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, SENDER, fake_twilio
 
 NUMBER = "+61412345678"
 SERVICE_SID = "MG" + "a" * 32
