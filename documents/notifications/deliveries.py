@@ -45,6 +45,12 @@ class Delivery(Document):
     """The ids and values the message is written from (plain JSON)."""
     event_id: PydanticObjectId | None = None
     due_at: datetime = Field(default_factory=utcnow)
+    drop_after: datetime | None = None
+    """Not sent once this has passed (a reminder whose booking has started), even when
+    quiet hours or retries held it back."""
+    pushed_to: list[str] = Field(default_factory=list)
+    """The browsers (push endpoints) that have it: a retry after one push service failed
+    goes only to the others."""
     attempts: int = 0
     last_error: str | None = None
     lease_until: datetime | None = None

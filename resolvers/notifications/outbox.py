@@ -51,6 +51,7 @@ class Planned:
     context: dict[str, Any]
     event_id: ObjectId | None = None
     due_at: datetime | None = None
+    drop_after: datetime | None = None
 
 
 def from_events(events: Sequence[DomainEvent], titles: Sequence[str]) -> list[Planned]:
@@ -112,6 +113,7 @@ async def plan(session: AsyncClientSession | None, planned: Iterable[Planned]) -
             context=item.context,
             event_id=item.event_id,
             due_at=item.due_at or now,
+            drop_after=item.drop_after,
             created_at=now,
         )
         for item in planned

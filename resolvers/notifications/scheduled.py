@@ -162,6 +162,7 @@ async def settle(
                     kind=message.kind,
                     title=message.title,
                     context=message.context,
+                    drop_after=message.drop_after,
                 )
             ],
         )

@@ -19,8 +19,10 @@ from documents.notifications.deliveries import Delivery, DeliveryStatus
 from documents.notifications.preferences import NotificationPreferences
 from integrations.mail import Mail
 from integrations.push import PushTarget, SubscriptionGone
+from integrations.sms import NumberUnreachable
 from resolvers.common.services import Services
 from resolvers.notifications import outbox
+from resolvers.notifications.details import details
 from resolvers.notifications.messages import Message, compose
 
 BATCH = 50
@@ -54,10 +56,19 @@ async def send(services: Services, delivery: Delivery, now: datetime) -> None:
     if delivery.channel not in preferences.channels(delivery.kind):
         await outbox.finish(delivery, DeliveryStatus.SKIPPED, reason="turned off")
         return
+    if delivery.drop_after is not None and now >= delivery.drop_after:
+        await outbox.finish(delivery, DeliveryStatus.SKIPPED, reason="too late to mean anything")
+        return
     quiet = preferences.quiet_hours
     waits = delivery.channel is not Channel.EMAIL or (quiet is not None and quiet.email_waits)
     if quiet is not None and waits and quiet.covers(now):
-        await outbox.postpone(delivery, quiet.ends_after(now))
+        later = quiet.ends_after(now)
+        if delivery.drop_after is not None and later >= delivery.drop_after:
+            await outbox.finish(
+                delivery, DeliveryStatus.SKIPPED, reason="quiet hours last past its moment"
+            )
+            return
+        await outbox.postpone(delivery, later)
         return
     # Only a mail can carry a one-click unsubscribe link (RFC 8058), and only of a kind
     # that may be turned off.
@@ -70,13 +81,22 @@ async def send(services: Services, delivery: Delivery, now: datetime) -> None:
         delivery,
         app_url=services.settings.app_url,
         marketplace=services.settings.marketplace_name,
+        lines=await details(delivery),
         unsubscribe=unsubscribe,
     )
     if delivery.channel is Channel.EMAIL:
         await services.postman.mailer.send(_mail(user.email, delivery, message, unsubscribe))
     elif delivery.channel is Channel.SMS:
         assert preferences.phone is not None  # reachable by SMS: a verified number
-        await services.sms.send(preferences.phone.number, message.sms, delivery.key)
+        try:
+            await services.sms.send(preferences.phone.number, message.sms, delivery.key)
+        except NumberUnreachable as refused:
+            # Sending again would not help: dead at once, for an admin (and the person's
+            # number) to look at.
+            await outbox.finish(
+                delivery, DeliveryStatus.DEAD, reason=str(refused), last_error=str(refused)
+            )
+            return
     else:
         await _push(services, preferences, delivery, message)
     await outbox.finish(delivery, DeliveryStatus.SENT, sent_at=now)
@@ -106,11 +126,17 @@ async def _push(
     gone is dropped."""
     gone = []
     for subscription in preferences.push_subscriptions:
+        if subscription.endpoint in delivery.pushed_to:
+            continue  # it has it from an earlier attempt
         target = PushTarget(subscription.endpoint, subscription.p256dh, subscription.auth)
         try:
             await services.push.send(target, message.push, delivery.key)
         except SubscriptionGone:
             gone.append(subscription.endpoint)
+            continue
+        await Delivery.get_pymongo_collection().update_one(
+            {"_id": delivery.id}, {"$addToSet": {"pushed_to": subscription.endpoint}}
+        )
     if gone:
         await NotificationPreferences.get_pymongo_collection().update_one(
             {"user_id": delivery.user_id},

@@ -123,3 +123,39 @@ async def test_outside_quiet_hours_nothing_waits(client: GraphQLClient, runtime:
     noon_in_paris = datetime(2026, 6, 2, 10, 0, tzinfo=UTC)
     assert await send_due(logged(runtime), now=noon_in_paris) == 3
     assert {(await stored(d)).status for d in deliveries} == {DeliveryStatus.SENT}
+
+
+async def test_a_reminder_that_quiet_hours_would_hold_past_its_moment_is_skipped(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    ann = object_id((await client.member("ann@example.com")).user_id)
+    await reachable_everywhere(ann, email_waits=False)
+    # A booking at 06:30 in Paris: its half-hour reminder falls in the quiet hours, which
+    # end after the booking has started.
+    reminder = Delivery(
+        key=f"test:{ann}:soon",
+        user_id=ann,
+        kind=NotificationKind.BOOKING_REMINDER_SOON,
+        channel=Channel.SMS,
+        title="Your booking starts in 30 minutes",
+        due_at=MORNING_IN_PARIS - timedelta(hours=1),
+        drop_after=MORNING_IN_PARIS - timedelta(minutes=30),
+    )
+    await reminder.insert()
+    assert await send_due(logged(runtime), now=MORNING_IN_PARIS - timedelta(hours=1)) == 1
+    skipped = await stored(reminder)
+    assert skipped.status is DeliveryStatus.SKIPPED
+    assert skipped.ended_reason == "quiet hours last past its moment"
+
+    late = Delivery(
+        key=f"test:{ann}:late",
+        user_id=ann,
+        kind=NotificationKind.BOOKING_REMINDER_DAY,
+        channel=Channel.EMAIL,
+        title="Your booking is tomorrow",
+        due_at=MORNING_IN_PARIS,
+        drop_after=MORNING_IN_PARIS + timedelta(hours=1),
+    )
+    await late.insert()
+    assert await send_due(logged(runtime), now=MORNING_IN_PARIS + timedelta(hours=2)) == 1
+    assert (await stored(late)).status is DeliveryStatus.SKIPPED

@@ -111,3 +111,21 @@ async def test_an_sms_twilio_did_not_take_is_retried(sms_api: SmsApi) -> None:
     [sent] = await _sms_deliveries()
     assert sent.status is DeliveryStatus.SENT
     assert len(twilio.to(NUMBER)) == 2
+
+
+async def test_an_sms_to_a_number_twilio_will_not_text_is_dead_at_once(sms_api: SmsApi) -> None:
+    client, twilio = sms_api.client, sms_api.twilio
+    tom = await _provider_with_phone(sms_api)
+    package = await create_package(client, tom)
+    ann = await client.member("ann@example.com", roles=("POSTER",))
+    await booked(client, ann, package["id"], utc(JUNE_1, 10))
+
+    twilio.unreachable.add(NUMBER)
+    await send_due(sms_api.services)
+    [refused] = await _sms_deliveries()
+    # Sending again would not help: no retries, an admin sees why at once.
+    assert refused.status is DeliveryStatus.DEAD and refused.attempts == 0
+    assert refused.last_error is not None and "21614" in refused.last_error
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await send_due(sms_api.services, later)
+    assert twilio.refused.count(21614) == 1
