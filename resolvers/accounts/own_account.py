@@ -96,12 +96,19 @@ async def export_my_data(
     user = viewer.user
     sessions = await Session.find(Session.user_id == user.id).sort("-created_at").to_list()
     events = await AuditEvent.find(AuditEvent.user_id == user.id).sort("-at").to_list()
+    preferences = await NotificationPreferences.find_one(NotificationPreferences.user_id == user.id)
     await audit.record(AuditKind.DATA_EXPORTED, meta, user_id=user.id)
     return {
         "exportedAt": utcnow().isoformat(),
         "account": user.model_dump(mode="json", exclude={"password_hash", "revision_id"}),
         "sessions": [s.model_dump(mode="json", exclude={"revision_id"}) for s in sessions],
         "securityEvents": [e.model_dump(mode="json", exclude={"revision_id"}) for e in events],
+        # Choices, quiet hours, the phone number and browsers: not the code's hash.
+        "notificationPreferences": preferences.model_dump(
+            mode="json", exclude={"revision_id": True, "phone": {"code_hash"}}
+        )
+        if preferences is not None
+        else None,
     }
 
 

@@ -7,6 +7,7 @@ from documents.accounts.one_time_tokens import OneTimeToken
 from documents.accounts.profiles import CustomerProfile, ProviderProfile
 from documents.accounts.sessions import RefreshToken, Session
 from documents.accounts.users import DELETED_USER_NAME, User, UserStatus
+from documents.notifications.preferences import NotificationPreferences, Phone
 from tests.support.graphql_client import (
     ME,
     STRONG_PASSWORD,
@@ -14,7 +15,7 @@ from tests.support.graphql_client import (
     error_codes,
     graphql_error_codes,
 )
-from tests.support.marketplace import place
+from tests.support.marketplace import object_id, place
 
 PROFILE = "user { name phone roles }"
 
@@ -79,6 +80,23 @@ async def test_export_contains_my_data_but_no_secrets(client: GraphQLClient) -> 
     assert len(data["sessions"]) == 1
     assert {e["kind"] for e in data["securityEvents"]} >= {"signup", "login_succeeded"}
     assert STRONG_PASSWORD not in str(data)
+    assert data["notificationPreferences"] is None  # never chose: the defaults
+
+
+async def test_export_contains_my_notification_choices_and_phone_but_no_code(
+    client: GraphQLClient,
+) -> None:
+    tokens = await client.member("gil@example.com")
+    await NotificationPreferences(
+        user_id=object_id(tokens.user_id),
+        phone=Phone(number="+14155550123", code_hash="secret-hash"),
+    ).insert()
+    payload = await client.mutate(
+        "exportMyData", {"password": STRONG_PASSWORD}, "data", token=tokens.access
+    )
+    exported = payload["data"]["notificationPreferences"]
+    assert exported["phone"]["number"] == "+14155550123"
+    assert "code_hash" not in exported["phone"] and "secret-hash" not in str(payload)
 
 
 async def test_deleting_an_account_erases_personal_data(client: GraphQLClient) -> None:
