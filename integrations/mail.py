@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Callable, Coroutine
 from contextvars import Context
 from dataclasses import dataclass
+from email import policy
 from email.message import EmailMessage
 from typing import Any, Protocol
 
@@ -87,6 +88,14 @@ class SmtpConfig:
     timeout: float = 10.0
 
 
+_SENT_AS = policy.default.clone(max_line_length=998)
+"""How mail is written out: header lines up to RFC 5322's limit of 998 characters (78 is
+only a SHOULD). At 78, the generator cannot fold a field with no space to fold at, such
+as List-Unsubscribe's link (longer than that with any GIGQL_PUBLIC_URL), and writes it
+as RFC 2047 encoded words, which mail programs do not decode in that field (RFC 2369):
+no unsubscribe button, and no link."""
+
+
 class SmtpMailer:
     def __init__(self, config: SmtpConfig) -> None:
         self._config = config
@@ -101,6 +110,9 @@ class SmtpMailer:
         message.set_content(mail.text)
         if mail.html is not None:
             message.add_alternative(mail.html, subtype="html")
+        # The parts' encodings are chosen above, for lines of 78; only the headers' folding
+        # changes.
+        message.policy = _SENT_AS
         # smtplib blocks; a thread keeps the event loop free.
         await asyncio.to_thread(self._deliver, message)
 

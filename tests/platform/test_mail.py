@@ -48,6 +48,35 @@ async def test_smtp_backend_delivers_to_a_real_smtp_server() -> None:
     assert parsed.get_payload().strip() == "Hello Ana"  # type: ignore[union-attr]
 
 
+async def test_a_long_unsubscribe_link_is_sent_as_it_is_not_as_encoded_words() -> None:
+    """RFC 2369 fields hold URLs; mail programs do not decode RFC 2047 words there."""
+    link = (
+        "https://api.example.com/notifications/unsubscribe?token=1." + "a" * 24 + ".x." + "b" * 22
+    )
+    recorder = Recorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        mailer = SmtpMailer(
+            SmtpConfig(
+                host="127.0.0.1", port=controller.port, sender="a@example.com", starttls=False
+            )
+        )
+        await mailer.send(
+            Mail(
+                to="ana@example.com",
+                subject="Your booking is confirmed",
+                text="Hello Ana",
+                html="<p>Hello Ana</p>",
+                headers=(("List-Unsubscribe", f"<{link}>"),),
+            )
+        )
+    finally:
+        controller.stop()
+    [(_sender, _recipients, content)] = recorder.messages
+    assert f"\r\nList-Unsubscribe: <{link}>\r\n".encode() in content
+
+
 async def test_a_failed_delivery_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     postman = Postman(
         SmtpMailer(

@@ -50,12 +50,13 @@ async def provider(
     client: GraphQLClient,
     email: str,
     *,
+    name: str = "Test User",
     time_zone: str = "UTC",
     hours: tuple[str, str] = ("00:00", "24:00"),
     buffer_minutes: int = 0,
 ) -> Tokens:
     """A tasker with a provider profile working `hours` every day."""
-    who = await client.member(email, roles=("TASKER",))
+    who = await client.member(email, name=name, roles=("TASKER",))
     profile = await client.mutate(
         "updateProviderProfile",
         {"timeZone": time_zone, "bufferMinutes": buffer_minutes},
