@@ -399,12 +399,6 @@ async def test_mail_sent_while_the_relay_is_down_ends_dead_and_an_admin_sends_it
     assert [d["kind"] for d in await dead_deliveries(client, admin)] == ["DEAL_FUNDED"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="README: payment_receipt goes to the payer 'with the fee breakdown'; "
-    "resolvers/notifications/sending.py composes every message without `lines`, so the "
-    "receipt gives only the total charged, in its title",
-)
 async def test_the_receipt_shows_the_fee_breakdown(channels: Channels, runtime: Runtime) -> None:
     tom, ann, package_id = await cast(channels, runtime)
     booking, _start = await requested(channels, tom, ann, package_id)
