@@ -95,7 +95,12 @@ CATALOGUE: dict[NotificationKind, Spec] = {
     K.DISPUTE_OPENED: spec("the other side of the deal", E, P, optional=False),
     K.DISPUTE_EVIDENCE_ADDED: spec("the other side of the deal", E),
     K.DISPUTE_DECIDED: spec("both sides of the deal", E, P, optional=False),
-    K.REVIEW_RECEIVED: spec("whoever was reviewed, once the review shows", E, P),
+    K.REVIEW_RECEIVED: spec(
+        "whoever was reviewed (the review shows once both have written, or after the reveal days)",
+        E,
+        P,
+        when="when the review is posted",
+    ),
     K.REVIEW_REQUEST: spec("both sides of a completed task or booking", E, when="after completion"),
     K.CHAT_MESSAGE: spec(
         "the other member of a conversation, while they have not read it",

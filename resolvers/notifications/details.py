@@ -36,6 +36,12 @@ async def details(delivery: Delivery) -> list[str]:
             f"Service fee: {fees.customer_fee}",
             f"Total charged: {fees.charged}",
         ]
+    if delivery.kind is K.DEAL_FUNDED:
+        escrow = await _get(Escrow, context.get("escrow_id"))
+        if escrow is None:
+            return []
+        # The title names what the payer was charged; the provider's part is less.
+        return [f"Price: {escrow.fees.price}", f"Yours once released: {escrow.fees.provider_share}"]
     if delivery.kind is K.PAYMENT_REFUNDED:
         amount = _money(context.get("amount"))
         return [f"Refunded: {amount}"] if amount is not None else []
