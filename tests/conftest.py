@@ -13,7 +13,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from beanie import Document
 from pydantic import SecretStr
+from pymongo.errors import AutoReconnect
 from starlette.types import ASGIApp
 
 from documents import ALL_DOCUMENTS
@@ -149,9 +151,22 @@ def outbox(runtime: Runtime) -> MemoryMailer:
 async def clean_state(runtime: Runtime) -> AsyncIterator[None]:
     """Every test starts with empty collections (indexes kept) and an empty outbox."""
     for model in ALL_DOCUMENTS:
-        await model.get_pymongo_collection().delete_many({})
+        await _emptied(model)
     mailer = runtime.services.postman.mailer
     if isinstance(mailer, MemoryMailer):
         mailer.outbox.clear()
     yield
     await runtime.services.postman.drain()
+
+
+async def _emptied(model: type[Document]) -> None:
+    """Delete every document of `model`, again if the connection dropped: the test
+    database now and then closes a pooled connection under load, and AutoReconnect is
+    PyMongo's word for "this one failed, the next may not" (deleting all is idempotent)."""
+    for attempt in range(3):
+        try:
+            await model.get_pymongo_collection().delete_many({})
+            return
+        except AutoReconnect:
+            if attempt == 2:
+                raise
