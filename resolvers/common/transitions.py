@@ -108,7 +108,7 @@ async def transition(
         raise wrong_state(move, subject, status_of(fresh or document, lifecycle))
     moved: D = type(document).model_validate(raw)
     # Reminders and review requests the new status schedules, or cancels, in this transaction.
-    await follow_ups.deal_moved(unit.session, services.settings, moved, now)
+    await follow_ups.deal_moved(unit.session, services.settings, moved, current, now)
     return moved
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from beanie import Document, PydanticObjectId
@@ -84,12 +85,17 @@ REMINDER_KINDS = [reminder.kind.value for reminder in REMINDERS]
 
 
 async def deal_moved(
-    session: AsyncClientSession | None, settings: Settings, deal: Document, now: datetime
+    session: AsyncClientSession | None,
+    settings: Settings,
+    deal: Document,
+    previous: StrEnum,
+    now: datetime,
 ) -> None:
     """Within the move's transaction: what `deal` (a task or booking as it is after the
-    move made at `now`) schedules or cancels; nothing for other documents and moves."""
+    move made at `now` from `previous`) schedules or cancels; nothing for other documents
+    and moves."""
     if isinstance(deal, Booking):
-        await _booking_moved(session, settings, deal, now)
+        await _booking_moved(session, settings, deal, previous, now)
     elif isinstance(deal, Task) and deal.status is TaskStatus.COMPLETED:
         await ask_for_reviews(
             session, settings, deal.title, deal.participants, now, task_id=deal.id
@@ -97,18 +103,25 @@ async def deal_moved(
 
 
 async def _booking_moved(
-    session: AsyncClientSession | None, settings: Settings, booking: Booking, now: datetime
+    session: AsyncClientSession | None,
+    settings: Settings,
+    booking: Booking,
+    previous: StrEnum,
+    now: datetime,
 ) -> None:
     assert booking.id is not None
     if booking.status is BookingStatus.CONFIRMED:
         await schedule_reminders(session, booking, now)
         return
-    await scheduled.cancel(
-        session,
-        {"booking_id": booking.id, "kind": {"$in": REMINDER_KINDS}},
-        f"the booking is {booking.status.value.replace('_', ' ')}",
-        now,
-    )
+    if previous is BookingStatus.CONFIRMED:
+        # Reminders are made on confirming and ended on leaving it: only then are any
+        # pending, so no other move need look.
+        await scheduled.cancel(
+            session,
+            {"booking_id": booking.id, "kind": {"$in": REMINDER_KINDS}},
+            f"the booking is {booking.status.value.replace('_', ' ')}",
+            now,
+        )
     if booking.status is BookingStatus.COMPLETED:
         await ask_for_reviews(
             session,

@@ -23,6 +23,7 @@ from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 
 from documents.clock import utcnow
 from documents.events import DomainEvent
@@ -124,18 +125,32 @@ async def plan(session: AsyncClientSession | None, planned: Iterable[Planned]) -
     return len(deliveries)
 
 
-async def claim(now: datetime) -> Delivery | None:
-    """One due delivery, leased to this caller until `now + LEASE`; None if none is due."""
-    raw = await Delivery.get_pymongo_collection().find_one_and_update(
+async def claim_due(
+    collection: AsyncCollection[dict[str, Any]],
+    now: datetime,
+    lease: timedelta,
+    **marks: Any,
+) -> dict[str, Any] | None:
+    """The earliest document of `collection` that is pending and due by `now` and whose
+    lease, if it had one, has run out: leased to the caller until `now + lease` (with
+    `marks` set on it too). The outbox's deliveries and the scheduled messages are both
+    claimed this way, so one instance at a time has each."""
+    raw: dict[str, Any] | None = await collection.find_one_and_update(
         {
-            "status": DeliveryStatus.PENDING.value,
+            "status": "pending",
             "due_at": {"$lte": now},
             "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
         },
-        {"$set": {"lease_until": now + LEASE, "lease_id": uuid.uuid4().hex}},
+        {"$set": {"lease_until": now + lease, **marks}},
         sort=[("due_at", 1)],
         return_document=ReturnDocument.AFTER,
     )
+    return raw
+
+
+async def claim(now: datetime) -> Delivery | None:
+    """One due delivery, leased to this caller until `now + LEASE`; None if none is due."""
+    raw = await claim_due(Delivery.get_pymongo_collection(), now, LEASE, lease_id=uuid.uuid4().hex)
     return None if raw is None else Delivery.model_validate(raw)
 
 

@@ -21,7 +21,6 @@ from functools import partial
 from typing import Any
 
 from beanie.odm.utils.encoder import Encoder
-from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -111,16 +110,7 @@ async def claim(now: datetime) -> ScheduledMessage | None:
     The stored `lease_until` is the claim's token: a message is claimed again only once
     its lease has run out, so each claim stores a later time than the one before.
     """
-    raw = await _collection().find_one_and_update(
-        {
-            "status": PENDING,
-            "due_at": {"$lte": now},
-            "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
-        },
-        {"$set": {"lease_until": now + LEASE}},
-        sort=[("due_at", 1)],
-        return_document=ReturnDocument.AFTER,
-    )
+    raw = await outbox.claim_due(_collection(), now, LEASE)
     return None if raw is None else ScheduledMessage.model_validate(raw)
 
 
