@@ -98,7 +98,3 @@ class NotificationPreferences(Document):
         if self.push_subscriptions:
             reachable.add(Channel.PUSH)
         return frozenset(wanted & reachable)
-
-
-def default_preferences(user_id: PydanticObjectId) -> NotificationPreferences:
-    return NotificationPreferences(user_id=user_id)

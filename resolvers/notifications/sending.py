@@ -24,6 +24,7 @@ from resolvers.common.services import Services
 from resolvers.notifications import outbox
 from resolvers.notifications.details import details
 from resolvers.notifications.messages import Message, compose
+from resolvers.notifications.preferences import preferences_of
 
 BATCH = 50
 """Deliveries one run of `send_due` handles at most, so that a run ends soon."""
@@ -50,9 +51,7 @@ async def send(services: Services, delivery: Delivery, now: datetime) -> None:
     if user is None or user.status is not UserStatus.ACTIVE or not user.email:
         await outbox.finish(delivery, DeliveryStatus.SKIPPED, reason="the account is not active")
         return
-    preferences = await NotificationPreferences.find_one(
-        NotificationPreferences.user_id == delivery.user_id
-    ) or NotificationPreferences(user_id=delivery.user_id)
+    preferences = await preferences_of(delivery.user_id)
     if delivery.channel not in preferences.channels(delivery.kind):
         await outbox.finish(delivery, DeliveryStatus.SKIPPED, reason="turned off")
         return
