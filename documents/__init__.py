@@ -18,6 +18,15 @@ from documents.marketplace.tasks import Task
 from documents.notifications.deliveries import Delivery
 from documents.notifications.preferences import NotificationPreferences
 from documents.notifications.scheduled import ScheduledMessage
+from documents.partners.api_keys import PartnerApiKey
+from documents.partners.partners import Partner
+from documents.partners.transactions import PartnerGatewayObject, PartnerTransaction
+from documents.partners.wallets import PartnerWallet, WalletEntry
+from documents.partners.webhooks import (
+    PartnerWebhookDelivery,
+    PartnerWebhookEndpoint,
+    PartnerWebhookEvent,
+)
 from documents.payments.disputes import Dispute
 from documents.payments.escrow import Escrow
 from documents.payments.ledger import AccountBalance, LedgerTransaction
@@ -52,4 +61,13 @@ ALL_DOCUMENTS: list[type[Document]] = [
     Delivery,
     NotificationPreferences,
     ScheduledMessage,
+    Partner,
+    PartnerApiKey,
+    PartnerWallet,
+    WalletEntry,
+    PartnerTransaction,
+    PartnerGatewayObject,
+    PartnerWebhookEndpoint,
+    PartnerWebhookEvent,
+    PartnerWebhookDelivery,
 ]

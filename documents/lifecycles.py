@@ -22,6 +22,9 @@ from typing import Any, Generic, TypeVar
 from documents.marketplace.bookings import BookingStatus
 from documents.marketplace.offers import OfferStatus
 from documents.marketplace.tasks import MilestoneStatus, TaskStatus
+from documents.partners.partners import PartnerStatus
+from documents.partners.transactions import TransactionStatus
+from documents.partners.wallets import WalletStatus
 from documents.payments.disputes import DisputeStatus
 from documents.payments.escrow import EscrowStatus
 
@@ -41,6 +44,8 @@ class Party(StrEnum):
     RECIPIENT = "recipient"
     """Whoever an offer is made to: the poster, or the tasker of a direct offer."""
     ADMIN = "admin"
+    PARTNER = "partner"
+    """A partner's app, with one of its API keys."""
     SYSTEM = "system"
     """gigql itself: a deadline or window running out, a payment event, a sweep."""
 
@@ -259,7 +264,56 @@ DISPUTE = Lifecycle(
     move("resolve", [DS.OPEN], DS.RESOLVED, [P.ADMIN], "resolved"),
 )
 
-LIFECYCLES: tuple[Lifecycle[Any], ...] = (TASK, OFFER, BOOKING, MILESTONE, ESCROW, DISPUTE)
+PS = PartnerStatus
+
+PARTNER = Lifecycle(
+    "partner",
+    PartnerStatus,
+    PS.APPLIED,
+    move("approve", [PS.APPLIED], PS.APPROVED, [P.ADMIN], "approved"),
+    move("reject", [PS.APPLIED], PS.REJECTED, [P.ADMIN], "rejected"),
+    move("suspend", [PS.APPROVED], PS.SUSPENDED, [P.ADMIN], "suspended"),
+    move("reinstate", [PS.SUSPENDED], PS.APPROVED, [P.ADMIN], "reinstated"),
+    move("close", [PS.APPROVED, PS.SUSPENDED], PS.CLOSED, [P.ADMIN], "closed"),
+)
+
+WS = WalletStatus
+
+PARTNER_WALLET = Lifecycle(
+    "partner wallet",
+    WalletStatus,
+    WS.ACTIVE,
+    move("freeze", [WS.ACTIVE], WS.FROZEN, [P.PARTNER, P.ADMIN], "frozen"),
+    move("unfreeze", [WS.FROZEN], WS.ACTIVE, [P.PARTNER, P.ADMIN], "unfrozen"),
+    move("close", [WS.ACTIVE, WS.FROZEN], WS.CLOSED, [P.PARTNER], "closed"),
+)
+
+XS = TransactionStatus
+
+PARTNER_TRANSACTION = Lifecycle(
+    "partner transaction",
+    TransactionStatus,
+    XS.PENDING,
+    # A card credit: the payment's webhook settles it.
+    move("complete", [XS.PENDING, XS.PROCESSING], XS.COMPLETED, [P.SYSTEM], "completed"),
+    move("fail", [XS.PENDING, XS.PROCESSING], XS.FAILED, [P.SYSTEM], "failed"),
+    # A withdrawal: transferred to the partner's account, its payout on the way.
+    move("pay_out", [XS.PENDING], XS.PROCESSING, [P.SYSTEM], "paid out"),
+    # A payout the bank returned after it was reported paid.
+    move("return", [XS.COMPLETED], XS.FAILED, [P.SYSTEM], "returned"),
+)
+
+LIFECYCLES: tuple[Lifecycle[Any], ...] = (
+    TASK,
+    OFFER,
+    BOOKING,
+    MILESTONE,
+    ESCROW,
+    DISPUTE,
+    PARTNER,
+    PARTNER_WALLET,
+    PARTNER_TRANSACTION,
+)
 
 
 def readme_section() -> str:

@@ -197,6 +197,26 @@ class Settings(BaseSettings):
     """How long a gateway step may be retried with its first idempotency key; Stripe
     forgets keys after 24 hours, so an older step is first looked for at the gateway."""
 
+    # Partners (resolvers/partners): other apps' wallets on this ledger
+    partner_credit_fee_bp: int = Field(290, ge=0, le=5_000)
+    """A new partner's fee on card credits, in basis points (an admin may set each
+    partner's own when approving it)."""
+    partner_webhook_timeout: timedelta = Field(timedelta(seconds=10), gt=timedelta(0))
+    """How long a partner's endpoint has to answer one delivery."""
+    partner_webhook_retry_base: timedelta = Field(timedelta(seconds=30), gt=timedelta(0))
+    """Wait before the second attempt of a delivery; it doubles each time, up to an hour."""
+    partner_webhook_retry_period: timedelta = Field(timedelta(days=3), gt=timedelta(0))
+    """How long a delivery is retried before it is dead (partners can redeliver it)."""
+    partner_webhook_send_interval: timedelta = Field(timedelta(seconds=2), gt=timedelta(0))
+    """How often each instance looks for deliveries due."""
+    partner_webhook_secret_overlap: timedelta = Field(timedelta(hours=24), ge=timedelta(0))
+    """After a secret is rotated, how long deliveries are signed with the old one too."""
+    partner_webhook_allow_private_hosts: bool = False
+    """Lets partner webhook endpoints be http(s) on loopback or private addresses: for
+    development against a partner's app on the same machine; never in production."""
+    rate_limit_partner_key_requests: int = Field(600, ge=0)
+    """Requests a partner API key may make per rate-limit window (0: no limit)."""
+
     # Marketplace
     categories: Annotated[list[str], NoDecode] = [
         "cleaning",
@@ -403,6 +423,10 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "STRIPE_SECRET_KEY must be set in production (or "
                     "GIGQL_ALLOW_SANDBOX_PAYMENTS=true for a demo that takes no real payments)"
+                )
+            if self.partner_webhook_allow_private_hosts:
+                raise ValueError(
+                    "GIGQL_PARTNER_WEBHOOK_ALLOW_PRIVATE_HOSTS is for development only"
                 )
             if self.push_backend == "vapid" and not (self.vapid_private_key and self.vapid_subject):
                 # Every instance must sign with the key browsers subscribed to: not one

@@ -158,8 +158,16 @@ class _Executed:
 
 class GigqlSchema(strawberry.Schema):
     def __init__(
-        self, settings: Settings, rate_limits: RateLimits | None = None, **kwargs: Any
+        self,
+        settings: Settings,
+        rate_limits: RateLimits | None = None,
+        *,
+        query: type = Query,
+        mutation: type | None = Mutation,
+        subscription: type | None = Subscription,
+        **kwargs: Any,
     ) -> None:
+        """The main graph by default; another (the partner API's) with its own roots."""
         self.settings = settings
         self.rate_limits = rate_limits
         """Counted per operation when set (schema/common/rate_limits.py); None counts nothing."""
@@ -176,9 +184,9 @@ class GigqlSchema(strawberry.Schema):
             introspection=settings.introspection_enabled,
         )
         super().__init__(
-            query=Query,
-            mutation=Mutation,
-            subscription=Subscription,
+            query=query,
+            mutation=mutation,
+            subscription=subscription,
             execution_context_class=PerEventExecutor,
             scalar_overrides=SCALAR_OVERRIDES,
             extensions=[lambda: UsePreparedDocuments(self.documents)],

@@ -15,12 +15,14 @@ from documents.settings import Settings
 from realtime.going_away import close_before_sigterm
 from resolvers.notifications.unsubscribe import PATH as UNSUBSCRIBE_PATH
 from schema.common.rate_limits import RateLimits
+from schema.partners.schema import build_partner_schema
 from schema.schema import build_schema
 from server import background, sandbox_pages
 from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from server.notifications.unsubscribe_page import unsubscribe_page
+from server.partners.view import ByCredential, PartnerGraphQLView
 from server.runtime import Runtime, open_runtime
 from server.webhook_route import stripe_webhook
 
@@ -60,10 +62,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     rate_limits = RateLimits(settings)
     view = GraphQLView(build_schema(settings, rate_limits))
+    by_credential = ByCredential(
+        view, PartnerGraphQLView(build_partner_schema(settings, rate_limits))
+    )
+
     return Starlette(
         debug=settings.debug,
         routes=[
-            Route("/graphql", view, methods=["GET", "POST"]),
+            Route("/graphql", by_credential, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", view),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -257,7 +257,7 @@ class GraphQLView(GraphQL[Context, None]):
             ),
             request=request,
             response=response if isinstance(response, Response) else None,
-            access_token=_bearer_token(request.headers.get("authorization")),
+            access_token=bearer_token(request.headers.get("authorization")),
             socket=self.sockets.of(request) if isinstance(request, WebSocket) else None,
         )
 
@@ -268,7 +268,7 @@ class GraphQLView(GraphQL[Context, None]):
         are allowed (resolvers/accounts/auth/socket_sessions.py)."""
         params = context.connection_params or {}
         given = params.get("Authorization") or params.get("authorization")
-        token = _bearer_token(given) if isinstance(given, str) else params.get("accessToken")
+        token = bearer_token(given) if isinstance(given, str) else params.get("accessToken")
         try:
             await count_socket_connection(
                 self.schema, context, token if isinstance(token, str) else None
@@ -396,7 +396,7 @@ async def _close_if_open(websocket: AsyncWebSocketAdapter, error: DomainError) -
         await socket.close(code=SESSION_ENDED_CLOSE, reason=error.code.value)
 
 
-def _bearer_token(header: str | None) -> str | None:
+def bearer_token(header: str | None) -> str | None:
     if not header:
         return None
     scheme, _, token = header.partition(" ")

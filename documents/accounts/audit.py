@@ -53,6 +53,15 @@ class AuditKind(StrEnum):
     ESCROW_RELEASED_BY_ADMIN = "escrow_released_by_admin"
     ESCROW_REFUNDED_BY_ADMIN = "escrow_refunded_by_admin"
     CHARGEBACK_SETTLED_BY_ADMIN = "chargeback_settled_by_admin"
+    PARTNER_APPLIED = "partner_applied"
+    PARTNER_STATUS_CHANGED = "partner_status_changed"
+    """An admin approved, rejected, suspended, reinstated or closed a partner."""
+    PARTNER_KEY_CREATED = "partner_key_created"
+    PARTNER_KEY_REVOKED = "partner_key_revoked"
+    PARTNER_KEY_REJECTED = "partner_key_rejected"
+    """A partner API key that was unknown, wrong, revoked, expired, of a partner not
+    approved, or a check refused for too many failures from the address."""
+    PARTNER_WEBHOOK_SECRET_ROTATED = "partner_webhook_secret_rotated"
 
 
 class AuditEvent(Document):

@@ -58,6 +58,20 @@ class MovementKind(StrEnum):
     CHARGEBACK_COVERED = "chargeback_covered"
     """An admin kept what the escrow held to cover a lost chargeback: escrow -> platform
     revenue, up to the loss."""
+    PARTNER_CREDIT = "partner_credit"
+    """A partner's user paid into a wallet by card: partner funding -> partner wallet."""
+    PARTNER_FEE = "partner_fee"
+    """The partner's fee on one of its transactions: partner wallet -> platform revenue."""
+    PARTNER_DEBIT = "partner_debit"
+    """A partner took money from a wallet: partner wallet -> its clearing wallet."""
+    PARTNER_TRANSFER = "partner_transfer"
+    """Between two wallets of one partner: partner wallet -> partner wallet."""
+    PARTNER_WITHDRAWAL = "partner_withdrawal"
+    """To the partner's bank: partner wallet -> partner payout in flight."""
+    PARTNER_PAYOUT_PAID = "partner_payout_paid"
+    """The bank has it: partner payout in flight -> partner paid out."""
+    PARTNER_PAYOUT_FAILED = "partner_payout_failed"
+    """It came back: partner payout in flight -> partner wallet."""
     ADJUSTMENT = "adjustment"
     """An operator's correction; its memo says why."""
 
@@ -70,6 +84,9 @@ class Ref(StrEnum):
     PAYOUT = "payout"
     GATEWAY = "gateway"
     """The gateway's object (a charge, transfer, payout or dispute id)."""
+    PARTNER = "partner"
+    """The partner whose wallets a movement concerns (fees per partner are found by it)."""
+    PARTNER_TRANSACTION = "partner_transaction"
 
 
 class Entry(BaseModel):

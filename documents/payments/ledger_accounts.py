@@ -44,6 +44,14 @@ class AccountKind(StrEnum):
     CHARGEBACK = "chargeback"
     """Per escrow: what card networks took back from the platform in chargebacks still
     open; negative while one is, back to zero when it is won or its loss recognised."""
+    PARTNER_WALLET = "partner_wallet"
+    """Per partner wallet: what a partner's user holds (documents/partners/wallets.py)."""
+    PARTNER_FUNDING = "partner_funding"
+    """Per partner: card money paid into its wallets from outside; negative."""
+    PARTNER_PAYOUT_IN_FLIGHT = "partner_payout_in_flight"
+    """Per partner: withdrawn from its wallets, not yet confirmed paid to its bank."""
+    PARTNER_PAID_OUT = "partner_paid_out"
+    """Per partner: what has reached its bank account; grows with every payout."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,10 @@ RULES: dict[AccountKind, AccountRule] = {
     AccountKind.PLATFORM_REVENUE: AccountRule(owned=False, never_negative=False, shards=64),
     AccountKind.GATEWAY_FEES: AccountRule(owned=False, never_negative=False, shards=8),
     AccountKind.CHARGEBACK: AccountRule(owned=True, never_negative=False),
+    AccountKind.PARTNER_WALLET: AccountRule(owned=True, never_negative=True),
+    AccountKind.PARTNER_FUNDING: AccountRule(owned=True, never_negative=False),
+    AccountKind.PARTNER_PAYOUT_IN_FLIGHT: AccountRule(owned=True, never_negative=True),
+    AccountKind.PARTNER_PAID_OUT: AccountRule(owned=True, never_negative=False),
 }
 
 
@@ -115,6 +127,22 @@ def gateway_fees() -> str:
 
 def chargeback(escrow_id: ObjectId) -> str:
     return _owned(AccountKind.CHARGEBACK, escrow_id)
+
+
+def partner_wallet(wallet_id: ObjectId) -> str:
+    return _owned(AccountKind.PARTNER_WALLET, wallet_id)
+
+
+def partner_funding(partner_id: ObjectId) -> str:
+    return _owned(AccountKind.PARTNER_FUNDING, partner_id)
+
+
+def partner_payout_in_flight(partner_id: ObjectId) -> str:
+    return _owned(AccountKind.PARTNER_PAYOUT_IN_FLIGHT, partner_id)
+
+
+def partner_paid_out(partner_id: ObjectId) -> str:
+    return _owned(AccountKind.PARTNER_PAID_OUT, partner_id)
 
 
 def parse_account(name: str) -> Account:

@@ -69,12 +69,14 @@ class _Budget:
     per_account: bool
     of_cost: bool
     """Of query cost, else of requests."""
+    holder: str | None = None
+    """How a refusal names whose budget it is, if not "this account" or "your address"."""
 
     def key(self, client: Client) -> str | None:
         return client.account if self.per_account else client.ip
 
     def refusal(self, window: str, retry_after: int) -> RateLimited:
-        holder = "this account" if self.per_account else "your address"
+        holder = self.holder or ("this account" if self.per_account else "your address")
         spent = (
             f"Queries from {holder} cost too much: at most {self.item.amount} cost units"
             if self.of_cost
@@ -118,6 +120,18 @@ class RateLimits:
             ip=settings.rate_limit_ip_cost,
             account=settings.rate_limit_account_cost,
         )
+        self._partner_key_budget = (
+            _Budget(
+                RateLimitItemPerSecond(
+                    settings.rate_limit_partner_key_requests, window, namespace="key-requests"
+                ),
+                per_account=True,
+                of_cost=False,
+                holder="this API key",
+            )
+            if settings.rate_limit_partner_key_requests > 0
+            else None
+        )
         budgets = self._request_budgets + self._cost_budgets
         self._per_account = any(budget.per_account for budget in budgets)
         self._local = SlidingWindowCounterRateLimiter(InProcessCounters())
@@ -155,6 +169,13 @@ class RateLimits:
         """Count `operations` requests; raises RateLimited when a budget has not room."""
         for budget in self._request_budgets:
             await self._spend(budget, client, operations)
+
+    async def admit_partner_key(self, key_id: str, operations: int) -> None:
+        """Count `operations` requests against a partner API key's own budget, shared by
+        every instance like the others; raises RateLimited."""
+        if self._partner_key_budget is not None:
+            client = Client(ip="", account=f"partner-key:{key_id}")
+            await self._spend(self._partner_key_budget, client, operations)
 
     async def charge(self, client: Client, cost: int) -> None:
         """Count the cost of admitted operations; raises RateLimited when a budget has

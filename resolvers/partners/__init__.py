@@ -1,0 +1,1 @@
+"""Partners' use cases: keys, wallets, money, webhooks to partners."""

@@ -1,0 +1,27 @@
+"""The partner API's graph: what a request with a partner API key can reach, and nothing
+of the main graph's (users, tasks, bookings, chat, the marketplace's money). Served on
+the same `/graphql` (server/partners/view.py picks it by the key's `gq_` prefix), with
+the same document limits and rate limits, plus one budget per key."""
+
+from __future__ import annotations
+
+from strawberry.tools import merge_types
+
+from documents.settings import Settings
+from schema.common.rate_limits import RateLimits
+from schema.partners.me import PartnerSelfQuery
+from schema.schema import GigqlSchema
+
+PartnerQuery = merge_types("Query", (PartnerSelfQuery,))
+
+
+def build_partner_schema(
+    settings: Settings | None = None, rate_limits: RateLimits | None = None
+) -> GigqlSchema:
+    return GigqlSchema(
+        settings or Settings(),
+        rate_limits,
+        query=PartnerQuery,
+        mutation=None,
+        subscription=None,
+    )
