@@ -6,7 +6,9 @@ one DEALS_IN_PROGRESS problem per item, while the person has:
 - a task assigned, in progress, handed in or disputed, as its poster or its tasker;
 - a booking confirmed, in progress or disputed, as its customer or its provider;
 - money due to them as a provider in an escrow (held, frozen, or being released);
-- money in their wallet, or on its way to their bank.
+- money in their wallet, or on its way to their bank;
+- a partner business they own that is not closed or rejected (its wallets hold other
+  people's money, and its keys and payout account answer to them).
 
 Each ends by the ordinary rules (complete or cancel the deal, set up payouts, withdraw),
 then the account can go. What has not become a deal yet is wound down on the way out,
@@ -36,6 +38,7 @@ from documents.errors import DomainError, ErrorCode, Problem
 from documents.marketplace.bookings import Booking, BookingStatus
 from documents.marketplace.offers import Offer, OfferStatus
 from documents.marketplace.tasks import Task, TaskStatus
+from documents.partners.partners import Partner, PartnerStatus
 from documents.payments.escrow import Escrow, EscrowStatus, booking_deal
 from documents.payments.ledger_accounts import AccountKind, parse_account
 from resolvers.accounts.auth.viewer import Viewer
@@ -54,6 +57,7 @@ MAX_LISTED = 20
 MAX_ROUNDS = 3
 """Rounds of winding down before a deletion that keeps meeting new requests gives up."""
 
+_PARTNERS_OPEN = [PartnerStatus.APPLIED, PartnerStatus.APPROVED, PartnerStatus.SUSPENDED]
 _TASKS_IN_PROGRESS = [
     TaskStatus.ASSIGNED,
     TaskStatus.IN_PROGRESS,
@@ -245,6 +249,17 @@ async def _in_progress(user_id: ObjectId, session: AsyncClientSession | None) ->
             problems.append(
                 _problem(f"{held.money} is on its way to your bank: wait until it arrives.")
             )
+    partner = await Partner.find_one(
+        {"owner_id": user_id, "status": {"$in": [s.value for s in _PARTNERS_OPEN]}},
+        session=session,
+    )
+    if partner is not None:
+        problems.append(
+            _problem(
+                f"You own the partner “{partner.name}”: an admin must close it first "
+                "(its wallets empty)."
+            )
+        )
     return problems
 
 
