@@ -18,7 +18,7 @@ REMOVING = {"delete", "delete_one", "delete_many", "find_one_and_delete", "drop"
 def test_the_periods_are_the_regulators() -> None:
     assert TRANSACTION_RECORD_YEARS >= 7
     assert AUDIT_LOG_YEARS >= 10
-    assert {model.Settings.name for model in KEPT_YEARS} >= {  # type: ignore[attr-defined]
+    assert {model.Settings.name for model in KEPT_YEARS} >= {
         "ledger_transactions",
         "partner_transactions",
         "audit_events",
