@@ -7,6 +7,7 @@ import base64
 
 from bson import ObjectId
 
+PARTNER_TYPE = "Partner"
 WALLET_TYPE = "PartnerWallet"
 TRANSACTION_TYPE = "PartnerTransaction"
 EVENT_PREFIX = "evt_"

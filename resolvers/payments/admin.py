@@ -96,10 +96,15 @@ class Earnings:
 
 
 async def commission_earnings(
-    period: Period, start: datetime, end: datetime, currency: str | None = None
+    period: Period,
+    start: datetime,
+    end: datetime,
+    currency: str | None = None,
+    partner_id: ObjectId | None = None,
 ) -> list[Earnings]:
     """What the platform earned (fees and commissions, less fee refunds and what it bore),
-    per UTC period and currency, for the periods that had any; oldest first.
+    per UTC period and currency, for the periods that had any; oldest first. With
+    `partner_id`, only what it earned on that partner's wallets (their fees).
 
     `start` and `end` are widened to whole periods. Revenue is sharded in the balances,
     never in the entries: each transaction has one entry on the account per currency.
@@ -122,6 +127,8 @@ async def commission_earnings(
         "entries.account": revenue,
         "created_at": {"$gte": first, "$lt": next_period(period, last)},
     }
+    if partner_id is not None:
+        query[f"refs.{Ref.PARTNER.value}"] = str(partner_id)
     found: dict[tuple[datetime, str], Earnings] = {}
     transactions = LedgerTransaction.get_pymongo_collection().find(
         query, {"entries": 1, "kind": 1, "created_at": 1}

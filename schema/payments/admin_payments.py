@@ -9,12 +9,15 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from bson import ObjectId
 from strawberry import relay
 from strawberry.scalars import JSON
 
+from documents.errors import DomainError, ErrorCode
 from documents.money import Money
 from documents.payments.ledger import LedgerTransaction, MovementKind, Ref
 from documents.payments.webhooks import EventDifference, WebhookEvent, WebhookStatus
+from resolvers.partners.ids import PARTNER_TYPE
 from resolvers.payments import admin as admin_payments
 from resolvers.payments.admin import Earnings, LedgerFilter, Period
 from schema.common.context import Info
@@ -22,7 +25,13 @@ from schema.common.copying import copied
 from schema.common.limits import bounded
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.permissions import IsAdmin, allow
-from schema.common.relay import admin_documents, decode_id, requested_page, to_connection
+from schema.common.relay import (
+    admin_documents,
+    decode_id,
+    object_id,
+    requested_page,
+    to_connection,
+)
 from schema.common.values import MoneyType
 from schema.payments.wallets import MovementKindType  # noqa: F401  # the GraphQL enum of MovementKind
 
@@ -228,7 +237,8 @@ class AdminPaymentsQuery:
     @strawberry.field(
         extensions=allow(IsAdmin()),
         description="Platform revenue per UTC period and currency, oldest first; periods "
-        "without any are left out. `from` and `until` are widened to whole periods.",
+        "without any are left out. `from` and `until` are widened to whole periods. With "
+        "`partnerId`, the fees earned on that partner's wallets only.",
     )
     async def commission_earnings(
         self,
@@ -236,8 +246,10 @@ class AdminPaymentsQuery:
         from_: Annotated[datetime, strawberry.argument(name="from")],
         until: Annotated[datetime, strawberry.argument(description="Exclusive.")],
         currency: str | None = None,
+        partner_id: relay.GlobalID | None = None,
     ) -> list[CommissionEarningsType]:
-        found = await admin_payments.commission_earnings(period, from_, until, currency)
+        partner = _partner_id(partner_id) if partner_id is not None else None
+        found = await admin_payments.commission_earnings(period, from_, until, currency, partner)
         return [CommissionEarningsType.of(earnings) for earnings in found]
 
     @strawberry.field(
@@ -254,6 +266,13 @@ class AdminPaymentsQuery:
     ) -> WebhookEventConnection:
         page = await admin_payments.webhook_events(status, type, requested_page(info, first, after))
         return to_connection(WebhookEventConnection, page, WebhookEventNode.of)
+
+
+def _partner_id(global_id: relay.GlobalID) -> ObjectId:
+    oid = object_id(global_id.node_id) if global_id.type_name == PARTNER_TYPE else None
+    if oid is None:
+        raise DomainError(ErrorCode.INVALID_ID, "Not the id of a Partner.", "partnerId")
+    return oid
 
 
 @strawberry.input
