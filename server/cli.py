@@ -194,14 +194,20 @@ def _announce(settings: Settings, port: int, embedded: bool) -> None:
         print(f"{PROG}: GraphiQL at {base}/graphql", file=sys.stderr)
 
 
+_SCHEMA_FILES = {"main": "schema.graphql", "partner": "partner-schema.graphql"}
+
+
 def export_schema(args: argparse.Namespace) -> None:
+    from schema.partners.schema import build_partner_schema
     from schema.schema import build_schema
 
-    sdl = build_schema(Settings(environment="development")).as_str() + "\n"
-    output = Path(args.output)
+    build = build_partner_schema if args.graph == "partner" else build_schema
+    sdl = build(Settings(environment="development")).as_str() + "\n"
+    output = Path(args.output or _SCHEMA_FILES[args.graph])
     if args.check:
         if not output.exists() or output.read_text() != sdl:
-            fail(f"{output} is out of date; run `gigql export-schema`")
+            again = "" if args.graph == "main" else f" --graph {args.graph}"
+            fail(f"{output} is out of date; run `gigql export-schema{again}`")
         return
     output.write_text(sdl)
     print(f"{PROG}: wrote {output}", file=sys.stderr)
@@ -373,7 +379,15 @@ def main(argv: list[str] | None = None) -> None:
     serve_parser.set_defaults(run=serve)
 
     export_parser = commands.add_parser("export-schema", help="write the GraphQL SDL")
-    export_parser.add_argument("--output", default="schema.graphql")
+    export_parser.add_argument(
+        "--graph",
+        choices=sorted(_SCHEMA_FILES),
+        default="main",
+        help="the main graph, or the one partner API keys reach",
+    )
+    export_parser.add_argument(
+        "--output", help="default: schema.graphql, or partner-schema.graphql for --graph partner"
+    )
     export_parser.add_argument(
         "--check", action="store_true", help="fail if the file is out of date"
     )

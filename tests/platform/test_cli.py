@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from documents.settings import Settings
+from schema.partners.schema import build_partner_schema
 from schema.schema import build_schema
 from tests.support.gigql_process import (
     URL_FILE,
@@ -118,6 +119,24 @@ def test_the_checked_in_schema_graphql_is_up_to_date(sdl: str) -> None:
     assert checked_in.read_text() == sdl, (
         f"{checked_in} is out of date: run `gigql export-schema` and commit it"
     )
+
+
+def test_the_checked_in_partner_schema_graphql_is_up_to_date() -> None:
+    """What partners' apps generate their clients from: the graph API keys reach."""
+    checked_in = REPOSITORY / "partner-schema.graphql"
+    sdl = build_partner_schema(Settings(environment="development")).as_str() + "\n"
+    assert checked_in.exists() and checked_in.read_text() == sdl, (
+        f"{checked_in} is out of date: run `gigql export-schema --graph partner` and commit it"
+    )
+
+
+async def test_export_schema_writes_the_partner_graph(tmp_path: Path) -> None:
+    result = await asyncio.to_thread(
+        run_gigql, "export-schema", "--graph", "partner", env=gigql_env(), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    written = (tmp_path / "partner-schema.graphql").read_text()
+    assert "type Query" in written and "tasks" not in written and "me:" not in written
 
 
 # --- create-admin -------------------------------------------------------------------
