@@ -2,9 +2,10 @@
 
 A presented key is checked against the database on every request, so a revoked or
 expired key, or a partner suspended, is refused on the next request on every instance.
-Each check counts as a secret check of the client's address (resolvers/accounts/auth/
-guessing.py): past the limit of failures a window, keys from that address are refused
-before they are looked up, and every refusal is audited.
+A failed check counts against the client's address with every other secret check
+(resolvers/accounts/auth/guessing.py): past the limit of failures a window, keys from that
+address are refused before they are looked up, and every refusal is audited. Right keys
+are not counted: a partner's servers send many requests at once.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from documents.partners.api_keys import ApiScope, KeyMode, PartnerApiKey
 from documents.partners.partners import Partner, PartnerStatus
 from documents.settings import Settings
 from resolvers.accounts import audit
-from resolvers.accounts.auth.guessing import attempt
+from resolvers.accounts.auth.guessing import count_wrong, refuse_if_throttled
 from resolvers.common.services import RequestMeta, Services
 
 KEY_PREFIX = "gq_"
@@ -118,23 +119,19 @@ _REFUSED = (
 async def authenticate(services: Services, meta: RequestMeta, presented: str) -> PartnerAccess:
     """The partner and key a presented key stands for; raises INVALID_API_KEY (audited,
     counted against the address) for anything else, and TOO_MANY_ATTEMPTS past the limit."""
-    async with attempt(
-        services,
-        meta,
-        AuditKind.PARTNER_KEY_REJECTED,
-        token="partner_api_key",  # noqa: S106 # names the kind of secret
-    ) as check:
-        reason, key, partner = await _check(services.settings, presented)
-        if reason is not None:
-            check.wrong = True
-            await audit.record(
-                AuditKind.PARTNER_KEY_REJECTED,
-                meta,
-                reason=reason,
-                key_id=str(key.id) if key else None,
-                partner_id=str(partner.id) if partner else None,
-            )
-            raise DomainError(ErrorCode.INVALID_API_KEY, _REFUSED)
+    kind = AuditKind.PARTNER_KEY_REJECTED
+    await refuse_if_throttled(services, meta, kind, token="partner_api_key")  # noqa: S106
+    reason, key, partner = await _check(services.settings, presented)
+    if reason is not None:
+        await count_wrong(services, meta)
+        await audit.record(
+            kind,
+            meta,
+            reason=reason,
+            key_id=str(key.id) if key else None,
+            partner_id=str(partner.id) if partner else None,
+        )
+        raise DomainError(ErrorCode.INVALID_API_KEY, _REFUSED)
     assert key is not None and partner is not None
     await _note_use(key)
     return PartnerAccess(partner, key)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from documents.accounts.audit import AuditKind
 from documents.errors import DomainError, ErrorCode
@@ -39,18 +39,12 @@ async def attempt(
 ) -> AsyncIterator[Attempt]:
     """A check by this client, made inside; refused (audited as `refusal`) past the limit.
     Counted as under way until the block ends, then as a failure if marked wrong."""
-    settings = services.settings
-    failures = Throttle("login-ip", settings.login_ip_max_failures, settings.login_ip_window)
+    failures = _failures(services)
     under_way = Throttle("login-ip-checking", failures.limit, failures.window)
     client = address_key(meta.ip)
     if await under_way.hit(client) + await failures.count(client) > failures.limit:
         await under_way.forgive(client)
-        await audit.record(refusal, meta, reason="ip_throttled", **details)
-        raise DomainError(
-            ErrorCode.TOO_MANY_ATTEMPTS,
-            "Too many failed attempts from this network; "
-            f"try again after {clock(failures.retry_after())}.",
-        )
+        await _refuse(failures, meta, refusal, **details)
     check = Attempt()
     try:
         yield check
@@ -58,6 +52,39 @@ async def attempt(
         if check.wrong:
             await failures.hit(client)
         await under_way.forgive(client)
+
+
+async def refuse_if_throttled(
+    services: Services, meta: RequestMeta, refusal: AuditKind, **details: Any
+) -> None:
+    """For a secret of such entropy that guessing it is hopeless, checked on every request
+    (a partner's API key): refused (audited as `refusal`) once this client has had as
+    many failures this window as `attempt` allows. Right checks are not counted, even
+    while under way: a partner's servers send many requests at once from one address."""
+    failures = _failures(services)
+    if await failures.count(address_key(meta.ip)) >= failures.limit:
+        await _refuse(failures, meta, refusal, **details)
+
+
+async def count_wrong(services: Services, meta: RequestMeta) -> None:
+    """One failed check by this client, as `attempt` counts a wrong secret."""
+    await _failures(services).hit(address_key(meta.ip))
+
+
+def _failures(services: Services) -> Throttle:
+    settings = services.settings
+    return Throttle("login-ip", settings.login_ip_max_failures, settings.login_ip_window)
+
+
+async def _refuse(
+    failures: Throttle, meta: RequestMeta, refusal: AuditKind, **details: Any
+) -> NoReturn:
+    await audit.record(refusal, meta, reason="ip_throttled", **details)
+    raise DomainError(
+        ErrorCode.TOO_MANY_ATTEMPTS,
+        "Too many failed attempts from this network; "
+        f"try again after {clock(failures.retry_after())}.",
+    )
 
 
 # A token that was not right; the rest (a suspended account, a weak new password) come
