@@ -4,19 +4,23 @@ closing them, each only by the partner that owns them."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from documents.money import Money
 from documents.partners.api_keys import ApiScope
 from documents.partners.wallets import PartnerWallet
+from resolvers.payments.ledger_check import verify
 from server.runtime import Runtime
 from tests.partners.wallet_support import (
     WALLET_FIELDS,
     approved_partner,
+    balance,
     codes,
     create_wallet,
     debit,
     fund,
     key_of,
+    transfer_money,
 )
 from tests.support.graphql_client import GraphQLClient
 
@@ -100,7 +104,7 @@ async def test_an_external_wallet_id_is_taken_once_even_under_a_race(
 async def test_bad_input_is_refused_and_nothing_is_stored(client: GraphQLClient) -> None:
     key = await key_of(await approved_partner())
     good = {"externalUserId": "u", "externalWalletId": "w", "name": "n", "currency": "USD"}
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"metadata": {f"k{i}": i for i in range(51)}}, "metadata"),
         ({"metadata": {"nested": {"a": 1}}}, "metadata.nested"),
         ({"metadata": {"k" * 41: "v"}}, "metadata"),
@@ -237,3 +241,34 @@ async def test_a_read_only_key_moves_nothing(client: GraphQLClient, runtime: Run
         token=reader,
     )
     assert data["wallet"]["balance"] == {"amount": 1_000, "currency": "USD"}
+
+
+async def test_closing_races_money_arriving_with_one_winner(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    partner = await approved_partner()
+    key = await key_of(partner)
+    source = await create_wallet(client, key, "source")
+    await fund(runtime.services, partner, source["id"], Money(amount=10_000, currency="USD"))
+    targets = [await create_wallet(client, key, f"t-{i}") for i in range(6)]
+
+    async def race(target: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        sent, closed = await asyncio.gather(
+            transfer_money(client, key, source["id"], target["id"], 100, f"to-{target['id']}"),
+            _status(client, key, "closeWallet", target["id"]),
+        )
+        return sent, closed
+
+    for target, (sent, closed) in zip(
+        targets, await asyncio.gather(*(race(t) for t in targets)), strict=True
+    ):
+        held = await balance(target["id"])
+        if closed["errors"]:
+            # The money won: it arrived, and the wallet holding it stays open.
+            assert codes(closed) == [("walletId", "INVALID_STATE")]
+            assert sent["errors"] == [] and held == 100
+        else:
+            # The close won: the money was refused and the closed wallet is empty.
+            assert codes(sent) == [("toWalletId", "WALLET_FROZEN")]
+            assert held == 0
+    assert (await verify()).ok
