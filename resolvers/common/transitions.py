@@ -40,6 +40,7 @@ _WHO = {
     Party.MAKER: "whoever made it",
     Party.RECIPIENT: "whoever it was made to",
     Party.ADMIN: "an admin",
+    Party.PARTNER: "the partner",
     Party.SYSTEM: "gigql itself",
 }
 

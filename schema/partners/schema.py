@@ -9,10 +9,16 @@ from strawberry.tools import merge_types
 
 from documents.settings import Settings
 from schema.common.rate_limits import RateLimits
+from schema.common.relay import NodeQuery
 from schema.partners.me import PartnerSelfQuery
+from schema.partners.moves import PartnerMoneyMutation, PartnerMoneyQuery
+from schema.partners.wallets import PartnerWalletMutation, PartnerWalletQuery
 from schema.schema import GigqlSchema
 
-PartnerQuery = merge_types("Query", (PartnerSelfQuery,))
+PartnerQuery = merge_types(
+    "Query", (NodeQuery, PartnerSelfQuery, PartnerWalletQuery, PartnerMoneyQuery)
+)
+PartnerMutation = merge_types("Mutation", (PartnerWalletMutation, PartnerMoneyMutation))
 
 
 def build_partner_schema(
@@ -22,6 +28,6 @@ def build_partner_schema(
         settings or Settings(),
         rate_limits,
         query=PartnerQuery,
-        mutation=None,
+        mutation=PartnerMutation,
         subscription=None,
     )

@@ -18,11 +18,14 @@ from documents.partners.transactions import (
 )
 from documents.partners.wallets import PartnerWallet, WalletEntry, WalletStatus
 from documents.payments.ledger_accounts import partner_wallet
+from resolvers.partners import statements
 from resolvers.partners.ids import TRANSACTION_TYPE, WALLET_TYPE
 from resolvers.payments import ledger
 from schema.common.context import Info
 from schema.common.copying import copied
+from schema.common.relay import requested_page, to_connection
 from schema.common.values import MoneyType
+from schema.partners.context import PartnerContext
 from schema.partners.scoping import visible_documents
 
 WalletStatusType = strawberry.enum(
@@ -64,6 +67,26 @@ class PartnerWalletNode(relay.Node):
         assert self.doc.id is not None
         return MoneyType.of(await ledger.balance(partner_wallet(self.doc.id), self.currency))
 
+    @strawberry.field(description="The wallet's statement, newest first.")
+    async def entries(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> PartnerWalletEntryConnection:
+        _may_read(info)
+        page = await statements.entries_of(self.doc, requested_page(info, first, after))
+        return to_connection(PartnerWalletEntryConnection, page, PartnerWalletEntryType.of)
+
+    @strawberry.field(description="Transactions money left or reached the wallet by, newest first.")
+    async def transactions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> PartnerTransactionConnection:
+        _may_read(info)
+        page = await statements.list_transactions(
+            self.doc.partner_id,
+            statements.TransactionFilter(wallet_id=self.doc.id),
+            requested_page(info, first, after),
+        )
+        return to_connection(PartnerTransactionConnection, page, PartnerTransactionNode.of)
+
     @classmethod
     async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
@@ -75,6 +98,13 @@ class PartnerWalletNode(relay.Node):
 @strawberry.type
 class PartnerWalletConnection(relay.Connection[PartnerWalletNode]):
     pass
+
+
+def _may_read(info: Info) -> None:
+    """A wallet's statement and transactions need READ_WALLETS, however the wallet was
+    reached (a MOVE_MONEY key's payload has it too); admins' views pass."""
+    if isinstance(info.context, PartnerContext):
+        info.context.partner(ApiScope.READ_WALLETS)
 
 
 @strawberry.type(name=TRANSACTION_TYPE, description="One money operation a partner asked for.")
@@ -144,7 +174,8 @@ class PartnerTransactionConnection(relay.Connection[PartnerTransactionNode]):
     name="PartnerWalletEntry",
     description="One movement of a wallet's money, with the balance right after it.",
 )
-class PartnerWalletEntryType:
+class PartnerWalletEntryType(relay.Node):
+    id: relay.NodeID[str]
     kind: str = strawberry.field(
         description="partner_credit, partner_fee, partner_debit, partner_transfer, "
         "partner_withdrawal, partner_payout_failed."
@@ -157,9 +188,31 @@ class PartnerWalletEntryType:
     @classmethod
     def of(cls, entry: WalletEntry) -> PartnerWalletEntryType:
         return cls(
+            id=str(entry.id),
             kind=entry.kind,
             amount=MoneyType.of(Money(amount=entry.amount, currency=entry.currency)),
             balance_after=MoneyType.of(Money(amount=entry.balance_after, currency=entry.currency)),
             created_at=entry.created_at,
             transaction_id=entry.transaction_id,
         )
+
+    @strawberry.field(description="The partner transaction it belongs to.")
+    async def transaction(self, info: Info) -> PartnerTransactionNode | None:
+        if self.transaction_id is None:
+            return None
+        nodes = await PartnerTransactionNode.resolve_nodes(
+            info=info, node_ids=[str(self.transaction_id)]
+        )
+        return nodes[0]
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override] # one signature serves all overloads
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[PartnerWalletEntryType | None]:
+        found = await visible_documents(info, node_ids, WalletEntry, ApiScope.READ_WALLETS)
+        return [cls.of(e) if e else None for e in found]
+
+
+@strawberry.type
+class PartnerWalletEntryConnection(relay.Connection[PartnerWalletEntryType]):
+    pass
