@@ -41,6 +41,8 @@ class PartnerWallet(Document):
     """The partner's clearing wallet in this currency, which debits pay into."""
     version: int = 0
     event_sequence: int = 0
+    statement_lines: int = 0
+    """The number of the wallet's last statement line (`WalletEntry.line`)."""
     history: list[StatusChange] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -83,13 +85,21 @@ class WalletEntry(Document):
     """Into the wallet; negative out of it, in the wallet's currency's minor units."""
     currency: str
     balance_after: int
+    line: int = 0
+    """Its number on the wallet's statement, 1 up, in the order the postings committed
+    (taken from the wallet in the posting's transaction, so racing postings conflict
+    there and come out one after the other; their clocks may not)."""
     created_at: datetime = Field(default_factory=utcnow)
 
     class Settings:
         name = "partner_wallet_entries"
         use_revision = False
         indexes = [
-            IndexModel([("wallet_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
+            IndexModel(
+                [("wallet_id", ASCENDING), ("line", DESCENDING)],
+                name="one_line_per_number",
+                unique=True,
+            ),
             IndexModel(
                 [("ledger_transaction_id", ASCENDING), ("wallet_id", ASCENDING)],
                 name="one_entry_per_posting_and_wallet",

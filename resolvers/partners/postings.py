@@ -12,7 +12,8 @@ Every money transaction first holds each wallet it touches (`hold_active`): a
 conditional write on the wallet, so a freeze or close racing it conflicts and one of the
 two wins. `post` then posts through the ledger (idempotent per key; it refuses to
 overdraw a wallet, whatever races it) and writes one `WalletEntry` per wallet with the
-balance right after the posting, read in the same transaction.
+balance right after the posting, read in the same transaction, numbered by a counter on
+the wallet, so the statement lists lines in the order their postings committed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bson import ObjectId
+from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from documents.clock import utcnow
@@ -86,6 +88,20 @@ async def post(
         wallet_id = account.owner
         after = (await ledger.balance(entry.account, entry.currency, session)).amount
         balances[wallet_id] = after
+        if await WalletEntry.get_pymongo_collection().find_one(
+            {"ledger_transaction_id": posted.id, "wallet_id": wallet_id},
+            {"_id": 1},
+            session=session,
+        ):
+            continue  # a replayed posting: its line is written
+        numbered = await PartnerWallet.get_pymongo_collection().find_one_and_update(
+            {"_id": wallet_id},
+            {"$inc": {"statement_lines": 1}},
+            projection={"statement_lines": 1},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        assert numbered is not None, "a partner wallet account has its wallet"
         line = WalletEntry(
             wallet_id=wallet_id,
             partner_id=partner_id,
@@ -95,14 +111,8 @@ async def post(
             amount=entry.amount,
             currency=entry.currency,
             balance_after=after,
+            line=int(numbered["statement_lines"]),
             created_at=posted.created_at,
         )
-        document = line.model_dump(by_alias=True, exclude={"id"})
-        # Once per posting and wallet: a replayed posting finds its line written.
-        await WalletEntry.get_pymongo_collection().update_one(
-            {"ledger_transaction_id": posted.id, "wallet_id": wallet_id},
-            {"$setOnInsert": document},
-            upsert=True,
-            session=session,
-        )
+        await line.insert(session=session)
     return Posted(posted, balances)

@@ -22,6 +22,8 @@ from documents.partners.wallets import PartnerWallet, WalletEntry
 from resolvers.common.pagination import Page, PageRequest, paginate
 
 NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
+STATEMENT_ORDER = [("line", -1), ("_id", -1)]
+"""Newest line first: the order the postings committed in (`WalletEntry.line`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class TransactionFilter:
 
 async def entries_of(wallet: PartnerWallet, request: PageRequest) -> Page[WalletEntry]:
     """The wallet's statement lines, newest first, each with the balance after it."""
-    return await paginate(WalletEntry, {"wallet_id": wallet.id}, NEWEST_FIRST, request)
+    return await paginate(WalletEntry, {"wallet_id": wallet.id}, STATEMENT_ORDER, request)
 
 
 async def get_transaction(partner_id: ObjectId, transaction_id: ObjectId) -> PartnerTransaction:

@@ -9,6 +9,7 @@ from typing import Any
 from documents.money import Money
 from documents.partners.partners import PartnerFees
 from documents.partners.transactions import PartnerTransaction
+from documents.partners.wallets import WalletEntry
 from documents.partners.webhooks import PartnerWebhookEvent
 from documents.payments.ledger import LedgerTransaction
 from documents.payments.ledger_accounts import platform_revenue
@@ -27,6 +28,7 @@ from tests.partners.wallet_support import (
     transfer_money,
 )
 from tests.support.graphql_client import GraphQLClient
+from tests.support.marketplace import object_id
 
 USD = "USD"
 ENTRIES = """query($id: ID!) { wallet(id: $id) { entries { edges { node {
@@ -254,6 +256,15 @@ async def test_fifty_concurrent_debits_never_overdraw(
     assert await PartnerTransaction.find({"kind": "debit"}).count() == len(succeeded)
     clearing = succeeded[0]["clearingWallet"]["id"]
     assert await balance(clearing) == len(succeeded) * amount
+    # The statement, oldest line first, runs from 0 to the balance with every step
+    # adding up, however the debits raced.
+    lines = await WalletEntry.find({"wallet_id": object_id(wallet["id"])}).sort("line").to_list()
+    assert [line.line for line in lines] == list(range(1, len(lines) + 1))
+    running = 0
+    for line in lines:
+        running += line.amount
+        assert line.balance_after == running, line
+    assert running == funding - len(succeeded) * amount
     report = await verify()
     assert report.ok, report
 
