@@ -112,4 +112,5 @@ async def revoke(client: GraphQLClient, who: Tokens, key_id: str) -> dict[str, A
 
 
 async def audited(kind: AuditKind) -> list[AuditEvent]:
-    return await AuditEvent.find({"kind": kind.value}).sort([("at", 1), ("_id", 1)]).to_list()
+    """Audit events of `kind`, in the order they were written (one process makes the ids)."""
+    return await AuditEvent.find({"kind": kind.value}).sort("_id").to_list()
