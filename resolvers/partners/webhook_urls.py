@@ -6,8 +6,9 @@ standard port. We must not be made to post into our own network.
 
 With GIGQL_PARTNER_WEBHOOK_ALLOW_PRIVATE_HOSTS (development only), a partner's app
 running on the same machine or network may receive them too: http or https, any port,
-on a loopback or private address (or `localhost`). Credentials and odd characters are
-still refused, and public hosts still need https.
+on a loopback or private address (or `localhost`); never a link-local one (a cloud's
+metadata service). Credentials and odd characters are still refused, and public hosts
+still need https.
 """
 
 from __future__ import annotations
@@ -50,4 +51,14 @@ def _local_url(url: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
-    return address.is_loopback or address.is_private
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return True
+    # Python counts link-local (169.254.169.254: cloud metadata) as private: never that.
+    return address.is_private and not (
+        address.is_link_local
+        or address.is_unspecified
+        or address.is_multicast
+        or address.is_reserved
+    )

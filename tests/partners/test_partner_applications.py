@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+
 from documents.accounts.audit import AuditEvent, AuditKind
 from documents.partners.partners import Partner
 from documents.partners.webhooks import PartnerWebhookEndpoint
+from documents.settings import Settings
+from resolvers.partners.webhook_urls import webhook_url_problem
 from server.runtime import Runtime
+from tests.conftest import serve
 from tests.partners.partner_steps import (
     APPLICATION,
     MY_PARTNER,
@@ -205,3 +210,44 @@ async def test_every_status_change_is_audited_and_only_from_its_states(
         "{ partners(status: CLOSED) { edges { node { name } } } }", token=setup.admin.access
     )
     assert [e["node"]["name"] for e in listed["partners"]["edges"]] == ["RoSaBank"]
+
+
+def test_webhook_urls_are_public_https_unless_private_hosts_are_allowed(
+    settings: Settings,
+) -> None:
+    development = settings.model_copy(update={"partner_webhook_allow_private_hosts": True})
+    public = "https://api.rosabank.com/webhooks"
+    local = [
+        "http://127.0.0.1:8081/hooks",
+        "https://localhost:9443/hooks",
+        "http://[::1]:8000/",
+        "http://192.168.1.20/hooks",
+        "http://10.0.0.7:3000/gigql",
+    ]
+    never = [
+        "http://api.rosabank.com/webhooks",  # a public host needs https, also in development
+        "http://user:pw@127.0.0.1/hooks",
+        "http://127.0.0.1/a b",
+        "gopher://127.0.0.1/hooks",
+        "http://169.254.169.254/latest/meta-data",  # link-local: cloud metadata
+        "http://[::ffff:169.254.169.254]/latest/meta-data",
+        "http://0.0.0.0:8000/",
+        "http://127.0.0.1:99999/",
+    ]
+    for given in (settings, development):
+        assert webhook_url_problem(public, given) is None
+    for url in local:
+        assert webhook_url_problem(url, settings) is not None, url
+        assert webhook_url_problem(url, development) is None, url
+    for url in never:
+        assert webhook_url_problem(url, development) is not None, url
+
+
+async def test_in_development_a_local_webhook_url_is_accepted(runtime: Runtime) -> None:
+    allowed = serve(runtime, partner_webhook_allow_private_hosts=True)
+    async with allowed as url, httpx.AsyncClient(base_url=url) as http:
+        client = GraphQLClient(http)
+        who = await client.member("developer@example.com")
+        applied = await apply(client, who, webhookUrl="http://127.0.0.1:8081/hooks")
+    assert applied["errors"] == []
+    assert applied["partner"]["webhookUrl"] == "http://127.0.0.1:8081/hooks"
