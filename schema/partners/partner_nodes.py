@@ -16,7 +16,9 @@ from schema.common.copying import copied
 from schema.common.relay import object_ids, owned_documents, requested_page, to_connection
 from schema.partners.me import ApiScopeType, PartnerStatusType
 
-__all__ = ["ApiScopeType", "PartnerStatusType"]  # registered with the enums they name
+# The partner graph's enums, declared once there and shown here too: importing them
+# registers them with the enums the fields below name.
+__all__ = ["ApiScopeType", "PartnerStatusType"]
 
 KeyModeType = strawberry.enum(
     KeyMode,
