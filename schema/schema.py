@@ -49,6 +49,8 @@ from schema.notifications.preferences import (
     NotificationPreferencesQuery,
 )
 from schema.notifications.push import PushMutation, PushQuery
+from schema.partners.admin import PartnerAdminMutation, PartnerAdminQuery
+from schema.partners.owners import PartnerOwnerMutation, PartnerOwnerQuery
 from schema.payments.admin_escrows import AdminEscrowsMutation, AdminEscrowsQuery
 from schema.payments.admin_payments import AdminPaymentsMutation, AdminPaymentsQuery
 from schema.payments.connect import ConnectMutation, ConnectQuery
@@ -78,6 +80,8 @@ Query = merge_types(
         ConnectQuery,
         WalletQuery,
         MarketplaceQuery,
+        PartnerOwnerQuery,
+        PartnerAdminQuery,
     ),
 )
 Mutation = merge_types(
@@ -104,6 +108,8 @@ Mutation = merge_types(
         ConnectMutation,
         WalletMutation,
         EscrowMutation,
+        PartnerOwnerMutation,
+        PartnerAdminMutation,
     ),
 )
 Subscription = merge_types("Subscription", (LiveSubscription, ChatSubscription))

@@ -35,7 +35,7 @@ def link_problem(url: str, max_length: int) -> str | None:
     shown = repr(url[:80])
     if len(url) > max_length:
         return f"A link is at most {max_length} characters."
-    if _UNPRINTABLE.search(url):
+    if has_unprintable(url):
         return f"A link has no spaces, control characters or backslashes: {shown}."
     try:
         parts = urlsplit(url)
@@ -51,6 +51,11 @@ def link_problem(url: str, max_length: int) -> str | None:
     if not _public_host(parts):
         return f"Not a public host: {shown}."
     return None
+
+
+def has_unprintable(url: str) -> bool:
+    """Whether `url` holds a space, a control or format character, or a backslash."""
+    return _UNPRINTABLE.search(url) is not None
 
 
 def _public_host(parts: SplitResult) -> bool:

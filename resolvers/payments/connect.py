@@ -12,7 +12,8 @@ no provider has is ignored: it is not ours, or it came in the instant between th
 account's creation and the storing of its id, when nothing has happened on it yet.
 The event must have happened on the account it describes (Connect names it): one of
 another account is rejected (EventMismatch), whatever its object says. Once payouts
-are enabled, the escrows that were waiting for the account are released.
+are enabled, the escrows that were waiting for the account are released. A partner's
+payout account is updated the same way, by resolvers/partners/connect.py.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from resolvers.accounts.auth.viewer import Viewer, require_role
 from resolvers.common.services import Services
 from resolvers.common.unit_of_work import UnitOfWork, transact
 from resolvers.common.validation import Checked
+from resolvers.partners import connect as partner_connect
 from resolvers.payments.escrow.release import release_waiting_for
 from resolvers.payments.gateway_failures import answered
 from resolvers.payments.provider_fields import store_if, stored_profile, synced_no_later_than
@@ -121,11 +123,16 @@ async def account_updated(services: Services, event: GatewayEvent) -> None:
     account = ConnectedAccount.from_stripe(event.data_object)
     flags = account_flags(account)
     comparison = Comparison(event)
-    if event.account is not None or await _provider_with(account.id):
+    partners = await partner_connect.partner_with(account.id)
+    if event.account is not None or partners or await _provider_with(account.id):
         # About a connected account: it happened on that account. (Only the platform's
-        # own account, which no provider has, is updated without one.)
+        # own account, which no provider or partner has, is updated without one.)
         comparison.on_account(account.id)
     comparison.settle()
+    if partners:
+        # A partner's payout account (resolvers/partners/connect.py), never a provider's.
+        await partner_connect.account_updated(event, account)
+        return
 
     async def work(unit: UnitOfWork) -> ProviderProfile | None:
         raw = await ProviderProfile.get_pymongo_collection().find_one_and_update(

@@ -162,6 +162,25 @@ def _profile(world: World) -> dict[str, Any]:
     return {"name": "Ann B"}
 
 
+def _partnership(world: World) -> dict[str, Any]:
+    return {
+        "name": "RoSaBank",
+        "companyName": "Rosa Banking Solutions Inc",
+        "contactName": "Jane Smith",
+        "contactEmail": "api@rosabank.com",
+        "businessType": "Financial Services",
+        "webhookUrl": "https://api.rosabank.com/webhooks",
+    }
+
+
+def _partner_key(world: World) -> dict[str, Any]:
+    return {"name": "server", "scopes": ["READ_WALLETS"]}
+
+
+def _partner_note(world: World) -> dict[str, Any]:
+    return {"partnerId": unknown_id("Partner"), "note": "Checked their registration."}
+
+
 TEXT_FIELDS = [
     Field("signUp", "name", "nobody", _sign_up),
     Field("updateProfile", "name", "poster", _profile),
@@ -207,6 +226,16 @@ TEXT_FIELDS = [
     Field("saveAddress", "location.address.line1", "poster", _address),
     Field("sendMessage", "text", "tasker", _message, multiline=True),
     Field("editMessage", "text", "tasker", _message_edit, multiline=True),
+    Field("applyForPartnership", "name", "poster", _partnership),
+    Field("applyForPartnership", "companyName", "poster", _partnership),
+    Field("applyForPartnership", "contactName", "poster", _partnership),
+    Field("applyForPartnership", "businessType", "poster", _partnership),
+    Field("createPartnerApiKey", "name", "poster", _partner_key),
+    Field("approvePartner", "note", "admin", _partner_note, multiline=True),
+    Field("rejectPartner", "note", "admin", _partner_note, multiline=True),
+    Field("suspendPartner", "note", "admin", _partner_note, multiline=True),
+    Field("reinstatePartner", "note", "admin", _partner_note, multiline=True),
+    Field("closePartner", "note", "admin", _partner_note, multiline=True),
 ]
 
 
@@ -244,6 +273,7 @@ LINK_FIELDS = [
     Field("openDispute", "evidenceUrls.0", "poster", _evidence),
     Field("addDisputeEvidence", "evidenceUrls.0", "poster", _more_evidence),
     Field("registerPushSubscription", "endpoint", "poster", _push_subscription),
+    Field("applyForPartnership", "webhookUrl", "poster", _partnership),
 ]
 
 CHECKED_OTHERWISE = {
@@ -275,6 +305,8 @@ CHECKED_OTHERWISE = {
     "MoneyInput.currency": "a currency the gateway charges",
     "AddressInput.country": "ISO 3166-1",
     "StartPayoutOnboardingInput.country": "ISO 3166-1",
+    "StartPartnerPayoutOnboardingInput.country": "ISO 3166-1",
+    "ApplyForPartnershipInput.contactEmail": "e-mail syntax",
     "PostTaskInput.category": "a configured category",
     "UpdateTaskInput.category": "a configured category",
     "UpdateProviderProfileInput.skills": "configured categories",

@@ -1,0 +1,203 @@
+"""Admins' tools for partners: the list, their keys, and every decision on a partner
+(each audited). Every field is for admins only."""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from documents.partners.partners import PartnerStatus
+from resolvers.partners import applications, key_management
+from schema.common.context import Info
+from schema.common.payloads import Payload, input_mutation, mutation_payload
+from schema.common.permissions import IsAdmin, allow
+from schema.common.relay import decode_id, requested_page, to_connection
+from schema.partners.partner_nodes import (
+    PartnerApiKeyConnection,
+    PartnerApiKeyNode,
+    PartnerConnection,
+    PartnerNode,
+)
+
+
+@strawberry.type
+class PartnerAdminQuery:
+    @strawberry.field(
+        extensions=allow(IsAdmin()), description="Partners (of one status), newest first."
+    )
+    async def partners(
+        self,
+        info: Info,
+        status: PartnerStatus | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> PartnerConnection:
+        page = await applications.list_partners(status, requested_page(info, first, after))
+        return to_connection(PartnerConnection, page, PartnerNode.of)
+
+    @strawberry.field(
+        extensions=allow(IsAdmin()),
+        description="A partner's API keys, revoked ones too, newest first (never a secret).",
+    )
+    async def partner_api_keys(
+        self,
+        info: Info,
+        partner_id: relay.GlobalID,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> PartnerApiKeyConnection:
+        page = await key_management.keys_of(
+            decode_id(partner_id, PartnerNode, "partnerId"), requested_page(info, first, after)
+        )
+        return to_connection(PartnerApiKeyConnection, page, PartnerApiKeyNode.of)
+
+
+@strawberry.input
+class ApprovePartnerInput:
+    partner_id: relay.GlobalID
+    credit_fee_bp: int | None = strawberry.field(
+        default=None,
+        description="Its fee on card credits in basis points (0 to 5000); by default "
+        "GIGQL_PARTNER_CREDIT_FEE_BP as it was when it applied.",
+    )
+    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+
+
+@strawberry.input
+class RejectPartnerInput:
+    partner_id: relay.GlobalID
+    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+
+
+@strawberry.input
+class SuspendPartnerInput:
+    partner_id: relay.GlobalID
+    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+
+
+@strawberry.input
+class ReinstatePartnerInput:
+    partner_id: relay.GlobalID
+    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+
+
+@strawberry.input
+class ClosePartnerInput:
+    partner_id: relay.GlobalID
+    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+
+
+@strawberry.type
+class PartnerPayload(Payload):
+    partner: PartnerNode | None = None
+
+
+@strawberry.type
+class ApprovePartnerPayload(PartnerPayload):
+    pass
+
+
+@strawberry.type
+class RejectPartnerPayload(PartnerPayload):
+    pass
+
+
+@strawberry.type
+class SuspendPartnerPayload(PartnerPayload):
+    pass
+
+
+@strawberry.type
+class ReinstatePartnerPayload(PartnerPayload):
+    pass
+
+
+@strawberry.type
+class ClosePartnerPayload(PartnerPayload):
+    pass
+
+
+class _OnPartner(Protocol):
+    @property
+    def partner_id(self) -> relay.GlobalID: ...
+
+    @property
+    def note(self) -> str: ...
+
+
+OnPartner = TypeVar("OnPartner", bound=_OnPartner)
+Moved = TypeVar("Moved", bound=PartnerPayload)
+
+
+def _move(
+    input_type: type[OnPartner], payload_type: type[Moved], move: str, *, description: str
+) -> Moved:
+    """An admin's mutation making one move of the partner's lifecycle (documents/
+    lifecycles.py `PARTNER`), audited with the input's note."""
+
+    async def run(info: Info, input: OnPartner) -> Moved:
+        admin = await info.context.require_viewer()
+        partner = await applications.move_partner(
+            info.context.services,
+            info.context.meta,
+            admin,
+            decode_id(input.partner_id, PartnerNode, "partnerId"),
+            move,
+            input.note,
+        )
+        return payload_type(partner=PartnerNode.of(partner))
+
+    return input_mutation(
+        input_type, payload_type, run, extensions=allow(IsAdmin()), description=description
+    )
+
+
+@strawberry.type
+class PartnerAdminMutation:
+    @strawberry.mutation(
+        extensions=allow(IsAdmin()),
+        description="Approve an application: its owner can then make API keys, and its "
+        "webhook URL becomes its first webhook endpoint.",
+    )
+    @mutation_payload
+    async def approve_partner(
+        self, info: Info, input: ApprovePartnerInput
+    ) -> ApprovePartnerPayload:
+        admin = await info.context.require_viewer()
+        partner = await applications.approve(
+            info.context.services,
+            info.context.meta,
+            admin,
+            decode_id(input.partner_id, PartnerNode, "partnerId"),
+            input.note,
+            input.credit_fee_bp,
+        )
+        return ApprovePartnerPayload(partner=PartnerNode.of(partner))
+
+    reject_partner = _move(
+        RejectPartnerInput,
+        RejectPartnerPayload,
+        "reject",
+        description="Reject an application (final).",
+    )
+    suspend_partner = _move(
+        SuspendPartnerInput,
+        SuspendPartnerPayload,
+        "suspend",
+        description="Suspend an approved partner: its keys are refused until it is reinstated.",
+    )
+    reinstate_partner = _move(
+        ReinstatePartnerInput,
+        ReinstatePartnerPayload,
+        "reinstate",
+        description="Reinstate a suspended partner: its keys work again.",
+    )
+    close_partner = _move(
+        ClosePartnerInput,
+        ClosePartnerPayload,
+        "close",
+        description="Close a partner for good: only once every one of its wallets holds "
+        "nothing and no card credit or withdrawal is under way (else INVALID_STATE).",
+    )
