@@ -98,6 +98,8 @@ class PartnerWebhookDelivery(Document):
     lease_until: datetime | None = None
     """A sender holds it until then; another takes it over only after."""
     delivered_at: datetime | None = None
+    redelivered_at: datetime | None = None
+    """When the partner last asked for it again: its retry period runs from then."""
     created_at: datetime = Field(default_factory=utcnow)
 
     class Settings:

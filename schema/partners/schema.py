@@ -10,9 +10,20 @@ from strawberry.tools import merge_types
 from documents.settings import Settings
 from schema.common.rate_limits import RateLimits
 from schema.partners.me import PartnerSelfQuery
+from schema.partners.webhooks import PartnerWebhookMutation, PartnerWebhookQuery
 from schema.schema import GigqlSchema
 
-PartnerQuery = merge_types("Query", (PartnerSelfQuery,))
+PartnerQuery = merge_types(
+    "Query",
+    (
+        PartnerSelfQuery,
+        PartnerWebhookQuery,
+    ),
+)
+PartnerMutation = merge_types(
+    "Mutation",
+    (PartnerWebhookMutation,),
+)
 
 
 def build_partner_schema(
@@ -22,6 +33,6 @@ def build_partner_schema(
         settings or Settings(),
         rate_limits,
         query=PartnerQuery,
-        mutation=None,
+        mutation=PartnerMutation,
         subscription=None,
     )
