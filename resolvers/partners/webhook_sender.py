@@ -36,6 +36,7 @@ from pymongo import ReturnDocument
 
 from documents.clock import utcnow
 from documents.partners.webhooks import (
+    ATTEMPTS_KEPT,
     DeliveryAttempt,
     DeliveryStatus,
     PartnerWebhookDelivery,
@@ -191,10 +192,10 @@ class _Run:
             await _end(delivery, DeliveryStatus.DELIVERED, {"delivered_at": now}, attempt)
             return True
         settings = self.settings
-        failures = len(delivery.attempts) + 1
-        deadline = (
-            delivery.redelivered_at or delivery.created_at
-        ) + settings.partner_webhook_retry_period
+        since = delivery.redelivered_at or delivery.created_at
+        # Failures since it was made or redelivered (a redelivery starts the backoff afresh).
+        failures = sum(1 for earlier in delivery.attempts if earlier.at >= since) + 1
+        deadline = since + settings.partner_webhook_retry_period
         if now >= deadline:
             log.info("partner webhook delivery %s is dead after %d attempts", delivery.id, failures)
             await _end(delivery, DeliveryStatus.DEAD, {}, attempt)
@@ -205,7 +206,7 @@ class _Run:
             _held(delivery),
             {
                 "$set": {"next_attempt_at": later, "lease_until": None},
-                "$push": {"attempts": attempt},
+                "$push": {"attempts": _appended(attempt)},
             },
         )
         # The rest of the stream is not due before it.
@@ -214,6 +215,11 @@ class _Run:
             {"$set": {"next_attempt_at": later}},
         )
         return False
+
+
+def _appended(attempt: dict[str, Any]) -> dict[str, Any]:
+    """`$push` of one attempt, keeping the latest ATTEMPTS_KEPT."""
+    return {"$each": [attempt], "$slice": -ATTEMPTS_KEPT}
 
 
 def _collection() -> Any:
@@ -283,7 +289,7 @@ async def _end(
     may go at once."""
     update: dict[str, Any] = {"$set": {"status": status.value, "lease_until": None, **fields}}
     if attempt is not None:
-        update["$push"] = {"attempts": attempt}
+        update["$push"] = {"attempts": _appended(attempt)}
     await _collection().update_one(_held(delivery), update)
     now = utcnow()
     await _collection().update_many(

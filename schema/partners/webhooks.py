@@ -11,6 +11,7 @@ from strawberry import relay
 
 from documents.partners.api_keys import ApiScope
 from documents.partners.webhooks import (
+    ATTEMPTS_KEPT,
     DeliveryAttempt,
     DeliveryStatus,
     PartnerEventType,
@@ -24,6 +25,7 @@ from resolvers.partners.ids import WALLET_TYPE, global_id
 from resolvers.partners.webhook_sender import event_body, event_id
 from schema.common.context import Info
 from schema.common.copying import copied
+from schema.common.limits import bounded
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.relay import decode_id, requested_page, to_connection
 from schema.partners.context import PartnerInfo
@@ -113,7 +115,10 @@ class WebhookDeliveryNode(relay.Node):
         description="The event's number in its wallet's events: deliveries keep this order."
     )
     status: DeliveryStatus
-    attempts: list[WebhookAttemptType] = strawberry.field(description="The oldest first.")
+    attempts: list[WebhookAttemptType] = strawberry.field(
+        description=f"The latest {ATTEMPTS_KEPT}, the oldest first.",
+        metadata=bounded(ATTEMPTS_KEPT),
+    )
     next_attempt_at: datetime | None = strawberry.field(
         description="While pending: when it is sent next."
     )
