@@ -18,6 +18,7 @@ a private address reaches nothing, and neither does an address literal in the UR
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import ipaddress
@@ -60,6 +61,10 @@ def signature_header(body: bytes, secrets: Sequence[str], timestamp: int) -> str
 
 class NonPublicAddress(OSError):
     """The host is, or resolves only to, addresses that are not globally reachable."""
+
+    def __init__(self, message: str) -> None:
+        # As (errno, strerror), so that aiohttp's connection error shows the message.
+        super().__init__(errno.EACCES, message)
 
 
 class PublicOnlyResolver(AbstractResolver):

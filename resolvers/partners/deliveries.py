@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bson import ObjectId
-from pymongo import ReturnDocument
 
-from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.partners.webhooks import (
     DeliveryStatus,
@@ -25,6 +23,7 @@ from documents.partners.webhooks import (
 )
 from resolvers.common.pagination import Page, PageRequest, paginate
 from resolvers.partners.keys import PartnerAccess
+from resolvers.partners.webhook_sender import requeue
 
 NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
 
@@ -77,26 +76,9 @@ async def redeliver(access: PartnerAccess, delivery_id: ObjectId) -> PartnerWebh
             "Its endpoint was deleted or is disabled: enable it (or make a new one) first.",
             "deliveryId",
         )
-    now = utcnow()
-    raw = await PartnerWebhookDelivery.get_pymongo_collection().find_one_and_update(
-        {
-            "_id": delivery_id,
-            "status": {"$in": [DeliveryStatus.DELIVERED.value, DeliveryStatus.DEAD.value]},
-        },
-        {
-            "$set": {
-                "status": DeliveryStatus.PENDING.value,
-                "next_attempt_at": now,
-                "redelivered_at": now,
-                "delivered_at": None,
-                "lease_until": None,
-            }
-        },
-        return_document=ReturnDocument.AFTER,
-    )
-    if raw is None:
+    redelivered = await requeue(delivery_id)
+    if redelivered is None:
         raise DomainError(
             ErrorCode.INVALID_STATE, "It is pending already: it will be sent.", "deliveryId"
         )
-    redelivered: PartnerWebhookDelivery = PartnerWebhookDelivery.model_validate(raw)
     return redelivered

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -25,16 +25,12 @@ from documents.accounts.audit import AuditKind
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.partners.partners import Partner
-from documents.partners.webhooks import (
-    DeliveryStatus,
-    PartnerWebhookDelivery,
-    PartnerWebhookEndpoint,
-    SigningSecret,
-)
+from documents.partners.webhooks import PartnerWebhookEndpoint, SigningSecret
 from resolvers.accounts import audit
 from resolvers.common.services import RequestMeta, Services
 from resolvers.common.unit_of_work import UnitOfWork, transact
 from resolvers.partners.keys import PartnerAccess
+from resolvers.partners.webhook_sender import end_pending
 from resolvers.partners.webhook_urls import webhook_url_problem
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 # how secrets start, as Stripe's
@@ -52,12 +48,6 @@ class NewSecret:
 
     endpoint: PartnerWebhookEndpoint
     secret: str
-
-
-def signing_secrets(endpoint: PartnerWebhookEndpoint, now: datetime) -> list[str]:
-    """The secrets that sign a delivery sent `now`: the newest first, then any rotated
-    one whose overlap has not run out."""
-    return [s.secret for s in endpoint.secrets if s.expires_at is None or s.expires_at > now]
 
 
 async def add_endpoint(
@@ -143,7 +133,7 @@ async def update_endpoint(
         if enabled is not None:
             changes["enabled"] = enabled
             if not enabled:
-                await _end_pending(unit.session, endpoint_id)
+                await end_pending(unit.session, endpoint_id)
         await PartnerWebhookEndpoint.get_pymongo_collection().update_one(
             {"_id": endpoint_id}, {"$set": changes}, session=unit.session
         )
@@ -159,7 +149,7 @@ async def delete_endpoint(services: Services, access: PartnerAccess, endpoint_id
     async def work(unit: UnitOfWork) -> None:
         await _serialise(unit, access)
         await endpoint_of(access, endpoint_id, unit.session)
-        await _end_pending(unit.session, endpoint_id)
+        await end_pending(unit.session, endpoint_id)
         await PartnerWebhookEndpoint.get_pymongo_collection().delete_one(
             {"_id": endpoint_id}, session=unit.session
         )
@@ -220,27 +210,9 @@ async def rotate_secret(
     return NewSecret(endpoint, secret)
 
 
-async def drop_expired_secrets(endpoint: PartnerWebhookEndpoint, now: datetime) -> None:
-    """Forget the rotated secrets whose overlap has run out (the sender calls this when it
-    meets one)."""
-    if all(s.expires_at is None or s.expires_at > now for s in endpoint.secrets):
-        return
-    await PartnerWebhookEndpoint.get_pymongo_collection().update_one(
-        {"_id": endpoint.id}, {"$pull": {"secrets": {"expires_at": {"$lte": now}}}}
-    )
-
-
 async def _serialise(unit: UnitOfWork, access: PartnerAccess) -> None:
     """First in each change of a partner's endpoints: concurrent ones conflict here, and
     the transaction that retries sees the other's result."""
     await Partner.get_pymongo_collection().update_one(
         {"_id": access.partner_id}, {"$inc": {"webhook_version": 1}}, session=unit.session
-    )
-
-
-async def _end_pending(session: AsyncClientSession, endpoint_id: ObjectId) -> None:
-    await PartnerWebhookDelivery.get_pymongo_collection().update_many(
-        {"endpoint_id": endpoint_id, "status": DeliveryStatus.PENDING.value},
-        {"$set": {"status": DeliveryStatus.DEAD.value, "lease_until": None}},
-        session=session,
     )

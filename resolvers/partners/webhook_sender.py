@@ -20,6 +20,10 @@ sequence order:
 
 Every attempt is signed afresh with the endpoint's current secrets
 (integrations/partner_webhooks.py), over the same body.
+
+This module writes every status of a delivery: the sender's outcomes, the end of an
+endpoint's pending deliveries when it is disabled or deleted (`end_pending`), and a
+partner's redelivery (`requeue`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 
 from documents.clock import utcnow
 from documents.partners.webhooks import (
@@ -53,7 +58,6 @@ from integrations.partner_webhooks import (
     signature_header,
 )
 from resolvers.common.services import Services
-from resolvers.partners.endpoints import drop_expired_secrets, signing_secrets
 from resolvers.partners.ids import EVENT_PREFIX
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,21 @@ MAX_BACKOFF = timedelta(hours=1)
 _PENDING = DeliveryStatus.PENDING.value
 Stream = tuple[ObjectId, ObjectId]
 """An endpoint and a wallet: the deliveries that go out in sequence order."""
+
+
+def signing_secrets(endpoint: PartnerWebhookEndpoint, now: datetime) -> list[str]:
+    """The secrets that sign a delivery sent `now`: the newest first, then any rotated
+    one whose overlap has not run out."""
+    return [s.secret for s in endpoint.secrets if s.expires_at is None or s.expires_at > now]
+
+
+async def drop_expired_secrets(endpoint: PartnerWebhookEndpoint, now: datetime) -> None:
+    """Forget the rotated secrets whose overlap has run out, once one is met."""
+    if all(s.expires_at is None or s.expires_at > now for s in endpoint.secrets):
+        return
+    await PartnerWebhookEndpoint.get_pymongo_collection().update_one(
+        {"_id": endpoint.id}, {"$pull": {"secrets": {"expires_at": {"$lte": now}}}}
+    )
 
 
 def webhook_poster(settings: Settings) -> WebhookPoster:
@@ -296,3 +315,36 @@ async def _end(
         {**_later_in_stream(delivery), "next_attempt_at": {"$gt": now}, "lease_until": None},
         {"$set": {"next_attempt_at": now}},
     )
+
+
+async def end_pending(session: AsyncClientSession, endpoint_id: ObjectId) -> None:
+    """In the transaction that disables or deletes an endpoint: its pending deliveries
+    end as dead (a sender holding one finds it so and records nothing)."""
+    await _collection().update_many(
+        {"endpoint_id": endpoint_id, "status": _PENDING},
+        {"$set": {"status": DeliveryStatus.DEAD.value, "lease_until": None}},
+        session=session,
+    )
+
+
+async def requeue(delivery_id: ObjectId) -> PartnerWebhookDelivery | None:
+    """A delivered or dead delivery pending again and due now, its retry period counted
+    from now; None if it is pending."""
+    now = utcnow()
+    raw = await _collection().find_one_and_update(
+        {
+            "_id": delivery_id,
+            "status": {"$in": [DeliveryStatus.DELIVERED.value, DeliveryStatus.DEAD.value]},
+        },
+        {
+            "$set": {
+                "status": _PENDING,
+                "next_attempt_at": now,
+                "redelivered_at": now,
+                "delivered_at": None,
+                "lease_until": None,
+            }
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    return None if raw is None else PartnerWebhookDelivery.model_validate(raw)
