@@ -5,8 +5,9 @@ redelivery; and a partner sees only its own deliveries."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -88,6 +89,22 @@ async def test_each_event_is_received_once_signed_and_as_documented(services: Se
     stored = await PartnerWebhookDelivery.find_all().to_list()
     assert [d.status for d in stored] == [DeliveryStatus.DELIVERED] * 2
     assert all(len(d.attempts) == 1 and d.attempts[0].status_code == 200 for d in stored)
+    # The README's snippet itself verifies what was posted, and nothing altered.
+    readme_verify = _readme_snippet()
+    assert readme_verify(post.body, post.signature, receiver.secret)
+    assert not readme_verify(post.body + b" ", post.signature, receiver.secret)
+    assert not readme_verify(post.body, post.signature, "whsec_other")
+
+
+def _readme_snippet() -> Callable[[bytes, str, str], bool]:
+    """`verify` as the README's "Webhooks to partners" shows it to partners."""
+    text = (Path(__file__).parents[2] / "README.md").read_text()
+    section = text[text.index("### Webhooks to partners") :]
+    code = section[section.index("```python") + len("```python") :]
+    namespace: dict[str, Any] = {}
+    exec(code[: code.index("```")], namespace)  # noqa: S102 # our own README
+    verify: Callable[[bytes, str, str], bool] = namespace["verify"]
+    return verify
 
 
 async def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order(
