@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -134,14 +135,24 @@ async def send_due(services: Services, poster: WebhookPoster, limit: int = BATCH
         endpoints=await _by_id(PartnerWebhookEndpoint, {d.endpoint_id for d in due}),
         events=await _by_id(PartnerWebhookEvent, {d.event_id for d in due}),
     )
+    # Instances read the same due deliveries; taking the streams in an order of their own
+    # spreads them between instances instead of all racing for the same ones first.
+    order = list(streams.values())
+    random.shuffle(order)
     gate = asyncio.Semaphore(STREAMS_AT_ONCE)
     async with poster.session() as http:
 
         async def send_stream(deliveries: list[PartnerWebhookDelivery]) -> int:
             async with gate:
-                return await run.stream(http, deliveries)
+                try:
+                    return await run.stream(http, deliveries)
+                except Exception:
+                    # One stream's failure (the database away) must not stop the others;
+                    # its claimed delivery is taken up again once the lease runs out.
+                    log.exception("partner webhook stream %s failed", deliveries[0].id)
+                    return 0
 
-        counts = await asyncio.gather(*(send_stream(s) for s in streams.values()))
+        counts = await asyncio.gather(*(send_stream(s) for s in order))
     return sum(counts)
 
 
