@@ -164,7 +164,8 @@ def markdown(report: Report) -> str:
     both = report.cpu(LIMITS_ON, "session") - floor
     lines += [
         "",
-        f"On `{TYPENAME}`, against an anonymous socket with the rate limits off ({floor:.0f} µs):",
+        f"On `{TYPENAME}`, against an anonymous socket with the rate limits off "
+        f"({floor:.0f} µs):",
         "",
         f"- admitting each operation against its session: {session:+.0f} µs "
         f"(**{session / floor:+.1%}**)",
