@@ -25,6 +25,8 @@ from resolvers.marketplace.request_expiry import expire_unanswered_requests
 from resolvers.marketplace.reviews import publish_due_reviews
 from resolvers.notifications.scheduled import turn_due as turn_due_scheduled_messages
 from resolvers.notifications.sending import send_due as send_due_notifications
+from resolvers.partners.webhook_sender import send_due as send_due_partner_webhooks
+from resolvers.partners.webhook_sender import webhook_poster
 from resolvers.payments.escrow.progress import sweep as sweep_escrows
 from resolvers.payments.webhooks.inbox import retry_due
 from resolvers.payments.withdrawals import retry_unsent_payouts
@@ -53,6 +55,12 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             "send-notifications",
             services.settings.notification_send_interval,
             partial(send_due_notifications, services),
+        ),
+        PeriodicJob(
+            # Webhooks to partners: deliveries due, in order per wallet.
+            "send-partner-webhooks",
+            services.settings.partner_webhook_send_interval,
+            partial(send_due_partner_webhooks, services, webhook_poster(services.settings)),
         ),
         PeriodicJob(
             "publish-due-reviews",

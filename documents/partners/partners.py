@@ -67,6 +67,9 @@ class Partner(Document):
     account_flags_at: datetime | None = None
     """When the gateway's account flags above were current (older events change nothing)."""
     history: list[StatusChange] = Field(default_factory=list)
+    webhook_version: int = 0
+    """Bumped first by every change of the partner's webhook endpoints, so that
+    concurrent changes serialise (resolvers/partners/endpoints.py)."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

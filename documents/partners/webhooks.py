@@ -76,6 +76,10 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
 
 
+ATTEMPTS_KEPT = 20
+"""A delivery keeps its latest attempts only (about 80 are made over three days)."""
+
+
 class DeliveryAttempt(BaseModel):
     at: datetime
     status_code: int | None
@@ -94,10 +98,13 @@ class PartnerWebhookDelivery(Document):
     sequence: int
     status: DeliveryStatus = DeliveryStatus.PENDING
     attempts: list[DeliveryAttempt] = Field(default_factory=list)
+    """The latest ATTEMPTS_KEPT, the oldest first."""
     next_attempt_at: datetime = Field(default_factory=utcnow)
     lease_until: datetime | None = None
     """A sender holds it until then; another takes it over only after."""
     delivered_at: datetime | None = None
+    redelivered_at: datetime | None = None
+    """When the partner last asked for it again: its retry period runs from then."""
     created_at: datetime = Field(default_factory=utcnow)
 
     class Settings:

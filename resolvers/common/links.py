@@ -23,8 +23,9 @@ from urllib.parse import SplitResult, urlsplit
 import regex
 from publicsuffixlist import PublicSuffixList
 
+from integrations.public_addresses import globally_reachable
+
 _PUBLIC_SUFFIXES = PublicSuffixList(accept_unknown=False)
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 # Printable and not a space: no controls, separators or format characters; no backslash.
 _UNPRINTABLE = regex.compile(r"[\p{C}\p{Z}\\]")
 _NUMERIC_LABEL = regex.compile(r"(?:[0-9]+|0[xX][0-9a-fA-F]*)")
@@ -64,7 +65,7 @@ def _public_host(parts: SplitResult) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return _public_name(host)
-    return _globally_reachable(address)
+    return globally_reachable(address)
 
 
 def _public_name(host: str) -> bool:
@@ -72,25 +73,3 @@ def _public_name(host: str) -> bool:
     if _NUMERIC_LABEL.fullmatch(labels[-1]):
         return False  # a browser parses it as an IPv4 address, in any of its forms
     return _PUBLIC_SUFFIXES.privatesuffix(host.rstrip(".")) is not None
-
-
-def _globally_reachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            return _globally_reachable(embedded)
-    return address.is_global and not (
-        address.is_multicast or address.is_reserved or address.is_unspecified
-    )
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if address in _NAT64:
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None

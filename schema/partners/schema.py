@@ -13,12 +13,16 @@ from schema.common.relay import NodeQuery
 from schema.partners.me import PartnerSelfQuery
 from schema.partners.moves import PartnerMoneyMutation, PartnerMoneyQuery
 from schema.partners.wallets import PartnerWalletMutation, PartnerWalletQuery
+from schema.partners.webhooks import PartnerWebhookMutation, PartnerWebhookQuery
 from schema.schema import GigqlSchema
 
 PartnerQuery = merge_types(
-    "Query", (NodeQuery, PartnerSelfQuery, PartnerWalletQuery, PartnerMoneyQuery)
+    "Query",
+    (NodeQuery, PartnerSelfQuery, PartnerWalletQuery, PartnerMoneyQuery, PartnerWebhookQuery),
 )
-PartnerMutation = merge_types("Mutation", (PartnerWalletMutation, PartnerMoneyMutation))
+PartnerMutation = merge_types(
+    "Mutation", (PartnerWalletMutation, PartnerMoneyMutation, PartnerWebhookMutation)
+)
 
 
 def build_partner_schema(
