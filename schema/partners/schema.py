@@ -9,10 +9,15 @@ from strawberry.tools import merge_types
 
 from documents.settings import Settings
 from schema.common.rate_limits import RateLimits
+from schema.partners.gateway_moves import PartnerGatewayMutation
 from schema.partners.me import PartnerSelfQuery
 from schema.schema import GigqlSchema
 
 PartnerQuery = merge_types("Query", (PartnerSelfQuery,))
+PartnerMutation = merge_types(
+    "Mutation",
+    (PartnerGatewayMutation,),
+)
 
 
 def build_partner_schema(
@@ -22,6 +27,6 @@ def build_partner_schema(
         settings or Settings(),
         rate_limits,
         query=PartnerQuery,
-        mutation=None,
+        mutation=PartnerMutation,
         subscription=None,
     )
