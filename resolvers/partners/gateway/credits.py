@@ -88,7 +88,11 @@ async def credit_wallet(services: Services, access: PartnerAccess, request: Move
         return transaction
 
     transaction = await once(lambda: transact(services, work))
-    return Credit(transaction, await client_secret(services, transaction))
+    secret = await client_secret(services, transaction)
+    # As it is now: with its intent recorded, or settled since by the gateway's events.
+    current = await PartnerTransaction.get(transaction.id)
+    assert current is not None
+    return Credit(current, secret if current.status is TransactionStatus.PENDING else None)
 
 
 async def client_secret(services: Services, transaction: PartnerTransaction) -> str | None:
