@@ -15,8 +15,11 @@ payload kept of it.
                                    be tried)
     payment_intent.canceled        FAILED, with `transaction.failed`
 
-A payment that succeeds for a wallet frozen or closed since is refunded in full and the
-credit FAILED with WALLET_FROZEN: nothing reaches the wallet.
+A payment that succeeds for a wallet frozen or closed since fails the credit with
+WALLET_FROZEN (`transaction.failed`) and, after that commit, is refunded in full (key
+`partner_txn:<id>:refund`, again on every repeat of the event until the gateway has
+made it): nothing reaches the wallet. Failing first makes a completion racing it (the
+wallet unfrozen meanwhile) lose, so money is never both credited and refunded.
 """
 
 from __future__ import annotations
@@ -58,20 +61,30 @@ from resolvers.partners.webhook_outbox import record_event
 log = logging.getLogger(__name__)
 
 PAYMENT_CANCELED = "payment_canceled"
+REFUSED = ErrorCode.WALLET_FROZEN.value
+"""The failure code of a credit whose payment was refunded: its wallet was frozen."""
 
 
 async def payment_succeeded(services: Services, event: GatewayEvent) -> None:
-    """payment_intent.succeeded: the wallet is credited, less the partner's fee."""
+    """payment_intent.succeeded: the wallet is credited, less the partner's fee; or, for
+    a wallet frozen or closed since the credit was asked for, the payment is refunded."""
     intent = PaymentIntent.from_stripe(event.data_object)
     transaction = await transaction_for(event.data_object, intent.id)
     await check_intent(event, transaction, intent, paid=True)
     try:
-        await transact(services, lambda unit: _credit(unit, services, event, intent, transaction))
+        current = await transact(
+            services, lambda unit: _credit(unit, services, event, intent, transaction)
+        )
     except DomainError as error:
         if error.code is not ErrorCode.WALLET_FROZEN:
             raise
-        # Frozen or closed since the credit was asked for (or just now, racing this).
-        await _refund_frozen(services, event, intent, transaction)
+        current = await transact(
+            services, lambda unit: _refused(unit, services, event, intent, transaction)
+        )
+    if current.status is TransactionStatus.FAILED and current.failure_code == REFUSED:
+        # After the commit that failed it; again on every repeat of the event (the same
+        # key gives the same refund), so a refund the gateway did not make is retried.
+        await _refund(services, current, intent)
 
 
 async def _credit(
@@ -80,12 +93,12 @@ async def _credit(
     event: GatewayEvent,
     intent: PaymentIntent,
     transaction: PartnerTransaction,
-) -> None:
+) -> PartnerTransaction:
     current = await reload(unit, transaction)
     await check_intent(event, current, intent, paid=True, session=unit.session)
     await keep(unit.session, event.data_object, current, event)
     if current.status is not TransactionStatus.PENDING:
-        return  # seen already, or refunded for a frozen wallet
+        return current  # seen already, or failed for a frozen wallet
     wallet = await wallet_of(unit, current)
     # Raises WALLET_FROZEN for a wallet frozen or closed by now: nothing is credited.
     await hold_active(unit.session, wallet, "walletId")
@@ -131,13 +144,38 @@ async def _credit(
         balance = posted.balance_after[wallet.id]
     for kind in (PartnerEventType.WALLET_FUNDS_ADDED, PartnerEventType.TRANSACTION_COMPLETED):
         await record_event(unit.session, wallet, kind, transaction=completed, balance=balance)
+    return completed
 
 
-async def _refund_frozen(
-    services: Services, event: GatewayEvent, intent: PaymentIntent, transaction: PartnerTransaction
+async def _refused(
+    unit: UnitOfWork,
+    services: Services,
+    event: GatewayEvent,
+    intent: PaymentIntent,
+    transaction: PartnerTransaction,
+) -> PartnerTransaction:
+    """The credit fails with WALLET_FROZEN, before its payment is refunded: a status
+    change that only one of this and a completion racing it (the wallet unfrozen
+    meanwhile) can make, so the money is never both credited and refunded."""
+    current = await reload(unit, transaction)
+    await keep(unit.session, event.data_object, current, event)
+    if current.status is not TransactionStatus.PENDING:
+        return current
+    return await _fail(
+        unit,
+        services,
+        current,
+        REFUSED,
+        "The wallet was frozen or closed before the payment arrived; it is refunded.",
+        event,
+        fields={"payment_intent_id": intent.id},
+    )
+
+
+async def _refund(
+    services: Services, transaction: PartnerTransaction, intent: PaymentIntent
 ) -> None:
-    """The payment is refunded in full (first, keyed, so a repeat finds the same refund)
-    and the credit fails with WALLET_FROZEN."""
+    """The whole payment back to the payer, keyed by the transaction."""
     assert transaction.id is not None
     refund = await services.payments.refund(
         intent.id,
@@ -145,24 +183,7 @@ async def _refund_frozen(
         metadata=our_ids(transaction),
         idempotency_key=step_key(transaction.id, "refund"),
     )
-
-    async def work(unit: UnitOfWork) -> None:
-        current = await reload(unit, transaction)
-        await keep(unit.session, event.data_object, current, event)
-        await keep(unit.session, payload_of(refund, "refund"), current)
-        if current.status is not TransactionStatus.PENDING:
-            return
-        await _fail(
-            unit,
-            services,
-            current,
-            ErrorCode.WALLET_FROZEN.value,
-            "The wallet was frozen or closed before the payment arrived; it was refunded.",
-            event,
-            fields={"payment_intent_id": intent.id},
-        )
-
-    await transact(services, work)
+    await keep(None, payload_of(refund, "refund"), transaction)
 
 
 async def _fail(
@@ -173,7 +194,7 @@ async def _fail(
     message: str,
     event: GatewayEvent,
     fields: dict[str, Any] | None = None,
-) -> None:
+) -> PartnerTransaction:
     failed = await transition(
         unit,
         services,
@@ -194,6 +215,7 @@ async def _fail(
         transaction=failed,
         balance=balance,
     )
+    return failed
 
 
 async def payment_failed(services: Services, event: GatewayEvent) -> None:
@@ -273,7 +295,7 @@ async def charge_noted(services: Services, event: GatewayEvent) -> None:
     one made at the gateway directly is left for an operator, with a warning."""
     charge = event.data_object
     transaction = await transaction_for(charge, charge.get("payment_intent"))
-    if transaction.failure_code != ErrorCode.WALLET_FROZEN.value:
+    if transaction.failure_code != REFUSED:
         log.warning(
             "%s %s: the payment of partner credit %s was refunded at the gateway",
             event.type,
