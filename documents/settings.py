@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     development against a partner's app on the same machine; never in production."""
     rate_limit_partner_key_requests: int = Field(600, ge=0)
     """Requests a partner API key may make per rate-limit window (0: no limit)."""
+    partner_gateway_retry_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
+    """How often each instance makes the gateway steps of partner credits and withdrawals
+    that a crash or a gateway failure left unmade, and how old such a step must be."""
 
     # Marketplace
     categories: Annotated[list[str], NoDecode] = [

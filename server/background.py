@@ -25,6 +25,8 @@ from resolvers.marketplace.request_expiry import expire_unanswered_requests
 from resolvers.marketplace.reviews import publish_due_reviews
 from resolvers.notifications.scheduled import turn_due as turn_due_scheduled_messages
 from resolvers.notifications.sending import send_due as send_due_notifications
+from resolvers.partners.gateway.credits import retry_missing_intents
+from resolvers.partners.gateway.withdrawals import retry_unsent_withdrawals
 from resolvers.partners.webhook_sender import send_due as send_due_partner_webhooks
 from resolvers.partners.webhook_sender import webhook_poster
 from resolvers.payments.escrow.progress import sweep as sweep_escrows
@@ -82,6 +84,18 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             "retry-unsent-payouts",
             services.settings.payout_retry_interval,
             partial(retry_unsent_payouts, services),
+        ),
+        PeriodicJob(
+            # Partner credits whose payment intent a crash or the gateway left unmade.
+            "retry-partner-intents",
+            services.settings.partner_gateway_retry_interval,
+            partial(retry_missing_intents, services),
+        ),
+        PeriodicJob(
+            # Partner withdrawals whose transfer or payout was left unmade.
+            "retry-partner-withdrawals",
+            services.settings.partner_gateway_retry_interval,
+            partial(retry_unsent_withdrawals, services),
         ),
         PeriodicJob(
             # Accepted offers and confirmed bookings left unpaid past their deadline.

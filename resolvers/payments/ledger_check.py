@@ -5,7 +5,10 @@
 - the balances rebuilt from all entries equal the stored balance documents, and no
   balance document exists for an account and currency that has no entries;
 - no account that must never go negative is negative;
-- idempotency keys are unique (their unique index is in place).
+- idempotency keys are unique (their unique index is in place);
+- partner wallets: each wallet's statement lines sum to its ledger balance and the last
+  one shows it, and every settled partner credit or withdrawal has its postings (filed
+  under the transaction; `gigql reconcile` checks their amounts).
 
 The scan reads no single snapshot (SecantusDB has no snapshot reads outside a
 transaction, and one transaction over a large ledger would time out), so a posting
@@ -20,20 +23,29 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeGuard
 
 from pydantic import ValidationError
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from documents.partners.transactions import (
+    PartnerTransaction,
+    TransactionKind,
+    TransactionStatus,
+)
+from documents.partners.wallets import PartnerWallet, WalletEntry
 from documents.payments.ledger import (
     AccountBalance,
     LedgerTransaction,
+    MovementKind,
+    Ref,
     balance_id,
     content_hash,
     entry_problems,
     imbalances,
 )
-from documents.payments.ledger_accounts import parse_account
+from documents.payments.ledger_accounts import parse_account, partner_wallet
 from documents.transactions import run_in_transaction
 from resolvers.payments.report import Finding, Report
 
@@ -50,6 +62,8 @@ class Check(StrEnum):
     BALANCE_WITHOUT_ENTRIES = "balance_without_entries"
     NEGATIVE_BALANCE = "negative_balance"
     KEYS_NOT_UNIQUE = "keys_not_unique"
+    STATEMENT_MISMATCH = "statement_mismatch"
+    PARTNER_NOT_POSTED = "partner_not_posted"
 
 
 @dataclass(slots=True)
@@ -82,6 +96,8 @@ async def verify() -> Verification:
             finding = _compare(key, *await _recount(*key))
             if finding:
                 result.findings.append(finding)
+    await _check_statements(result)
+    await _check_partner_postings(result)
     return result
 
 
@@ -204,3 +220,89 @@ def _compare(key: Key, rebuilt: int | None, stored: int | None) -> Finding | Non
         shown = "no balance document" if stored is None else f"stored {stored}"
         return Finding(Check.BALANCE_MISMATCH, subject, f"{shown}, entries sum to {rebuilt}")
     return None
+
+
+Statement = tuple[int, int | None]
+"""What a wallet's statement lines add up to, and the balance its last one shows."""
+
+
+async def _check_statements(result: Verification) -> None:
+    async for wallet in PartnerWallet.find_all():
+        assert wallet.id is not None
+        account = partner_wallet(wallet.id)
+        statement, balance = await _statement(wallet), await _balance(account, wallet.currency)
+        if _statement_differs(statement, balance):
+            # Confirmed in one snapshot: a posting may have committed during the scan.
+            statement, balance = await run_in_transaction(
+                partial(_statement_and_balance, wallet=wallet, account=account)
+            )
+            if _statement_differs(statement, balance):
+                total, last = statement
+                detail = f"lines sum to {total}, the last shows {last}; the ledger holds {balance}"
+                result.add(Check.STATEMENT_MISMATCH, f"{account} {wallet.currency}", detail)
+
+
+def _statement_differs(statement: Statement, balance: int) -> bool:
+    total, last = statement
+    return total != balance or (last is not None and last != balance)
+
+
+async def _statement(wallet: PartnerWallet, session: AsyncClientSession | None = None) -> Statement:
+    total, last = 0, None
+    lines = WalletEntry.find({"wallet_id": wallet.id}, session=session).sort("created_at", "_id")
+    async for line in lines:
+        total += line.amount
+        last = line.balance_after
+    return total, last
+
+
+async def _balance(account: str, currency: str, session: AsyncClientSession | None = None) -> int:
+    shards = AccountBalance.get_pymongo_collection().find(
+        {"account": account, "currency": currency}, {"balance": 1}, session=session
+    )
+    return sum([int(shard.get("balance", 0)) async for shard in shards])
+
+
+async def _statement_and_balance(
+    session: AsyncClientSession, *, wallet: PartnerWallet, account: str
+) -> tuple[Statement, int]:
+    return await _statement(wallet, session), await _balance(account, wallet.currency, session)
+
+
+def _partner_movements(transaction: PartnerTransaction) -> list[MovementKind]:
+    """The postings a settled partner credit or withdrawal must have."""
+    fee = [MovementKind.PARTNER_FEE] if transaction.fee else []
+    if transaction.kind is TransactionKind.CREDIT:
+        completed = transaction.status is TransactionStatus.COMPLETED
+        return [MovementKind.PARTNER_CREDIT, *fee] if completed else []
+    settled = {
+        TransactionStatus.COMPLETED: [MovementKind.PARTNER_PAYOUT_PAID],
+        TransactionStatus.FAILED: [MovementKind.PARTNER_PAYOUT_FAILED],
+    }
+    if transaction.status not in settled:
+        return []
+    return [MovementKind.PARTNER_WITHDRAWAL, *fee, *settled[transaction.status]]
+
+
+async def _check_partner_postings(result: Verification) -> None:
+    settled = PartnerTransaction.find(
+        {
+            "kind": {"$in": [TransactionKind.CREDIT.value, TransactionKind.WITHDRAWAL.value]},
+            "status": {"$in": [TransactionStatus.COMPLETED.value, TransactionStatus.FAILED.value]},
+        }
+    )
+    async for transaction in settled:
+        wanted = _partner_movements(transaction)
+        if not wanted:
+            continue
+        filed = LedgerTransaction.find(
+            {f"refs.{Ref.PARTNER_TRANSACTION.value}": str(transaction.id)}
+        )
+        posted = {posting.kind async for posting in filed}
+        missing = [kind.value for kind in wanted if kind not in posted]
+        if missing:
+            subject = f"partner transaction {transaction.id}"
+            detail = f"{transaction.kind.value} {transaction.status.value} without " + ", ".join(
+                missing
+            )
+            result.add(Check.PARTNER_NOT_POSTED, subject, detail)

@@ -10,6 +10,7 @@ from strawberry.tools import merge_types
 from documents.settings import Settings
 from schema.common.rate_limits import RateLimits
 from schema.common.relay import NodeQuery
+from schema.partners.gateway_moves import PartnerGatewayMutation
 from schema.partners.me import PartnerSelfQuery
 from schema.partners.moves import PartnerMoneyMutation, PartnerMoneyQuery
 from schema.partners.wallets import PartnerWalletMutation, PartnerWalletQuery
@@ -21,7 +22,13 @@ PartnerQuery = merge_types(
     (NodeQuery, PartnerSelfQuery, PartnerWalletQuery, PartnerMoneyQuery, PartnerWebhookQuery),
 )
 PartnerMutation = merge_types(
-    "Mutation", (PartnerWalletMutation, PartnerMoneyMutation, PartnerWebhookMutation)
+    "Mutation",
+    (
+        PartnerWalletMutation,
+        PartnerMoneyMutation,
+        PartnerGatewayMutation,
+        PartnerWebhookMutation,
+    ),
 )
 
 

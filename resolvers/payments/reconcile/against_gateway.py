@@ -17,7 +17,7 @@ postings (resolvers/payments/reconcile/against_ledger.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -29,7 +29,15 @@ from documents.payments.escrow import Escrow, EscrowRefund, EscrowStatus, Refund
 from documents.payments.payouts import Withdrawal, WithdrawalStatus
 from integrations.payments.gateway import PaymentGateway, PaymentIntent, Payout, Refund, Transfer
 from resolvers.payments.reconcile.against_ledger import check_postings
-from resolvers.payments.reconcile.report import Kind, Mismatch, Reconciliation
+from resolvers.payments.reconcile.partners import Tagged, is_partners, reconcile_partners
+from resolvers.payments.reconcile.report import (
+    InPeriod,
+    Kind,
+    Mismatch,
+    Reconciliation,
+    compare_money,
+    to_compare,
+)
 
 MARGIN = timedelta(days=1)
 
@@ -42,7 +50,7 @@ PAYOUT_STATUSES = {
 """The statuses a recorded payout may have at the gateway, by the withdrawal's."""
 
 T = TypeVar("T")
-InPeriod = Callable[[datetime], bool]
+G = TypeVar("G", bound=Tagged)
 
 
 async def _all(items: AsyncIterator[T]) -> list[T]:
@@ -58,9 +66,10 @@ async def reconcile(
 ) -> Reconciliation:
     result = Reconciliation(created_from, created_until)
     low, high = created_from - MARGIN, created_until + MARGIN
-    intents = await _all(gateway.list_payment_intents(low, high))
-    refunds = await _all(gateway.list_refunds(low, high))
-    transfers = await _all(gateway.list_transfers(low, high))
+    # Partner money is matched with partner transactions (reconcile/partners.py).
+    intents, partner_intents = _split(await _all(gateway.list_payment_intents(low, high)))
+    refunds, partner_refunds = _split(await _all(gateway.list_refunds(low, high)))
+    transfers, partner_transfers = _split(await _all(gateway.list_transfers(low, high)))
     withdrawals = await Withdrawal.find({"requested_at": {"$gte": low, "$lt": high}}).to_list()
     payouts: list[Payout] = []
     for account_id in sorted({w.account_id for w in withdrawals}):
@@ -82,7 +91,16 @@ async def reconcile(
         [e for e in escrows if _escrow_in_period(e, in_period)],
         [w for w in withdrawals if in_period(w.requested_at)],
     )
+    await reconcile_partners(
+        result, gateway, (low, high), in_period, partner_intents, partner_refunds, partner_transfers
+    )
     return result
+
+
+def _split(objects: list[G]) -> tuple[list[G], list[G]]:
+    """The marketplace's objects, and partner transactions'."""
+    partners = [obj for obj in objects if is_partners(obj)]
+    return [obj for obj in objects if not is_partners(obj)], partners
 
 
 def _escrow_in_period(escrow: Escrow, in_period: InPeriod) -> bool:
@@ -136,30 +154,6 @@ class _Escrows:
         return found or self._by_id.get(metadata.get("escrow_id", ""))
 
 
-def _to_compare(
-    result: Reconciliation,
-    kind: Kind,
-    created: datetime,
-    ours_at: datetime | None,
-    in_period: InPeriod,
-) -> bool:
-    """Whether a gateway object is this period's to compare: each pair once, by the
-    object's time, else by our record's. The period's gateway objects are counted."""
-    if in_period(created):
-        result.compared[kind] += 1
-        return True
-    return ours_at is not None and in_period(ours_at)
-
-
-def _compare_money(
-    result: Reconciliation, kind: Kind, subject: str, gateway: Money, ours: Money
-) -> None:
-    if gateway.currency != ours.currency:
-        result.add(Mismatch.CURRENCY, subject, f"gateway {gateway}, ours {ours}", kind=kind)
-    elif gateway.amount != ours.amount:
-        result.add(Mismatch.AMOUNT, subject, f"gateway {gateway}, ours {ours}", kind=kind)
-
-
 # -- payments ------------------------------------------------------------------------
 
 
@@ -187,7 +181,7 @@ def _payments(
         escrow = recorded.of(intent.metadata, intent.id)
         subject = f"{intent.id} (escrow {escrow.id})" if escrow else intent.id
         ours_at = escrow.created_at if escrow else None
-        if not _to_compare(result, Kind.PAYMENT, intent.created, ours_at, in_period):
+        if not to_compare(result, Kind.PAYMENT, intent.created, ours_at, in_period):
             continue
         if escrow is None:
             result.add(
@@ -202,7 +196,7 @@ def _payments(
             detail = f"{intent.status} at the gateway; the escrow records intent {recorded_as}"
             result.add(Mismatch.MISSING_HERE, subject, detail, kind=Kind.PAYMENT)
             continue
-        _compare_money(
+        compare_money(
             result,
             Kind.PAYMENT,
             subject,
@@ -246,7 +240,7 @@ def _refunds(
         if escrow is not None and ours is not None:
             matched.add((str(escrow.id), ours.number))
         ours_at = ours.at if ours else None
-        if not _to_compare(result, Kind.REFUND, refund.created, ours_at, in_period):
+        if not to_compare(result, Kind.REFUND, refund.created, ours_at, in_period):
             continue
         gateway_money = _money(refund.amount, refund.currency)
         subject = f"{refund.id} (escrow {escrow.id})" if escrow else refund.id
@@ -255,7 +249,7 @@ def _refunds(
             result.add(Mismatch.MISSING_HERE, subject, f"{detail}, not recorded", kind=Kind.REFUND)
             continue
         subject = f"{refund.id} (escrow {escrow.id} refund {ours.number})"
-        _compare_money(result, Kind.REFUND, subject, gateway_money, ours.amount)
+        compare_money(result, Kind.REFUND, subject, gateway_money, ours.amount)
         if refund.status not in ("pending", "succeeded") or ours.status is RefundStatus.PENDING:
             detail = f"gateway {refund.status}, ours {ours.status.value}"
             result.add(Mismatch.STATUS, subject, detail, kind=Kind.REFUND)
@@ -302,7 +296,7 @@ def _transfers(
         escrow = recorded.of(transfer.metadata, None)
         mine = escrow is not None and escrow.transfer_id == transfer.id
         ours_at = escrow.released_at if mine and escrow is not None else None
-        if not _to_compare(result, Kind.TRANSFER, transfer.created, ours_at, in_period):
+        if not to_compare(result, Kind.TRANSFER, transfer.created, ours_at, in_period):
             continue
         money = _money(transfer.amount, transfer.currency)
         subject = f"{transfer.id} (escrow {escrow.id})" if escrow else transfer.id
@@ -313,7 +307,7 @@ def _transfers(
             _unrecorded_transfer(result, escrow, transfer, subject)
         else:
             assert escrow.release is not None
-            _compare_money(result, Kind.TRANSFER, subject, money, escrow.release.to_provider)
+            compare_money(result, Kind.TRANSFER, subject, money, escrow.release.to_provider)
             if transfer.amount_reversed != escrow.transfer_reversed.amount:
                 detail = (
                     f"gateway reversed {_money(transfer.amount_reversed, transfer.currency)}, "
@@ -364,7 +358,7 @@ def _payouts(
             continue  # made by the account's own payout schedule, not by gigql
         withdrawal = by_id.get(withdrawal_id)
         ours_at = withdrawal.requested_at if withdrawal else None
-        if not _to_compare(result, Kind.PAYOUT, payout.created, ours_at, in_period):
+        if not to_compare(result, Kind.PAYOUT, payout.created, ours_at, in_period):
             continue
         money = _money(payout.amount, payout.currency)
         subject = f"{payout.id} (withdrawal {withdrawal_id})"
@@ -378,7 +372,7 @@ def _payouts(
             )
             result.add(Mismatch.MISSING_HERE, subject, detail, kind=Kind.PAYOUT)
         else:
-            _compare_money(result, Kind.PAYOUT, subject, money, withdrawal.amount)
+            compare_money(result, Kind.PAYOUT, subject, money, withdrawal.amount)
             if payout.status not in PAYOUT_STATUSES.get(withdrawal.status, set()):
                 detail = f"gateway {payout.status}, withdrawal {withdrawal.status.value}"
                 result.add(Mismatch.STATUS, subject, detail, kind=Kind.PAYOUT)

@@ -1,6 +1,7 @@
 """`gigql reconcile`, part two: each record of the period against its ledger postings.
 
-Postings are found by what they are filed under (the escrow, the withdrawal) and their
+Postings are found by what they are filed under (the escrow, the withdrawal, the
+partner transaction) and their
 kind, not by their keys, and the amounts on the payer's, provider's or payout accounts
 are summed: a movement recorded but never posted, or posted for another amount, is
 reported as `not_posted`.
@@ -11,6 +12,11 @@ from __future__ import annotations
 from collections import defaultdict
 
 from documents.money import Money
+from documents.partners.transactions import (
+    PartnerTransaction,
+    TransactionKind,
+    TransactionStatus,
+)
 from documents.payments import ledger_accounts
 from documents.payments.escrow import PAID_STATUSES, Escrow, EscrowStatus, RefundStatus
 from documents.payments.ledger import LedgerTransaction, MovementKind, Ref
@@ -111,3 +117,57 @@ async def check_postings(
             expected.append((MovementKind.PAYOUT_FAILED, wallet))
         for movement, account in expected:
             _expect(result, Kind.PAYOUT, subject, postings, movement, account, withdrawal.amount)
+
+
+async def check_partner_postings(
+    result: Reconciliation, transactions: list[PartnerTransaction]
+) -> None:
+    """Partner credits and withdrawals: filed under the partner transaction."""
+    filed = await _filed(Ref.PARTNER_TRANSACTION, [str(t.id) for t in transactions])
+    for transaction in transactions:
+        postings = filed[str(transaction.id)]
+        subject = f"partner transaction {transaction.id}"
+        money = Money(amount=transaction.amount, currency=transaction.currency)
+        fee = Money(amount=transaction.fee, currency=transaction.currency)
+        completed = transaction.status is TransactionStatus.COMPLETED
+        partner_id = transaction.partner_id
+        expected: list[tuple[MovementKind, str, Money]]
+        if transaction.kind is TransactionKind.CREDIT:
+            assert transaction.to_wallet_id is not None
+            kind = Kind.PAYMENT
+            expected = [
+                (
+                    MovementKind.PARTNER_CREDIT,
+                    ledger_accounts.partner_wallet(transaction.to_wallet_id),
+                    money if completed else money.zero(),
+                ),
+                (
+                    MovementKind.PARTNER_FEE,
+                    ledger_accounts.platform_revenue(),
+                    fee if completed else fee.zero(),
+                ),
+            ]
+        else:
+            assert transaction.from_wallet_id is not None
+            kind = Kind.PAYOUT
+            failed = transaction.status is TransactionStatus.FAILED
+            expected = [
+                (
+                    MovementKind.PARTNER_WITHDRAWAL,
+                    ledger_accounts.partner_payout_in_flight(partner_id),
+                    money,
+                ),
+                (MovementKind.PARTNER_FEE, ledger_accounts.platform_revenue(), fee),
+                (
+                    MovementKind.PARTNER_PAYOUT_PAID,
+                    ledger_accounts.partner_paid_out(partner_id),
+                    money if completed else money.zero(),
+                ),
+                (
+                    MovementKind.PARTNER_PAYOUT_FAILED,
+                    ledger_accounts.partner_wallet(transaction.from_wallet_id),
+                    money if failed else money.zero(),
+                ),
+            ]
+        for movement, account, recorded in expected:
+            _expect(result, kind, subject, postings, movement, account, recorded)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from documents.money import Money
 from resolvers.payments.report import Report
+
+InPeriod = Callable[[datetime], bool]
 
 
 class Kind(StrEnum):
@@ -52,3 +56,27 @@ class Reconciliation(Report):
 
     def counted(self) -> dict[str, Any]:
         return {"compared": {kind.value: count for kind, count in self.compared.items()}}
+
+
+def to_compare(
+    result: Reconciliation,
+    kind: Kind,
+    created: datetime,
+    ours_at: datetime | None,
+    in_period: InPeriod,
+) -> bool:
+    """Whether a gateway object is this period's to compare: each pair once, by the
+    object's time, else by our record's. The period's gateway objects are counted."""
+    if in_period(created):
+        result.compared[kind] += 1
+        return True
+    return ours_at is not None and in_period(ours_at)
+
+
+def compare_money(
+    result: Reconciliation, kind: Kind, subject: str, gateway: Money, ours: Money
+) -> None:
+    if gateway.currency != ours.currency:
+        result.add(Mismatch.CURRENCY, subject, f"gateway {gateway}, ours {ours}", kind=kind)
+    elif gateway.amount != ours.amount:
+        result.add(Mismatch.AMOUNT, subject, f"gateway {gateway}, ours {ours}", kind=kind)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from integrations.payments.gateway import GatewayEvent
 from resolvers.common.services import Services
+from resolvers.partners.gateway.routing import with_partners
 from resolvers.payments.connect import account_updated
 from resolvers.payments.disputes.chargebacks import chargeback_closed, chargeback_created
 from resolvers.payments.escrow import events as escrow_events
@@ -26,23 +27,26 @@ Handler = Callable[[Services, GatewayEvent], Awaitable[None]]
 
 __all__ = ["HANDLERS", "EventMismatch", "Handler", "NotReady"]
 
-HANDLERS: Mapping[str, Handler] = {
-    "payment_intent.succeeded": escrow_events.payment_held,
-    "payment_intent.amount_capturable_updated": escrow_events.payment_held,
-    "payment_intent.payment_failed": escrow_events.payment_failed,
-    "payment_intent.requires_action": escrow_events.payment_requires_action,
-    "payment_intent.canceled": escrow_events.payment_canceled,
-    "charge.refunded": escrow_events.charge_refunded,
-    "refund.created": escrow_events.refund_created,
-    "transfer.created": escrow_events.transfer_created,
-    "transfer.reversed": escrow_events.transfer_reversed,
-    "charge.dispute.created": chargeback_created,
-    "charge.dispute.closed": chargeback_closed,
-    "account.updated": account_updated,
-    "identity.verification_session.processing": verification_session_changed,
-    "identity.verification_session.requires_input": verification_session_changed,
-    "identity.verification_session.verified": verification_session_changed,
-    "identity.verification_session.canceled": verification_session_changed,
-    "payout.paid": payout_paid,
-    "payout.failed": payout_failed,
-}
+# Partner money (resolvers/partners/gateway/routing.py) is recognised first, by its metadata.
+HANDLERS: Mapping[str, Handler] = with_partners(
+    {
+        "payment_intent.succeeded": escrow_events.payment_held,
+        "payment_intent.amount_capturable_updated": escrow_events.payment_held,
+        "payment_intent.payment_failed": escrow_events.payment_failed,
+        "payment_intent.requires_action": escrow_events.payment_requires_action,
+        "payment_intent.canceled": escrow_events.payment_canceled,
+        "charge.refunded": escrow_events.charge_refunded,
+        "refund.created": escrow_events.refund_created,
+        "transfer.created": escrow_events.transfer_created,
+        "transfer.reversed": escrow_events.transfer_reversed,
+        "charge.dispute.created": chargeback_created,
+        "charge.dispute.closed": chargeback_closed,
+        "account.updated": account_updated,
+        "identity.verification_session.processing": verification_session_changed,
+        "identity.verification_session.requires_input": verification_session_changed,
+        "identity.verification_session.verified": verification_session_changed,
+        "identity.verification_session.canceled": verification_session_changed,
+        "payout.paid": payout_paid,
+        "payout.failed": payout_failed,
+    }
+)

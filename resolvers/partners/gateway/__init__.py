@@ -1,0 +1,1 @@
+"""Partner money through the payment gateway: card credits, withdrawals, their events."""

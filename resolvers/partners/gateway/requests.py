@@ -1,0 +1,96 @@
+"""What a credit or withdrawal request names, checked before anything is stored.
+
+A request names one of the partner's wallets (another partner's is NOT_FOUND, as if it
+did not exist), an amount in the wallet's currency, the partner's own description and
+tracking metadata, and the partner's idempotency key. The metadata travels to the
+gateway as one value (`partner_reference`), so it is held to Stripe's limit on one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from documents.errors import DomainError, ErrorCode
+from documents.money import Money
+from documents.partners.transactions import PartnerTransaction
+from documents.partners.wallets import PartnerWallet
+from resolvers.common.inputs import MoneyInput
+from resolvers.common.transitions import Subject
+from resolvers.common.validation import Checked
+from resolvers.partners.idempotency import key_problem
+
+MAX_DESCRIPTION_LENGTH = 500
+MAX_METADATA_LENGTH = 500
+"""Characters of the metadata as compact JSON: Stripe's limit on one metadata value."""
+
+TRANSACTION_SUBJECT = Subject("transaction", "transactionId")
+
+
+@dataclass(frozen=True, slots=True)
+class MoveRequest:
+    """A credit by card or a withdrawal, as the partner asked for it."""
+
+    wallet_id: ObjectId
+    amount: MoneyInput
+    description: str
+    metadata: object
+    """As given: a JSON object is expected."""
+    idempotency_key: str
+
+
+async def owned_wallet(
+    partner_id: ObjectId,
+    wallet_id: ObjectId,
+    field: str = "walletId",
+    session: AsyncClientSession | None = None,
+) -> PartnerWallet:
+    """The partner's wallet; NOT_FOUND for any other, another partner's included."""
+    wallet = await PartnerWallet.find_one(
+        {"_id": wallet_id, "partner_id": partner_id}, session=session
+    )
+    if wallet is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such wallet.", field)
+    return wallet
+
+
+async def owned_transaction(
+    partner_id: ObjectId, transaction_id: ObjectId, field: str = "transactionId"
+) -> PartnerTransaction:
+    """The partner's transaction; NOT_FOUND for any other."""
+    found = await PartnerTransaction.find_one({"_id": transaction_id, "partner_id": partner_id})
+    if found is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such transaction.", field)
+    return found
+
+
+def checked_move(request: MoveRequest, wallet: PartnerWallet) -> tuple[Money, dict[str, Any]]:
+    """The request's amount and metadata, once everything it names is valid (else
+    INVALID_INPUT on each field at fault)."""
+    checked = Checked()
+    money = checked.money(request.amount.amount, request.amount.currency, "amount")
+    if not checked.problems and money.currency != wallet.currency:
+        message = f"The wallet holds {wallet.currency}; the amount must be in it."
+        checked.fail(ErrorCode.INVALID_INPUT, message, "amount")
+    problem = key_problem(request.idempotency_key)
+    if problem is not None:
+        checked.fail(ErrorCode.INVALID_INPUT, problem, "idempotencyKey")
+    if len(request.description) > MAX_DESCRIPTION_LENGTH:
+        message = f"A description has at most {MAX_DESCRIPTION_LENGTH} characters."
+        checked.fail(ErrorCode.INVALID_INPUT, message, "description")
+    metadata = request.metadata if isinstance(request.metadata, dict) else {}
+    if not isinstance(request.metadata, dict):
+        checked.fail(ErrorCode.INVALID_INPUT, "Metadata is a JSON object.", "metadata")
+    elif len(compact(metadata)) > MAX_METADATA_LENGTH:
+        message = f"Metadata has at most {MAX_METADATA_LENGTH} characters as compact JSON."
+        checked.fail(ErrorCode.INVALID_INPUT, message, "metadata")
+    checked.raise_if_any()
+    return money, metadata
+
+
+def compact(metadata: dict[str, Any]) -> str:
+    return json.dumps(metadata, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
