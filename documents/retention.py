@@ -3,7 +3,7 @@
 These are floors set by the regulators partners answer to (the wallet-gateway design:
 transaction records 7 years, audit logs 10), applied to the marketplace's own money
 records as well. gigql deletes none of these documents at any age: no TTL index, no code
-path that removes them (tests/partners/test_partner_records.py keeps it so). An operator
+path that removes them (tests/partners/access/test_partner_records.py keeps it so). An operator
 who must erase older records does it by hand, after these periods, from a backup policy
 of their own; README ("Records and retention") says so.
 """

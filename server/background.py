@@ -27,8 +27,8 @@ from resolvers.notifications.scheduled import turn_due as turn_due_scheduled_mes
 from resolvers.notifications.sending import send_due as send_due_notifications
 from resolvers.partners.gateway.credits import retry_missing_intents
 from resolvers.partners.gateway.withdrawals import retry_unsent_withdrawals
-from resolvers.partners.webhook_sender import send_due as send_due_partner_webhooks
-from resolvers.partners.webhook_sender import webhook_poster
+from resolvers.partners.webhooks.sender import send_due as send_due_partner_webhooks
+from resolvers.partners.webhooks.sender import webhook_poster
 from resolvers.payments.escrow.progress import sweep as sweep_escrows
 from resolvers.payments.webhooks.inbox import retry_due
 from resolvers.payments.withdrawals import retry_unsent_payouts

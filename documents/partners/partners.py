@@ -69,7 +69,7 @@ class Partner(Document):
     history: list[StatusChange] = Field(default_factory=list)
     webhook_version: int = 0
     """Bumped first by every change of the partner's webhook endpoints, so that
-    concurrent changes serialise (resolvers/partners/endpoints.py)."""
+    concurrent changes serialise (resolvers/partners/webhooks/endpoints.py)."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

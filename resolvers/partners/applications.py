@@ -38,8 +38,8 @@ from resolvers.common.services import RequestMeta, Services
 from resolvers.common.transitions import Subject, transition
 from resolvers.common.unit_of_work import UnitOfWork, transact
 from resolvers.common.validation import MAX_NAME_LENGTH, MAX_REASON_LENGTH, Checked
-from resolvers.partners.endpoints import add_endpoint
-from resolvers.partners.webhook_urls import webhook_url_problem
+from resolvers.partners.webhooks.endpoints import add_endpoint
+from resolvers.partners.webhooks.urls import webhook_url_problem
 
 PARTNER_SUBJECT = Subject("partner", "partnerId")
 NEWEST_FIRST = [("created_at", -1), ("_id", -1)]

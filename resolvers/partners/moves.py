@@ -49,7 +49,7 @@ from resolvers.partners.metadata import checked_metadata
 from resolvers.partners.postings import hold_active, post
 from resolvers.partners.wallet_lookup import in_currency_of, wallet_of
 from resolvers.partners.wallets import CLEARING_PREFIX
-from resolvers.partners.webhook_outbox import record_event
+from resolvers.partners.webhooks.outbox import record_event
 
 MAX_DESCRIPTION_LENGTH = 500
 

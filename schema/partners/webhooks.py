@@ -19,10 +19,10 @@ from documents.partners.webhooks import (
     PartnerWebhookEndpoint,
     PartnerWebhookEvent,
 )
-from resolvers.partners import deliveries, endpoints
-from resolvers.partners.deliveries import DeliveryFilter
 from resolvers.partners.ids import WALLET_TYPE, global_id
-from resolvers.partners.webhook_sender import event_body, event_id
+from resolvers.partners.webhooks import deliveries, endpoints
+from resolvers.partners.webhooks.deliveries import DeliveryFilter
+from resolvers.partners.webhooks.sender import event_body, event_id
 from schema.common.context import Info
 from schema.common.copying import copied
 from schema.common.limits import bounded

@@ -83,7 +83,7 @@ STATUS_WRITERS = {
     "resolvers/payments/identity.py": "a profile's identity verification status",
     "resolvers/notifications/outbox.py": "deliveries: sent, skipped, dead, retried",
     "resolvers/notifications/scheduled.py": "scheduled messages: done, dropped, cancelled",
-    "resolvers/partners/webhook_sender.py": "partner webhook deliveries: sent, dead, redelivered",
+    "resolvers/partners/webhooks/sender.py": "partner webhook deliveries: sent, dead, redelivered",
 }
 """Every module that writes a status, and whose. A deal's status (documents/lifecycles.py)
 is written only by the function that checks its declaration."""

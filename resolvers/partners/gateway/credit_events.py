@@ -56,7 +56,7 @@ from resolvers.partners.gateway.records import (
 )
 from resolvers.partners.gateway.requests import TRANSACTION_SUBJECT
 from resolvers.partners.postings import hold_active, post
-from resolvers.partners.webhook_outbox import record_event
+from resolvers.partners.webhooks.outbox import record_event
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from resolvers.partners.gateway.records import (
 )
 from resolvers.partners.gateway.requests import TRANSACTION_SUBJECT
 from resolvers.partners.postings import post
-from resolvers.partners.webhook_outbox import record_event
+from resolvers.partners.webhooks.outbox import record_event
 from resolvers.payments.webhooks.checks import Comparison
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from documents.payments.ledger_accounts import (
 from documents.payments.webhooks import WebhookEvent
 from resolvers.partners.gateway.withdrawals import retry_unsent_withdrawals
 from server.runtime import Runtime
-from tests.partners.money import (
+from tests.support.graphql_client import GraphQLClient, error_codes
+from tests.support.partners.money import (
     PartnerKey,
     approved_partner,
     balance,
@@ -33,7 +34,6 @@ from tests.partners.money import (
     with_payouts,
     withdraw,
 )
-from tests.support.graphql_client import GraphQLClient, error_codes
 from tests.support.payments.escrow import assert_ledger_clean, sandbox
 from tests.support.payments.escrow import balance as account_balance
 from tests.support.payments.ledger import ledger_counts

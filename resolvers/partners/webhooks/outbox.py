@@ -7,7 +7,7 @@
 
 takes the wallet's next event number, stores the event and one delivery for each of the
 partner's enabled endpoints, all through the caller's session: the event exists exactly
-when the change committed (resolvers/partners/webhook_sender.py sends them).
+when the change committed (resolvers/partners/webhooks/sender.py sends them).
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ from documents.partners.transactions import PartnerTransaction
 from documents.partners.wallets import PartnerWallet, WalletStatus
 from documents.partners.webhooks import PartnerWebhookEvent
 from documents.payments.ledger_accounts import partner_wallet
-from resolvers.partners.endpoints import add_endpoint
 from resolvers.partners.ids import WALLET_TYPE, global_id
 from resolvers.partners.keys import make_key
+from resolvers.partners.webhooks.endpoints import add_endpoint
 from resolvers.payments import ledger
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient

@@ -1,7 +1,7 @@
 """Partners' webhook endpoints and their signing secrets.
 
 A partner has at most MAX_ENDPOINTS endpoints, each with a URL that webhooks may be sent
-to (webhook_urls.py) and a signing secret, shown once: when the endpoint is made and
+to (urls.py) and a signing secret, shown once: when the endpoint is made and
 when the secret is rotated, never again. Rotating keeps the old secret signing too until
 `overlap` from now (at most MAX_OVERLAP), so that the partner can deploy the new one
 first; then it is dropped. Disabling or deleting an endpoint ends its pending deliveries
@@ -30,8 +30,8 @@ from resolvers.accounts import audit
 from resolvers.common.services import RequestMeta, Services
 from resolvers.common.unit_of_work import UnitOfWork, transact
 from resolvers.partners.keys import PartnerAccess
-from resolvers.partners.webhook_sender import end_pending
-from resolvers.partners.webhook_urls import webhook_url_problem
+from resolvers.partners.webhooks.sender import end_pending
+from resolvers.partners.webhooks.urls import webhook_url_problem
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 # how secrets start, as Stripe's
 MAX_ENDPOINTS = 5

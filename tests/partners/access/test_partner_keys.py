@@ -13,7 +13,8 @@ from documents.accounts.audit import AuditKind
 from documents.partners.api_keys import PartnerApiKey
 from server.runtime import Runtime
 from tests.conftest import serve
-from tests.partners.partner_steps import (
+from tests.support.graphql_client import GraphQLClient, error_codes, graphql_error_codes
+from tests.support.partners.steps import (
     PARTNER_SELF,
     applied_partner,
     approved_partner,
@@ -24,7 +25,6 @@ from tests.partners.partner_steps import (
     oid,
     revoke,
 )
-from tests.support.graphql_client import GraphQLClient, error_codes, graphql_error_codes
 
 KEYS = "query($id: ID!) { partnerApiKeys(partnerId: $id) { edges { node { id revokedAt } } } }"
 

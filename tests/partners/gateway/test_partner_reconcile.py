@@ -10,7 +10,8 @@ from resolvers.payments.ledger_check import Check, verify
 from resolvers.payments.reconcile.against_gateway import reconcile
 from resolvers.payments.reconcile.report import Kind, Mismatch
 from server.runtime import Runtime
-from tests.partners.money import (
+from tests.support.graphql_client import GraphQLClient
+from tests.support.partners.money import (
     approved_partner,
     credit,
     funded,
@@ -21,7 +22,6 @@ from tests.partners.money import (
     with_payouts,
     withdraw,
 )
-from tests.support.graphql_client import GraphQLClient
 from tests.support.payments.escrow import sandbox
 from tests.support.payments.reconcile import next_second, until_now
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from documents.money import Money
 from server.runtime import Runtime
-from tests.partners.wallet_support import (
+from tests.support.graphql_client import GraphQLClient
+from tests.support.partners.wallets import (
     approved_partner,
     balance,
     codes,
@@ -17,7 +18,6 @@ from tests.partners.wallet_support import (
     key_of,
     transfer_money,
 )
-from tests.support.graphql_client import GraphQLClient
 
 
 async def _error_code(client: GraphQLClient, key: str, query: str, **variables: Any) -> str:

@@ -10,10 +10,11 @@ from documents.accounts.audit import AuditEvent, AuditKind
 from documents.partners.partners import Partner
 from documents.partners.webhooks import PartnerWebhookEndpoint
 from documents.settings import Settings
-from resolvers.partners.webhook_urls import webhook_url_problem
+from resolvers.partners.webhooks.urls import webhook_url_problem
 from server.runtime import Runtime
 from tests.conftest import serve
-from tests.partners.partner_steps import (
+from tests.support.graphql_client import GraphQLClient, error_codes, graphql_error_codes
+from tests.support.partners.steps import (
     APPLICATION,
     MY_PARTNER,
     PARTNER_SELF,
@@ -25,7 +26,6 @@ from tests.partners.partner_steps import (
     new_key,
     oid,
 )
-from tests.support.graphql_client import GraphQLClient, error_codes, graphql_error_codes
 
 PARTNERS = "{ partners(first: 10) { edges { node { id name status } } } }"
 

@@ -16,10 +16,10 @@ from documents.partners.wallets import PartnerWallet
 from documents.partners.webhooks import PartnerEventType, PartnerWebhookEvent
 from resolvers.common.services import Services
 from resolvers.common.unit_of_work import UnitOfWork, transact
-from resolvers.partners.endpoints import add_endpoint
 from resolvers.partners.keys import make_key
-from resolvers.partners.webhook_outbox import record_event
-from resolvers.partners.webhook_sender import send_due, webhook_poster
+from resolvers.partners.webhooks.endpoints import add_endpoint
+from resolvers.partners.webhooks.outbox import record_event
+from resolvers.partners.webhooks.sender import send_due, webhook_poster
 
 
 @dataclass(frozen=True)

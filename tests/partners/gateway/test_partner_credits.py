@@ -22,7 +22,8 @@ from documents.payments.webhooks import WebhookEvent
 from resolvers.partners.gateway.credits import retry_missing_intents
 from resolvers.partners.idempotency import request_digest
 from server.runtime import Runtime
-from tests.partners.money import (
+from tests.support.graphql_client import GraphQLClient, error_codes
+from tests.support.partners.money import (
     approved_partner,
     balance,
     credit,
@@ -34,7 +35,6 @@ from tests.partners.money import (
     set_wallet_status,
     stored_transaction,
 )
-from tests.support.graphql_client import GraphQLClient, error_codes
 from tests.support.payments.escrow import assert_ledger_clean, sandbox
 from tests.support.payments.escrow import balance as account_balance
 from tests.support.payments.ledger import ledger_counts

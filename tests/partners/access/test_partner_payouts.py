@@ -10,8 +10,8 @@ import httpx
 from documents.partners.partners import Partner
 from documents.payments.webhooks import WebhookStatus
 from server.runtime import Runtime
-from tests.partners.partner_steps import PartnerSetup, applied_partner, approved_partner
 from tests.support.graphql_client import GraphQLClient, Tokens, error_codes
+from tests.support.partners.steps import PartnerSetup, applied_partner, approved_partner
 from tests.support.payments.escrow import sandbox
 from tests.support.payments.sandbox import choose, until
 from tests.support.payments.webhooks import received, stored, stripe_event

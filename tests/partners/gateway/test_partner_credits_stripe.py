@@ -14,7 +14,11 @@ from integrations.payments.stripe_gateway import StripeGateway
 from server.app import create_app
 from server.runtime import Runtime
 from tests.conftest import serve_asgi
-from tests.partners.money import (
+from tests.payments.gateways.conftest import localstripe_url, stripe_gateway, stripe_stub
+from tests.payments.gateways.harness import StripeHarness
+from tests.payments.gateways.stripe_stub import StripeStub
+from tests.support.graphql_client import GraphQLClient, error_codes
+from tests.support.partners.money import (
     approved_partner,
     balance,
     credit,
@@ -23,10 +27,6 @@ from tests.partners.money import (
     pay_credit,
     stored_transaction,
 )
-from tests.payments.gateways.conftest import localstripe_url, stripe_gateway, stripe_stub
-from tests.payments.gateways.harness import StripeHarness
-from tests.payments.gateways.stripe_stub import StripeStub
-from tests.support.graphql_client import GraphQLClient, error_codes
 from tests.support.payments.escrow import assert_ledger_clean
 from tests.support.payments.webhooks import post_event
 

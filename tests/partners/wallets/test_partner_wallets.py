@@ -11,7 +11,8 @@ from documents.partners.api_keys import ApiScope
 from documents.partners.wallets import PartnerWallet
 from resolvers.payments.ledger_check import verify
 from server.runtime import Runtime
-from tests.partners.wallet_support import (
+from tests.support.graphql_client import GraphQLClient
+from tests.support.partners.wallets import (
     WALLET_FIELDS,
     approved_partner,
     balance,
@@ -22,7 +23,6 @@ from tests.partners.wallet_support import (
     key_of,
     transfer_money,
 )
-from tests.support.graphql_client import GraphQLClient
 
 WALLETS = """query($filter: PartnerWalletFilter, $first: Int, $after: String) {
   wallets(filter: $filter, first: $first, after: $after) {

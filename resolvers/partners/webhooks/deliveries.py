@@ -23,7 +23,7 @@ from documents.partners.webhooks import (
 )
 from resolvers.common.pagination import Page, PageRequest, paginate
 from resolvers.partners.keys import PartnerAccess
-from resolvers.partners.webhook_sender import requeue
+from resolvers.partners.webhooks.sender import requeue
 
 NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
 

@@ -15,13 +15,13 @@ import pytest
 
 from documents.partners.webhooks import DeliveryStatus, PartnerWebhookDelivery
 from resolvers.common.services import Services
-from resolvers.partners.webhook_sender import send_due, webhook_poster
+from resolvers.partners.webhooks.sender import send_due, webhook_poster
 from server.background import PeriodicJob, running
 from server.runtime import Runtime
 from tests.conftest import serve, with_settings
-from tests.partners import webhook_support as support
-from tests.partners.webhook_receiver import Receiver, receiving, verify
 from tests.support.graphql_client import GraphQLClient
+from tests.support.partners import webhooks as support
+from tests.support.partners.receiver import Receiver, receiving, verify
 
 FAST = {
     "partner_webhook_allow_private_hosts": True,
@@ -98,7 +98,7 @@ async def test_each_event_is_received_once_signed_and_as_documented(services: Se
 
 def _readme_snippet() -> Callable[[bytes, str, str], bool]:
     """`verify` as the README's "Webhooks to partners" shows it to partners."""
-    text = (Path(__file__).parents[2] / "README.md").read_text()
+    text = (Path(__file__).parents[3] / "README.md").read_text()
     section = text[text.index("### Webhooks to partners") :]
     code = section[section.index("```python") + len("```python") :]
     namespace: dict[str, Any] = {}

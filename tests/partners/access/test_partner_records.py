@@ -10,7 +10,7 @@ from documents.retention import AUDIT_LOG_YEARS, KEPT_YEARS, TRANSACTION_RECORD_
 from tests.support.graphql_client import STRONG_PASSWORD, GraphQLClient, error_codes
 from tests.support.marketplace import object_id
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LAYERS = ("server", "schema", "resolvers", "realtime", "integrations", "documents")
 REMOVING = {"delete", "delete_one", "delete_many", "find_one_and_delete", "drop", "delete_all"}
 

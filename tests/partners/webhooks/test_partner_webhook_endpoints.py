@@ -22,12 +22,12 @@ from documents.partners.webhooks import (
 )
 from integrations.partner_webhooks import WebhookPoster
 from resolvers.common.services import Services
-from resolvers.partners.webhook_sender import send_due
+from resolvers.partners.webhooks.sender import send_due
 from server.runtime import Runtime
 from tests.conftest import serve, with_settings
-from tests.partners import webhook_support as support
-from tests.partners.webhook_receiver import Receiver, receiving, verify
 from tests.support.graphql_client import GraphQLClient
+from tests.support.partners import webhooks as support
+from tests.support.partners.receiver import Receiver, receiving, verify
 
 FAST = {
     "partner_webhook_allow_private_hosts": True,

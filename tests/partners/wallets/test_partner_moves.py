@@ -16,7 +16,9 @@ from documents.payments.ledger_accounts import platform_revenue
 from resolvers.payments import ledger
 from resolvers.payments.ledger_check import verify
 from server.runtime import Runtime
-from tests.partners.wallet_support import (
+from tests.support.graphql_client import GraphQLClient
+from tests.support.marketplace import object_id
+from tests.support.partners.wallets import (
     approved_partner,
     balance,
     codes,
@@ -27,8 +29,6 @@ from tests.partners.wallet_support import (
     oid,
     transfer_money,
 )
-from tests.support.graphql_client import GraphQLClient
-from tests.support.marketplace import object_id
 
 USD = "USD"
 ENTRIES = """query($id: ID!) { wallet(id: $id) { entries { edges { node {

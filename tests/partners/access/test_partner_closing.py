@@ -22,8 +22,8 @@ from documents.payments.ledger_accounts import partner_funding, partner_wallet
 from documents.transactions import run_in_transaction
 from resolvers.partners import postings
 from server.runtime import Runtime
-from tests.partners.partner_steps import approved_partner, audited, decide
 from tests.support.graphql_client import GraphQLClient, error_codes
+from tests.support.partners.steps import approved_partner, audited, decide
 
 
 async def _wallet(partner_id: ObjectId, external_id: str) -> PartnerWallet:

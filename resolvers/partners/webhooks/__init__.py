@@ -1,0 +1,1 @@
+"""Webhooks to partners: endpoints, the outbox, the sender, deliveries."""
