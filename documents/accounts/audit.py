@@ -62,6 +62,7 @@ class AuditKind(StrEnum):
     """A partner API key that was unknown, wrong, revoked, expired, of a partner not
     approved, or a check refused for too many failures from the address."""
     PARTNER_WEBHOOK_SECRET_ROTATED = "partner_webhook_secret_rotated"
+    PARTNER_WEBHOOK_SECRET_REVEALED = "partner_webhook_secret_revealed"
 
 
 class AuditEvent(Document):

@@ -272,6 +272,18 @@ class RotateWebhookSecretPayload(Payload):
 
 
 @strawberry.input
+class RevealWebhookSecretInput:
+    endpoint_id: relay.GlobalID
+
+
+@strawberry.type
+class RevealWebhookSecretPayload(Payload):
+    secret: str | None = strawberry.field(
+        default=None, description="The endpoint's current signing secret (`whsec_...`)."
+    )
+
+
+@strawberry.input
 class RedeliverWebhookInput:
     delivery_id: relay.GlobalID
 
@@ -349,6 +361,23 @@ class PartnerWebhookMutation:
         return RotateWebhookSecretPayload(
             endpoint=WebhookEndpointNode.of(made.endpoint), secret=made.secret
         )
+
+    @strawberry.mutation(
+        description="The current signing secret of an endpoint, such as the one made from "
+        "the partner's application when it was approved. Audited."
+    )
+    @mutation_payload
+    async def reveal_webhook_secret(
+        self, info: PartnerInfo, input: RevealWebhookSecretInput
+    ) -> RevealWebhookSecretPayload:
+        access = info.context.partner(ApiScope.MANAGE_WEBHOOKS)
+        secret = await endpoints.reveal_secret(
+            info.context.services,
+            info.context.meta,
+            access,
+            decode_id(input.endpoint_id, WebhookEndpointNode, "endpointId"),
+        )
+        return RevealWebhookSecretPayload(secret=secret)
 
     @strawberry.mutation(
         description="Send a DELIVERED or DEAD delivery again (the same delivery, PENDING and "

@@ -1,11 +1,15 @@
 """Partners' webhook endpoints and their signing secrets.
 
 A partner has at most MAX_ENDPOINTS endpoints, each with a URL that webhooks may be sent
-to (urls.py) and a signing secret, shown once: when the endpoint is made and
-when the secret is rotated, never again. Rotating keeps the old secret signing too until
-`overlap` from now (at most MAX_OVERLAP), so that the partner can deploy the new one
-first; then it is dropped. Disabling or deleting an endpoint ends its pending deliveries
-as dead (the partner may redeliver them to an endpoint enabled again).
+to (urls.py) and a signing secret, shown when the endpoint is made and when the secret is
+rotated. The first endpoint is made from the partner's application when an admin
+approves it, with nobody there to be shown its secret: `reveal_secret` shows an
+endpoint's current secret to a key that may manage webhooks (as Stripe's dashboard
+reveals a signing secret), audited; such a key could rotate it anyway. Rotating keeps
+the old secret signing too until `overlap` from now (at most MAX_OVERLAP), so that the
+partner can deploy the new one first; then it is dropped. Disabling or deleting an
+endpoint ends its pending deliveries as dead (the partner may redeliver them to an
+endpoint enabled again).
 
 Every change bumps the partner's `webhook_version` first, inside its transaction, so
 that concurrent changes of one partner's endpoints serialise: two creations racing for
@@ -208,6 +212,26 @@ async def rotate_secret(
 
     endpoint = await transact(services, work)
     return NewSecret(endpoint, secret)
+
+
+async def reveal_secret(
+    services: Services, meta: RequestMeta, access: PartnerAccess, endpoint_id: ObjectId
+) -> str:
+    """The endpoint's newest signing secret. Audited, without the secret."""
+
+    async def work(unit: UnitOfWork) -> str:
+        endpoint = await endpoint_of(access, endpoint_id, unit.session)
+        await audit.record(
+            AuditKind.PARTNER_WEBHOOK_SECRET_REVEALED,
+            meta,
+            session=unit.session,
+            partner_id=str(access.partner_id),
+            key_id=str(access.key.id),
+            endpoint_id=str(endpoint_id),
+        )
+        return endpoint.secrets[0].secret
+
+    return await transact(services, work)
 
 
 async def _serialise(unit: UnitOfWork, access: PartnerAccess) -> None:
