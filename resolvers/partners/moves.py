@@ -300,14 +300,9 @@ async def transfer_between_wallets(
         )
         completed = PartnerEventType.TRANSACTION_COMPLETED
         await record_event(session, source, completed, transaction=transaction, balance=sent)
-        await record_event(session, target, completed, transaction=transaction, balance=received)
-        await record_event(
-            session,
-            target,
-            PartnerEventType.WALLET_FUNDS_ADDED,
-            transaction=transaction,
-            balance=received,
-        )
+        # The receiving wallet hears as from a card credit: funds added, then completed.
+        for kind in (PartnerEventType.WALLET_FUNDS_ADDED, completed):
+            await record_event(session, target, kind, transaction=transaction, balance=received)
         return transaction, False
 
     return await _moved(access.partner_id, await idempotency.once(lambda: transact(services, work)))

@@ -113,8 +113,8 @@ async def test_a_transfer_moves_exactly_the_amount_and_its_fee(
 
     assert await _events(sender["id"]) == [("transaction.completed", 1_985)]
     assert await _events(receiver["id"]) == [
-        ("transaction.completed", 3_000),
         ("wallet.funds_added", 3_000),
+        ("transaction.completed", 3_000),
     ]
     lines = await _entries(client, key, receiver["id"])
     assert [(e["kind"], e["amount"]["amount"], e["balanceAfter"]["amount"]) for e in lines] == [
