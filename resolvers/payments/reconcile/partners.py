@@ -220,7 +220,7 @@ def _payout_differs(payout: Payout, withdrawal: PartnerTransaction) -> tuple[Mis
     return Mismatch.STATUS, f"gateway {payout.status}, withdrawal {withdrawal.status.value}"
 
 
-_PAYMENTS = _Matching[PaymentIntent](
+_PAYMENTS: _Matching[PaymentIntent] = _Matching(
     Kind.PAYMENT,
     "credit",
     "intent",
@@ -228,7 +228,7 @@ _PAYMENTS = _Matching[PaymentIntent](
     at_gateway=lambda intent: f"{intent.status} at the gateway",
     differs=_intent_differs,
 )
-_TRANSFERS = _Matching[Transfer](
+_TRANSFERS: _Matching[Transfer] = _Matching(
     Kind.TRANSFER,
     "withdrawal",
     "transfer",
@@ -236,7 +236,7 @@ _TRANSFERS = _Matching[Transfer](
     at_gateway=lambda transfer: f"to {transfer.destination_account_id}",
     differs=_transfer_differs,
 )
-_PAYOUTS = _Matching[Payout](
+_PAYOUTS: _Matching[Payout] = _Matching(
     Kind.PAYOUT,
     "withdrawal",
     "payout",
