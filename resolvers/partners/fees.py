@@ -56,6 +56,7 @@ async def post_fee(
     transaction: PartnerTransaction,
     wallet_id: ObjectId,
     fee: Money,
+    memo: str | None = None,
 ) -> Posted | None:
     """Post `fee` from the wallet to platform revenue (INSUFFICIENT_FUNDS if the wallet
     cannot cover it); None, and nothing posted, for a fee of zero."""
@@ -69,5 +70,5 @@ async def post_fee(
         entries=transfer(partner_wallet(wallet_id), platform_revenue(), fee),
         partner_id=partner_id,
         transaction=transaction,
-        memo=f"Partner fee on {transaction.kind.value}",
+        memo=memo or f"Partner fee on {transaction.kind.value}",
     )

@@ -18,6 +18,7 @@ one key leave one transaction: `idempotency.once` reruns the loser, which then f
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,6 +131,28 @@ async def _moved(partner_id: ObjectId, made: tuple[PartnerTransaction, bool]) ->
     return Moved(transaction, replayed, source, target)
 
 
+async def _made_once(
+    services: Services,
+    access: PartnerAccess,
+    request: MoveRequest,
+    digest: str,
+    make: Callable[[UnitOfWork], Awaitable[PartnerTransaction]],
+) -> Moved:
+    """`make` the transaction in one database transaction, unless an earlier request
+    with the same key made it (then that one, replayed; IDEMPOTENCY_KEY_REUSED if it
+    asked something else)."""
+
+    async def work(unit: UnitOfWork) -> tuple[PartnerTransaction, bool]:
+        found = await idempotency.replay(
+            unit.session, access.partner_id, request.idempotency_key, digest
+        )
+        if found is not None:
+            return found, True
+        return await make(unit), False
+
+    return await _moved(access.partner_id, await idempotency.once(lambda: transact(services, work)))
+
+
 def _new_transaction(
     access: PartnerAccess,
     kind: TransactionKind,
@@ -168,9 +191,10 @@ async def _move(
     step: str,
     source: PartnerWallet,
     target: PartnerWallet,
-) -> tuple[int, int]:
-    """Store `transaction` and post its movement and fee from `source` to `target`; the
-    two wallets' balances after."""
+) -> int:
+    """Store `transaction`, post its movement and fee from `source` to `target`, and
+    record `transaction.completed` for each wallet (a transfer's receiving wallet
+    `wallet.funds_added` first); the balance of `target` after."""
     assert transaction.id is not None and source.id is not None and target.id is not None
     session = unit.session
     await hold_active(session, source, "fromWalletId" if step == "transfer" else "walletId")
@@ -196,7 +220,14 @@ async def _move(
         fee=fee,
     )
     sent = (charged or moved).balance_after[source.id]
-    return sent, moved.balance_after[target.id]
+    received = moved.balance_after[target.id]
+    completed = PartnerEventType.TRANSACTION_COMPLETED
+    await record_event(session, source, completed, transaction=transaction, balance=sent)
+    # A transfer's receiving wallet hears as after a card credit: funds added, then completed.
+    heard = (PartnerEventType.WALLET_FUNDS_ADDED, completed) if step == "transfer" else (completed,)
+    for kind in heard:
+        await record_event(session, target, kind, transaction=transaction, balance=received)
+    return received
 
 
 async def debit_wallet(
@@ -220,11 +251,8 @@ async def debit_wallet(
         metadata=request.metadata,
     )
 
-    async def work(unit: UnitOfWork) -> tuple[PartnerTransaction, bool]:
+    async def make_debit(unit: UnitOfWork) -> PartnerTransaction:
         session = unit.session
-        found = await idempotency.replay(session, access.partner_id, idempotency_key, digest)
-        if found is not None:
-            return found, True
         wallet = await wallet_of(access.partner_id, wallet_id, "walletId", session=session)
         money = in_currency_of(wallet, request.money, "amount")
         if wallet.clearing:
@@ -238,15 +266,12 @@ async def debit_wallet(
         transaction = _new_transaction(
             access, TransactionKind.DEBIT, request, digest, fee, wallet, clearing
         )
-        sent, received = await _move(
+        await _move(
             unit, access, transaction, MovementKind.PARTNER_DEBIT, "debit", wallet, clearing
         )
-        completed = PartnerEventType.TRANSACTION_COMPLETED
-        await record_event(session, wallet, completed, transaction=transaction, balance=sent)
-        await record_event(session, clearing, completed, transaction=transaction, balance=received)
-        return transaction, False
+        return transaction
 
-    return await _moved(access.partner_id, await idempotency.once(lambda: transact(services, work)))
+    return await _made_once(services, access, request, digest, make_debit)
 
 
 async def transfer_between_wallets(
@@ -276,11 +301,8 @@ async def transfer_between_wallets(
         metadata=request.metadata,
     )
 
-    async def work(unit: UnitOfWork) -> tuple[PartnerTransaction, bool]:
+    async def make_transfer(unit: UnitOfWork) -> PartnerTransaction:
         session = unit.session
-        found = await idempotency.replay(session, access.partner_id, idempotency_key, digest)
-        if found is not None:
-            return found, True
         source = await wallet_of(access.partner_id, from_wallet_id, "fromWalletId", session=session)
         target = await wallet_of(access.partner_id, to_wallet_id, "toWalletId", session=session)
         money = in_currency_of(source, request.money, "amount")
@@ -295,14 +317,9 @@ async def transfer_between_wallets(
         transaction = _new_transaction(
             access, TransactionKind.TRANSFER, request, digest, fee, source, target
         )
-        sent, received = await _move(
+        received = await _move(
             unit, access, transaction, MovementKind.PARTNER_TRANSFER, "transfer", source, target
         )
-        completed = PartnerEventType.TRANSACTION_COMPLETED
-        await record_event(session, source, completed, transaction=transaction, balance=sent)
-        # The receiving wallet hears as from a card credit: funds added, then completed.
-        for kind in (PartnerEventType.WALLET_FUNDS_ADDED, completed):
-            await record_event(session, target, kind, transaction=transaction, balance=received)
-        return transaction, False
+        return transaction
 
-    return await _moved(access.partner_id, await idempotency.once(lambda: transact(services, work)))
+    return await _made_once(services, access, request, digest, make_transfer)

@@ -37,12 +37,12 @@ from documents.payments.ledger import MovementKind, transfer
 from documents.payments.ledger_accounts import (
     partner_funding,
     partner_wallet,
-    platform_revenue,
 )
 from integrations.payments.gateway import GatewayEvent, PaymentIntent, Refund
 from resolvers.common.services import Services
 from resolvers.common.transitions import transition
 from resolvers.common.unit_of_work import UnitOfWork, transact
+from resolvers.partners.fees import post_fee
 from resolvers.partners.gateway.checks import check_intent
 from resolvers.partners.gateway.records import (
     balance_of,
@@ -120,7 +120,7 @@ async def _credit(
         },
     )
     money = Money(amount=completed.amount, currency=completed.currency)
-    posted = await post(
+    credited = await post(
         unit.session,
         key=step_key(current.id, "credit"),
         kind=MovementKind.PARTNER_CREDIT,
@@ -129,19 +129,15 @@ async def _credit(
         transaction=completed,
         memo="Card payment into the wallet",
     )
-    balance = posted.balance_after[wallet.id]
-    if completed.fee:
-        fee = Money(amount=completed.fee, currency=completed.currency)
-        posted = await post(
-            unit.session,
-            key=step_key(current.id, "fee"),
-            kind=MovementKind.PARTNER_FEE,
-            entries=transfer(partner_wallet(wallet.id), platform_revenue(), fee),
-            partner_id=completed.partner_id,
-            transaction=completed,
-            memo="The partner's fee on a card credit",
-        )
-        balance = posted.balance_after[wallet.id]
+    charged = await post_fee(
+        unit.session,
+        partner_id=completed.partner_id,
+        transaction=completed,
+        wallet_id=wallet.id,
+        fee=Money(amount=completed.fee, currency=completed.currency),
+        memo="The partner's fee on a card credit",
+    )
+    balance = (charged or credited).balance_after[wallet.id]
     for kind in (PartnerEventType.WALLET_FUNDS_ADDED, PartnerEventType.TRANSACTION_COMPLETED):
         await record_event(unit.session, wallet, kind, transaction=completed, balance=balance)
     return completed

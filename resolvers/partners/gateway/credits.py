@@ -33,10 +33,11 @@ from integrations.payments.gateway import PaymentIntent
 from integrations.payments.sandbox import SandboxGateway
 from resolvers.common.services import Services
 from resolvers.common.unit_of_work import UnitOfWork, transact
+from resolvers.partners.fees import fee_of
 from resolvers.partners.gateway.records import group, keep, metadata_for, payload_of, step_key
 from resolvers.partners.gateway.requests import MoveRequest, checked_move, owned_transaction
 from resolvers.partners.gateway.requests import owned_wallet as _owned_wallet
-from resolvers.partners.idempotency import once, replay, request_digest
+from resolvers.partners.idempotency import once, replay
 from resolvers.partners.keys import PartnerAccess
 from resolvers.partners.postings import hold_active
 from resolvers.payments.escrow.escrows import SandboxOutcome
@@ -56,34 +57,15 @@ async def credit_wallet(services: Services, access: PartnerAccess, request: Move
     payment intent; the same transaction (and secret) for a repeated request."""
     partner_id = access.partner_id
     wallet = await _owned_wallet(partner_id, request.wallet_id)
-    money, metadata = checked_move(request, wallet)
-    digest = request_digest(
-        TransactionKind.CREDIT.value,
-        wallet_id=request.wallet_id,
-        amount=money,
-        description=request.description,
-        metadata=metadata,
-    )
-    fee = money.basis_points(access.partner.fees.credit_bp)
+    move = checked_move(TransactionKind.CREDIT, request, wallet)
+    fee = fee_of(access.partner, TransactionKind.CREDIT, move.money)
 
     async def work(unit: UnitOfWork) -> PartnerTransaction:
-        found = await replay(unit.session, partner_id, request.idempotency_key, digest)
+        found = await replay(unit.session, partner_id, request.idempotency_key, move.digest)
         if found is not None:
             return found
         await hold_active(unit.session, wallet, "walletId")
-        transaction = PartnerTransaction(
-            partner_id=partner_id,
-            idempotency_key=request.idempotency_key,
-            request_hash=digest,
-            kind=TransactionKind.CREDIT,
-            status=TransactionStatus.PENDING,
-            amount=money.amount,
-            fee=fee.amount,
-            currency=money.currency,
-            description=request.description,
-            metadata=metadata,
-            to_wallet_id=wallet.id,
-        )
+        transaction = move.pending(partner_id, fee, wallet)
         await transaction.insert(session=unit.session)
         return transaction
 

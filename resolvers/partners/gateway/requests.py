@@ -17,12 +17,16 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from documents.errors import DomainError, ErrorCode
 from documents.money import Money
-from documents.partners.transactions import PartnerTransaction
+from documents.partners.transactions import (
+    PartnerTransaction,
+    TransactionKind,
+    TransactionStatus,
+)
 from documents.partners.wallets import PartnerWallet
 from resolvers.common.inputs import MoneyInput
 from resolvers.common.transitions import Subject
 from resolvers.common.validation import Checked
-from resolvers.partners.idempotency import key_problem
+from resolvers.partners.idempotency import key_problem, request_digest
 
 MAX_DESCRIPTION_LENGTH = 500
 MAX_METADATA_LENGTH = 500
@@ -68,9 +72,47 @@ async def owned_transaction(
     return found
 
 
-def checked_move(request: MoveRequest, wallet: PartnerWallet) -> tuple[Money, dict[str, Any]]:
-    """The request's amount and metadata, once everything it names is valid (else
-    INVALID_INPUT on each field at fault)."""
+@dataclass(frozen=True, slots=True)
+class CheckedMove:
+    """A valid credit or withdrawal request: its amount and metadata as stored, and the
+    digest of what it asks (`idempotency.request_digest`) its key is kept with."""
+
+    kind: TransactionKind
+    request: MoveRequest
+    money: Money
+    metadata: dict[str, Any]
+    digest: str
+
+    def pending(
+        self,
+        partner_id: ObjectId,
+        fee: Money,
+        wallet: PartnerWallet,
+        destination_account_id: str | None = None,
+    ) -> PartnerTransaction:
+        """The PENDING transaction it asks for: a credit into the wallet, or a
+        withdrawal from it to the connected account."""
+        credit = self.kind is TransactionKind.CREDIT
+        return PartnerTransaction(
+            partner_id=partner_id,
+            idempotency_key=self.request.idempotency_key,
+            request_hash=self.digest,
+            kind=self.kind,
+            status=TransactionStatus.PENDING,
+            amount=self.money.amount,
+            fee=fee.amount,
+            currency=self.money.currency,
+            description=self.request.description,
+            metadata=self.metadata,
+            to_wallet_id=wallet.id if credit else None,
+            from_wallet_id=None if credit else wallet.id,
+            destination_account_id=destination_account_id,
+        )
+
+
+def checked_move(kind: TransactionKind, request: MoveRequest, wallet: PartnerWallet) -> CheckedMove:
+    """The request, once everything it names is valid (else INVALID_INPUT on each field
+    at fault)."""
     checked = Checked()
     money = checked.money(request.amount.amount, request.amount.currency, "amount")
     if not checked.problems and money.currency != wallet.currency:
@@ -89,7 +131,14 @@ def checked_move(request: MoveRequest, wallet: PartnerWallet) -> tuple[Money, di
         message = f"Metadata has at most {MAX_METADATA_LENGTH} characters as compact JSON."
         checked.fail(ErrorCode.INVALID_INPUT, message, "metadata")
     checked.raise_if_any()
-    return money, metadata
+    digest = request_digest(
+        kind.value,
+        wallet_id=request.wallet_id,
+        amount=money,
+        description=request.description,
+        metadata=metadata,
+    )
+    return CheckedMove(kind, request, money, metadata, digest)
 
 
 def compact(metadata: dict[str, Any]) -> str:

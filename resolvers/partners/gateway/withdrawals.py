@@ -38,13 +38,13 @@ from documents.payments.ledger import MovementKind, transfer
 from documents.payments.ledger_accounts import (
     partner_payout_in_flight,
     partner_wallet,
-    platform_revenue,
 )
 from integrations.payments.errors import GatewayError
 from integrations.payments.gateway import Payout, Transfer
 from resolvers.common.services import Services
 from resolvers.common.transitions import transition
 from resolvers.common.unit_of_work import UnitOfWork, transact
+from resolvers.partners.fees import fee_of, post_fee
 from resolvers.partners.gateway.payout_events import REFUSED, fail_withdrawal
 from resolvers.partners.gateway.records import (
     PARTNER_TRANSACTION_ID,
@@ -56,7 +56,7 @@ from resolvers.partners.gateway.records import (
 )
 from resolvers.partners.gateway.requests import TRANSACTION_SUBJECT, MoveRequest, checked_move
 from resolvers.partners.gateway.requests import owned_wallet as _owned_wallet
-from resolvers.partners.idempotency import once, replay, request_digest
+from resolvers.partners.idempotency import once, replay
 from resolvers.partners.keys import PartnerAccess
 from resolvers.partners.postings import hold_active, post
 from resolvers.payments.late_retries import CLOCK_SKEW, is_late, late_key
@@ -75,19 +75,12 @@ async def withdraw(
     partner = access.partner
     partner_id = access.partner_id
     wallet = await _owned_wallet(partner_id, request.wallet_id)
-    money, metadata = checked_move(request, wallet)
-    digest = request_digest(
-        TransactionKind.WITHDRAWAL.value,
-        wallet_id=request.wallet_id,
-        amount=money,
-        description=request.description,
-        metadata=metadata,
-    )
-    fee = money.basis_points(partner.fees.withdrawal_bp)
+    move = checked_move(TransactionKind.WITHDRAWAL, request, wallet)
+    fee = fee_of(partner, TransactionKind.WITHDRAWAL, move.money)
     account_id = partner.stripe_account_id
 
     async def work(unit: UnitOfWork) -> PartnerTransaction:
-        found = await replay(unit.session, partner_id, request.idempotency_key, digest)
+        found = await replay(unit.session, partner_id, request.idempotency_key, move.digest)
         if found is not None:
             return found
         if account_id is None or not partner.payouts_enabled:
@@ -95,20 +88,7 @@ async def withdraw(
                 ErrorCode.PAYOUTS_NOT_ENABLED,
                 "Finish setting up the partner's payout account before withdrawing.",
             )
-        transaction = PartnerTransaction(
-            partner_id=partner_id,
-            idempotency_key=request.idempotency_key,
-            request_hash=digest,
-            kind=TransactionKind.WITHDRAWAL,
-            status=TransactionStatus.PENDING,
-            amount=money.amount,
-            fee=fee.amount,
-            currency=money.currency,
-            description=request.description,
-            metadata=metadata,
-            from_wallet_id=wallet.id,
-            destination_account_id=account_id,
-        )
+        transaction = move.pending(partner_id, fee, wallet, account_id)
         await transaction.insert(session=unit.session)
         assert transaction.id is not None and wallet.id is not None
         await hold_active(unit.session, wallet, "walletId")
@@ -117,22 +97,20 @@ async def withdraw(
             key=step_key(transaction.id, "withdrawal"),
             kind=MovementKind.PARTNER_WITHDRAWAL,
             entries=transfer(
-                partner_wallet(wallet.id), partner_payout_in_flight(partner_id), money
+                partner_wallet(wallet.id), partner_payout_in_flight(partner_id), move.money
             ),
             partner_id=partner_id,
             transaction=transaction,
             memo="Withdrawal to the partner's bank",
         )
-        if fee.amount:
-            await post(
-                unit.session,
-                key=step_key(transaction.id, "fee"),
-                kind=MovementKind.PARTNER_FEE,
-                entries=transfer(partner_wallet(wallet.id), platform_revenue(), fee),
-                partner_id=partner_id,
-                transaction=transaction,
-                memo="The partner's fee on a withdrawal",
-            )
+        await post_fee(
+            unit.session,
+            partner_id=partner_id,
+            transaction=transaction,
+            wallet_id=wallet.id,
+            fee=fee,
+            memo="The partner's fee on a withdrawal",
+        )
         return transaction
 
     transaction = await once(lambda: transact(services, work))

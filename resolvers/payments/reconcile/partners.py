@@ -16,9 +16,10 @@ withdrawals. Each transaction of the period is then checked against its postings
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -61,7 +62,21 @@ class Tagged(Protocol):
     def metadata(self) -> Mapping[str, str]: ...
 
 
+class Matched(Tagged, Protocol):
+    """A gateway object, as far as matching it with a partner transaction goes."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def created(self) -> datetime: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+
+
 T = TypeVar("T")
+G = TypeVar("G", bound=Matched)
 
 
 def is_partners(obj: Tagged) -> bool:
@@ -110,10 +125,10 @@ async def reconcile_partners(
         payouts += [payout for payout in listed if is_partners(payout)]
     credits = [t for t in transactions if t.kind is TransactionKind.CREDIT]
     withdrawals = [t for t in transactions if t.kind is TransactionKind.WITHDRAWAL]
-    _payments(result, by_id, credits, intents, in_period)
+    _match(result, by_id, credits, intents, in_period, _PAYMENTS)
     _refunds(result, by_id, credits, refunds, in_period)
-    _transfers(result, by_id, withdrawals, transfers, in_period)
-    _payouts(result, by_id, withdrawals, payouts, in_period)
+    _match(result, by_id, withdrawals, transfers, in_period, _TRANSFERS)
+    _match(result, by_id, withdrawals, payouts, in_period, _PAYOUTS)
     await check_partner_postings(result, [t for t in transactions if in_period(t.created_at)])
 
 
@@ -125,43 +140,110 @@ def _intent_statuses(credit: PartnerTransaction) -> set[str]:
     return {"canceled"}
 
 
-def _payments(
+@dataclass(frozen=True, slots=True)
+class _Matching(Generic[G]):
+    """How gateway objects of one kind are matched with the transactions that record
+    them: each object with the transaction its metadata names, which must record its
+    id; each recorded id with an object listed at the gateway."""
+
+    kind: Kind
+    ours: str
+    """What the transactions are called in a detail: "credit", "withdrawal"."""
+    noun: str
+    """What the objects are called in a detail: "intent", "transfer", "payout"."""
+    recorded: Callable[[PartnerTransaction], str | None]
+    """The object's id as the transaction records it."""
+    at_gateway: Callable[[G], str]
+    """How the object stands at the gateway, for an object no transaction records."""
+    differs: Callable[[G, PartnerTransaction], tuple[Mismatch, str] | None]
+    """What else of a matched pair must agree (besides the money): the mismatch if not."""
+
+
+def _match(
     result: Reconciliation,
     by_id: dict[str, PartnerTransaction],
-    credits: list[PartnerTransaction],
-    intents: list[PaymentIntent],
+    transactions: list[PartnerTransaction],
+    objects: list[G],
     in_period: InPeriod,
+    matching: _Matching[G],
 ) -> None:
-    listed = {intent.id for intent in intents}
-    for intent in intents:
-        named = intent.metadata.get(PARTNER_TRANSACTION_ID)
-        credit = by_id.get(named or "")
-        subject = _subject(intent.id, credit, named)
-        ours_at = credit.created_at if credit else None
-        if not to_compare(result, Kind.PAYMENT, intent.created, ours_at, in_period):
+    kind = matching.kind
+    listed = {obj.id for obj in objects}
+    for obj in objects:
+        named = obj.metadata.get(PARTNER_TRANSACTION_ID)
+        ours = by_id.get(named or "")
+        subject = _subject(obj.id, ours, named)
+        ours_at = ours.created_at if ours else None
+        if not to_compare(result, kind, obj.created, ours_at, in_period):
             continue
-        if credit is None or credit.payment_intent_id != intent.id:
-            recorded = credit.payment_intent_id if credit else None
+        recorded = matching.recorded(ours) if ours else None
+        if ours is None or recorded != obj.id:
             detail = (
-                f"{intent.status} at the gateway; the credit records intent {recorded or 'none'}"
+                f"{matching.at_gateway(obj)}; the {matching.ours} records {matching.noun} "
+                f"{recorded or 'none'}"
             )
-            result.add(Mismatch.MISSING_HERE, subject, detail, kind=Kind.PAYMENT)
+            result.add(Mismatch.MISSING_HERE, subject, detail, kind=kind)
             continue
-        gateway_money = Money(amount=intent.amount, currency=intent.currency)
-        compare_money(result, Kind.PAYMENT, subject, gateway_money, _money(credit))
-        if intent.status not in _intent_statuses(credit):
-            detail = f"gateway {intent.status}, credit {credit.status.value}"
-            result.add(Mismatch.STATUS, subject, detail, kind=Kind.PAYMENT)
-    for credit in credits:
-        intent_id = credit.payment_intent_id
-        if intent_id and intent_id not in listed and in_period(credit.created_at):
-            detail = f"credit {credit.status.value} of {_money(credit)}"
-            result.add(
-                Mismatch.MISSING_AT_GATEWAY,
-                _subject(intent_id, credit, None),
-                detail,
-                kind=Kind.PAYMENT,
-            )
+        gateway_money = Money(amount=obj.amount, currency=obj.currency)
+        compare_money(result, kind, subject, gateway_money, _money(ours))
+        if differing := matching.differs(obj, ours):
+            mismatch, detail = differing
+            result.add(mismatch, subject, detail, kind=kind)
+    for transaction in transactions:
+        recorded = matching.recorded(transaction)
+        if recorded and recorded not in listed and in_period(transaction.created_at):
+            detail = f"{matching.ours} {transaction.status.value} of {_money(transaction)}"
+            subject = _subject(recorded, transaction, None)
+            result.add(Mismatch.MISSING_AT_GATEWAY, subject, detail, kind=kind)
+
+
+def _intent_differs(
+    intent: PaymentIntent, credit: PartnerTransaction
+) -> tuple[Mismatch, str] | None:
+    if intent.status in _intent_statuses(credit):
+        return None
+    return Mismatch.STATUS, f"gateway {intent.status}, credit {credit.status.value}"
+
+
+def _transfer_differs(
+    transfer: Transfer, withdrawal: PartnerTransaction
+) -> tuple[Mismatch, str] | None:
+    reversed_ours = withdrawal.amount if withdrawal.status is TransactionStatus.FAILED else 0
+    if transfer.amount_reversed == reversed_ours:
+        return None
+    return Mismatch.AMOUNT, f"gateway reversed {transfer.amount_reversed}, ours {reversed_ours}"
+
+
+def _payout_differs(payout: Payout, withdrawal: PartnerTransaction) -> tuple[Mismatch, str] | None:
+    if payout.status in PAYOUT_STATUSES[withdrawal.status]:
+        return None
+    return Mismatch.STATUS, f"gateway {payout.status}, withdrawal {withdrawal.status.value}"
+
+
+_PAYMENTS: _Matching[PaymentIntent] = _Matching(
+    Kind.PAYMENT,
+    "credit",
+    "intent",
+    recorded=lambda credit: credit.payment_intent_id,
+    at_gateway=lambda intent: f"{intent.status} at the gateway",
+    differs=_intent_differs,
+)
+_TRANSFERS: _Matching[Transfer] = _Matching(
+    Kind.TRANSFER,
+    "withdrawal",
+    "transfer",
+    recorded=lambda withdrawal: withdrawal.transfer_id,
+    at_gateway=lambda transfer: f"to {transfer.destination_account_id}",
+    differs=_transfer_differs,
+)
+_PAYOUTS: _Matching[Payout] = _Matching(
+    Kind.PAYOUT,
+    "withdrawal",
+    "payout",
+    recorded=lambda withdrawal: withdrawal.payout_id,
+    at_gateway=lambda payout: f"{payout.status} at the gateway",
+    differs=_payout_differs,
+)
 
 
 def _refunds(
@@ -196,76 +278,3 @@ def _refunds(
             detail = f"credit of {_money(credit)} refunded for a frozen wallet"
             subject = _subject("refund", credit, None)
             result.add(Mismatch.MISSING_AT_GATEWAY, subject, detail, kind=Kind.REFUND)
-
-
-def _transfers(
-    result: Reconciliation,
-    by_id: dict[str, PartnerTransaction],
-    withdrawals: list[PartnerTransaction],
-    transfers: list[Transfer],
-    in_period: InPeriod,
-) -> None:
-    listed = {transfer.id for transfer in transfers}
-    for transfer in transfers:
-        named = transfer.metadata.get(PARTNER_TRANSACTION_ID)
-        withdrawal = by_id.get(named or "")
-        subject = _subject(transfer.id, withdrawal, named)
-        ours_at = withdrawal.created_at if withdrawal else None
-        if not to_compare(result, Kind.TRANSFER, transfer.created, ours_at, in_period):
-            continue
-        if withdrawal is None or withdrawal.transfer_id != transfer.id:
-            recorded = withdrawal.transfer_id if withdrawal else None
-            detail = (
-                f"to {transfer.destination_account_id}; the withdrawal records transfer "
-                f"{recorded or 'none'}"
-            )
-            result.add(Mismatch.MISSING_HERE, subject, detail, kind=Kind.TRANSFER)
-            continue
-        money = Money(amount=transfer.amount, currency=transfer.currency)
-        compare_money(result, Kind.TRANSFER, subject, money, _money(withdrawal))
-        reversed_ours = withdrawal.amount if withdrawal.status is TransactionStatus.FAILED else 0
-        if transfer.amount_reversed != reversed_ours:
-            detail = f"gateway reversed {transfer.amount_reversed}, ours {reversed_ours}"
-            result.add(Mismatch.AMOUNT, subject, detail, kind=Kind.TRANSFER)
-    for withdrawal in withdrawals:
-        transfer_id = withdrawal.transfer_id
-        if transfer_id and transfer_id not in listed and in_period(withdrawal.created_at):
-            detail = f"withdrawal {withdrawal.status.value} of {_money(withdrawal)}"
-            subject = _subject(transfer_id, withdrawal, None)
-            result.add(Mismatch.MISSING_AT_GATEWAY, subject, detail, kind=Kind.TRANSFER)
-
-
-def _payouts(
-    result: Reconciliation,
-    by_id: dict[str, PartnerTransaction],
-    withdrawals: list[PartnerTransaction],
-    payouts: list[Payout],
-    in_period: InPeriod,
-) -> None:
-    listed = {payout.id for payout in payouts}
-    for payout in payouts:
-        named = payout.metadata.get(PARTNER_TRANSACTION_ID)
-        withdrawal = by_id.get(named or "")
-        subject = _subject(payout.id, withdrawal, named)
-        ours_at = withdrawal.created_at if withdrawal else None
-        if not to_compare(result, Kind.PAYOUT, payout.created, ours_at, in_period):
-            continue
-        if withdrawal is None or withdrawal.payout_id != payout.id:
-            recorded = withdrawal.payout_id if withdrawal else None
-            detail = (
-                f"{payout.status} at the gateway; the withdrawal records payout "
-                f"{recorded or 'none'}"
-            )
-            result.add(Mismatch.MISSING_HERE, subject, detail, kind=Kind.PAYOUT)
-            continue
-        money = Money(amount=payout.amount, currency=payout.currency)
-        compare_money(result, Kind.PAYOUT, subject, money, _money(withdrawal))
-        if payout.status not in PAYOUT_STATUSES[withdrawal.status]:
-            detail = f"gateway {payout.status}, withdrawal {withdrawal.status.value}"
-            result.add(Mismatch.STATUS, subject, detail, kind=Kind.PAYOUT)
-    for withdrawal in withdrawals:
-        payout_id = withdrawal.payout_id
-        if payout_id and payout_id not in listed and in_period(withdrawal.created_at):
-            detail = f"withdrawal {withdrawal.status.value} of {_money(withdrawal)}"
-            subject = _subject(payout_id, withdrawal, None)
-            result.add(Mismatch.MISSING_AT_GATEWAY, subject, detail, kind=Kind.PAYOUT)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from documents.partners.partners import Partner, PartnerFees, PartnerStatus
+from documents.partners.partners import Partner, PartnerStatus
 from documents.retention import AUDIT_LOG_YEARS, KEPT_YEARS, TRANSACTION_RECORD_YEARS
 from tests.support.graphql_client import STRONG_PASSWORD, GraphQLClient, error_codes
 from tests.support.marketplace import object_id
+from tests.support.partners.partners import approved_partner
 
 ROOT = Path(__file__).resolve().parents[3]
 LAYERS = ("server", "schema", "resolvers", "realtime", "integrations", "documents")
@@ -78,18 +79,7 @@ async def test_an_owner_cannot_delete_their_account_while_their_partner_is_open(
     client: GraphQLClient,
 ) -> None:
     owner = await client.member("owner@rosabank.example")
-    partner = Partner(
-        owner_id=object_id(owner.user_id),
-        name="RoSaBank",
-        company_name="Rosa Banking Solutions Inc",
-        contact_name="Jane Smith",
-        contact_email="api@rosabank.example",
-        business_type="Financial Services",
-        webhook_url="https://api.rosabank.example/webhooks",
-        status=PartnerStatus.APPROVED,
-        fees=PartnerFees(credit_bp=290),
-    )
-    await partner.insert()
+    partner = await approved_partner(owner_id=object_id(owner.user_id))
     refused = await client.mutate(
         "deleteMyAccount", {"password": STRONG_PASSWORD}, token=owner.access
     )

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-from bson import ObjectId
-
-from documents.partners.api_keys import ApiScope, KeyMode
-from documents.partners.partners import Partner, PartnerFees, PartnerStatus
-from resolvers.partners.keys import make_key
+from documents.partners.api_keys import ApiScope
 from tests.support.graphql_client import GraphQLClient
-
-
-async def _approved_key(scopes: list[ApiScope]) -> str:
-    partner = Partner(
-        owner_id=ObjectId(),
-        name="RoSaBank",
-        company_name="Rosa Banking Solutions Inc",
-        contact_name="Jane Smith",
-        contact_email="api@rosabank.example",
-        business_type="Financial Services",
-        webhook_url="https://api.rosabank.example/webhooks",
-        status=PartnerStatus.APPROVED,
-        fees=PartnerFees(credit_bp=290),
-    )
-    await partner.insert()
-    assert partner.id is not None
-    made = make_key(
-        partner.id,
-        mode=KeyMode.TEST,
-        name="server",
-        scopes=scopes,
-        expires_at=None,
-        created_by=partner.owner_id,
-    )
-    await made.key.insert()
-    return made.secret
+from tests.support.partners.partners import approved_partner
 
 
 async def test_a_key_reaches_the_partner_graph_only(client: GraphQLClient) -> None:
-    key = await _approved_key([ApiScope.READ_WALLETS])
+    key = (await approved_partner(scopes=(ApiScope.READ_WALLETS,))).key
     data = await client.data("{ partner { name keyScopes } }", token=key)
     assert data == {"partner": {"name": "RoSaBank", "keyScopes": ["READ_WALLETS"]}}
     # The main graph's fields do not exist for a key.
@@ -53,7 +24,7 @@ async def test_a_user_token_does_not_reach_the_partner_graph(client: GraphQLClie
 
 
 async def test_an_unknown_or_altered_key_is_refused(client: GraphQLClient) -> None:
-    key = await _approved_key([ApiScope.READ_WALLETS])
+    key = (await approved_partner(scopes=(ApiScope.READ_WALLETS,))).key
     for presented in (key[:-1] + ("A" if key[-1] != "A" else "B"), "gq_test_nonsense", "gq_"):
         response = await client.post("{ partner { name } }", token=presented)
         assert response.status_code == 401, presented

@@ -24,17 +24,16 @@ from resolvers.partners.idempotency import request_digest
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient, error_codes
 from tests.support.partners.money import (
-    approved_partner,
     balance,
     credit,
     events_of,
     funded,
     move_input,
-    new_wallet,
     pay_credit,
     set_wallet_status,
     stored_transaction,
 )
+from tests.support.partners.partners import approved_partner, wallet_document
 from tests.support.payments.escrow import assert_ledger_clean, sandbox
 from tests.support.payments.escrow import balance as account_balance
 from tests.support.payments.ledger import ledger_counts
@@ -50,8 +49,8 @@ from tests.support.payments.webhooks import (
 async def test_a_card_credit_funds_the_wallet_less_the_fee(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    partner = await approved_partner(credit_bp=290)
-    wallet = await new_wallet(partner)
+    partner = await approved_partner(credit_bp=290, endpoint=True)
+    wallet = await wallet_document(partner)
 
     made = await credit(
         client, partner, wallet, 10_000, description="Week 3", metadata={"ref": "rosca-w3"}
@@ -104,8 +103,8 @@ async def test_a_card_credit_funds_the_wallet_less_the_fee(
 async def test_a_declined_card_keeps_the_credit_pending_for_another(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    partner = await approved_partner()
-    wallet = await new_wallet(partner)
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
     made = await credit(client, partner, wallet, 5_000)
     transaction_id = made["transaction"]["id"]
 
@@ -126,8 +125,8 @@ async def test_a_declined_card_keeps_the_credit_pending_for_another(
 async def test_a_redelivered_or_repeated_event_changes_nothing(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    partner = await approved_partner()
-    wallet = await new_wallet(partner)
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
     await funded(client, partner, wallet, 7_000)
     (succeeded,) = await WebhookEvent.find({"type": "payment_intent.succeeded"}).to_list()
     counts = await ledger_counts()
@@ -150,9 +149,9 @@ async def test_a_redelivered_or_repeated_event_changes_nothing(
 async def test_an_event_that_contradicts_the_credit_is_rejected(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    partner = await approved_partner()
-    wallet = await new_wallet(partner)
-    other_wallet = await new_wallet(partner)
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
+    other_wallet = await wallet_document(partner)
     made = await credit(client, partner, wallet, 4_000)
     await pay_credit(client, partner, made["transaction"]["id"], "DECLINED")
     (failed,) = await WebhookEvent.find({"type": "payment_intent.payment_failed"}).to_list()
@@ -193,8 +192,8 @@ async def test_an_event_that_contradicts_the_credit_is_rejected(
 async def test_a_payment_for_a_wallet_frozen_meanwhile_is_refunded(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    partner = await approved_partner()
-    wallet = await new_wallet(partner)
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
     made = await credit(client, partner, wallet, 6_000)
     await set_wallet_status(wallet, WalletStatus.FROZEN)
 
@@ -218,8 +217,8 @@ async def test_a_payment_for_a_wallet_frozen_meanwhile_is_refunded(
 
 
 async def test_a_frozen_wallet_is_refused_at_once(client: GraphQLClient) -> None:
-    partner = await approved_partner()
-    wallet = await new_wallet(partner)
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
     await set_wallet_status(wallet, WalletStatus.FROZEN)
 
     made = await credit(client, partner, wallet, 1_000)
@@ -231,8 +230,8 @@ async def test_a_frozen_wallet_is_refused_at_once(client: GraphQLClient) -> None
 async def test_the_same_key_gives_the_same_credit_and_intent(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    partner = await approved_partner()
-    wallet = await new_wallet(partner)
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
 
     answers = await asyncio.gather(
         *(credit(client, partner, wallet, 2_500, key="contribution-7") for _ in range(8))
@@ -249,10 +248,10 @@ async def test_the_same_key_gives_the_same_credit_and_intent(
 
 
 async def test_bad_requests_are_refused_and_store_nothing(client: GraphQLClient) -> None:
-    partner = await approved_partner()
-    wallet = await new_wallet(partner)
-    other = await approved_partner("Other Bank")
-    theirs = await new_wallet(other)
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
+    other = await approved_partner("Other Bank", endpoint=True)
+    theirs = await wallet_document(other)
 
     wrong_currency = {**move_input(wallet, 1_000), "amount": {"amount": 1_000, "currency": "EUR"}}
     cases = {
@@ -270,17 +269,17 @@ async def test_bad_requests_are_refused_and_store_nothing(client: GraphQLClient)
         assert [(e["field"], e["code"]) for e in payload["errors"]] == expected, name
     assert await PartnerTransaction.find_all().count() == 0
 
-    reader = await approved_partner("Reader", scopes=(ApiScope.READ_WALLETS,))
-    own = await new_wallet(reader)
+    reader = await approved_partner("Reader", scopes=(ApiScope.READ_WALLETS,), endpoint=True)
+    own = await wallet_document(reader)
     refused = await credit(client, reader, own, 1_000)
     assert error_codes(refused) == ["FORBIDDEN"]
 
 
 async def test_another_partners_credit_cannot_be_paid(client: GraphQLClient) -> None:
-    partner = await approved_partner()
-    wallet = await new_wallet(partner)
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
     made = await credit(client, partner, wallet, 1_000)
-    other = await approved_partner("Other Bank")
+    other = await approved_partner("Other Bank", endpoint=True)
 
     refused = await pay_credit(client, other, made["transaction"]["id"])
 
@@ -293,8 +292,8 @@ async def test_a_credit_left_without_its_intent_gets_it_from_the_retry_job(
 ) -> None:
     """The process died between the commit and the gateway: the job makes the intent,
     with the transaction's key, and the credit can then be paid."""
-    partner = await approved_partner()
-    wallet = await new_wallet(partner)
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
     orphan = PartnerTransaction(
         partner_id=partner.id,
         idempotency_key="crashed",

@@ -19,14 +19,13 @@ from tests.payments.gateways.harness import StripeHarness
 from tests.payments.gateways.stripe_stub import StripeStub
 from tests.support.graphql_client import GraphQLClient, error_codes
 from tests.support.partners.money import (
-    approved_partner,
     balance,
     credit,
     events_of,
-    new_wallet,
     pay_credit,
     stored_transaction,
 )
+from tests.support.partners.partners import approved_partner, wallet_document
 from tests.support.payments.escrow import assert_ledger_clean
 from tests.support.payments.webhooks import post_event
 
@@ -41,8 +40,8 @@ async def test_a_card_credit_through_stripe(
         runtime, services=dataclasses.replace(runtime.services, payments=stripe_gateway)
     )
     app = create_app(on_stripe.services.settings, on_stripe)
-    partner = await approved_partner()
-    wallet = await new_wallet(partner)
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
     async with serve_asgi(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         client = GraphQLClient(http)
         made = await credit(client, partner, wallet, 5_000, metadata={"week": 3})

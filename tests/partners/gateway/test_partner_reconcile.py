@@ -12,16 +12,15 @@ from resolvers.payments.reconcile.report import Kind, Mismatch
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient
 from tests.support.partners.money import (
-    approved_partner,
     credit,
     funded,
-    new_wallet,
     pay_credit,
     set_wallet_status,
     stored_transaction,
     with_payouts,
     withdraw,
 )
+from tests.support.partners.partners import approved_partner, wallet_document
 from tests.support.payments.escrow import sandbox
 from tests.support.payments.reconcile import next_second, until_now
 
@@ -30,10 +29,10 @@ async def test_partner_money_reconciles_and_verifies_clean(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     start = await next_second()
-    partner = await approved_partner(withdrawal_bp=100)
+    partner = await approved_partner(withdrawal_bp=100, endpoint=True)
     await with_payouts(runtime, partner)
-    wallet = await new_wallet(partner)
-    frozen = await new_wallet(partner)
+    wallet = await wallet_document(partner)
+    frozen = await wallet_document(partner)
     gateway = sandbox(runtime)
 
     await funded(client, partner, wallet, 20_000)

@@ -23,17 +23,15 @@ from resolvers.partners.gateway.withdrawals import retry_unsent_withdrawals
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient, error_codes
 from tests.support.partners.money import (
-    PartnerKey,
-    approved_partner,
     balance,
     events_of,
     funded,
-    new_wallet,
     set_wallet_status,
     stored_transaction,
     with_payouts,
     withdraw,
 )
+from tests.support.partners.partners import PartnerKey, approved_partner, wallet_document
 from tests.support.payments.escrow import assert_ledger_clean, sandbox
 from tests.support.payments.escrow import balance as account_balance
 from tests.support.payments.ledger import ledger_counts
@@ -55,7 +53,7 @@ async def _transfers(runtime: Runtime, transaction: PartnerTransaction) -> list[
 async def _ready(
     client: GraphQLClient, runtime: Runtime, withdrawal_bp: int = 100
 ) -> tuple[PartnerKey, str]:
-    partner = await approved_partner(credit_bp=290, withdrawal_bp=withdrawal_bp)
+    partner = await approved_partner(credit_bp=290, withdrawal_bp=withdrawal_bp, endpoint=True)
     return partner, await with_payouts(runtime, partner)
 
 
@@ -63,7 +61,7 @@ async def test_a_withdrawal_is_paid_to_the_partners_bank(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     partner, account_id = await _ready(client, runtime)
-    wallet = await new_wallet(partner)
+    wallet = await wallet_document(partner)
     await funded(client, partner, wallet, 10_000)  # 9,710 after the 2.9 % fee
 
     made = await withdraw(client, partner, wallet, 5_000, description="Payout week 3")
@@ -109,7 +107,7 @@ async def test_a_payout_the_bank_returns_puts_the_money_back_and_reverses_the_tr
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     partner, _ = await _ready(client, runtime)
-    wallet = await new_wallet(partner)
+    wallet = await wallet_document(partner)
     await funded(client, partner, wallet, 10_000)
 
     # The sandbox's bank returns amounts ending in 1116 (no_account) after its delay.
@@ -143,8 +141,8 @@ async def test_a_payout_the_bank_returns_puts_the_money_back_and_reverses_the_tr
 async def test_what_cannot_be_withdrawn_changes_nothing(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    partner = await approved_partner(withdrawal_bp=100)
-    wallet = await new_wallet(partner)
+    partner = await approved_partner(withdrawal_bp=100, endpoint=True)
+    wallet = await wallet_document(partner)
     await funded(client, partner, wallet, 10_000)
     counts = await ledger_counts()
 
@@ -170,7 +168,7 @@ async def test_a_payout_event_of_another_account_is_rejected(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     partner, _ = await _ready(client, runtime)
-    wallet = await new_wallet(partner)
+    wallet = await wallet_document(partner)
     await funded(client, partner, wallet, 10_000)
     made = await withdraw(client, partner, wallet, 2_000)
     gateway = sandbox(runtime)
@@ -202,7 +200,7 @@ async def test_steps_left_unsent_are_made_again_with_the_same_keys(
     """As if the process died after the transaction committed: the job makes the
     transfer and payout again, and the gateway gives back the same ones."""
     partner, _ = await _ready(client, runtime)
-    wallet = await new_wallet(partner)
+    wallet = await wallet_document(partner)
     await funded(client, partner, wallet, 10_000)
     made = await withdraw(client, partner, wallet, 3_000)
     first = await stored_transaction(made["transaction"]["id"])

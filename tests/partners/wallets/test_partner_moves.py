@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 from documents.money import Money
-from documents.partners.partners import PartnerFees
 from documents.partners.transactions import PartnerTransaction
 from documents.partners.wallets import WalletEntry
 from documents.partners.webhooks import PartnerWebhookEvent
@@ -18,15 +17,13 @@ from resolvers.payments.ledger_check import verify
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient
 from tests.support.marketplace import object_id
+from tests.support.partners.partners import approved_partner
 from tests.support.partners.wallets import (
-    approved_partner,
     balance,
     codes,
     create_wallet,
     debit,
     fund,
-    key_of,
-    oid,
     transfer_money,
 )
 
@@ -40,7 +37,7 @@ async def _revenue() -> int:
 
 
 async def _events(wallet_gid: str) -> list[tuple[str, int]]:
-    found = PartnerWebhookEvent.find({"wallet_id": oid(wallet_gid)}).sort("sequence")
+    found = PartnerWebhookEvent.find({"wallet_id": object_id(wallet_gid)}).sort("sequence")
     return [(e.type.value, e.data["wallet"]["balance"]) async for e in found]
 
 
@@ -52,8 +49,8 @@ async def _entries(client: GraphQLClient, key: str, wallet_gid: str) -> list[dic
 async def test_a_debit_pays_the_clearing_wallet_and_its_fee_the_platform(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    partner = await approved_partner(fees=PartnerFees(credit_bp=290, debit_bp=100))
-    key = await key_of(partner)
+    partner = await approved_partner(debit_bp=100)
+    key = partner.key
     wallet = await create_wallet(client, key, "w")
     await fund(runtime.services, partner, wallet["id"], Money(amount=10_000, currency=USD))
 
@@ -97,8 +94,8 @@ async def test_a_debit_pays_the_clearing_wallet_and_its_fee_the_platform(
 async def test_a_transfer_moves_exactly_the_amount_and_its_fee(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    partner = await approved_partner(fees=PartnerFees(credit_bp=290, transfer_bp=50))
-    key = await key_of(partner)
+    partner = await approved_partner(transfer_bp=50)
+    key = partner.key
     sender = await create_wallet(client, key, "a")
     receiver = await create_wallet(client, key, "b", user="user-2")
     await fund(runtime.services, partner, sender["id"], Money(amount=5_000, currency=USD))
@@ -145,7 +142,7 @@ async def test_a_transfer_needs_two_wallets_of_one_currency(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     partner = await approved_partner()
-    key = await key_of(partner)
+    key = partner.key
     usd = await create_wallet(client, key, "usd")
     eur = await create_wallet(client, key, "eur", currency="EUR")
     await fund(runtime.services, partner, usd["id"], Money(amount=5_000, currency=USD))
@@ -166,8 +163,8 @@ async def test_a_transfer_needs_two_wallets_of_one_currency(
 async def test_a_refused_move_stores_nothing_and_its_key_may_be_retried(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    partner = await approved_partner(fees=PartnerFees(credit_bp=290, debit_bp=100))
-    key = await key_of(partner)
+    partner = await approved_partner(debit_bp=100)
+    key = partner.key
     wallet = await create_wallet(client, key, "w")
     await fund(runtime.services, partner, wallet["id"], Money(amount=1_000, currency=USD))
     # 1,000 covers the amount but not its fee of 10.
@@ -187,7 +184,7 @@ async def test_a_frozen_wallet_neither_sends_nor_receives(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     partner = await approved_partner()
-    key = await key_of(partner)
+    key = partner.key
     frozen = await create_wallet(client, key, "frozen")
     other = await create_wallet(client, key, "other")
     for wallet in (frozen, other):
@@ -217,7 +214,7 @@ async def test_the_same_key_returns_the_first_transaction(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     partner = await approved_partner()
-    key = await key_of(partner)
+    key = partner.key
     wallet = await create_wallet(client, key, "w")
     await fund(runtime.services, partner, wallet["id"], Money(amount=1_000, currency=USD))
     first = await debit(client, key, wallet["id"], 300, "same", description="x")
@@ -238,7 +235,7 @@ async def test_fifty_concurrent_debits_never_overdraw(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     partner = await approved_partner()
-    key = await key_of(partner)
+    key = partner.key
     wallet = await create_wallet(client, key, "w")
     funding, amount = 1_000, 70
     await fund(runtime.services, partner, wallet["id"], Money(amount=funding, currency=USD))
@@ -273,7 +270,7 @@ async def test_one_key_sent_twenty_times_at_once_makes_one_transaction(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     partner = await approved_partner()
-    key = await key_of(partner)
+    key = partner.key
     sender = await create_wallet(client, key, "a")
     receiver = await create_wallet(client, key, "b")
     await fund(runtime.services, partner, sender["id"], Money(amount=1_000, currency=USD))
@@ -290,7 +287,7 @@ async def test_one_key_sent_twenty_times_at_once_makes_one_transaction(
     assert sum(1 for r in results if r["replayed"] is False) == 1
     [transaction_id] = ids
     assert await PartnerTransaction.find({"idempotency_key": "once-only"}).count() == 1
-    postings = LedgerTransaction.find({"refs.partner_transaction": str(oid(transaction_id))})
+    postings = LedgerTransaction.find({"refs.partner_transaction": str(object_id(transaction_id))})
     assert await postings.count() == 1
     assert await balance(sender["id"]) == 750 and await balance(receiver["id"]) == 250
     report = await verify()

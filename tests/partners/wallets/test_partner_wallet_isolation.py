@@ -8,14 +8,13 @@ from typing import Any
 from documents.money import Money
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient
+from tests.support.partners.partners import approved_partner, key_of
 from tests.support.partners.wallets import (
-    approved_partner,
     balance,
     codes,
     create_wallet,
     debit,
     fund,
-    key_of,
     transfer_money,
 )
 
@@ -31,7 +30,7 @@ async def test_a_partner_reaches_nothing_of_another(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     owner = await approved_partner("RoSaBank")
-    owner_key = await key_of(owner)
+    owner_key = owner.key
     wallet = await create_wallet(client, owner_key, "theirs")
     await fund(runtime.services, owner, wallet["id"], Money(amount=1_000, currency="USD"))
     paid = await debit(client, owner_key, wallet["id"], 100, "d")

@@ -12,15 +12,14 @@ from documents.partners.wallets import PartnerWallet
 from resolvers.payments.ledger_check import verify
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient
+from tests.support.partners.partners import approved_partner, key_of
 from tests.support.partners.wallets import (
     WALLET_FIELDS,
-    approved_partner,
     balance,
     codes,
     create_wallet,
     debit,
     fund,
-    key_of,
     transfer_money,
 )
 
@@ -35,7 +34,7 @@ async def _listed(client: GraphQLClient, key: str, **variables: object) -> list[
 
 
 async def test_a_wallet_is_created_read_and_listed(client: GraphQLClient) -> None:
-    key = await key_of(await approved_partner())
+    key = (await approved_partner()).key
     made = await create_wallet(client, key, "w-1", user="alice", metadata={"tier": "gold", "n": 3})
     assert made["externalUserId"] == "alice"
     assert made["status"] == "ACTIVE" and made["clearing"] is False
@@ -68,7 +67,7 @@ async def test_a_wallet_is_created_read_and_listed(client: GraphQLClient) -> Non
 async def test_an_external_wallet_id_is_taken_once_even_under_a_race(
     client: GraphQLClient,
 ) -> None:
-    key = await key_of(await approved_partner())
+    key = (await approved_partner()).key
     await create_wallet(client, key, "taken")
     again = await client.mutate(
         "createWallet",
@@ -102,7 +101,7 @@ async def test_an_external_wallet_id_is_taken_once_even_under_a_race(
 
 
 async def test_bad_input_is_refused_and_nothing_is_stored(client: GraphQLClient) -> None:
-    key = await key_of(await approved_partner())
+    key = (await approved_partner()).key
     good = {"externalUserId": "u", "externalWalletId": "w", "name": "n", "currency": "USD"}
     cases: list[tuple[dict[str, Any], str]] = [
         ({"metadata": {f"k{i}": i for i in range(51)}}, "metadata"),
@@ -129,7 +128,7 @@ async def test_bad_input_is_refused_and_nothing_is_stored(client: GraphQLClient)
 
 
 async def test_a_wallet_name_and_metadata_change(client: GraphQLClient) -> None:
-    key = await key_of(await approved_partner())
+    key = (await approved_partner()).key
     wallet = await create_wallet(client, key, "w", metadata={"a": "1"})
     changed = await client.mutate(
         "updateWallet",
@@ -165,7 +164,7 @@ async def _status(client: GraphQLClient, key: str, move: str, wallet_id: str) ->
 
 
 async def test_a_wallet_is_frozen_unfrozen_and_closed(client: GraphQLClient) -> None:
-    key = await key_of(await approved_partner())
+    key = (await approved_partner()).key
     wallet = await create_wallet(client, key, "w")
     assert (await _status(client, key, "freezeWallet", wallet["id"]))["wallet"] == {
         "status": "FROZEN"
@@ -195,7 +194,7 @@ async def test_a_wallet_holding_money_is_not_closed(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     partner = await approved_partner()
-    key = await key_of(partner)
+    key = partner.key
     wallet = await create_wallet(client, key, "w")
     await fund(runtime.services, partner, wallet["id"], Money(amount=1_500, currency="USD"))
     refused = await _status(client, key, "closeWallet", wallet["id"])
@@ -214,8 +213,8 @@ async def test_a_wallet_holding_money_is_not_closed(
 
 async def test_a_read_only_key_moves_nothing(client: GraphQLClient, runtime: Runtime) -> None:
     partner = await approved_partner()
-    writer = await key_of(partner)
-    reader = await key_of(partner, [ApiScope.READ_WALLETS])
+    writer = partner.key
+    reader = await key_of(partner, (ApiScope.READ_WALLETS,))
     wallet = await create_wallet(client, writer, "w")
     await fund(runtime.services, partner, wallet["id"], Money(amount=1_000, currency="USD"))
     made = await client.mutate(
@@ -231,7 +230,7 @@ async def test_a_read_only_key_moves_nothing(client: GraphQLClient, runtime: Run
     assert codes(frozen) == [(None, "FORBIDDEN")]
     assert await PartnerWallet.count() == 1
     # And a key that may only move money reads nothing.
-    mover = await key_of(partner, [ApiScope.MOVE_MONEY])
+    mover = await key_of(partner, (ApiScope.MOVE_MONEY,))
     result = await client.execute("{ wallets { edges { node { id } } } }", token=mover)
     assert result["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     # The reader reads.
@@ -247,7 +246,7 @@ async def test_closing_races_money_arriving_with_one_winner(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     partner = await approved_partner()
-    key = await key_of(partner)
+    key = partner.key
     source = await create_wallet(client, key, "source")
     await fund(runtime.services, partner, source["id"], Money(amount=10_000, currency="USD"))
     targets = [await create_wallet(client, key, f"t-{i}") for i in range(6)]

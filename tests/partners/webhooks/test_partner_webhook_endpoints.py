@@ -27,6 +27,7 @@ from server.runtime import Runtime
 from tests.conftest import serve, with_settings
 from tests.support.graphql_client import GraphQLClient
 from tests.support.partners import webhooks as support
+from tests.support.partners.partners import approved_partner, wallet_document
 from tests.support.partners.receiver import Receiver, receiving, verify
 
 FAST = {
@@ -52,7 +53,7 @@ async def api(runtime: Runtime) -> AsyncIterator[GraphQLClient]:
 async def test_endpoints_are_made_changed_and_deleted_and_the_secret_is_shown_once(
     services: Services, api: GraphQLClient
 ) -> None:
-    made = await support.partner()
+    made = await approved_partner(scopes=support.WEBHOOK_SCOPES)
     created = await api.mutate(
         "createWebhookEndpoint",
         {"url": "http://127.0.0.1:9/a"},
@@ -70,7 +71,7 @@ async def test_endpoints_are_made_changed_and_deleted_and_the_secret_is_shown_on
     assert "Cannot query field 'secret'" in shown.json()["errors"][0]["message"]
 
     # Disabling ends the pending deliveries; new events make none for it.
-    wallet = await support.wallet(made, "w-1")
+    wallet = await wallet_document(made, "w-1")
     await support.money_moved(services, wallet, 100, 100)
     changed = await api.mutate(
         "updateWebhookEndpoint",
@@ -110,7 +111,7 @@ async def test_endpoints_are_made_changed_and_deleted_and_the_secret_is_shown_on
 async def test_a_partner_has_at_most_five_endpoints_however_many_are_asked_for_at_once(
     api: GraphQLClient,
 ) -> None:
-    made = await support.partner()
+    made = await approved_partner(scopes=support.WEBHOOK_SCOPES)
     asked = await asyncio.gather(
         *(
             api.mutate(
@@ -135,7 +136,7 @@ async def test_a_key_without_the_webhook_scope_is_refused(api: GraphQLClient) ->
     from documents.partners.api_keys import ApiScope, KeyMode
     from resolvers.partners.keys import make_key
 
-    made = await support.partner()
+    made = await approved_partner(scopes=support.WEBHOOK_SCOPES)
     narrow = make_key(
         made.id,
         mode=KeyMode.TEST,
@@ -157,7 +158,7 @@ async def test_a_key_without_the_webhook_scope_is_refused(api: GraphQLClient) ->
 async def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the_new(
     services: Services, api: GraphQLClient
 ) -> None:
-    made = await support.partner()
+    made = await approved_partner(scopes=support.WEBHOOK_SCOPES)
     receiver = Receiver()
     async with receiving(receiver) as url:
         created = await api.mutate(
@@ -165,7 +166,7 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the
         )
         old = receiver.secret = created["secret"]
         endpoint_id = created["endpoint"]["id"]
-        wallet = await support.wallet(made, "w-1")
+        wallet = await wallet_document(made, "w-1")
         await support.money_moved(services, wallet, 100, 100)
         await support.send_until(services, lambda: len(receiver.accepted) == 1)
         assert receiver.posts[0].signature.count("v1=") == 1
@@ -217,7 +218,7 @@ async def test_rotation_signs_with_both_secrets_during_the_overlap_then_only_the
 async def test_a_private_or_loopback_url_is_refused_without_the_development_setting(
     client: GraphQLClient,
 ) -> None:
-    made = await support.partner()
+    made = await approved_partner(scopes=support.WEBHOOK_SCOPES)
     for url in (
         "http://127.0.0.1:8080/hooks",
         "https://127.0.0.1/hooks",
@@ -266,7 +267,7 @@ class _Pretend(AbstractResolver):
 async def test_the_sender_connects_to_no_private_address_without_the_development_setting(
     services: Services,
 ) -> None:
-    made = await support.partner()
+    made = await approved_partner(scopes=support.WEBHOOK_SCOPES)
     receiver = Receiver()
     async with receiving(receiver) as url:
         port = urlsplit(url).port
@@ -276,7 +277,7 @@ async def test_the_sender_connects_to_no_private_address_without_the_development
             made, f"http://hooks.rosabank.com:{port}/hooks"
         )
         await support.endpoint_secret(made, url)
-        wallet = await support.wallet(made, "w-1")
+        wallet = await wallet_document(made, "w-1")
         await support.money_moved(services, wallet, 100, 100)
         production = WebhookPoster(
             timeout=timedelta(seconds=5), allow_private=False, resolver=_Pretend

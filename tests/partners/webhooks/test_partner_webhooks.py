@@ -21,6 +21,7 @@ from server.runtime import Runtime
 from tests.conftest import serve, with_settings
 from tests.support.graphql_client import GraphQLClient
 from tests.support.partners import webhooks as support
+from tests.support.partners.partners import approved_partner, wallet_document
 from tests.support.partners.receiver import Receiver, receiving, verify
 
 FAST = {
@@ -60,11 +61,11 @@ async def deliveries(api: GraphQLClient, key: str, **filter: Any) -> list[dict[s
 
 
 async def test_each_event_is_received_once_signed_and_as_documented(services: Services) -> None:
-    made = await support.partner()
+    made = await approved_partner(scopes=support.WEBHOOK_SCOPES)
     receiver = Receiver()
     async with receiving(receiver) as url:
         receiver.secret = await support.endpoint_secret(made, url)
-        wallet = await support.wallet(made, "w-1")
+        wallet = await wallet_document(made, "w-1")
         events = [
             await support.money_moved(services, wallet, amount, balance)
             for amount, balance in ((500, 500), (250, 750))
@@ -110,11 +111,11 @@ def _readme_snippet() -> Callable[[bytes, str, str], bool]:
 async def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order(
     services: Services,
 ) -> None:
-    made = await support.partner()
+    made = await approved_partner(scopes=support.WEBHOOK_SCOPES)
     receiver = Receiver(failing=500)
     async with receiving(receiver) as url:
         receiver.secret = await support.endpoint_secret(made, url)
-        wallets = [await support.wallet(made, f"w-{n}") for n in range(3)]
+        wallets = [await wallet_document(made, f"w-{n}") for n in range(3)]
         job = PeriodicJob(
             "send-partner-webhooks",
             services.settings.partner_webhook_send_interval,
@@ -157,11 +158,11 @@ async def test_a_receiver_that_fails_for_a_while_gets_every_event_once_in_order(
 
 
 async def test_two_senders_at_once_never_send_a_delivery_twice(services: Services) -> None:
-    made = await support.partner()
+    made = await approved_partner(scopes=support.WEBHOOK_SCOPES)
     receiver = Receiver(delay=0.02)
     async with receiving(receiver) as url:
         receiver.secret = await support.endpoint_secret(made, url)
-        wallets = [await support.wallet(made, f"w-{n}") for n in range(4)]
+        wallets = [await wallet_document(made, f"w-{n}") for n in range(4)]
         for round_ in range(5):
             for wallet in wallets:
                 await support.money_moved(services, wallet, 100, 100 * (round_ + 1))
@@ -186,7 +187,7 @@ async def test_a_delivery_past_its_retry_period_is_dead_and_can_be_redelivered(
 ) -> None:
     changes = {**FAST, "partner_webhook_retry_period": timedelta(seconds=1)}
     services = with_settings(runtime, **changes).services
-    made = await support.partner()
+    made = await approved_partner(scopes=support.WEBHOOK_SCOPES)
     receiver = Receiver(failing=503)
     async with (
         receiving(receiver) as url,
@@ -195,7 +196,7 @@ async def test_a_delivery_past_its_retry_period_is_dead_and_can_be_redelivered(
     ):
         api = GraphQLClient(http)
         receiver.secret = await support.endpoint_secret(made, url)
-        wallet = await support.wallet(made, "w-1")
+        wallet = await wallet_document(made, "w-1")
         await support.money_moved(services, wallet, 100, 100)
 
         async def dead() -> bool:
@@ -250,10 +251,13 @@ async def test_a_delivery_past_its_retry_period_is_dead_and_can_be_redelivered(
 async def test_a_partner_sees_nothing_of_anothers_endpoints_or_deliveries(
     services: Services, api: GraphQLClient
 ) -> None:
-    mine, theirs = await support.partner("Mine"), await support.partner("Theirs")
+    mine, theirs = (
+        await approved_partner("Mine", scopes=support.WEBHOOK_SCOPES),
+        await approved_partner("Theirs", scopes=support.WEBHOOK_SCOPES),
+    )
     for made in (mine, theirs):
         await support.endpoint_secret(made, "https://hooks.rosabank.com/x")
-        await support.money_moved(services, await support.wallet(made, "w-1"), 100, 100)
+        await support.money_moved(services, await wallet_document(made, "w-1"), 100, 100)
     [their_delivery] = await deliveries(api, theirs.key)
     their_endpoint = their_delivery["endpointId"]
     [my_delivery] = await deliveries(api, mine.key)

@@ -1,76 +1,27 @@
-"""Helpers for the tests of partner money through the gateway: an approved partner with
-a key, wallets made as documents (their API is tested elsewhere), and the partner's
-mutations over HTTP."""
+"""Helpers for the tests of partner money through the gateway: the partner's payout
+account, and its mutations over HTTP (partners and wallets: tests/support/partners/
+partners.py)."""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
-from bson import ObjectId
-
-from documents.partners.api_keys import ApiScope, KeyMode
-from documents.partners.partners import Partner, PartnerFees, PartnerStatus
+from documents.partners.partners import Partner
 from documents.partners.transactions import PartnerTransaction
 from documents.partners.wallets import PartnerWallet, WalletStatus
 from documents.partners.webhooks import PartnerWebhookEvent
 from documents.payments.ledger_accounts import partner_wallet
 from resolvers.partners.ids import WALLET_TYPE, global_id
-from resolvers.partners.keys import make_key
-from resolvers.partners.webhooks.endpoints import add_endpoint
 from resolvers.payments import ledger
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient
 from tests.support.marketplace import object_id
+from tests.support.partners.partners import PartnerKey
 from tests.support.payments.escrow import sandbox
 
 TRANSACTION = """transaction { id kind status failureCode paymentIntentId payoutId
   amount { amount currency } fee { amount currency } }"""
-
-
-@dataclass(frozen=True)
-class PartnerKey:
-    partner: Partner
-    key: str
-
-    @property
-    def id(self) -> ObjectId:
-        assert self.partner.id is not None
-        return self.partner.id
-
-
-async def approved_partner(
-    name: str = "RoSaBank",
-    *,
-    credit_bp: int = 290,
-    withdrawal_bp: int = 0,
-    scopes: tuple[ApiScope, ...] = (ApiScope.READ_WALLETS, ApiScope.MOVE_MONEY),
-) -> PartnerKey:
-    partner = Partner(
-        owner_id=ObjectId(),
-        name=name,
-        company_name=f"{name} Inc",
-        contact_name="Jane Smith",
-        contact_email="api@partner.example",
-        business_type="Financial Services",
-        webhook_url="https://partner.example/webhooks",
-        status=PartnerStatus.APPROVED,
-        fees=PartnerFees(credit_bp=credit_bp, withdrawal_bp=withdrawal_bp),
-    )
-    await partner.insert()
-    assert partner.id is not None
-    await add_endpoint(None, partner.id, partner.webhook_url)
-    made = make_key(
-        partner.id,
-        mode=KeyMode.TEST,
-        name="server",
-        scopes=list(scopes),
-        expires_at=None,
-        created_by=partner.owner_id,
-    )
-    await made.key.insert()
-    return PartnerKey(partner, made.secret)
 
 
 async def with_payouts(runtime: Runtime, partner: PartnerKey) -> str:
@@ -89,18 +40,6 @@ async def with_payouts(runtime: Runtime, partner: PartnerKey) -> str:
     partner.partner.stripe_account_id = account.id
     partner.partner.payouts_enabled = True
     return account.id
-
-
-async def new_wallet(partner: PartnerKey, currency: str = "USD") -> PartnerWallet:
-    wallet = PartnerWallet(
-        partner_id=partner.id,
-        external_user_id=f"user_{secrets.token_hex(4)}",
-        external_wallet_id=f"wallet_{secrets.token_hex(4)}",
-        name="Savings circle",
-        currency=currency,
-    )
-    await wallet.insert()
-    return wallet
 
 
 def wallet_gid(wallet: PartnerWallet) -> str:
