@@ -191,10 +191,10 @@ async def _move(
     step: str,
     source: PartnerWallet,
     target: PartnerWallet,
-) -> int:
+) -> None:
     """Store `transaction`, post its movement and fee from `source` to `target`, and
     record `transaction.completed` for each wallet (a transfer's receiving wallet
-    `wallet.funds_added` first); the balance of `target` after."""
+    `wallet.funds_added` first)."""
     assert transaction.id is not None and source.id is not None and target.id is not None
     session = unit.session
     await hold_active(session, source, "fromWalletId" if step == "transfer" else "walletId")
@@ -225,9 +225,8 @@ async def _move(
     await record_event(session, source, completed, transaction=transaction, balance=sent)
     # A transfer's receiving wallet hears as after a card credit: funds added, then completed.
     heard = (PartnerEventType.WALLET_FUNDS_ADDED, completed) if step == "transfer" else (completed,)
-    for kind in heard:
-        await record_event(session, target, kind, transaction=transaction, balance=received)
-    return received
+    for heard_kind in heard:
+        await record_event(session, target, heard_kind, transaction=transaction, balance=received)
 
 
 async def debit_wallet(
@@ -317,7 +316,7 @@ async def transfer_between_wallets(
         transaction = _new_transaction(
             access, TransactionKind.TRANSFER, request, digest, fee, source, target
         )
-        received = await _move(
+        await _move(
             unit, access, transaction, MovementKind.PARTNER_TRANSFER, "transfer", source, target
         )
         return transaction
