@@ -55,38 +55,41 @@ class PartnerAdminQuery:
 
 
 @strawberry.input
-class ApprovePartnerInput:
+class PartnerDecisionInput:
+    """What every admin decision on a partner takes; each mutation has its own input type
+    (the API's convention), the same fields."""
+
     partner_id: relay.GlobalID
+    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+
+
+@strawberry.input
+class ApprovePartnerInput(PartnerDecisionInput):
     credit_fee_bp: int | None = strawberry.field(
         default=None,
         description="Its fee on card credits in basis points (0 to 5000); by default "
         "GIGQL_PARTNER_CREDIT_FEE_BP as it was when it applied.",
     )
-    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
 
 
 @strawberry.input
-class RejectPartnerInput:
-    partner_id: relay.GlobalID
-    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+class RejectPartnerInput(PartnerDecisionInput):
+    pass
 
 
 @strawberry.input
-class SuspendPartnerInput:
-    partner_id: relay.GlobalID
-    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+class SuspendPartnerInput(PartnerDecisionInput):
+    pass
 
 
 @strawberry.input
-class ReinstatePartnerInput:
-    partner_id: relay.GlobalID
-    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+class ReinstatePartnerInput(PartnerDecisionInput):
+    pass
 
 
 @strawberry.input
-class ClosePartnerInput:
-    partner_id: relay.GlobalID
-    note: str = strawberry.field(default="", description="Why; kept in the audit log.")
+class ClosePartnerInput(PartnerDecisionInput):
+    pass
 
 
 @strawberry.type
