@@ -12,7 +12,7 @@ from strawberry.scalars import JSON
 from documents.partners.api_keys import ApiScope
 from resolvers.partners.gateway import credits, withdrawals
 from resolvers.partners.gateway.requests import MoveRequest
-from resolvers.payments.escrow.escrows import SandboxOutcome
+from resolvers.payments.sandbox_card import SandboxOutcome
 from schema.common.payloads import Payload, mutation_payload
 from schema.common.relay import decode_id
 from schema.common.values import MoneyInputType

@@ -18,7 +18,8 @@ from documents.payments.escrow import (
     FeeBreakdown,
 )
 from resolvers.payments.escrow import escrows
-from resolvers.payments.escrow.escrows import SandboxOutcome, can_see_escrow
+from resolvers.payments.escrow.escrows import can_see_escrow
+from resolvers.payments.sandbox_card import SandboxOutcome
 from schema.accounts.users import UserNode
 from schema.common.context import Info
 from schema.common.copying import copied

@@ -28,9 +28,8 @@ from documents.partners.transactions import (
     TransactionStatus,
 )
 from documents.partners.wallets import PartnerWallet
-from integrations.payments.errors import GatewayError, InvalidRequest
+from integrations.payments.errors import GatewayError
 from integrations.payments.gateway import PaymentIntent
-from integrations.payments.sandbox import SandboxGateway
 from resolvers.common.services import Services
 from resolvers.common.unit_of_work import UnitOfWork, transact
 from resolvers.partners.fees import fee_of
@@ -40,7 +39,7 @@ from resolvers.partners.gateway.requests import owned_wallet as _owned_wallet
 from resolvers.partners.idempotency import once, replay
 from resolvers.partners.keys import PartnerAccess
 from resolvers.partners.postings import hold_active
-from resolvers.payments.escrow.escrows import SandboxOutcome
+from resolvers.payments.sandbox_card import SandboxOutcome, play_card, sandbox_gateway
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +154,7 @@ async def sandbox_pay_credit(
     """Development only: play the payer's card in the sandbox gateway, as `sandboxPay`
     does for escrows. On an intent that asks for authentication, SUCCEEDED passes it and
     DECLINED fails it. The transaction as the gateway's events left it."""
-    gateway = services.payments
-    if not isinstance(gateway, SandboxGateway):
-        raise DomainError(
-            ErrorCode.SANDBOX_ONLY, "Only the sandbox gateway takes payments this way."
-        )
+    gateway = sandbox_gateway(services)
     transaction = await owned_transaction(access.partner_id, transaction_id)
     if (
         transaction.kind is not TransactionKind.CREDIT
@@ -171,15 +166,7 @@ async def sandbox_pay_credit(
             "only a pending credit can be paid.",
             "transactionId",
         )
-    intent = await ensure_intent(services, transaction)
-    try:
-        if intent.status == "requires_action":
-            await gateway.authenticate(intent.id, ok=outcome is SandboxOutcome.SUCCEEDED)
-        else:
-            await gateway.confirm(intent.id, outcome.value)
-    except InvalidRequest as error:
-        raise DomainError(ErrorCode.INVALID_STATE, str(error), "transactionId") from error
-    await gateway.drain()  # its webhooks have been handled: the answer shows the outcome
+    await play_card(gateway, await ensure_intent(services, transaction), outcome, "transactionId")
     paid = await PartnerTransaction.get(transaction.id)
     assert paid is not None
     return paid

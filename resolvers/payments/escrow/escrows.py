@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from enum import Enum
 from typing import Any
 
 from beanie import PydanticObjectId
@@ -26,14 +25,14 @@ from documents.events import EventKind
 from documents.lifecycles import ESCROW, Party
 from documents.money import Money
 from documents.payments.escrow import Escrow, EscrowChange, EscrowStatus
-from integrations.payments.errors import GatewayError, InvalidRequest
+from integrations.payments.errors import GatewayError
 from integrations.payments.gateway import PaymentIntent
-from integrations.payments.sandbox import SandboxGateway
 from resolvers.accounts.auth.viewer import Viewer
 from resolvers.common.services import Services
 from resolvers.common.unit_of_work import UnitOfWork
 from resolvers.marketplace.deal_terms import DealTerms
 from resolvers.payments.fees import FeePolicy
+from resolvers.payments.sandbox_card import SandboxOutcome, play_card, sandbox_gateway
 
 log = logging.getLogger(__name__)
 
@@ -228,22 +227,12 @@ async def client_secret(services: Services, viewer: Viewer, escrow: Escrow) -> s
     return intent.client_secret
 
 
-class SandboxOutcome(Enum):
-    SUCCEEDED = "succeeded"
-    DECLINED = "declined"
-    REQUIRES_ACTION = "requires_action"
-
-
 async def sandbox_pay(
     services: Services, viewer: Viewer, escrow_id: ObjectId, outcome: SandboxOutcome
 ) -> Escrow:
     """Development only: play the payer's card in the sandbox gateway. On an intent that
     asks for authentication, SUCCEEDED passes it and DECLINED fails it."""
-    gateway = services.payments
-    if not isinstance(gateway, SandboxGateway):
-        raise DomainError(
-            ErrorCode.SANDBOX_ONLY, "Only the sandbox gateway takes payments this way."
-        )
+    gateway = sandbox_gateway(services)
     escrow = await get_escrow(escrow_id, viewer)
     if viewer.user_id != escrow.payer_id:
         raise DomainError(ErrorCode.FORBIDDEN, "Only the payer can pay.", "escrowId")
@@ -251,15 +240,7 @@ async def sandbox_pay(
         raise DomainError(
             ErrorCode.INVALID_STATE, f"The escrow is {escrow.status.value}.", "escrowId"
         )
-    intent = await ensure_intent(services, escrow)
-    try:
-        if intent.status == "requires_action":
-            await gateway.authenticate(intent.id, ok=outcome is SandboxOutcome.SUCCEEDED)
-        else:
-            await gateway.confirm(intent.id, outcome.value)
-    except InvalidRequest as error:
-        raise DomainError(ErrorCode.INVALID_STATE, str(error), "escrowId") from error
-    await gateway.drain()  # its webhooks have been handled: the answer shows the outcome
+    await play_card(gateway, await ensure_intent(services, escrow), outcome, "escrowId")
     paid = await escrow_by_id(escrow_id)
     assert paid is not None
     return paid
