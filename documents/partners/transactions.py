@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from beanie import Document, PydanticObjectId
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
@@ -38,6 +38,25 @@ class TransactionStatus(StrEnum):
     """A withdrawal whose payout is on its way to the bank."""
     COMPLETED = "completed"
     FAILED = "failed"
+
+
+class DisputeStatus(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class PartnerDispute(BaseModel):
+    """A chargeback on a card credit's payment: the payer's bank took `amount` back."""
+
+    id: str
+    """The gateway's dispute (`dp_...`)."""
+    amount: int
+    held: int
+    """What the wallet still held of it when it opened, taken back from the wallet."""
+    status: DisputeStatus = DisputeStatus.OPEN
+    opened_at: datetime
+    closed_at: datetime | None = None
 
 
 class PartnerTransaction(Document):
@@ -62,6 +81,8 @@ class PartnerTransaction(Document):
     """A withdrawal's connected account, fixed when it was asked for."""
     failure_code: str | None = None
     failure_message: str | None = None
+    dispute: PartnerDispute | None = None
+    """A card credit's chargeback, if its payment was disputed."""
     history: list[StatusChange] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

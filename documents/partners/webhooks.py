@@ -26,6 +26,10 @@ class PartnerEventType(StrEnum):
     TRANSACTION_FAILED = "transaction.failed"
     PAYOUT_PROCESSED = "payout.processed"
     PAYOUT_FAILED = "payout.failed"
+    TRANSACTION_DISPUTED = "transaction.disputed"
+    """The payer's bank took a card credit's payment back (a chargeback)."""
+    TRANSACTION_DISPUTE_CLOSED = "transaction.dispute_closed"
+    """The chargeback was decided: won (the money is back) or lost."""
 
 
 class SigningSecret(BaseModel):

@@ -72,6 +72,14 @@ class MovementKind(StrEnum):
     """The bank has it: partner payout in flight -> partner paid out."""
     PARTNER_PAYOUT_FAILED = "partner_payout_failed"
     """It came back: partner payout in flight -> partner wallet."""
+    PARTNER_DISPUTE_OPENED = "partner_dispute_opened"
+    """A chargeback took a card credit's payment back: what the wallet still holds of it
+    -> the credit's chargeback account -> partner funding (the card)."""
+    PARTNER_DISPUTE_WON = "partner_dispute_won"
+    """The chargeback was won: the opening's movement reversed."""
+    PARTNER_DISPUTE_LOST = "partner_dispute_lost"
+    """The chargeback was lost: what the wallet could not cover, platform revenue -> the
+    chargeback account (the platform bears it, to collect from the partner)."""
     ADJUSTMENT = "adjustment"
     """An operator's correction; its memo says why."""
 

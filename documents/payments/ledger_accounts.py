@@ -52,6 +52,9 @@ class AccountKind(StrEnum):
     """Per partner: withdrawn from its wallets, not yet confirmed paid to its bank."""
     PARTNER_PAID_OUT = "partner_paid_out"
     """Per partner: what has reached its bank account; grows with every payout."""
+    PARTNER_CHARGEBACK = "partner_chargeback"
+    """Per partner card credit: what a chargeback on its payment took back and the wallet
+    did not cover; negative while the chargeback is open, zero once it is closed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,7 @@ RULES: dict[AccountKind, AccountRule] = {
     AccountKind.PARTNER_FUNDING: AccountRule(owned=True, never_negative=False),
     AccountKind.PARTNER_PAYOUT_IN_FLIGHT: AccountRule(owned=True, never_negative=True),
     AccountKind.PARTNER_PAID_OUT: AccountRule(owned=True, never_negative=False),
+    AccountKind.PARTNER_CHARGEBACK: AccountRule(owned=True, never_negative=False),
 }
 
 
@@ -143,6 +147,10 @@ def partner_payout_in_flight(partner_id: ObjectId) -> str:
 
 def partner_paid_out(partner_id: ObjectId) -> str:
     return _owned(AccountKind.PARTNER_PAID_OUT, partner_id)
+
+
+def partner_chargeback(transaction_id: ObjectId) -> str:
+    return _owned(AccountKind.PARTNER_CHARGEBACK, transaction_id)
 
 
 def parse_account(name: str) -> Account:

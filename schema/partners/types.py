@@ -12,6 +12,8 @@ from strawberry.scalars import JSON
 from documents.money import Money
 from documents.partners.api_keys import ApiScope
 from documents.partners.transactions import (
+    DisputeStatus,
+    PartnerDispute,
     PartnerTransaction,
     TransactionKind,
     TransactionStatus,
@@ -34,6 +36,11 @@ WalletStatusType = strawberry.enum(
     description="ACTIVE; FROZEN: neither sends nor receives; CLOSED: emptied and closed, final.",
 )
 TransactionKindType = strawberry.enum(TransactionKind, name="PartnerTransactionKind")
+DisputeStatusType = strawberry.enum(
+    DisputeStatus,
+    name="PartnerDisputeStatus",
+    description="OPEN: the bank has the money back; WON: it came back; LOST: it is gone.",
+)
 TransactionStatusType = strawberry.enum(
     TransactionStatus,
     name="PartnerTransactionStatus",
@@ -107,6 +114,31 @@ def _may_read(info: Info) -> None:
         info.context.partner(ApiScope.READ_WALLETS)
 
 
+@strawberry.type(
+    name="PartnerDispute",
+    description="A chargeback: the payer's bank took a card credit's payment back.",
+)
+class PartnerDisputeType:
+    id: str = strawberry.field(description="The gateway's dispute (`dp_...`).")
+    amount: MoneyType = strawberry.field(description="What the bank took back.")
+    held: MoneyType = strawberry.field(
+        description="What the wallet still held of it, taken back from the wallet when it "
+        "opened; a won chargeback returns it."
+    )
+    status: DisputeStatus
+    opened_at: datetime
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, dispute: PartnerDispute, currency: str) -> PartnerDisputeType:
+        return copied(
+            cls,
+            dispute,
+            amount=MoneyType.of(Money(amount=dispute.amount, currency=currency)),
+            held=MoneyType.of(Money(amount=dispute.held, currency=currency)),
+        )
+
+
 @strawberry.type(name=TRANSACTION_TYPE, description="One money operation a partner asked for.")
 class PartnerTransactionNode(relay.Node):
     id: relay.NodeID[str]
@@ -128,6 +160,9 @@ class PartnerTransactionNode(relay.Node):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    dispute: PartnerDisputeType | None = strawberry.field(
+        description="A card credit's chargeback, if its payment was disputed."
+    )
     doc: strawberry.Private[PartnerTransaction]
 
     @classmethod
@@ -139,6 +174,9 @@ class PartnerTransactionNode(relay.Node):
             id=str(transaction.id),
             amount=MoneyType.of(Money(amount=transaction.amount, currency=currency)),
             fee=MoneyType.of(Money(amount=transaction.fee, currency=currency)),
+            dispute=PartnerDisputeType.of(transaction.dispute, currency)
+            if transaction.dispute is not None
+            else None,
             doc=transaction,
         )
 

@@ -16,7 +16,7 @@ from typing import Any
 from documents.partners.transactions import PartnerTransaction
 from integrations.payments.gateway import GatewayEvent
 from resolvers.common.services import Services
-from resolvers.partners.gateway import credit_events, payout_events
+from resolvers.partners.gateway import credit_events, dispute_events, payout_events
 from resolvers.partners.gateway.records import partner_transaction_id
 
 Handler = Callable[[Services, GatewayEvent], Awaitable[None]]
@@ -55,6 +55,8 @@ PARTNER_HANDLERS: Mapping[str, Handler] = {
     "transfer.reversed": payout_events.transfer_noted,
     "payout.paid": payout_events.payout_paid,
     "payout.failed": payout_events.payout_failed,
+    "charge.dispute.created": dispute_events.dispute_opened,
+    "charge.dispute.closed": dispute_events.dispute_closed,
 }
 """The event types partner money has, by the handler of each."""
 

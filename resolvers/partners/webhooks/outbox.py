@@ -61,6 +61,15 @@ def transaction_object(transaction: PartnerTransaction) -> dict[str, Any]:
         "paymentIntentId": transaction.payment_intent_id,
         "payoutId": transaction.payout_id,
         "failureCode": transaction.failure_code,
+        "dispute": (
+            {
+                "status": transaction.dispute.status.value,
+                "amount": transaction.dispute.amount,
+                "held": transaction.dispute.held,
+            }
+            if transaction.dispute is not None
+            else None
+        ),
         "createdAt": transaction.created_at.isoformat(),
     }
 
