@@ -123,10 +123,10 @@ async def wallet_by_external_id(access: PartnerAccess, external_wallet_id: str) 
 
 
 async def list_wallets(
-    access: PartnerAccess, filter: WalletFilter, request: PageRequest
+    partner_id: ObjectId, filter: WalletFilter, request: PageRequest
 ) -> Page[PartnerWallet]:
     """The partner's wallets matching `filter`, newest first."""
-    query: dict[str, Any] = {"partner_id": access.partner_id}
+    query: dict[str, Any] = {"partner_id": partner_id}
     if filter.external_user_id is not None:
         query["external_user_id"] = filter.external_user_id
     if filter.status is not None:

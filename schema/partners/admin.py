@@ -14,12 +14,16 @@ from schema.common.context import Info
 from schema.common.payloads import Payload, input_mutation, mutation_payload
 from schema.common.permissions import IsAdmin, allow
 from schema.common.relay import decode_id, requested_page, to_connection
+from schema.partners.moves import PartnerTransactionFilter, transactions_of
 from schema.partners.partner_nodes import (
     PartnerApiKeyConnection,
     PartnerApiKeyNode,
     PartnerConnection,
     PartnerNode,
 )
+from schema.partners.types import PartnerTransactionConnection, PartnerWalletConnection
+from schema.partners.wallets import PartnerWalletFilter, wallets_of
+from schema.partners.webhooks import DeliveryFilterInput, WebhookDeliveryConnection, deliveries_of
 
 
 @strawberry.type
@@ -52,6 +56,51 @@ class PartnerAdminQuery:
             decode_id(partner_id, PartnerNode, "partnerId"), requested_page(info, first, after)
         )
         return to_connection(PartnerApiKeyConnection, page, PartnerApiKeyNode.of)
+
+    @strawberry.field(
+        extensions=allow(IsAdmin()),
+        description="A partner's wallets, newest first, as its own key lists them.",
+    )
+    async def partner_wallets(
+        self,
+        info: Info,
+        partner_id: relay.GlobalID,
+        filter: PartnerWalletFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> PartnerWalletConnection:
+        partner = decode_id(partner_id, PartnerNode, "partnerId")
+        return await wallets_of(info, partner, filter, first, after)
+
+    @strawberry.field(
+        extensions=allow(IsAdmin()),
+        description="A partner's transactions, newest first, as its own key lists them.",
+    )
+    async def partner_transactions(
+        self,
+        info: Info,
+        partner_id: relay.GlobalID,
+        filter: PartnerTransactionFilter | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> PartnerTransactionConnection:
+        partner = decode_id(partner_id, PartnerNode, "partnerId")
+        return await transactions_of(info, partner, filter, first, after)
+
+    @strawberry.field(
+        extensions=allow(IsAdmin()),
+        description="A partner's webhook deliveries, newest first, with their attempts.",
+    )
+    async def partner_webhook_deliveries(
+        self,
+        info: Info,
+        partner_id: relay.GlobalID,
+        filter: DeliveryFilterInput | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> WebhookDeliveryConnection:
+        partner = decode_id(partner_id, PartnerNode, "partnerId")
+        return await deliveries_of(info, partner, filter, first, after)
 
 
 @strawberry.input

@@ -4,8 +4,10 @@ debits and transfers (MOVE_MONEY), each under the partner's idempotency key."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
 import strawberry
+from bson import ObjectId
 from strawberry import relay
 from strawberry.scalars import JSON
 
@@ -13,8 +15,9 @@ from documents.partners.api_keys import ApiScope
 from documents.partners.transactions import TransactionKind, TransactionStatus
 from resolvers.partners import moves, statements
 from resolvers.partners.moves import Moved
+from schema.common.context import Info
 from schema.common.payloads import Payload, mutation_payload
-from schema.common.relay import decode_id, to_connection
+from schema.common.relay import decode_id, requested_page, to_connection
 from schema.common.values import MoneyInputType
 from schema.partners.context import PartnerInfo
 from schema.partners.types import (
@@ -22,7 +25,6 @@ from schema.partners.types import (
     PartnerTransactionNode,
     PartnerWalletNode,
 )
-from schema.partners.wallets import page_of
 
 _IDEMPOTENCY_KEY = (
     "My key for this operation (1 to 255 printable characters): sent again with the same "
@@ -59,22 +61,33 @@ class PartnerMoneyQuery:
         after: str | None = None,
     ) -> PartnerTransactionConnection:
         access = info.context.partner(ApiScope.READ_WALLETS)
-        given = filter or PartnerTransactionFilter()
-        wallet_id = given.wallet_id
-        page = await statements.list_transactions(
-            access.partner_id,
-            statements.TransactionFilter(
-                wallet_id=decode_id(wallet_id, PartnerWalletNode, "filter.walletId")
-                if wallet_id is not None
-                else None,
-                kind=given.kind,
-                status=given.status,
-                created_from=given.created_from,
-                created_until=given.created_until,
-            ),
-            page_of(info, first, after),
-        )
-        return to_connection(PartnerTransactionConnection, page, PartnerTransactionNode.of)
+        return await transactions_of(cast("Info", info), access.partner_id, filter, first, after)
+
+
+async def transactions_of(
+    info: Info,
+    partner_id: ObjectId,
+    filter: PartnerTransactionFilter | None,
+    first: int | None,
+    after: str | None,
+) -> PartnerTransactionConnection:
+    """A partner's transactions, newest first: for the partner's key, and for admins."""
+    given = filter or PartnerTransactionFilter()
+    wallet_id = given.wallet_id
+    page = await statements.list_transactions(
+        partner_id,
+        statements.TransactionFilter(
+            wallet_id=decode_id(wallet_id, PartnerWalletNode, "filter.walletId")
+            if wallet_id is not None
+            else None,
+            kind=given.kind,
+            status=given.status,
+            created_from=given.created_from,
+            created_until=given.created_until,
+        ),
+        requested_page(info, first, after),
+    )
+    return to_connection(PartnerTransactionConnection, page, PartnerTransactionNode.of)
 
 
 @strawberry.input

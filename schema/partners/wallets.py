@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TypeVar, cast
 
 import strawberry
+from bson import ObjectId
 from strawberry import relay
 from strawberry.scalars import JSON
 
@@ -57,17 +58,28 @@ class PartnerWalletQuery:
         after: str | None = None,
     ) -> PartnerWalletConnection:
         access = info.context.partner(ApiScope.READ_WALLETS)
-        given_filter = filter or PartnerWalletFilter()
-        page = await wallets.list_wallets(
-            access,
-            wallets.WalletFilter(
-                external_user_id=given_filter.external_user_id,
-                status=given_filter.status,
-                currency=given_filter.currency,
-            ),
-            page_of(info, first, after),
-        )
-        return to_connection(PartnerWalletConnection, page, PartnerWalletNode.of)
+        return await wallets_of(cast("Info", info), access.partner_id, filter, first, after)
+
+
+async def wallets_of(
+    info: Info,
+    partner_id: ObjectId,
+    filter: PartnerWalletFilter | None,
+    first: int | None,
+    after: str | None,
+) -> PartnerWalletConnection:
+    """A partner's wallets, newest first: for the partner's key, and for admins."""
+    given_filter = filter or PartnerWalletFilter()
+    page = await wallets.list_wallets(
+        partner_id,
+        wallets.WalletFilter(
+            external_user_id=given_filter.external_user_id,
+            status=given_filter.status,
+            currency=given_filter.currency,
+        ),
+        requested_page(info, first, after),
+    )
+    return to_connection(PartnerWalletConnection, page, PartnerWalletNode.of)
 
 
 @strawberry.input

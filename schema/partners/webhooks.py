@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import cast
 
 import strawberry
+from bson import ObjectId
 from strawberry import relay
 
 from documents.partners.api_keys import ApiScope
@@ -199,17 +201,28 @@ class PartnerWebhookQuery:
         after: str | None = None,
     ) -> WebhookDeliveryConnection:
         access = info.context.partner(ApiScope.MANAGE_WEBHOOKS)
-        page = await deliveries.deliveries_of(
-            access,
-            filter.to_filter() if filter else DeliveryFilter(),
-            requested_page(info, first, after),  # type: ignore[arg-type]
-        )
-        events = await deliveries.events_of([d for _, d in page.edges])
-        return to_connection(
-            WebhookDeliveryConnection,
-            page,
-            lambda d: WebhookDeliveryNode.of(d, events.get(d.event_id)),
-        )
+        return await deliveries_of(cast("Info", info), access.partner_id, filter, first, after)
+
+
+async def deliveries_of(
+    info: Info,
+    partner_id: ObjectId,
+    filter: DeliveryFilterInput | None,
+    first: int | None,
+    after: str | None,
+) -> WebhookDeliveryConnection:
+    """A partner's webhook deliveries, newest first: for the partner's key, and for admins."""
+    page = await deliveries.deliveries_of(
+        partner_id,
+        filter.to_filter() if filter else DeliveryFilter(),
+        requested_page(info, first, after),
+    )
+    events = await deliveries.events_of([d for _, d in page.edges])
+    return to_connection(
+        WebhookDeliveryConnection,
+        page,
+        lambda d: WebhookDeliveryNode.of(d, events.get(d.event_id)),
+    )
 
 
 @strawberry.input

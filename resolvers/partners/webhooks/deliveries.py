@@ -37,10 +37,10 @@ class DeliveryFilter:
 
 
 async def deliveries_of(
-    access: PartnerAccess, where: DeliveryFilter, request: PageRequest
+    partner_id: ObjectId, where: DeliveryFilter, request: PageRequest
 ) -> Page[PartnerWebhookDelivery]:
     """The partner's deliveries that match, newest first."""
-    filters: dict[str, object] = {"partner_id": access.partner_id}
+    filters: dict[str, object] = {"partner_id": partner_id}
     for name, value in (
         ("endpoint_id", where.endpoint_id),
         ("wallet_id", where.wallet_id),
