@@ -2,10 +2,11 @@
 
 A presented key is checked against the database on every request, so a revoked or
 expired key, or a partner suspended, is refused on the next request on every instance.
-A failed check counts against the client's address with every other secret check
-(resolvers/accounts/auth/guessing.py): past the limit of failures a window, keys from that
-address are refused before they are looked up, and every refusal is audited. Right keys
-are not counted: a partner's servers send many requests at once.
+A key nobody was given counts against the client's address with every other secret
+check (resolvers/accounts/auth/guessing.py): past the limit of failures a window, keys
+from that address are refused before they are looked up. Every refusal is audited. Right
+keys are not counted (a partner's servers send many requests at once), nor are real keys
+refused for being revoked or expired (see `_GUESSES`).
 """
 
 from __future__ import annotations
@@ -111,6 +112,12 @@ class PartnerAccess:
             raise DomainError(ErrorCode.FORBIDDEN, f"This API key lacks the {scope.value} scope.")
 
 
+_GUESSES = frozenset({"malformed", "unknown", "wrong_secret"})
+"""Refusals that count against the address: a key nobody was given. A real key that
+was revoked or expired, or whose partner is suspended, is refused and audited alike,
+but is no guess: a partner's server still sending its old key after a rotation must
+not lock out the new one, nor everyone else behind the same address."""
+
 _REFUSED = (
     "Invalid API key, or a key that was revoked, has expired or whose partner is not approved."
 )
@@ -123,7 +130,8 @@ async def authenticate(services: Services, meta: RequestMeta, presented: str) ->
     await refuse_if_throttled(services, meta, kind, token="partner_api_key")  # noqa: S106
     reason, key, partner = await _check(services.settings, presented)
     if reason is not None:
-        await count_wrong(services, meta)
+        if reason in _GUESSES:
+            await count_wrong(services, meta)
         await audit.record(
             kind,
             meta,

@@ -223,6 +223,26 @@ async def test_bad_keys_from_one_address_are_throttled_and_audited(
     assert reasons == ["malformed", "wrong_secret", "malformed", "ip_throttled", "ip_throttled"]
 
 
+async def test_a_revoked_key_still_sent_after_a_rotation_locks_nothing_out(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    """A partner's server that still sends its old key after a rotation is refused each
+    time (and audited), but that is no guessing: its new key keeps working."""
+    setup = await approved_partner(client, runtime)
+    old, old_id = await new_key(client, setup.owner, name="old")
+    new, _ = await new_key(client, setup.owner, name="new")
+    assert (await revoke(client, setup.owner, old_id))["errors"] == []
+    async with _instance(runtime, login_ip_max_failures=3) as a:
+        for _ in range(6):
+            assert _refused_code(await a.post(PARTNER_SELF, token=old)) == (
+                401,
+                "INVALID_API_KEY",
+            )
+        assert (await a.data(PARTNER_SELF, token=new))["partner"]["name"] == "RoSaBank"
+    reasons = [e.details["reason"] for e in await audited(AuditKind.PARTNER_KEY_REJECTED)]
+    assert reasons == ["revoked"] * 6
+
+
 async def test_a_key_past_its_budget_gets_429_while_another_key_works(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
