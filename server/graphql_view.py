@@ -339,10 +339,14 @@ class GraphQLView(GraphQL[Context, None]):
         sub_response: Response,
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
         operations = request_data if isinstance(request_data, list) else [request_data]
-        await count_http_operations(self.schema, context, operations)
+        await self.count(context, operations)
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    async def count(self, context: Context, operations: list[GraphQLRequestData]) -> None:
+        """Count a request's operations against the rate limits, before any runs."""
+        await count_http_operations(self.schema, context, operations)
 
     async def execute_single(
         self,

@@ -177,6 +177,14 @@ class RateLimits:
             client = Client(ip="", account=f"partner-key:{key_id}")
             await self._spend(self._partner_key_budget, client, operations)
 
+    async def charge_partner_key(self, key_id: str, cost: int) -> None:
+        """Count the cost of a partner key's admitted operations against the per-account
+        cost budget, kept for the key; raises RateLimited."""
+        client = Client(ip="", account=f"partner-key:{key_id}")
+        for budget in self._cost_budgets:
+            if budget.per_account and cost > 0:
+                await self._spend(budget, client, cost)
+
     async def charge(self, client: Client, cost: int) -> None:
         """Count the cost of admitted operations; raises RateLimited when a budget has
         not room, and the operations are not run."""
@@ -244,12 +252,29 @@ async def count_http_operations(
         return
     client = limits.client(context)
     await limits.admit(client, len(operations))
+    await limits.charge(client, await _cost(schema, operations))
+
+
+async def count_partner_operations(
+    schema: GigqlSchema, key_id: str, operations: list[GraphQLRequestData]
+) -> None:
+    """Count a partner key's operations, as requests then, prepared, their cost, against
+    the key's own budgets (GIGQL_RATE_LIMIT_PARTNER_KEY_REQUESTS and the per-account cost
+    budget). Raises RateLimited."""
+    limits = schema.rate_limits
+    if limits is None:
+        return
+    await limits.admit_partner_key(key_id, len(operations))
+    await limits.charge_partner_key(key_id, await _cost(schema, operations))
+
+
+async def _cost(schema: GigqlSchema, operations: list[GraphQLRequestData]) -> int:
     cost = 0
     for operation in operations:
         prepared = await schema.prepared(operation.query)
         if prepared is not None:
             cost += prepared.cost(operation.operation_name)
-    await limits.charge(client, cost)
+    return cost
 
 
 async def count_socket_connection(

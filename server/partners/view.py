@@ -9,19 +9,19 @@ per-address ones. Partner keys are not taken over websocket.
 
 from __future__ import annotations
 
-from cross_web import AsyncHTTPRequestAdapter
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.http import GraphQLRequestData
-from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 
 from documents.errors import DomainError, ErrorCode
 from resolvers.common.request_ids import request_id_var
 from resolvers.common.services import RequestMeta
 from resolvers.partners.keys import PartnerAccess, authenticate, looks_like_key
+from schema.common.context import Context
+from schema.common.rate_limits import count_partner_operations
 from schema.partners.context import PartnerContext
 from server.graphql_view import GraphQLView, bearer_token, graphql_error_response
 from server.runtime import Runtime
@@ -75,23 +75,12 @@ class PartnerGraphQLView(GraphQLView):
             partner_access=access,
         )
 
-    async def execute_operation(
-        self,
-        request: Request,
-        request_adapter: AsyncHTTPRequestAdapter,
-        request_data: GraphQLRequestData | list[GraphQLRequestData],
-        context: PartnerContext,  # type: ignore[override]
-        root_value: None,
-        sub_response: Response,
-    ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
-        limits = self.schema.rate_limits
-        if limits is not None:
-            assert context.partner_access is not None
-            operations = len(request_data) if isinstance(request_data, list) else 1
-            await limits.admit_partner_key(str(context.partner_access.key.id), operations)
-        return await super().execute_operation(
-            request, request_adapter, request_data, context, root_value, sub_response
-        )
+    async def count(self, context: Context, operations: list[GraphQLRequestData]) -> None:
+        """A partner's requests count against its key's budgets, in place of the address's:
+        a partner's servers may all call from one address, and every one is identified."""
+        assert isinstance(context, PartnerContext) and context.partner_access is not None
+        key_id = str(context.partner_access.key.id)
+        await count_partner_operations(self.schema, key_id, operations)
 
 
 def _meta(request: Request | WebSocket) -> RequestMeta:

@@ -223,6 +223,24 @@ async def test_bad_keys_from_one_address_are_throttled_and_audited(
     assert reasons == ["malformed", "wrong_secret", "malformed", "ip_throttled", "ip_throttled"]
 
 
+async def test_a_partners_keys_count_against_their_own_budgets_not_the_address(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    """A partner's servers may all call from one address: each key has its budget, and
+    the address's (for anonymous and users' requests) does not cap them."""
+    setup = await approved_partner(client, runtime)
+    first, _ = await new_key(client, setup.owner, name="first")
+    second, _ = await new_key(client, setup.owner, name="second")
+    limits = {"rate_limit_ip_requests": 2, "rate_limit_partner_key_requests": 4}
+    async with _instance(runtime, **limits) as a:
+        for key in (first, second):
+            for _ in range(4):
+                assert (await a.data(PARTNER_SELF, token=key))["partner"]["name"] == "RoSaBank"
+            assert _refused_code(await a.post(PARTNER_SELF, token=key)) == (429, "RATE_LIMITED")
+        # The address's own budget is untouched by them: an anonymous request still fits.
+        assert (await a.post("{ __typename }")).status_code == 200
+
+
 async def test_a_revoked_key_still_sent_after_a_rotation_locks_nothing_out(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
