@@ -419,5 +419,7 @@ def test_accounts_that_are_guarded_keep_their_balance_in_one_document() -> None:
         AccountKind.ESCROW,
         AccountKind.WALLET,
         AccountKind.PAYOUT_IN_FLIGHT,
+        AccountKind.PARTNER_WALLET,
+        AccountKind.PARTNER_PAYOUT_IN_FLIGHT,
     }
     assert set(RULES) == set(AccountKind)
