@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from documents.partners.transactions import (
     PartnerGatewayObject,
@@ -162,6 +163,35 @@ async def test_what_cannot_be_withdrawn_changes_nothing(
     assert await ledger_counts() == counts
     assert await PartnerTransaction.find({"kind": "withdrawal"}).count() == 0
     assert await balance(wallet) == 9_710
+
+
+async def test_withdrawal_input_follows_the_rules_of_debits(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    """The metadata and description rules of debits and transfers, one rule for all
+    (resolvers/partners/requests.py); then Stripe's limit on one metadata value."""
+    partner, _ = await _ready(client, runtime)
+    wallet = await wallet_document(partner)
+    await funded(client, partner, wallet, 10_000)
+    counts = await ledger_counts()
+    cases: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]] = {
+        "nested metadata": ({"metadata": {"week": [3]}}, [("metadata.week", "INVALID_INPUT")]),
+        "path key": ({"metadata": {"a.b": 1}}, [("metadata", "INVALID_INPUT")]),
+        "control characters": ({"description": "Payout\x00"}, [("description", "INVALID_INPUT")]),
+        "long metadata": (
+            {"metadata": {"a": "x" * 300, "b": "y" * 300}},
+            [("metadata", "INVALID_INPUT")],
+        ),
+    }
+    for name, (more, expected) in cases.items():
+        refused = await withdraw(client, partner, wallet, 1_000, **more)
+        assert [(e["field"], e["code"]) for e in refused["errors"]] == expected, name
+
+    assert await ledger_counts() == counts
+    assert await PartnerTransaction.find({"kind": "withdrawal"}).count() == 0
+    made = await withdraw(client, partner, wallet, 1_000, description="  Week 3  ")
+    assert made["errors"] == [], made
+    assert (await stored_transaction(made["transaction"]["id"])).description == "Week 3"
 
 
 async def test_a_payout_event_of_another_account_is_rejected(
