@@ -219,6 +219,8 @@ class Settings(BaseSettings):
     partner_gateway_retry_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
     """How often each instance makes the gateway steps of partner credits and withdrawals
     that a crash or a gateway failure left unmade, and how old such a step must be."""
+    partner_credit_expiry: timedelta = Field(timedelta(hours=24), gt=timedelta(0))
+    """How long a card credit waits for its payment before it is cancelled (expired)."""
 
     # Marketplace
     categories: Annotated[list[str], NoDecode] = [

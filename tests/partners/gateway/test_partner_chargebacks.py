@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 
 from documents.partners.transactions import DisputeStatus
+from documents.partners.wallets import PartnerWallet, WalletStatus
 from documents.payments.webhooks import WebhookStatus
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient
@@ -148,3 +149,29 @@ async def test_a_chargeback_that_contradicts_the_credit_is_rejected(
     early = await _dispute(runtime, "charge.dispute.closed", intent, 5_000, "dp_3", "won")
     assert early is WebhookStatus.FAILED
     assert await balance(wallet) == 9_710
+
+
+async def test_a_chargeback_won_after_the_wallet_closed_reopens_it_frozen(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    """The chargeback emptied the wallet and the partner closed it; the chargeback is
+    won and the money comes back: a closed wallet holds nothing, so it is reopened."""
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
+    credit = await funded(client, partner, wallet, 10_000)
+    intent = (await stored_transaction(credit["id"])).payment_intent_id
+    assert intent is not None
+    await _dispute(runtime, "charge.dispute.created", intent, 10_000, "dp_closed")
+    closed = await client.mutate(
+        "closeWallet", {"walletId": wallet_gid(wallet)}, "wallet { status }", token=partner.key
+    )
+    assert closed["wallet"] == {"status": "CLOSED"}, closed
+
+    won = await _dispute(runtime, "charge.dispute.closed", intent, 10_000, "dp_closed", "won")
+
+    assert won is WebhookStatus.PROCESSED
+    reopened = await PartnerWallet.get(wallet.id)
+    assert reopened is not None and reopened.status is WalletStatus.FROZEN
+    assert await balance(wallet) == 9_710
+    assert (await events_of(wallet))[-1] == "transaction.dispute_closed"
+    await assert_ledger_clean()
