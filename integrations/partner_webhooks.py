@@ -114,17 +114,23 @@ class Answer:
 
 
 class WebhookPoster:
-    """Posts webhook bodies. `resolver` makes the DNS resolver of each session (by
-    default aiohttp's); unless `allow_private`, it is wrapped in PublicOnlyResolver."""
+    """Posts webhook bodies, each within `timeout`, connecting within `connect_timeout`
+    (a host that drops packets is given up on soon). `resolver` makes the DNS resolver
+    of each session (by default aiohttp's); unless `allow_private`, it is wrapped in
+    PublicOnlyResolver."""
 
     def __init__(
         self,
         *,
         timeout: timedelta,
         allow_private: bool,
+        connect_timeout: timedelta | None = None,
         resolver: Callable[[], AbstractResolver] | None = None,
     ) -> None:
-        self.timeout = aiohttp.ClientTimeout(total=timeout.total_seconds())
+        self.timeout = aiohttp.ClientTimeout(
+            total=timeout.total_seconds(),
+            sock_connect=connect_timeout.total_seconds() if connect_timeout else None,
+        )
         self.allow_private = allow_private
         self._resolver = resolver or DefaultResolver
 
