@@ -203,6 +203,12 @@ class Settings(BaseSettings):
     partner's own when approving it)."""
     partner_webhook_timeout: timedelta = Field(timedelta(seconds=10), gt=timedelta(0))
     """How long a partner's endpoint has to answer one delivery."""
+    partner_webhook_connect_timeout: timedelta = Field(timedelta(seconds=3), gt=timedelta(0))
+    """How long connecting to a partner's endpoint may take (within the timeout above):
+    a host that drops packets costs this, not the whole timeout."""
+    partner_webhook_pause: timedelta = Field(timedelta(minutes=5), gt=timedelta(0))
+    """How long an endpoint that failed to answer several posts in a row (the sender's
+    FAILURES_BEFORE_PAUSE) is left alone before it is tried again."""
     partner_webhook_retry_base: timedelta = Field(timedelta(seconds=30), gt=timedelta(0))
     """Wait before the second attempt of a delivery; it doubles each time, up to an hour."""
     partner_webhook_retry_period: timedelta = Field(timedelta(days=3), gt=timedelta(0))

@@ -28,7 +28,7 @@ from resolvers.notifications.sending import send_due as send_due_notifications
 from resolvers.partners.gateway.cancellations import expire_pending_credits
 from resolvers.partners.gateway.credits import retry_missing_intents
 from resolvers.partners.gateway.withdrawals import retry_unsent_withdrawals
-from resolvers.partners.webhooks.sender import send_due as send_due_partner_webhooks
+from resolvers.partners.webhooks.sender import keep_sending as keep_sending_partner_webhooks
 from resolvers.partners.webhooks.sender import webhook_poster
 from resolvers.payments.escrow.progress import sweep as sweep_escrows
 from resolvers.payments.webhooks.inbox import retry_due
@@ -63,7 +63,7 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             # Webhooks to partners: deliveries due, in order per wallet.
             "send-partner-webhooks",
             services.settings.partner_webhook_send_interval,
-            partial(send_due_partner_webhooks, services, webhook_poster(services.settings)),
+            partial(keep_sending_partner_webhooks, services, webhook_poster(services.settings)),
         ),
         PeriodicJob(
             "publish-due-reviews",
