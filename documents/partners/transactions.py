@@ -88,6 +88,8 @@ class PartnerTransaction(Document):
     gateway_attempted_at: datetime | None = None
     """When a job last claimed the credit's gateway step (its intent made, or cancelled
     for expiry): jobs take the least recently tried first, and one instance at a time."""
+    refunded: int = 0
+    """Of a completed card credit, what was refunded at the gateway since (not by us)."""
     dispute: PartnerDispute | None = None
     """A card credit's chargeback, if its payment was disputed."""
     history: list[StatusChange] = Field(default_factory=list)

@@ -26,6 +26,8 @@ class PartnerEventType(StrEnum):
     TRANSACTION_FAILED = "transaction.failed"
     PAYOUT_PROCESSED = "payout.processed"
     PAYOUT_FAILED = "payout.failed"
+    TRANSACTION_REFUNDED = "transaction.refunded"
+    """A completed card credit was refunded at the gateway, in part or whole."""
     TRANSACTION_DISPUTED = "transaction.disputed"
     """The payer's bank took a card credit's payment back (a chargeback)."""
     TRANSACTION_DISPUTE_CLOSED = "transaction.dispute_closed"

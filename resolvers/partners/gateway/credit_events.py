@@ -55,9 +55,11 @@ from resolvers.partners.gateway.records import (
     transaction_for,
     wallet_of,
 )
+from resolvers.partners.gateway.refund_events import refunded_at_gateway
 from resolvers.partners.gateway.requests import TRANSACTION_SUBJECT
 from resolvers.partners.postings import hold_active, post
 from resolvers.partners.webhooks.outbox import record_event
+from resolvers.payments.webhooks.checks import NotReady
 
 log = logging.getLogger(__name__)
 
@@ -299,14 +301,14 @@ async def refund_noted(services: Services, event: GatewayEvent) -> None:
 
 
 async def charge_noted(services: Services, event: GatewayEvent) -> None:
-    """charge.refunded of a credit's payment: the refund is ours (a frozen wallet's);
-    one made at the gateway directly is left for an operator, with a warning."""
+    """charge.refunded of a credit's payment: our own refund (a frozen wallet's) is kept
+    for the records; one made at the gateway of a completed credit takes the money back
+    from the wallet (refund_events.py). A refund before the payment was recorded waits."""
     charge = event.data_object
     transaction = await transaction_for(charge, charge.get("payment_intent"))
-    if transaction.failure_code != REFUSED:
-        log.warning(
-            "%s %s: the payment of partner credit %s was refunded at the gateway",
-            event.type,
-            event.id,
-            transaction.id,
-        )
+    if transaction.status is TransactionStatus.PENDING:
+        raise NotReady(f"the payment refunded by {event.id} is not recorded yet")
+    if transaction.status is TransactionStatus.COMPLETED:
+        await refunded_at_gateway(services, event, transaction)
+        return
+    await keep(None, charge, transaction, event)
