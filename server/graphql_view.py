@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast
+from graphql import GraphQLError, OperationType, get_operation_ast
 from graphql.execution import execute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -43,6 +43,9 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionInitMessage as LegacyConnectionInit,
 )
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    OperationMessage as LegacyMessage,
+)
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -54,6 +57,7 @@ from resolvers.common.request_ids import request_id_var
 from resolvers.common.services import RequestMeta
 from schema.common.context import Context
 from schema.common.error_reporting import coded_error, report_errors
+from schema.common.prepared import unknown_operation
 from schema.common.rate_limits import (
     RATE_LIMITED,
     RateLimited,
@@ -125,9 +129,10 @@ class NotExecuted(ExecutionResult):
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws as Strawberry speaks it, with two changes: a query or mutation
-    holds off a graceful close until its result is sent, and an unparsable document gets
-    an `error` message for its id, like an invalid one, instead of closing the socket
-    (and every other subscription on it) with 4400."""
+    holds off a graceful close until its result is sent, and an operation that fails
+    before it runs (a document that does not parse, an unknown operation name, besides
+    what fails validation, limits or its variables) gets an `error` message for its id
+    instead of closing the socket, and every other subscription on it, with 4400."""
 
     schema: GigqlSchema
 
@@ -201,14 +206,36 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     @staticmethod
     def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
-        if isinstance(error, GraphQLSyntaxError):
-            return None
-        return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error)
+        """Nothing an operation's own text does closes the socket: a syntax error, an
+        operation name the document does not hold, ... answer that operation alone."""
+        return None
+
+
+_LEGACY_MESSAGES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
+"""What a client of the legacy protocol sends (subscriptions-transport-ws's PROTOCOL.md)."""
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """The legacy `graphql-ws` protocol names no initialisation timeout, but a socket that
-    never initialises would hold its slot for ever: it gets graphql-transport-ws's."""
+    never initialises would hold its slot for ever: it gets graphql-transport-ws's. A
+    message of a type the protocol does not have is answered, not ignored, as the
+    protocol's own server does: an `error` for its operation id, else a
+    `connection_error`; the socket stays open."""
+
+    async def handle_message(self, message: LegacyMessage) -> None:
+        kind = message["type"]
+        if kind in _LEGACY_MESSAGES:
+            await super().handle_message(message)
+            return
+        error = GraphQLError(f"Unknown message type: {kind}", extensions={"code": "BAD_REQUEST"})
+        operation_id = message.get("id")
+        if isinstance(operation_id, str):  # request_shape.py made sure an id is a string
+            await self.send_message(
+                {"type": "error", "id": operation_id, "payload": error.formatted}
+            )
+        else:
+            payload = cast("dict[str, object]", error.formatted)
+            await self.send_message({"type": "connection_error", "payload": payload})
 
     async def handle(self) -> None:
         deadline = asyncio.create_task(self._close_unless_initialised())
@@ -459,17 +486,12 @@ class GraphQLView(GraphQL[Context, None]):
         prepared = await schema.documents.prepared_off_loop(schema._schema, request_data.query)
         if prepared.errors or prepared.document is None:
             return NotExecuted(data=None, errors=prepared.errors)
-        # An empty name is no name (the GraphQL-over-HTTP specification, for GET).
-        operation_name = request_data.operation_name or None
-        operation = get_operation_ast(prepared.document, operation_name)
-        if operation is None:
-            reason = (
-                f"Unknown operation named '{operation_name}'."
-                if operation_name
-                else "Name the operation to run: the document has several."
-            )
-            unknown = GraphQLError(reason, extensions={"code": "BAD_REQUEST"})
+        operation_name = request_data.operation_name or None  # an empty name is no name
+        unknown = unknown_operation(prepared.document, operation_name)
+        if unknown is not None:
             return NotExecuted(data=None, errors=[unknown])
+        operation = get_operation_ast(prepared.document, operation_name)
+        assert operation is not None  # as unknown_operation found
         if operation.operation is OperationType.SUBSCRIPTION:
             raise HTTPException(400, "Subscriptions are served over websocket on this same path.")
         if operation.operation is OperationType.MUTATION and request_adapter.method == "GET":
