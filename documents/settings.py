@@ -312,8 +312,10 @@ class Settings(BaseSettings):
     # Websockets
     ws_connection_init_timeout: timedelta = Field(timedelta(seconds=10), gt=timedelta(0))
     """How long a new websocket may take to send `connection_init` before it is closed (4408)."""
-    ws_keep_alive_interval: timedelta = Field(timedelta(seconds=15), gt=timedelta(0))
-    """How often the legacy `graphql-ws` protocol sends `ka` (its clients time out without)."""
+    ws_keep_alive_interval: timedelta = Field(timedelta(seconds=5), gt=timedelta(0))
+    """How often the legacy `graphql-ws` protocol sends `ka`. Its clients close a socket
+    that goes quiet: subscriptions-transport-ws (Apollo's WebSocketLink) after its
+    `timeout` (30 s by default, often set lower) without one; 5 s stays well under."""
     ws_allow_anonymous: bool = False
     """Accept websockets whose `connection_init` carries no access token (for a deployment
     with public subscriptions); by default a socket is a session and needs one (4403)."""

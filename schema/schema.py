@@ -26,7 +26,12 @@ from schema.chat.live import ChatSubscription
 from schema.common.context import Context
 from schema.common.error_reporting import coded_error, report_errors
 from schema.common.limits import Limits
-from schema.common.prepared import Prepared, PreparedDocuments, UsePreparedDocuments
+from schema.common.prepared import (
+    Prepared,
+    PreparedDocuments,
+    UsePreparedDocuments,
+    unknown_operation,
+)
 from schema.common.rate_limits import RateLimited, RateLimits, count_socket_operation
 from schema.common.relay import NodeQuery
 from schema.common.scalars import SCALAR_OVERRIDES
@@ -258,6 +263,10 @@ class GigqlSchema(strawberry.Schema):
             context.prepared = prepared
         if prepared is not None and prepared.document is None:
             return prepared.errors  # would not parse: not parsed again on the event loop
+        if prepared is not None and prepared.document is not None and not prepared.errors:
+            unknown = unknown_operation(prepared.document, operation_name)
+            if unknown is not None:
+                return [unknown]  # said here, in our words, not as Strawberry's failure
         return None
 
     def process_errors(
