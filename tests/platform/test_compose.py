@@ -305,3 +305,12 @@ def test_env_files_stay_out_of_git_and_images() -> None:
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ".env" in ignored and ".env.*" in ignored
     assert ENV_EXAMPLE.is_file()
+
+
+def test_readme_names_every_service_and_image_of_the_stack() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### Running the real stack") :]
+    for name, service in services().items():
+        assert f"| `{name}` |" in section, name
+        if "build" not in service:
+            assert f"`{service['image']}`" in section, service["image"]
