@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,22 @@ def test_mongodb_is_a_replica_set_that_is_initiated_once_and_waited_for() -> Non
     # It ends only once there is a primary, so completing means the set is usable.
     assert script.rstrip().endswith("print(`replica set ${REPLICA_SET} has a primary`);")
     assert "isWritablePrimary" in script
+
+
+def test_the_replica_set_script_parses(tmp_path: Path) -> None:
+    """mongosh runs it as JavaScript: a syntax error would fail the job on every `up`."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("`node` is not installed (it only checks the script's syntax)")
+    script = tmp_path / "replica-set.js"
+    script.write_text((ROOT / "deploy" / "mongodb" / "replica-set.js").read_text())
+    result = subprocess.run(
+        [node, "--check", str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    script.write_text(script.read_text().replace("for (;;) {", "for (;;) {{"))
+    broken = subprocess.run([node, "--check", str(script)], capture_output=True, timeout=60)
+    assert broken.returncode != 0
 
 
 def test_state_lives_in_named_volumes_and_bind_mounts_are_read_only_repository_files() -> None:
