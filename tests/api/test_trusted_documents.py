@@ -179,3 +179,16 @@ async def _answer(socket: Any) -> dict[str, Any]:
         pass
     answer: dict[str, Any] = message
     return answer
+
+
+def test_only_mode_needs_a_manifest() -> None:
+    from pydantic import ValidationError
+
+    from documents.settings import Settings
+
+    with pytest.raises(ValidationError, match="GIGQL_TRUSTED_DOCUMENTS"):
+        Settings(_env_file=None, trusted_documents_mode="only")
+    assert Settings(_env_file=None, trusted_documents="a.json,b.json").trusted_documents == [
+        Path("a.json"),
+        Path("b.json"),
+    ]
