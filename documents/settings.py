@@ -299,6 +299,24 @@ class Settings(BaseSettings):
     default_page_size: int = Field(20, ge=1)
     max_page_size: int = Field(100, ge=1)
 
+    # Persisted queries and trusted documents (schema/persisted/)
+    persisted_queries: bool | None = None
+    """Automatic persisted queries (Apollo's protocol); on in development, off in
+    production, where front ends ship a trusted-documents manifest instead."""
+    persisted_queries_ttl: timedelta = Field(timedelta(hours=24), ge=timedelta(seconds=1))
+    """How long Redis keeps a registered query text since it was last registered."""
+    persisted_queries_shared_bytes: int = Field(10_000_000, ge=1_000_000)
+    """Bytes of registered query texts (UTF-8) Redis holds for all instances; the oldest go
+    first beyond it."""
+    trusted_documents: Annotated[list[Path], NoDecode] = []
+    """Manifests of the operations front ends were built with (JSON objects of id to text,
+    as @graphql-codegen's client preset and Relay write them), checked at start-up."""
+    trusted_documents_mode: Literal["off", "allow", "only"] = "allow"
+    """`allow`: manifest documents by id, and any text; `only`: manifest documents only;
+    `off`: the manifests are not read."""
+    trusted_documents_exempt_admins: bool = True
+    """In `only` mode, an access token of an admin may still send any text (their tools)."""
+
     # Rate limits per client IP and per account, over a sliding window; 0 turns one off.
     rate_limit_window: timedelta = Field(timedelta(minutes=1), ge=timedelta(seconds=1))
     rate_limit_ip_requests: int = Field(100, ge=0)
@@ -394,7 +412,12 @@ class Settings(BaseSettings):
         return value
 
     _split_lists = field_validator(
-        "trusted_proxies", "cors_origins", "categories", "currencies", mode="before"
+        "trusted_proxies",
+        "cors_origins",
+        "categories",
+        "currencies",
+        "trusted_documents",
+        mode="before",
     )(_split_commas)
 
     @model_validator(mode="after")
@@ -409,6 +432,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "a rate limit on query cost must be 0, or at least GIGQL_MAX_QUERY_COST times "
                 f"GIGQL_MAX_BATCH_OPERATIONS ({dearest_request})"
+            )
+        if self.trusted_documents_mode == "only" and not self.trusted_documents:
+            raise ValueError(
+                "GIGQL_TRUSTED_DOCUMENTS_MODE=only needs GIGQL_TRUSTED_DOCUMENTS: the manifests "
+                "of the operations to run"
             )
         if self.cancellation_partial_refund_hours > self.cancellation_full_refund_hours:
             raise ValueError("the partial-refund window must end before the full-refund one")
@@ -495,6 +523,12 @@ class Settings(BaseSettings):
     @property
     def graphiql_enabled(self) -> bool:
         return self.graphiql if self.graphiql is not None else not self.production
+
+    @property
+    def persisted_queries_enabled(self) -> bool:
+        if self.persisted_queries is not None:
+            return self.persisted_queries
+        return not self.production
 
     @property
     def introspection_enabled(self) -> bool:

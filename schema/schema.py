@@ -62,6 +62,7 @@ from schema.payments.connect import ConnectMutation, ConnectQuery
 from schema.payments.disputes import DisputeMutation, DisputeQuery
 from schema.payments.escrow import EscrowMutation
 from schema.payments.wallets import WalletMutation, WalletQuery
+from schema.persisted.policy import PersistedDocuments
 
 Query = merge_types(
     "Query",
@@ -194,6 +195,9 @@ class GigqlSchema(strawberry.Schema):
             max_length=settings.max_query_length,
             introspection=settings.introspection_enabled,
         )
+        self.persisted = PersistedDocuments(self.documents, apq=settings.persisted_queries_enabled)
+        """Documents named instead of sent (schema/persisted/): APQ in this process by
+        default; the app gives the main graph its manifest and both the shared store."""
         super().__init__(
             query=query,
             mutation=mutation,

@@ -16,6 +16,8 @@ from realtime.going_away import close_before_sigterm
 from resolvers.notifications.unsubscribe import PATH as UNSUBSCRIBE_PATH
 from schema.common.rate_limits import RateLimits
 from schema.partners.schema import build_partner_schema
+from schema.persisted.setup import persisted_documents
+from schema.persisted.shared import SharedQueries
 from schema.schema import build_schema
 from server import background, sandbox_pages
 from server.graphql_view import GraphQLView
@@ -42,6 +44,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 yield
         finally:
             await rate_limits.close()
+            if persisted_redis is not None:
+                await persisted_redis.aclose()
 
     @asynccontextmanager
     async def serving(app: Starlette) -> AsyncIterator[None]:
@@ -62,8 +66,20 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     rate_limits = RateLimits(settings)
     view = GraphQLView(build_schema(settings, rate_limits))
-    by_credential = ByCredential(
-        view, PartnerGraphQLView(build_partner_schema(settings, rate_limits))
+    partners = PartnerGraphQLView(build_partner_schema(settings, rate_limits))
+    by_credential = ByCredential(view, partners)
+    # Persisted queries and trusted documents (schema/persisted/); a manifest that cannot
+    # be served raises ManifestError here, before anything is served.
+    persisted_redis = (
+        SharedQueries.connect(settings.redis_url)
+        if settings.redis_url and settings.persisted_queries_enabled
+        else None
+    )
+    view.schema.persisted = persisted_documents(
+        view.schema, settings, graph="main", redis=persisted_redis
+    )
+    partners.schema.persisted = persisted_documents(
+        partners.schema, settings, graph="partner", redis=persisted_redis, trusted=False
     )
 
     return Starlette(

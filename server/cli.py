@@ -132,6 +132,7 @@ def serve(args: argparse.Namespace) -> None:
             f"reaches it: it listens on {settings.host} only with "
             "GIGQL_ALLOW_DEVELOPMENT_ON_NETWORK=true (or set GIGQL_ENVIRONMENT=production)"
         )
+    _check_trusted_documents(settings)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
@@ -182,6 +183,21 @@ def serve(args: argparse.Namespace) -> None:
         if embedded is not None:
             url_file.unlink(missing_ok=True)
             embedded.stop()
+
+
+def _check_trusted_documents(settings: Settings) -> None:
+    """Every manifest entry prepared against the schema before anything starts: one that
+    would not run stops `serve` with the file and entry (each worker loads them again)."""
+    if not settings.trusted_documents or settings.trusted_documents_mode == "off":
+        return
+    from schema.persisted.manifest import ManifestError
+    from schema.persisted.setup import persisted_documents
+    from schema.schema import build_schema
+
+    try:
+        persisted_documents(build_schema(settings), settings, graph="main")
+    except ManifestError as error:
+        fail(f"GIGQL_TRUSTED_DOCUMENTS: {error}")
 
 
 def _announce(settings: Settings, port: int, embedded: bool) -> None:

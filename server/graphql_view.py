@@ -38,6 +38,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     Message,
+    SubscribeMessage,
+    SubscribeMessagePayload,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
@@ -45,6 +47,10 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
 )
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     OperationMessage as LegacyMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    StartMessage,
+    StartMessagePayload,
 )
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -65,11 +71,13 @@ from schema.common.rate_limits import (
     count_socket_connection,
 )
 from schema.common.shared_events import shared_results
+from schema.persisted.policy import PersistedQueryRefused, Requested, admin_token
 from schema.schema import GigqlSchema
 from server import strict_json
 from server.edge import media_types
 from server.edge.media_types import GRAPHQL_RESPONSE, JSON, JSONBodyRequestAdapter
-from server.request_shape import CheckedWebSocketAdapter, operation_problem
+from server.persisted.requests import NamedRequestData, requests_of
+from server.request_shape import CheckedWebSocketAdapter
 from server.runtime import Runtime
 
 ACK = cast("UnsetType", UNSET)  # a plain connection_ack, without a payload
@@ -82,6 +90,16 @@ _HTTP_ERROR_CODES = {
     406: "NOT_ACCEPTABLE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
+
+
+def persisted_refusal_response(refused: PersistedQueryRefused, media_type: str) -> JSONResponse:
+    """A persisted query refused: Apollo's answer (its status and error), never cached, for
+    a CDN must not keep a PERSISTED_QUERY_NOT_FOUND in place of the result."""
+    response = graphql_error_response(
+        refused.status, refused.message, refused.code, media_type=media_type
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def graphql_error_response(
@@ -165,6 +183,21 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_acknowledged and self.context.session is not None:
             self.context.session.watch(self._end_session)
 
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """The text the payload sends or names (schema/persisted/policy.py); one refused
+        gets an `error` for its id, and the socket goes on."""
+        if not self.connection_acknowledged:
+            await super().handle_subscribe(message)  # closes with 4401
+            return
+        try:
+            text = await socket_document(self.schema, self.context, message["payload"])
+        except PersistedQueryRefused as refused:
+            error = {"id": message["id"], "type": "error", "payload": [refused.error().formatted]}
+            await self.send_message(cast("Message", error))
+            return
+        payload = cast("SubscribeMessagePayload", {**message["payload"], "query": text})
+        await super().handle_subscribe({**message, "payload": payload})
+
     async def shutdown(self) -> None:
         try:
             await super().shutdown()
@@ -237,6 +270,8 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             payload = cast("dict[str, object]", error.formatted)
             await self.send_message({"type": "connection_error", "payload": payload})
 
+    schema: GigqlSchema
+
     async def handle(self) -> None:
         deadline = asyncio.create_task(self._close_unless_initialised())
         try:
@@ -250,6 +285,20 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         await super().handle_connection_init(message)
         if self.connection_acknowledged and self.context.session is not None:
             self.context.session.watch(self._end_session)
+
+    async def handle_start(self, message: StartMessage) -> None:
+        """As graphql-transport-ws's `subscribe`: the text the payload sends or names."""
+        if not self.connection_acknowledged:
+            await super().handle_start(message)  # closes with 4401
+            return
+        try:
+            text = await socket_document(self.schema, self.context, message["payload"])
+        except PersistedQueryRefused as refused:
+            error = refused.error().formatted
+            await self.send_message({"type": "error", "id": message["id"], "payload": error})
+            return
+        payload = cast("StartMessagePayload", {**message["payload"], "query": text})
+        await super().handle_start({**message, "payload": payload})
 
     async def _end_session(self, error: DomainError) -> None:
         """Each running operation gets an `error` saying why (and `complete`), then the
@@ -316,6 +365,10 @@ class GraphQLView(GraphQL[Context, None]):
                 [limited.error().formatted],
                 media_type=media_types.error_media_type(request.headers),
                 headers={"Retry-After": str(limited.retry_after)},
+            )
+        except PersistedQueryRefused as refused:
+            response = persisted_refusal_response(
+                refused, media_types.error_media_type(request.headers)
             )
         await response(scope, receive, send)
 
@@ -424,23 +477,19 @@ class GraphQLView(GraphQL[Context, None]):
             problem = media_types.body_problem(request.headers.get("content-type"))
             if problem is not None:
                 raise HTTPException(415, problem)
-        try:
-            parsed = await super().parse_http_body(request)
-        except AttributeError as error:
-            # The body was JSON, but a string or number where an object belongs.
-            raise HTTPException(
-                400, "The request body must be a JSON object or a list of them."
-            ) from error
-        # Strawberry checks the fields of a single request only, and not operationName.
-        batch = parsed if isinstance(parsed, list) else [parsed]
-        for position, data in enumerate(batch, start=1):
-            problem = operation_problem(
-                data.query, data.variables, data.operation_name, data.extensions
-            )
-            if problem is not None:
-                where = f"Operation {position} of the batch: " if isinstance(parsed, list) else ""
-                raise HTTPException(400, where + problem)
-        return parsed
+        # Decoded here rather than by Strawberry, which drops `documentId`
+        # (server/persisted/requests.py); each item is checked for shape, batches too.
+        data = (
+            self.parse_query_params(request.query_params)
+            if request.method == "GET"
+            else self.parse_json(await request.get_body())
+        )
+        transport = self._get_stream_transport_from_headers(request.headers)
+        protocol = transport.protocol if transport else "http"
+        if isinstance(data, list):
+            self._validate_batch_request(data, protocol=protocol)
+        requests = requests_of(data, protocol)
+        return cast("GraphQLRequestData | list[GraphQLRequestData]", requests)
 
     def decode_json(self, data: str | bytes) -> object:
         # HTTP bodies, GET parameters and websocket messages alike (server/strict_json.py).
@@ -462,10 +511,22 @@ class GraphQLView(GraphQL[Context, None]):
         sub_response: Response,
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
         operations = request_data if isinstance(request_data, list) else [request_data]
+        for operation in operations:
+            await self.resolve_document(context, operation)
         await self.count(context, operations)
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
+
+    async def resolve_document(self, context: Context, operation: GraphQLRequestData) -> None:
+        """Fill in the text an operation names (schema/persisted/policy.py); raises
+        PersistedQueryRefused, answered for the whole request, a batch's included."""
+        if isinstance(operation, NamedRequestData) and operation.requested is not None:
+            tokens, token = context.services.tokens, context.access_token
+            resolved = await self.schema.persisted.resolve(
+                operation.requested, lambda: admin_token(tokens, token)
+            )
+            operation.query, operation.resolved = resolved.text, resolved
 
     async def count(self, context: Context, operations: list[GraphQLRequestData]) -> None:
         """Count a request's operations against the rate limits, before any runs."""
@@ -486,6 +547,8 @@ class GraphQLView(GraphQL[Context, None]):
         prepared = await schema.documents.prepared_off_loop(schema._schema, request_data.query)
         if prepared.errors or prepared.document is None:
             return NotExecuted(data=None, errors=prepared.errors)
+        if isinstance(request_data, NamedRequestData) and request_data.resolved is not None:
+            await schema.persisted.share(request_data.resolved)  # a valid APQ registration
         operation_name = request_data.operation_name or None  # an empty name is no name
         unknown = unknown_operation(prepared.document, operation_name)
         if unknown is not None:
@@ -515,6 +578,17 @@ class GraphQLView(GraphQL[Context, None]):
                 # Errors outside any field: the variables did not coerce, nothing ran.
                 return NotExecuted(data=None, errors=result.errors)
         return ExecutionResult(data=result.data, errors=result.errors)
+
+
+async def socket_document(schema: GigqlSchema, context: Context, payload: Mapping[str, Any]) -> str:
+    """The text a websocket operation runs: sent, or named by `documentId` or Apollo's
+    `persistedQuery`; the socket's access token decides an admin's exemption."""
+    requested = Requested.of(
+        payload.get("query"), payload.get("documentId"), payload.get("extensions")
+    )
+    tokens, token = context.services.tokens, context.access_token
+    resolved = await schema.persisted.resolve(requested, lambda: admin_token(tokens, token))
+    return resolved.text
 
 
 async def _close_if_open(websocket: AsyncWebSocketAdapter, error: DomainError) -> None:

@@ -52,7 +52,9 @@ def ws_message_problem(message: object) -> str | None:
     if kind in _WITH_OPERATION:
         if not isinstance(payload, dict):
             return f"A {kind} message needs a payload object"
-        if not isinstance(payload.get("query"), str):
+        named = "documentId" in payload or "persistedQuery" in (payload.get("extensions") or {})
+        if not isinstance(payload.get("query"), str) and not named:
+            # Or a document named instead (schema/persisted/policy.py checks the name).
             return "The payload's `query` must be a string"
         problem = operation_problem(
             payload.get("query"),

@@ -15,11 +15,17 @@ in one thread of their own (`prepared_off_loop`), since even linear work on a do
 5,000 tokens takes graphql-core longer than a request may hold up every other one on
 the event loop. One thread: it contends for the interpreter with the event loop no more
 than one thread can, and a flood of new texts waits its turn instead of taking the CPU.
+
+Each cached text is also found by its SHA-256 (`text_of_hash`): that is where automatic
+persisted queries are kept in a process (schema/persisted/policy.py), bounded with the
+cache. The documents of the trusted-documents manifest are pinned: prepared once at
+start-up and never evicted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -123,6 +129,19 @@ class PreparedDocuments:
         self._cached_characters = 0
         self._cache_characters = max(CACHE_CHARACTERS, max_length)  # the longest fits
         self._in_preparation: dict[str, asyncio.Future[Prepared]] = {}
+        self._by_hash: dict[str, str] = {}
+        """The cached texts by their SHA-256 (lower-case hex), evicted with them."""
+        self._pinned: dict[str, Prepared] = {}
+        """Texts prepared at start-up that stay (the trusted documents' manifest)."""
+
+    def pin(self, query: str, prepared: Prepared) -> None:
+        """Keep a text prepared for the life of the process, outside the LRU's bounds
+        (which the operator's manifest, not clients, decides)."""
+        self._pinned[query] = prepared
+
+    def text_of_hash(self, sha256_hex: str) -> str | None:
+        """The cached text whose SHA-256 this is, if it still is in the cache."""
+        return self._by_hash.get(sha256_hex)
 
     def prepare(self, schema: GraphQLSchema, query: str) -> Prepared:
         """The prepared text, from the cache or prepared here and now. For callers that
@@ -158,6 +177,9 @@ class PreparedDocuments:
 
     def cached(self, query: str) -> Prepared | None:
         """The text as prepared before, if it still is in the cache; never prepares it."""
+        pinned = self._pinned.get(query)
+        if pinned is not None:
+            return pinned
         cached = self._cache.get(query)
         if cached is not None:
             self._cache.move_to_end(query)
@@ -168,9 +190,11 @@ class PreparedDocuments:
             return
         self._cache[query] = prepared
         self._cached_characters += len(query)
+        self._by_hash[sha256_of(query)] = query
         while len(self._cache) > CACHE_SIZE or self._cached_characters > self._cache_characters:
             oldest, _ = self._cache.popitem(last=False)
             self._cached_characters -= len(oldest)
+            del self._by_hash[sha256_of(oldest)]
 
     def _too_long(self, query: str) -> Prepared:
         error = GraphQLError(
@@ -198,6 +222,11 @@ class PreparedDocuments:
             )
         ]
         return Prepared(document, errors, measured.costs if not errors else {})
+
+
+def sha256_of(query: str) -> str:
+    """The SHA-256 of a text's UTF-8 bytes in lower-case hex: an APQ hash, a document id."""
+    return hashlib.sha256(query.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _coded(error: GraphQLError) -> GraphQLError:

@@ -61,7 +61,7 @@ async def start_session(
 
     await run_in_transaction(insert)
     assert session.id is not None
-    access = services.tokens.issue(user.id, session.id)
+    access = services.tokens.issue(user.id, session.id, admin=user.is_admin)
     return SignedIn(user, session, access, IssuedToken(token, expires_at))
 
 
@@ -109,7 +109,7 @@ async def refresh(services: Services, meta: RequestMeta, refresh_token: str) -> 
             raise await _unusable_token_error(services.broker, meta, token_hash)
     user, session = rotated
     assert user.id is not None and session.id is not None
-    access = services.tokens.issue(user.id, session.id)
+    access = services.tokens.issue(user.id, session.id, admin=user.is_admin)
     return SignedIn(user, session, access, IssuedToken(next_token, session.expires_at))
 
 

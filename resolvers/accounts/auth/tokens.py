@@ -29,6 +29,11 @@ class AccessClaims:
     session_id: ObjectId
     token_id: str
     expires_at: datetime
+    admin: bool = False
+    """Whether the account held the admin role when the token was issued (the `adm` claim).
+    Only for decisions a stale role cannot turn into access (schema/persisted/policy.py:
+    which documents a request may send); every field still authorises the account as it is
+    now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +49,10 @@ class AccessTokens:
         self._audience = audience
         self._ttl = ttl
 
-    def issue(self, user_id: ObjectId, session_id: ObjectId) -> IssuedToken:
+    def issue(self, user_id: ObjectId, session_id: ObjectId, *, admin: bool = False) -> IssuedToken:
         now = utcnow()
         expires_at = now + self._ttl
-        claims = {
+        claims: dict[str, object] = {
             "iss": self._issuer,
             "aud": self._audience,
             "sub": str(user_id),
@@ -56,6 +61,8 @@ class AccessTokens:
             "iat": now,
             "exp": expires_at,
         }
+        if admin:
+            claims["adm"] = True
         return IssuedToken(jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires_at)
 
     def derived_key(self, label: bytes) -> bytes:
@@ -86,6 +93,7 @@ class AccessTokens:
                 session_id=PydanticObjectId(claims["sid"]),
                 token_id=str(claims["jti"]),
                 expires_at=datetime.fromtimestamp(claims["exp"], tz=utcnow().tzinfo),
+                admin=claims.get("adm") is True,
             )
         except (InvalidId, TypeError) as error:
             raise DomainError(ErrorCode.INVALID_TOKEN, "The access token is not valid.") from error

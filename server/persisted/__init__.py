@@ -1,0 +1,1 @@
+"""Persisted queries and trusted documents on `/graphql` (schema/persisted/ decides)."""
