@@ -18,6 +18,7 @@ from schema.common.rate_limits import RateLimits
 from schema.partners.schema import build_partner_schema
 from schema.schema import build_schema
 from server import background, sandbox_pages
+from server.graphiql import page as graphiql_page
 from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -76,6 +77,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
             Route(UNSUBSCRIBE_PATH, unsubscribe_page, methods=["GET", "POST"]),
             *sandbox_pages.routes(settings),  # none with a Stripe key
+            *graphiql_page.routes(settings),  # none without GraphiQL
         ],
         middleware=[
             Middleware(RequestContextMiddleware),

@@ -20,7 +20,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast
 from graphql.execution import execute
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
@@ -62,6 +62,7 @@ from schema.common.rate_limits import (
 from schema.common.shared_events import shared_results
 from schema.schema import GigqlSchema
 from server import strict_json
+from server.graphiql import page as graphiql_page
 from server.request_shape import CheckedWebSocketAdapter, operation_problem
 from server.runtime import Runtime
 
@@ -243,6 +244,10 @@ class GraphQLView(GraphQL[Context, None]):
         except RateLimited as limited:
             response = limited.response()
         await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        # Our own page and packaged files in place of Strawberry's CDN-loaded ones.
+        return graphiql_page.page()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
