@@ -32,10 +32,24 @@
   websocket.protocol = websocket.protocol === "https:" ? "wss:" : "ws:";
 
   const parameters = new URLSearchParams(window.location.search);
-  const fetcher = GraphiQL.createFetcher({
+  const send = GraphiQL.createFetcher({
     url: endpoint,
     subscriptionUrl: websocket.toString(),
   });
+
+  // createFetcher sends a subscription over the websocket when the document GraphiQL
+  // hands it says so, but that is the editor's last parse, made 100 ms after typing
+  // stops: a subscription pasted and run at once would be POSTed (and refused). The
+  // document is parsed here from the text actually sent.
+  function fetcher(request, options) {
+    let documentAST;
+    try {
+      documentAST = GraphiQL.GraphQL.parse(request.query);
+    } catch (error) {
+      documentAST = undefined; // the server answers with the syntax error
+    }
+    return send(request, Object.assign({}, options, { documentAST: documentAST }));
+  }
 
   function Page() {
     return React.createElement(GraphiQL, {
