@@ -11,7 +11,7 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from playwright.async_api import Page, WebSocket, async_playwright
@@ -117,10 +117,33 @@ async def test_a_query_typed_into_the_page_shows_its_result_with_nothing_from_ou
     await _run(page, "{ me { email } }")
     await _response_shows(page, '"email": "ann@example.com"')
     _assert_stayed_home(browser_page, base_url)
+    # GraphiQL's tabs and history (the token with each run) last only as long as the tab.
+    await page.wait_for_function(
+        "(token) => JSON.stringify(sessionStorage).includes(token)",
+        arg=ann.access,
+        timeout=WAIT_MS,
+    )
+    assert ann.access not in await page.evaluate("JSON.stringify(localStorage)")
     # Every script and style came from the page's own static route.
     loaded = {urlsplit(url).path for url in browser_page.requests}
     assert any(path.endswith("/graphiql.min.js") for path in loaded), loaded
     assert all(path == "/graphql" or path.startswith("/graphiql/static/") for path in loaded)
+
+
+async def test_a_link_opens_the_page_with_its_query_and_variables(
+    base_url: str, browser_page: Watched
+) -> None:
+    page = browser_page.page
+    link = urlencode({"q": "query Mine($first: Int) { me { email } }", "variables": '{"first": 2}'})
+    await page.goto(f"{base_url}/graphql?{link}")
+    await page.wait_for_selector(".graphiql-query-editor .CodeMirror", timeout=WAIT_MS)
+    editors = "document.querySelectorAll('.graphiql-editors .CodeMirror')"
+    query, variables = await page.evaluate(
+        f"[...{editors}].slice(0, 2).map(e => e.CodeMirror.getValue())"
+    )
+    assert query == "query Mine($first: Int) { me { email } }"
+    assert variables == '{"first": 2}'
+    _assert_stayed_home(browser_page, base_url)
 
 
 async def test_a_subscription_started_on_the_page_receives_another_clients_message(

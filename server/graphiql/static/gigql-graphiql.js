@@ -6,8 +6,8 @@
 // websocket to the same URL (graphql-transport-ws, with the graphql-ws client bundled in
 // GraphiQL). GraphiQL's createFetcher sends the headers of its Headers editor with each
 // HTTP request and, for a subscription, as the payload of `connection_init`: gigql reads
-// the access token from `Authorization` in both. Headers are not stored in the browser
-// (shouldPersistHeaders: false): an access token does not outlive the tab.
+// the access token from `Authorization` in both. GraphiQL keeps its tabs and history in
+// sessionStorage, not localStorage: an access token does not outlive the tab.
 (function () {
   "use strict";
 
@@ -20,7 +20,7 @@
 # It goes with every query and mutation, and in
 # connection_init when a subscription opens its
 # websocket. Run: Ctrl-Enter. Complete: Ctrl-Space.
-# A link with ?query=... opens that query.
+# A link with ?q=... opens that query.
 
 {
   __typename
@@ -55,12 +55,16 @@
     return React.createElement(GraphiQL, {
       fetcher: fetcher,
       defaultQuery: WELCOME,
-      query: parameters.get("query") || undefined,
+      // Not ?query=, which asks /graphql to run the query rather than show this page.
+      query: parameters.get("q") || undefined,
       variables: parameters.get("variables") || undefined,
       plugins: [GraphiQLPluginExplorer.explorerPlugin()],
       defaultEditorToolsVisibility: true,
       isHeadersEditorEnabled: true,
       shouldPersistHeaders: false,
+      // GraphiQL's history keeps each run's headers whatever shouldPersistHeaders says:
+      // in the tab's own storage, a pasted token goes when the tab does.
+      storage: window.sessionStorage,
       inputValueDeprecation: true,
     });
   }
