@@ -62,14 +62,19 @@ _templates = Environment(
 
 @dataclass(frozen=True)
 class Asset:
-    name: str  # as in FILES, and the last part of its URL
+    name: str  # as in FILES: its path under static/
     body: bytes
     media_type: str
     digest: str
 
     @property
+    def file_name(self) -> str:
+        """The last part of its URL."""
+        return self.name.rpartition("/")[2]
+
+    @property
     def url(self) -> str:
-        return f"{PREFIX}/{self.digest}/{self.name.rpartition('/')[2]}"
+        return f"{PREFIX}/{self.digest}/{self.file_name}"
 
 
 @cache
@@ -77,7 +82,7 @@ def assets() -> dict[str, Asset]:
     """The files by the last part of their URL, read once. A missing file fails here, at
     start-up (routes), not in a developer's browser."""
     static = files(__package__).joinpath("static")
-    loaded = {}
+    loaded: dict[str, Asset] = {}
     for name in FILES:
         body = static.joinpath(name).read_bytes()
         asset = Asset(
@@ -86,7 +91,9 @@ def assets() -> dict[str, Asset]:
             media_type=MEDIA_TYPES[name[name.rindex(".") :]],
             digest=hashlib.sha256(body).hexdigest()[:16],
         )
-        loaded[asset.url.rpartition("/")[2]] = asset
+        if asset.file_name in loaded:
+            raise ValueError(f"Two GraphiQL files are named {asset.file_name}")
+        loaded[asset.file_name] = asset
     return loaded
 
 
