@@ -20,6 +20,7 @@ from schema.persisted.setup import persisted_documents
 from schema.persisted.shared import SharedQueries
 from schema.schema import build_schema
 from server import background, sandbox_pages
+from server.graphiql import page as graphiql_page
 from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -93,6 +94,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
             Route(UNSUBSCRIBE_PATH, unsubscribe_page, methods=["GET", "POST"]),
             *sandbox_pages.routes(settings),  # none with a Stripe key
+            *graphiql_page.routes(settings),  # none without GraphiQL
         ],
         middleware=[
             Middleware(RequestContextMiddleware),

@@ -21,7 +21,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, OperationType, get_operation_ast
 from graphql.execution import execute
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
@@ -76,6 +76,7 @@ from schema.schema import GigqlSchema
 from server import strict_json
 from server.edge import media_types
 from server.edge.media_types import GRAPHQL_RESPONSE, JSON, JSONBodyRequestAdapter
+from server.graphiql import page as graphiql_page
 from server.persisted.requests import NamedRequestData, requests_of
 from server.request_shape import CheckedWebSocketAdapter
 from server.runtime import Runtime
@@ -371,6 +372,10 @@ class GraphQLView(GraphQL[Context, None]):
                 refused, media_types.error_media_type(request.headers)
             )
         await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        # Our own page and packaged files in place of Strawberry's CDN-loaded ones.
+        return graphiql_page.page()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
