@@ -22,6 +22,10 @@ from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from server.notifications.unsubscribe_page import unsubscribe_page
+from server.observability.edge import edge_middleware, start_tracing
+from server.observability.exposition import PATH as METRICS_PATH
+from server.observability.exposition import MetricsEndpoint
+from server.observability.multiprocess import worker_stopped
 from server.partners.view import ByCredential, PartnerGraphQLView
 from server.runtime import Runtime, open_runtime
 from server.webhook_route import stripe_webhook
@@ -42,6 +46,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 yield
         finally:
             await rate_limits.close()
+            if tracing is not None:
+                tracing.shutdown()
+            worker_stopped()
 
     @asynccontextmanager
     async def serving(app: Starlette) -> AsyncIterator[None]:
@@ -62,22 +69,25 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     rate_limits = RateLimits(settings)
     view = GraphQLView(build_schema(settings, rate_limits))
-    by_credential = ByCredential(
-        view, PartnerGraphQLView(build_partner_schema(settings, rate_limits))
-    )
+    partner_view = PartnerGraphQLView(build_partner_schema(settings, rate_limits))
+    by_credential = ByCredential(view, partner_view)
+    tracing = start_tracing(settings, view.schema, partner_view.schema)
 
+    routes = [
+        Route("/graphql", by_credential, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", view),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route(METRICS_PATH, MetricsEndpoint(settings)),
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        Route(UNSUBSCRIBE_PATH, unsubscribe_page, methods=["GET", "POST"]),
+        *sandbox_pages.routes(settings),  # none with a Stripe key
+    ]
     return Starlette(
         debug=settings.debug,
-        routes=[
-            Route("/graphql", by_credential, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", view),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
-            Route(UNSUBSCRIBE_PATH, unsubscribe_page, methods=["GET", "POST"]),
-            *sandbox_pages.routes(settings),  # none with a Stripe key
-        ],
+        routes=routes,
         middleware=[
+            *edge_middleware(settings, routes, tracing),
             Middleware(RequestContextMiddleware),
             *sandbox_pages.middleware(settings),
             Middleware(

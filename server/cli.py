@@ -28,6 +28,7 @@ from uvicorn.supervisors import Multiprocess
 
 from documents.settings import Settings
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from server.observability.multiprocess import metrics_folder
 from server.private_files import private_folder, replace_private
 
 if TYPE_CHECKING:
@@ -135,6 +136,10 @@ def serve(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
+    sockets = [sock]
+    if settings.metrics_port is not None:
+        # Served by the same workers; only `/metrics` answers on it (server/observability/).
+        sockets.append(_bind(settings.metrics_host or settings.host, settings.metrics_port))
     embedded: EmbeddedMongo | None = None
     url_file = Path(settings.data_dir) / EMBEDDED_URL_FILE
     try:
@@ -171,14 +176,16 @@ def serve(args: argparse.Namespace) -> None:
             ws_max_size=settings.max_body_bytes,
         )
         server = uvicorn.Server(config)
-        if settings.workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
-        else:
-            server.run(sockets=[sock])
-            if not server.started:
-                fail("the server did not start; see the log above")
+        with metrics_folder(settings.workers, settings.metrics):
+            if settings.workers > 1:
+                Multiprocess(config, sockets=sockets).run()
+            else:
+                server.run(sockets=sockets)
+                if not server.started:
+                    fail("the server did not start; see the log above")
     finally:
-        sock.close()
+        for bound in sockets:
+            bound.close()
         if embedded is not None:
             url_file.unlink(missing_ok=True)
             embedded.stop()

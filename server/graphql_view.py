@@ -13,11 +13,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast
+from graphql import (
+    GraphQLError,
+    GraphQLSyntaxError,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+)
 from graphql.execution import execute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -53,6 +60,7 @@ from resolvers.common.request_ids import request_id_var
 from resolvers.common.services import RequestMeta
 from schema.common.context import Context
 from schema.common.error_reporting import coded_error, report_errors
+from schema.common.operation_metrics import Outcome
 from schema.common.rate_limits import (
     RATE_LIMITED,
     RateLimited,
@@ -339,7 +347,14 @@ class GraphQLView(GraphQL[Context, None]):
         sub_response: Response,
     ) -> ExecutionResult | list[ExecutionResult] | SubscriptionExecutionResult:
         operations = request_data if isinstance(request_data, list) else [request_data]
-        await self.count(context, operations)
+        try:
+            await self.count(context, operations)
+        except RateLimited:
+            metrics = self.schema.http_metrics
+            for data in operations:
+                known = self.schema.documents.cached(data.query) if data.query else None
+                metrics.record(*metrics.label(known, data.operation_name), Outcome.RATE_LIMITED)
+            raise
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
@@ -360,22 +375,21 @@ class GraphQLView(GraphQL[Context, None]):
         if not request_data.query:
             raise HTTPException(400, "No GraphQL query found in the request.")
         schema = self.schema
+        metrics = schema.http_metrics
+        started = time.perf_counter()
         prepared = await schema.documents.prepared_off_loop(schema._schema, request_data.query)
         if prepared.errors or prepared.document is None:
+            outcome = metrics.refused(prepared)
+            metrics.record(*metrics.label(None, None), outcome, time.perf_counter() - started)
             return ExecutionResult(data=None, errors=prepared.errors)
         operation = get_operation_ast(prepared.document, request_data.operation_name)
-        if operation is None:
-            name = request_data.operation_name
-            raise HTTPException(
-                400,
-                f"Unknown operation named '{name}'."
-                if name
-                else "Name the operation to run: the document has several.",
-            )
-        if operation.operation is OperationType.SUBSCRIPTION:
-            raise HTTPException(400, "Subscriptions are served over websocket on this same path.")
-        if operation.operation is OperationType.MUTATION and request_adapter.method == "GET":
-            raise HTTPException(405, "Mutations must be sent with POST.")
+        name, kind = metrics.label_of(operation)
+        metrics.name_request(name, kind)
+        refusal = _transport_refusal(operation, request_data.operation_name, request_adapter)
+        if refusal is not None:
+            metrics.record(name, kind, Outcome.INVALID, time.perf_counter() - started)
+            raise refusal
+        assert operation is not None  # else refused above
         result: Any = execute(
             schema._schema,
             prepared.document,
@@ -391,7 +405,29 @@ class GraphQLView(GraphQL[Context, None]):
             result = await result
         if result.errors:
             report_errors(result.errors, context.meta.request_id, schema.settings.debug)
+        outcome = Outcome.ERRORS if result.errors else Outcome.OK
+        metrics.record(name, kind, outcome, time.perf_counter() - started)
         return ExecutionResult(data=result.data, errors=result.errors)
+
+
+def _transport_refusal(
+    operation: OperationDefinitionNode | None,
+    operation_name: str | None,
+    request: AsyncHTTPRequestAdapter,
+) -> HTTPException | None:
+    """Why HTTP does not run the operation a request names, if it does not."""
+    if operation is None:
+        return HTTPException(
+            400,
+            f"Unknown operation named '{operation_name}'."
+            if operation_name
+            else "Name the operation to run: the document has several.",
+        )
+    if operation.operation is OperationType.SUBSCRIPTION:
+        return HTTPException(400, "Subscriptions are served over websocket on this same path.")
+    if operation.operation is OperationType.MUTATION and request.method == "GET":
+        return HTTPException(405, "Mutations must be sent with POST.")
+    return None
 
 
 async def _close_if_open(websocket: AsyncWebSocketAdapter, error: DomainError) -> None:
