@@ -78,7 +78,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route(METRICS_PATH, MetricsEndpoint(settings)),
+        Route(METRICS_PATH, MetricsEndpoint(settings).serve),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route(UNSUBSCRIBE_PATH, unsubscribe_page, methods=["GET", "POST"]),
         *sandbox_pages.routes(settings),  # none with a Stripe key

@@ -54,7 +54,7 @@ class MetricsEndpoint:
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(_Registry(self._database))
 
-    async def __call__(self, request: Request) -> Response:
+    async def serve(self, request: Request) -> Response:
         refusal = self._refusal(request)
         if refusal is not None:
             return refusal

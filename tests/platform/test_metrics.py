@@ -1,0 +1,237 @@
+"""`/metrics` over real HTTP: every family, and what requests, refusals, rate limits,
+websockets and subscriptions add to them; who may read it in production."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import secrets
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from bson import ObjectId
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+from strawberry.relay import GlobalID
+
+from documents.clock import utcnow
+from documents.payments.webhooks import WebhookEvent, WebhookStatus
+from realtime.signals import ACCESS_CHANGED
+from realtime.topics import user_topic
+from server.runtime import Runtime
+from tests.conftest import serve
+from tests.support.graphql_client import GraphQLClient
+from tests.support.ws_client import ws
+
+FAMILIES = {
+    "gigql_http_requests",
+    "gigql_http_request_duration_seconds",
+    "gigql_graphql_operations",
+    "gigql_graphql_operation_duration_seconds",
+    "gigql_limit_refusals",
+    "gigql_rate_limited",
+    "gigql_websockets_open",
+    "gigql_subscriptions_live",
+    "gigql_broker_messages_delivered",
+    "gigql_broker_messages_dropped",
+    "gigql_slow_subscribers_closed",
+    "gigql_broker_reconnects",
+    "gigql_mongodb_command_duration_seconds",
+    "gigql_redis_command_duration_seconds",
+    "gigql_webhook_inbox_events",
+    "gigql_webhook_inbox_oldest_age_seconds",
+    "gigql_escrows_due_for_release",
+    "gigql_escrow_release_lag_seconds",
+    "gigql_notification_outbox_deliveries",
+    "gigql_partner_webhook_outbox_deliveries",
+}
+LIVE = "subscription { myEvents { id kind } }"
+
+
+def parsed(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def scrape(http: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = await http.get("/metrics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain")
+    return parsed(response.text)
+
+
+def value(samples: dict[Any, float], name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def operation(name: str, outcome: str, kind: str = "query", **more: str) -> dict[str, str]:
+    labels = {"graph": "main", "transport": "http", "operation": name, "type": kind}
+    return labels | {"outcome": outcome} | more
+
+
+def an_address() -> str:
+    return str(ipaddress.IPv4Address("198.18.0.0") + secrets.randbelow(2**17))
+
+
+async def test_metrics_expose_every_family_and_the_database_backlogs(runtime: Runtime) -> None:
+    await WebhookEvent(
+        event_id="evt_metrics",
+        type="payment_intent.succeeded",
+        created=utcnow(),
+        payload="{}",
+        status=WebhookStatus.FAILED,
+        received_at=utcnow() - timedelta(minutes=5),
+    ).insert()
+    async with serve(runtime) as url, httpx.AsyncClient(base_url=url) as http:
+        response = await http.get("/metrics")
+        assert response.status_code == 200
+        names = {family.name for family in text_string_to_metric_families(response.text)}
+        assert names >= FAMILIES, FAMILIES - names
+        samples = parsed(response.text)
+    assert value(samples, "gigql_webhook_inbox_events", status="failed") == 1
+    assert value(samples, "gigql_webhook_inbox_events", status="received") == 0
+    assert value(samples, "gigql_webhook_inbox_oldest_age_seconds", status="failed") >= 299
+    assert value(samples, "gigql_escrow_release_lag_seconds") == 0
+    assert (
+        value(samples, "gigql_mongodb_command_duration_seconds_count", command="find", outcome="ok")
+        > 0
+    )
+
+
+async def test_a_request_is_counted_under_its_operation_name(base_url: str) -> None:
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        before = await scrape(http)
+        response = await http.post("/graphql", json={"query": "query Probe { __typename }"})
+        assert response.status_code == 200
+        await http.post("/graphql", json={"query": "{ nope }"})
+        after = await scrape(http)
+    ok = operation("Probe", "ok")
+    assert value(after, "gigql_graphql_operations_total", **ok) == (
+        value(before, "gigql_graphql_operations_total", **ok) + 1
+    )
+    timed = {k: v for k, v in ok.items() if k != "transport"}
+    assert value(after, "gigql_graphql_operation_duration_seconds_count", **timed) == (
+        value(before, "gigql_graphql_operation_duration_seconds_count", **timed) + 1
+    )
+    # A document that does not validate has no name of its own: the client's text is no label.
+    invalid = operation("(invalid)", "invalid", kind="(none)")
+    assert value(after, "gigql_graphql_operations_total", **invalid) == (
+        value(before, "gigql_graphql_operations_total", **invalid) + 1
+    )
+    route = {"route": "/graphql", "status": "200"}
+    assert value(after, "gigql_http_requests_total", **route) >= (
+        value(before, "gigql_http_requests_total", **route) + 2
+    )
+
+
+async def test_a_refused_and_a_rate_limited_request_are_counted(runtime: Runtime) -> None:
+    async with (
+        serve(runtime, max_aliases=1, rate_limit_ip_requests=1) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        before = await scrape(http)
+        address = {"X-Forwarded-For": an_address()}
+        aliased = {"query": "query Aliased { a: __typename b: __typename }"}
+        refused = await http.post("/graphql", json=aliased, headers=address)
+        assert refused.json()["errors"][0]["extensions"]["code"] == "TOO_MANY_ALIASES"
+        again = await http.post("/graphql", json=aliased, headers=address)
+        assert again.status_code == 429
+        after = await scrape(http)
+    invalid = operation("(invalid)", "refused", kind="(none)")
+    assert value(after, "gigql_graphql_operations_total", **invalid) == (
+        value(before, "gigql_graphql_operations_total", **invalid) + 1
+    )
+    assert value(after, "gigql_limit_refusals_total", limit="aliases") == (
+        value(before, "gigql_limit_refusals_total", limit="aliases") + 1
+    )
+    assert value(after, "gigql_rate_limited_total", budget="ip-requests") == (
+        value(before, "gigql_rate_limited_total", budget="ip-requests") + 1
+    )
+    limited = operation("(invalid)", "rate_limited", kind="(none)")
+    assert value(after, "gigql_graphql_operations_total", **limited) == (
+        value(before, "gigql_graphql_operations_total", **limited) + 1
+    )
+
+
+async def test_websockets_and_subscriptions_count_while_open(
+    runtime: Runtime, base_url: str, client: GraphQLClient
+) -> None:
+    ann = await client.member("metrics-ws@example.com")
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        before = await scrape(http)
+        async with ws(base_url) as socket:
+            assert (await socket.init(ann.access))["type"] == "connection_ack"
+            await socket.subscribe("live", LIVE)
+            during = await _eventually(
+                http,
+                lambda s: (
+                    value(s, "gigql_subscriptions_live") > value(before, "gigql_subscriptions_live")
+                ),
+            )
+            await runtime.services.broker.publish(
+                user_topic(ObjectId(GlobalID.from_id(ann.user_id).node_id)), ACCESS_CHANGED
+            )
+            delivered = await _eventually(
+                http,
+                lambda s: (
+                    value(s, "gigql_broker_messages_delivered_total")
+                    > value(during, "gigql_broker_messages_delivered_total")
+                ),
+            )
+        assert value(during, "gigql_websockets_open") == value(before, "gigql_websockets_open") + 1
+        subscribed = operation("(anonymous)", "ok", kind="subscription", transport="websocket")
+        assert value(delivered, "gigql_graphql_operations_total", **subscribed) == (
+            value(before, "gigql_graphql_operations_total", **subscribed) + 1
+        )
+        after = await _eventually(
+            http,
+            lambda s: (
+                value(s, "gigql_websockets_open") == value(before, "gigql_websockets_open")
+                and value(s, "gigql_subscriptions_live")
+                == value(before, "gigql_subscriptions_live")
+            ),
+        )
+    assert value(after, "gigql_websockets_open") == value(before, "gigql_websockets_open")
+
+
+async def _eventually(http: httpx.AsyncClient, condition: Any) -> dict[Any, float]:
+    """The first scrape that meets `condition` (the server counts as it gets to it)."""
+    samples: dict[Any, float] = {}
+    for _ in range(200):
+        samples = await scrape(http)
+        if condition(samples):
+            return samples
+        await asyncio.sleep(0.05)
+    gauges = {key: v for key, v in samples.items() if "open" in key[0] or "live" in key[0]}
+    raise AssertionError(f"the metrics never met the condition: {gauges}")
+
+
+async def test_production_serves_metrics_only_with_the_token(runtime: Runtime) -> None:
+    async with (
+        serve(runtime, environment="production") as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        assert (await http.get("/metrics")).status_code == 404
+    token = secrets.token_urlsafe(24)
+    async with (
+        serve(runtime, environment="production", metrics_token=SecretStr(token)) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        refused = await http.get("/metrics")
+        assert refused.status_code == 401
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer " + "x" * 32})
+        assert wrong.status_code == 401
+        served = await http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+        assert served.status_code == 200
+        assert "gigql_graphql_operations_total" in served.text
+        assert token not in served.text
+
+
+async def test_metrics_switched_off_are_not_served(runtime: Runtime) -> None:
+    async with serve(runtime, metrics=False) as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/metrics")).status_code == 404
