@@ -1,23 +1,31 @@
 # syntax=docker/dockerfile:1
-FROM python:3.11-slim AS build
+# One pinned base for both stages: the wheels built in the first are installed in the
+# second, so they must agree on Python, and a rebuild must not move to another release.
+ARG PYTHON_IMAGE=python:3.11.16-slim-trixie
+
+FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
+# .dockerignore keeps `.env`, the data folder, tests and caches out of the context.
 COPY . .
 # `embedded` lets the image run with nothing configured; production sets MONGODB_URL.
 ARG EXTRAS=embedded
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[${EXTRAS}]"
 
-FROM python:3.11-slim
-# The data folder is the owner's alone (a volume mounted there starts out the same).
-RUN useradd --create-home --uid 10001 gigql \
+FROM ${PYTHON_IMAGE}
+# A fixed, numeric uid and gid, so `USER` needs no passwd lookup and volume owners are
+# the same on every host. The data folder is the owner's alone (a volume mounted there
+# starts out the same).
+RUN groupadd --gid 10001 gigql \
+    && useradd --create-home --uid 10001 --gid 10001 gigql \
     && install -d -m 0700 -o gigql -g gigql /home/gigql/data
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index /wheels/* && rm -rf /wheels
-USER gigql
+USER 10001:10001
 WORKDIR /home/gigql
 # Production: no GraphiQL, introspection or sandbox payments on the network, and no start
 # without GIGQL_JWT_SECRET, nor without STRIPE_SECRET_KEY unless
 # GIGQL_ALLOW_SANDBOX_PAYMENTS=true, nor without the VAPID key pair and subject unless
-# GIGQL_PUSH_BACKEND=log.
+# GIGQL_PUSH_BACKEND=log. No secret is set here: they come from the environment at run time.
 ENV GIGQL_ENVIRONMENT=production \
     GIGQL_HOST=0.0.0.0 \
     GIGQL_PORT=8000 \

@@ -286,6 +286,9 @@ PARTNER_WALLET = Lifecycle(
     move("freeze", [WS.ACTIVE], WS.FROZEN, [P.PARTNER, P.ADMIN], "frozen"),
     move("unfreeze", [WS.FROZEN], WS.ACTIVE, [P.PARTNER, P.ADMIN], "unfrozen"),
     move("close", [WS.ACTIVE, WS.FROZEN], WS.CLOSED, [P.PARTNER], "closed"),
+    # Money came back to it after it closed (a returned payout, a chargeback won): a
+    # closed wallet holds nothing, so the partner can unfreeze it and withdraw.
+    move("reopen", [WS.CLOSED], WS.FROZEN, [P.SYSTEM], "reopened"),
 )
 
 XS = TransactionStatus

@@ -205,6 +205,12 @@ class Settings(BaseSettings):
     partner's own when approving it)."""
     partner_webhook_timeout: timedelta = Field(timedelta(seconds=10), gt=timedelta(0))
     """How long a partner's endpoint has to answer one delivery."""
+    partner_webhook_connect_timeout: timedelta = Field(timedelta(seconds=3), gt=timedelta(0))
+    """How long connecting to a partner's endpoint may take (within the timeout above):
+    a host that drops packets costs this, not the whole timeout."""
+    partner_webhook_pause: timedelta = Field(timedelta(minutes=5), gt=timedelta(0))
+    """How long an endpoint that failed to answer several posts in a row (the sender's
+    FAILURES_BEFORE_PAUSE) is left alone before it is tried again."""
     partner_webhook_retry_base: timedelta = Field(timedelta(seconds=30), gt=timedelta(0))
     """Wait before the second attempt of a delivery; it doubles each time, up to an hour."""
     partner_webhook_retry_period: timedelta = Field(timedelta(days=3), gt=timedelta(0))
@@ -221,6 +227,8 @@ class Settings(BaseSettings):
     partner_gateway_retry_interval: timedelta = Field(timedelta(minutes=1), gt=timedelta(0))
     """How often each instance makes the gateway steps of partner credits and withdrawals
     that a crash or a gateway failure left unmade, and how old such a step must be."""
+    partner_credit_expiry: timedelta = Field(timedelta(hours=24), gt=timedelta(0))
+    """How long a card credit waits for its payment before it is cancelled (expired)."""
 
     # Marketplace
     categories: Annotated[list[str], NoDecode] = [
@@ -306,8 +314,10 @@ class Settings(BaseSettings):
     # Websockets
     ws_connection_init_timeout: timedelta = Field(timedelta(seconds=10), gt=timedelta(0))
     """How long a new websocket may take to send `connection_init` before it is closed (4408)."""
-    ws_keep_alive_interval: timedelta = Field(timedelta(seconds=15), gt=timedelta(0))
-    """How often the legacy `graphql-ws` protocol sends `ka` (its clients time out without)."""
+    ws_keep_alive_interval: timedelta = Field(timedelta(seconds=5), gt=timedelta(0))
+    """How often the legacy `graphql-ws` protocol sends `ka`. Its clients close a socket
+    that goes quiet: subscriptions-transport-ws (Apollo's WebSocketLink) after its
+    `timeout` (30 s by default, often set lower) without one; 5 s stays well under."""
     ws_allow_anonymous: bool = False
     """Accept websockets whose `connection_init` carries no access token (for a deployment
     with public subscriptions); by default a socket is a session and needs one (4403)."""

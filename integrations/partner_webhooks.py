@@ -14,6 +14,11 @@ first `ANSWER_LIMIT` bytes of an answer are read. Unless private hosts are allow
 (development), the connector refuses, at connect time, any address that is not
 globally reachable (integrations/public_addresses.py): a public name that resolves to
 a private address reaches nothing, and neither does an address literal in the URL.
+
+What went wrong is recorded for the partner to read in its deliveries, so a failure to
+connect (a refused address, a name that does not resolve, a connection refused or
+reset) is only ever `COULD_NOT_CONNECT`: the cause, which could tell a partner which
+of our internal host names exist, goes to the server log alone.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import errno
 import hashlib
 import hmac
 import ipaddress
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -36,6 +42,8 @@ from aiohttp.resolver import DefaultResolver
 
 from integrations.public_addresses import globally_reachable
 
+log = logging.getLogger(__name__)
+
 SIGNATURE_HEADER = "Gigql-Signature"
 EVENT_ID_HEADER = "Gigql-Event-Id"
 SCHEME = "v1"
@@ -44,6 +52,9 @@ ANSWER_LIMIT = 1024
 USER_AGENT = "gigql-webhooks/1"
 CONNECTIONS = 20
 """Connections one session keeps open at once, over all hosts."""
+COULD_NOT_CONNECT = "could not connect"
+"""What a partner is told of every connection-level failure (the cause is logged)."""
+NO_ANSWER = "no answer within the timeout"
 
 
 def signature(body: bytes, secret: str, timestamp: int) -> str:
@@ -103,17 +114,23 @@ class Answer:
 
 
 class WebhookPoster:
-    """Posts webhook bodies. `resolver` makes the DNS resolver of each session (by
-    default aiohttp's); unless `allow_private`, it is wrapped in PublicOnlyResolver."""
+    """Posts webhook bodies, each within `timeout`, connecting within `connect_timeout`
+    (a host that drops packets is given up on soon). `resolver` makes the DNS resolver
+    of each session (by default aiohttp's); unless `allow_private`, it is wrapped in
+    PublicOnlyResolver."""
 
     def __init__(
         self,
         *,
         timeout: timedelta,
         allow_private: bool,
+        connect_timeout: timedelta | None = None,
         resolver: Callable[[], AbstractResolver] | None = None,
     ) -> None:
-        self.timeout = aiohttp.ClientTimeout(total=timeout.total_seconds())
+        self.timeout = aiohttp.ClientTimeout(
+            total=timeout.total_seconds(),
+            sock_connect=connect_timeout.total_seconds() if connect_timeout else None,
+        )
         self.allow_private = allow_private
         self._resolver = resolver or DefaultResolver
 
@@ -149,9 +166,10 @@ class PosterSession:
                 start = await response.content.read(ANSWER_LIMIT)
                 return Answer(response.status, start.decode(errors="replace"), _since(started))
         except TimeoutError:
-            return Answer(None, "no answer within the timeout", _since(started))
+            return Answer(None, NO_ANSWER, _since(started))
         except (aiohttp.ClientError, OSError, ValueError) as error:
-            return Answer(None, f"{type(error).__name__}: {error}"[:ANSWER_LIMIT], _since(started))
+            log.info("partner webhook post to %s failed: %s: %s", url, type(error).__name__, error)
+            return Answer(None, COULD_NOT_CONNECT, _since(started))
 
     def _check_literal(self, url: str) -> None:
         """An address in the URL itself is never resolved, so it is checked here."""

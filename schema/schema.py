@@ -28,7 +28,12 @@ from schema.common.context import Context
 from schema.common.error_reporting import coded_error, report_errors
 from schema.common.limits import Limits
 from schema.common.operation_metrics import OperationMetrics, Outcome
-from schema.common.prepared import Prepared, PreparedDocuments, UsePreparedDocuments
+from schema.common.prepared import (
+    Prepared,
+    PreparedDocuments,
+    UsePreparedDocuments,
+    unknown_operation,
+)
 from schema.common.rate_limits import RateLimited, RateLimits, count_socket_operation
 from schema.common.relay import NodeQuery
 from schema.common.scalars import SCALAR_OVERRIDES
@@ -273,14 +278,19 @@ class GigqlSchema(strawberry.Schema):
             metrics = self.socket_metrics
             metrics.record(*metrics.label(known, operation_name), Outcome.RATE_LIMITED)
             return [limited.error()]
-        if prepared is not None and prepared.document is None:
-            self.socket_metrics.record(
-                *self.socket_metrics.label(None, None), self.socket_metrics.refused(prepared)
-            )
         if isinstance(context, Context):
             context.prepared = prepared
-        if prepared is not None and prepared.document is None:
+        if prepared is None:
+            return None
+        metrics = self.socket_metrics
+        if prepared.document is None:
+            metrics.record(*metrics.label(None, None), metrics.refused(prepared))
             return prepared.errors  # would not parse: not parsed again on the event loop
+        if not prepared.errors:
+            unknown = unknown_operation(prepared.document, operation_name)
+            if unknown is not None:
+                metrics.record(*metrics.label(None, None), Outcome.INVALID)
+                return [unknown]  # said here, in our words, not as Strawberry's failure
         return None
 
     def process_errors(

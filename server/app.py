@@ -74,7 +74,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     tracing = start_tracing(settings, view.schema, partner_view.schema)
 
     routes = [
-        Route("/graphql", by_credential, methods=["GET", "POST"]),
+        # Every method: the view answers those it does not serve (405, with Allow).
+        Route("/graphql", by_credential),
         WebSocketRoute("/graphql", view),
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -25,9 +25,10 @@ from resolvers.marketplace.request_expiry import expire_unanswered_requests
 from resolvers.marketplace.reviews import publish_due_reviews
 from resolvers.notifications.scheduled import turn_due as turn_due_scheduled_messages
 from resolvers.notifications.sending import send_due as send_due_notifications
+from resolvers.partners.gateway.cancellations import expire_pending_credits
 from resolvers.partners.gateway.credits import retry_missing_intents
 from resolvers.partners.gateway.withdrawals import retry_unsent_withdrawals
-from resolvers.partners.webhooks.sender import send_due as send_due_partner_webhooks
+from resolvers.partners.webhooks.sender import keep_sending as keep_sending_partner_webhooks
 from resolvers.partners.webhooks.sender import webhook_poster
 from resolvers.payments.escrow.progress import sweep as sweep_escrows
 from resolvers.payments.webhooks.inbox import retry_due
@@ -62,7 +63,7 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             # Webhooks to partners: deliveries due, in order per wallet.
             "send-partner-webhooks",
             services.settings.partner_webhook_send_interval,
-            partial(send_due_partner_webhooks, services, webhook_poster(services.settings)),
+            partial(keep_sending_partner_webhooks, services, webhook_poster(services.settings)),
         ),
         PeriodicJob(
             "publish-due-reviews",
@@ -90,6 +91,12 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             "retry-partner-intents",
             services.settings.partner_gateway_retry_interval,
             partial(retry_missing_intents, services),
+        ),
+        PeriodicJob(
+            # Partner credits unpaid past GIGQL_PARTNER_CREDIT_EXPIRY: cancelled.
+            "expire-partner-credits",
+            services.settings.partner_gateway_retry_interval,
+            partial(expire_pending_credits, services),
         ),
         PeriodicJob(
             # Partner withdrawals whose transfer or payout was left unmade.

@@ -14,13 +14,13 @@ import asyncio
 import inspect
 import json
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import (
     GraphQLError,
-    GraphQLSyntaxError,
     OperationDefinitionNode,
     OperationType,
     get_operation_ast,
@@ -33,7 +33,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.execution import optimized_is_awaitable
-from strawberry.http import GraphQLRequestData
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema._graphql_core import execution_context_class_kwargs
@@ -49,6 +49,9 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionInitMessage as LegacyConnectionInit,
 )
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    OperationMessage as LegacyMessage,
+)
 from strawberry.types import ExecutionResult, SubscriptionExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
@@ -61,6 +64,7 @@ from resolvers.common.services import RequestMeta
 from schema.common.context import Context
 from schema.common.error_reporting import coded_error, report_errors
 from schema.common.operation_metrics import Outcome
+from schema.common.prepared import unknown_operation
 from schema.common.rate_limits import (
     RATE_LIMITED,
     RateLimited,
@@ -70,6 +74,8 @@ from schema.common.rate_limits import (
 from schema.common.shared_events import shared_results
 from schema.schema import GigqlSchema
 from server import strict_json
+from server.edge import media_types
+from server.edge.media_types import GRAPHQL_RESPONSE, JSON, JSONBodyRequestAdapter
 from server.request_shape import CheckedWebSocketAdapter, operation_problem
 from server.runtime import Runtime
 
@@ -80,27 +86,60 @@ _HTTP_ERROR_CODES = {
     400: "BAD_REQUEST",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
 
 
-def graphql_error_response(status: int, message: str, code: str | None = None) -> JSONResponse:
-    body = {
-        "errors": [
-            {
-                "message": message,
-                "extensions": {"code": code or _HTTP_ERROR_CODES.get(status, "BAD_REQUEST")},
-            }
-        ]
+def graphql_error_response(
+    status: int,
+    message: str,
+    code: str | None = None,
+    *,
+    media_type: str = JSON,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """An answer of GraphQL's error shape, without `data`, in the media type negotiated
+    for the request (server/edge/media_types.py `error_media_type`)."""
+    error = {
+        "message": message,
+        "extensions": {"code": code or _HTTP_ERROR_CODES.get(status, "BAD_REQUEST")},
     }
-    return JSONResponse(body, status_code=status)
+    return graphql_errors_response(status, [error], media_type=media_type, headers=headers)
+
+
+def graphql_errors_response(
+    status: int,
+    errors: Sequence[Mapping[str, Any]],
+    *,
+    media_type: str = JSON,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    response = JSONResponse({"errors": errors}, status_code=status, headers=headers)
+    response.headers["content-type"] = media_types.content_type(media_type)
+    return response
+
+
+class MethodNotAllowed(HTTPException):
+    """405, with the methods that would be (the `Allow` header RFC 9110 asks for)."""
+
+    def __init__(self, reason: str, allow: str) -> None:
+        super().__init__(405, reason)
+        self.allow = allow
+
+
+class NotExecuted(ExecutionResult):
+    """A request error (the GraphQL specification's term): the document does not parse
+    or validate, names no operation it holds, or its variables do not coerce. Nothing
+    ran, so an `application/graphql-response+json` answer has no `data` and is a 400."""
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws as Strawberry speaks it, with two changes: a query or mutation
-    holds off a graceful close until its result is sent, and an unparsable document gets
-    an `error` message for its id, like an invalid one, instead of closing the socket
-    (and every other subscription on it) with 4400."""
+    holds off a graceful close until its result is sent, and an operation that fails
+    before it runs (a document that does not parse, an unknown operation name, besides
+    what fails validation, limits or its variables) gets an `error` message for its id
+    instead of closing the socket, and every other subscription on it, with 4400."""
 
     schema: GigqlSchema
 
@@ -174,14 +213,36 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 
     @staticmethod
     def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
-        if isinstance(error, GraphQLSyntaxError):
-            return None
-        return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error)
+        """Nothing an operation's own text does closes the socket: a syntax error, an
+        operation name the document does not hold, ... answer that operation alone."""
+        return None
+
+
+_LEGACY_MESSAGES = frozenset({"connection_init", "connection_terminate", "start", "stop"})
+"""What a client of the legacy protocol sends (subscriptions-transport-ws's PROTOCOL.md)."""
 
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     """The legacy `graphql-ws` protocol names no initialisation timeout, but a socket that
-    never initialises would hold its slot for ever: it gets graphql-transport-ws's."""
+    never initialises would hold its slot for ever: it gets graphql-transport-ws's. A
+    message of a type the protocol does not have is answered, not ignored, as the
+    protocol's own server does: an `error` for its operation id, else a
+    `connection_error`; the socket stays open."""
+
+    async def handle_message(self, message: LegacyMessage) -> None:
+        kind = message["type"]
+        if kind in _LEGACY_MESSAGES:
+            await super().handle_message(message)
+            return
+        error = GraphQLError(f"Unknown message type: {kind}", extensions={"code": "BAD_REQUEST"})
+        operation_id = message.get("id")
+        if isinstance(operation_id, str):  # request_shape.py made sure an id is a string
+            await self.send_message(
+                {"type": "error", "id": operation_id, "payload": error.formatted}
+            )
+        else:
+            payload = cast("dict[str, object]", error.formatted)
+            await self.send_message({"type": "connection_error", "payload": payload})
 
     async def handle(self) -> None:
         deadline = asyncio.create_task(self._close_unless_initialised())
@@ -217,6 +278,7 @@ class GraphQLView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
     websocket_adapter_class = CheckedWebSocketAdapter
+    request_adapter_class = JSONBodyRequestAdapter
 
     def __init__(self, schema: GigqlSchema) -> None:
         settings = schema.settings
@@ -243,13 +305,25 @@ class GraphQLView(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
+        request = Request(scope, receive)
         try:
             with password_scope():  # one for the whole request, a batch included
-                response: Response = await self.run(Request(scope, receive))
+                response: Response = await self.run(request)
         except HTTPException as error:
-            response = graphql_error_response(error.status_code, error.reason)
+            allow = error.allow if isinstance(error, MethodNotAllowed) else "GET, POST"
+            response = graphql_error_response(
+                error.status_code,
+                error.reason,
+                media_type=media_types.error_media_type(request.headers),
+                headers={"Allow": allow} if error.status_code == 405 else None,
+            )
         except RateLimited as limited:
-            response = limited.response()
+            response = graphql_errors_response(
+                429,
+                [limited.error().formatted],
+                media_type=media_types.error_media_type(request.headers),
+                headers={"Retry-After": str(limited.retry_after)},
+            )
         await response(scope, receive, send)
 
     async def get_context(
@@ -302,13 +376,61 @@ class GraphQLView(GraphQL[Context, None]):
         context.access_token = token
         return ACK
 
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        """The answer's headers and status as resolvers set them, and its media type, as
+        the request's `Accept` asks (server/edge/media_types.py); None if it allows
+        none we send, which is refused before anything is read or run."""
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = media_types.response_media_type(request.headers.get("accept"))
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """In the negotiated media type. As `application/graphql-response+json`, a single
+        result without `data` (a request error: NotExecuted) is a 400, as the
+        GraphQL-over-HTTP specification asks; as `application/json` it is a 200. A batch,
+        which the specification does not describe, is a 200 either way."""
+        media_type = sub_response.media_type or JSON
+        status = sub_response.status_code or 200
+        single = isinstance(response_data, dict)
+        if media_type == GRAPHQL_RESPONSE and single and "data" not in response_data:
+            status = 400
+        response = Response(
+            self.encode_json(response_data),
+            status_code=status,
+            media_type=media_types.content_type(media_type),
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        return response
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        processed = await super().process_result(request, result)
+        if isinstance(result, NotExecuted) and (
+            media_types.response_media_type(request.headers.get("accept")) == GRAPHQL_RESPONSE
+        ):
+            # What never ran has no `data` (not even null) in this media type.
+            del processed["data"]
+        return processed
+
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
     ) -> GraphQLRequestData | list[GraphQLRequestData]:
-        if request.method == "POST" and not (request.content_type or "").startswith(
-            "application/json"
-        ):
-            raise HTTPException(415, "Send GraphQL requests as application/json.")
+        if media_types.response_media_type(request.headers.get("accept")) is None:
+            raise HTTPException(
+                406,
+                f"Accept {GRAPHQL_RESPONSE} or {JSON}: GraphQL answers in no other media type.",
+            )
+        if request.method == "POST":
+            problem = media_types.body_problem(request.headers.get("content-type"))
+            if problem is not None:
+                raise HTTPException(415, problem)
         try:
             parsed = await super().parse_http_body(request)
         except AttributeError as error:
@@ -381,22 +503,29 @@ class GraphQLView(GraphQL[Context, None]):
         if prepared.errors or prepared.document is None:
             outcome = metrics.refused(prepared)
             metrics.record(*metrics.label(None, None), outcome, time.perf_counter() - started)
-            return ExecutionResult(data=None, errors=prepared.errors)
-        operation = get_operation_ast(prepared.document, request_data.operation_name)
+            return NotExecuted(data=None, errors=prepared.errors)
+        operation_name = request_data.operation_name or None  # an empty name is no name
+        unknown = unknown_operation(prepared.document, operation_name)
+        if unknown is not None:
+            metrics.record(
+                *metrics.label(None, None), Outcome.INVALID, time.perf_counter() - started
+            )
+            return NotExecuted(data=None, errors=[unknown])
+        operation = get_operation_ast(prepared.document, operation_name)
+        assert operation is not None  # as unknown_operation found
         name, kind = metrics.label_of(operation)
         metrics.name_request(name, kind)
-        refusal = _transport_refusal(operation, request_data.operation_name, request_adapter)
+        refusal = _transport_refusal(operation, request_adapter)
         if refusal is not None:
             metrics.record(name, kind, Outcome.INVALID, time.perf_counter() - started)
             raise refusal
-        assert operation is not None  # else refused above
         result: Any = execute(
             schema._schema,
             prepared.document,
             root_value=root_value,
             context_value=context,
             variable_values=request_data.variables,
-            operation_name=request_data.operation_name,
+            operation_name=operation_name,
             is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
             hide_suggestions=schema.documents.hide_suggestions,
             **execution_context_class_kwargs(schema.execution_context_class),
@@ -405,28 +534,23 @@ class GraphQLView(GraphQL[Context, None]):
             result = await result
         if result.errors:
             report_errors(result.errors, context.meta.request_id, schema.settings.debug)
+            if result.data is None and all(error.path is None for error in result.errors):
+                # Errors outside any field: the variables did not coerce, nothing ran.
+                metrics.record(name, kind, Outcome.INVALID, time.perf_counter() - started)
+                return NotExecuted(data=None, errors=result.errors)
         outcome = Outcome.ERRORS if result.errors else Outcome.OK
         metrics.record(name, kind, outcome, time.perf_counter() - started)
         return ExecutionResult(data=result.data, errors=result.errors)
 
 
 def _transport_refusal(
-    operation: OperationDefinitionNode | None,
-    operation_name: str | None,
-    request: AsyncHTTPRequestAdapter,
+    operation: OperationDefinitionNode, request: AsyncHTTPRequestAdapter
 ) -> HTTPException | None:
     """Why HTTP does not run the operation a request names, if it does not."""
-    if operation is None:
-        return HTTPException(
-            400,
-            f"Unknown operation named '{operation_name}'."
-            if operation_name
-            else "Name the operation to run: the document has several.",
-        )
     if operation.operation is OperationType.SUBSCRIPTION:
         return HTTPException(400, "Subscriptions are served over websocket on this same path.")
     if operation.operation is OperationType.MUTATION and request.method == "GET":
-        return HTTPException(405, "Mutations must be sent with POST.")
+        return MethodNotAllowed("Mutations must be sent with POST.", allow="POST")
     return None
 
 

@@ -10,9 +10,11 @@ import re
 import time
 import uuid
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resolvers.common.request_ids import request_id_var
+from server.edge import media_types
 
 access_log = logging.getLogger("gigql.access")
 error_log = logging.getLogger("gigql.errors")
@@ -63,7 +65,7 @@ class RequestContextMiddleware:
             # API conventions), not as the server's plain text; the log has the traceback.
             error_log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
             unexpected = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
-            await _send_error(send_with_id, 500, "Internal server error", unexpected)
+            await _send_error(scope, send_with_id, 500, "Internal server error", unexpected)
         finally:
             access_log.info(
                 "%s %s %s",
@@ -98,7 +100,7 @@ class BodySizeLimitMiddleware:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(scope, send)
                 return
 
         received = 0
@@ -123,7 +125,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await self._refuse(send)
+                await self._refuse(scope, send)
 
     async def _limit_messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         """`gigql serve` has uvicorn refuse such messages already (`ws_max_size`); this
@@ -147,24 +149,27 @@ class BodySizeLimitMiddleware:
 
         await self.app(scope, limited_receive, open_send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
         message = f"Request body is larger than {self.max_bytes} bytes."
-        await _send_error(send, 413, message, {"code": "PAYLOAD_TOO_LARGE"})
+        await _send_error(scope, send, 413, message, {"code": "PAYLOAD_TOO_LARGE"})
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _send_error(send: Send, status: int, message: str, extensions: dict[str, str]) -> None:
-    """A response in GraphQL's error shape."""
+async def _send_error(
+    scope: Scope, send: Send, status: int, message: str, extensions: dict[str, str]
+) -> None:
+    """A response in GraphQL's error shape, in the media type the request negotiates."""
     body = json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
+    media_type = media_types.error_media_type(Headers(scope=scope))
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", media_types.content_type(media_type).encode()),
                 (b"content-length", str(len(body)).encode()),
             ],
         }

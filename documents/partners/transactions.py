@@ -81,6 +81,15 @@ class PartnerTransaction(Document):
     """A withdrawal's connected account, fixed when it was asked for."""
     failure_code: str | None = None
     failure_message: str | None = None
+    cancel_code: str | None = None
+    """A credit whose payment intent we asked the gateway to cancel: the failure code it
+    fails with (`canceled` by the partner, `expired`), whichever of our cancel and the
+    gateway's `payment_intent.canceled` records it."""
+    gateway_attempted_at: datetime | None = None
+    """When a job last claimed the credit's gateway step (its intent made, or cancelled
+    for expiry): jobs take the least recently tried first, and one instance at a time."""
+    refunded: int = 0
+    """Of a completed card credit, what was refunded at the gateway since (not by us)."""
     dispute: PartnerDispute | None = None
     """A card credit's chargeback, if its payment was disputed."""
     history: list[StatusChange] = Field(default_factory=list)

@@ -2,6 +2,7 @@
 
     active <-> frozen
     active | frozen -> closed   (only empty)
+    closed -> frozen            (money came back to it: a returned payout, a chargeback won)
 
 The balance is not stored here: it is the ledger's (`partner_wallet:<id>`). Every
 posting to a wallet also bumps `version` in the same transaction, conditional on the

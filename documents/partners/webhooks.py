@@ -26,6 +26,8 @@ class PartnerEventType(StrEnum):
     TRANSACTION_FAILED = "transaction.failed"
     PAYOUT_PROCESSED = "payout.processed"
     PAYOUT_FAILED = "payout.failed"
+    TRANSACTION_REFUNDED = "transaction.refunded"
+    """A completed card credit was refunded at the gateway, in part or whole."""
     TRANSACTION_DISPUTED = "transaction.disputed"
     """The payer's bank took a card credit's payment back (a chargeback)."""
     TRANSACTION_DISPUTE_CLOSED = "transaction.dispute_closed"
@@ -48,6 +50,12 @@ class PartnerWebhookEndpoint(Document):
     """The newest first."""
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    failures_in_row: int = 0
+    """Posts in a row that got no answer (no connection, or none in time); an answer of
+    any status ends the run."""
+    paused_until: datetime | None = None
+    """Set when `failures_in_row` reached the limit: the sender leaves the endpoint's
+    deliveries waiting until then (the circuit breaker)."""
 
     class Settings:
         name = "partner_webhook_endpoints"
@@ -117,6 +125,10 @@ class PartnerWebhookDelivery(Document):
         indexes = [
             # The sender: pending, due first.
             IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)]),
+            # The sender's share per endpoint: its pending deliveries, due first.
+            IndexModel(
+                [("endpoint_id", ASCENDING), ("status", ASCENDING), ("next_attempt_at", ASCENDING)]
+            ),
             # The order of one wallet's events at one endpoint.
             IndexModel(
                 [

@@ -72,6 +72,9 @@ class MovementKind(StrEnum):
     """The bank has it: partner payout in flight -> partner paid out."""
     PARTNER_PAYOUT_FAILED = "partner_payout_failed"
     """It came back: partner payout in flight -> partner wallet."""
+    PARTNER_REFUNDED = "partner_refunded"
+    """A completed card credit refunded at the gateway (not by us): what the wallet still
+    holds of it, and platform revenue for the rest, back to the card (partner funding)."""
     PARTNER_DISPUTE_OPENED = "partner_dispute_opened"
     """A chargeback took a card credit's payment back: what the wallet still holds of it
     -> the credit's chargeback account -> partner funding (the card)."""

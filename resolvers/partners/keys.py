@@ -107,8 +107,11 @@ class PartnerAccess:
         assert self.partner.id is not None
         return self.partner.id
 
+    def has(self, scope: ApiScope) -> bool:
+        return scope in self.key.scopes
+
     def require(self, scope: ApiScope) -> None:
-        if scope not in self.key.scopes:
+        if not self.has(scope):
             raise DomainError(ErrorCode.FORBIDDEN, f"This API key lacks the {scope.value} scope.")
 
 

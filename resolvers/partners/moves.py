@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from beanie import PydanticObjectId
 from bson import ObjectId
@@ -46,37 +45,20 @@ from resolvers.common.validation import Checked
 from resolvers.partners import idempotency
 from resolvers.partners.fees import fee_of, post_fee, posting_key
 from resolvers.partners.keys import PartnerAccess
-from resolvers.partners.metadata import checked_metadata
 from resolvers.partners.postings import hold_active, post
+from resolvers.partners.requests import CheckedRequest, checked_request
 from resolvers.partners.wallet_lookup import in_currency_of, wallet_of
 from resolvers.partners.wallets import CLEARING_PREFIX
 from resolvers.partners.webhooks.outbox import record_event
 
-MAX_DESCRIPTION_LENGTH = 500
-
-
-@dataclass(frozen=True, slots=True)
-class MoveRequest:
-    """What a debit or transfer asks for, checked and as stored."""
-
-    money: Money
-    description: str
-    metadata: dict[str, Any]
-    idempotency_key: str
-
 
 def _checked_request(
     amount: MoneyInput, description: str, metadata: object, idempotency_key: str
-) -> MoveRequest:
+) -> CheckedRequest:
     checked = Checked()
-    money = checked.money(amount.amount, amount.currency, "amount")
-    text = checked.text(description, "description", MAX_DESCRIPTION_LENGTH)
-    kept = checked_metadata(checked, metadata)
-    problem = idempotency.key_problem(idempotency_key)
-    if problem is not None:
-        checked.fail(ErrorCode.INVALID_INPUT, problem, "idempotencyKey")
+    request = checked_request(checked, amount, description, metadata, idempotency_key)
     checked.raise_if_any()
-    return MoveRequest(money, text, kept, idempotency_key)
+    return request
 
 
 def clearing_wallet_id(currency: str) -> str:
@@ -134,7 +116,7 @@ async def _moved(partner_id: ObjectId, made: tuple[PartnerTransaction, bool]) ->
 async def _made_once(
     services: Services,
     access: PartnerAccess,
-    request: MoveRequest,
+    request: CheckedRequest,
     digest: str,
     make: Callable[[UnitOfWork], Awaitable[PartnerTransaction]],
 ) -> Moved:
@@ -156,7 +138,7 @@ async def _made_once(
 def _new_transaction(
     access: PartnerAccess,
     kind: TransactionKind,
-    request: MoveRequest,
+    request: CheckedRequest,
     digest: str,
     fee: Money,
     source: PartnerWallet,

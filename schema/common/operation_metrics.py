@@ -73,7 +73,8 @@ class OperationMetrics:
         """The name and type labels of the operation a request runs from a document."""
         if prepared is None or prepared.document is None or prepared.errors:
             return INVALID, _TYPES[_NO_TYPE]
-        operation = get_operation_ast(prepared.document, operation_name)
+        # An empty name is no name, as the view and unknown_operation have it.
+        operation = get_operation_ast(prepared.document, operation_name or None)
         return self.label_of(operation)
 
     def label_of(self, operation: OperationDefinitionNode | None) -> tuple[str, str]:

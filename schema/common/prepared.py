@@ -31,6 +31,7 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     GraphQLSyntaxError,
+    get_operation_ast,
     parse,
     specified_rules,
     validate,
@@ -270,3 +271,17 @@ class UsePreparedDocuments(SchemaExtension):
         # Validated with parsing above; no rules left makes Strawberry skip its own pass.
         self.execution_context.validation_rules = ()
         yield
+
+
+def unknown_operation(document: DocumentNode, operation_name: str | None) -> GraphQLError | None:
+    """Why `document` has no operation to run by this name (GraphQL's GetOperation), or
+    None. A request error, over HTTP and websocket alike: nothing runs. An empty name is
+    no name, as the GraphQL-over-HTTP specification has it."""
+    if get_operation_ast(document, operation_name or None) is not None:
+        return None
+    reason = (
+        f"Unknown operation named '{operation_name}'."
+        if operation_name
+        else "Name the operation to run: the document has several."
+    )
+    return GraphQLError(reason, extensions={"code": "BAD_REQUEST"})

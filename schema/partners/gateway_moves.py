@@ -10,7 +10,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from documents.partners.api_keys import ApiScope
-from resolvers.partners.gateway import credits, withdrawals
+from resolvers.partners.gateway import cancellations, credits, withdrawals
 from resolvers.partners.gateway.requests import MoveRequest
 from resolvers.payments.sandbox_card import SandboxOutcome
 from schema.common.payloads import Payload, mutation_payload
@@ -85,6 +85,16 @@ class SandboxPayCreditPayload(Payload):
     transaction: PartnerTransactionNode | None = None
 
 
+@strawberry.input
+class CancelCreditInput:
+    transaction_id: relay.GlobalID
+
+
+@strawberry.type
+class CancelCreditPayload(Payload):
+    transaction: PartnerTransactionNode | None = None
+
+
 @strawberry.type
 class PartnerGatewayMutation:
     @strawberry.mutation(
@@ -103,6 +113,20 @@ class PartnerGatewayMutation:
             transaction=PartnerTransactionNode.of(credit.transaction),
             client_secret=credit.client_secret,
         )
+
+    @strawberry.mutation(
+        description="MOVE_MONEY: cancel a PENDING card credit: its Stripe PaymentIntent is "
+        "cancelled and the credit FAILED (`canceled`, with `transaction.failed`). "
+        "INVALID_STATE for any other transaction, or if the payment succeeded first."
+    )
+    @mutation_payload
+    async def cancel_credit(
+        self, info: PartnerInfo, input: CancelCreditInput
+    ) -> CancelCreditPayload:
+        access = info.context.partner(ApiScope.MOVE_MONEY)
+        transaction_id = decode_id(input.transaction_id, PartnerTransactionNode, "transactionId")
+        canceled = await cancellations.cancel_credit(info.context.services, access, transaction_id)
+        return CancelCreditPayload(transaction=PartnerTransactionNode.of(canceled))
 
     @strawberry.mutation(
         description="MOVE_MONEY: pay part of a wallet (plus the partner's withdrawal fee) out to "

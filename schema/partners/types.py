@@ -1,4 +1,8 @@
-"""The partner graph's wallet and transaction types, shared with admins' views of them."""
+"""The partner graph's wallet and transaction types, shared with admins' views of them.
+
+Each is wallet data: a key reads its fields only with READ_WALLETS, however it reached
+the object (a MOVE_MONEY key's mutation payload has wallets and transactions too), but
+for the ids and statuses a payload must show (`scoped`)."""
 
 from __future__ import annotations
 
@@ -27,8 +31,7 @@ from schema.common.context import Info
 from schema.common.copying import copied
 from schema.common.relay import requested_page, to_connection
 from schema.common.values import MoneyType
-from schema.partners.context import PartnerContext
-from schema.partners.scoping import visible_documents
+from schema.partners.scoping import scoped, visible_documents
 
 WalletStatusType = strawberry.enum(
     WalletStatus,
@@ -49,6 +52,7 @@ TransactionStatusType = strawberry.enum(
 )
 
 
+@scoped(ApiScope.READ_WALLETS, public=("id", "status"))
 @strawberry.type(name=WALLET_TYPE, description="Money a partner keeps for one of its users.")
 class PartnerWalletNode(relay.Node):
     id: relay.NodeID[str]
@@ -78,7 +82,6 @@ class PartnerWalletNode(relay.Node):
     async def entries(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> PartnerWalletEntryConnection:
-        _may_read(info)
         page = await statements.entries_of(self.doc, requested_page(info, first, after))
         return to_connection(PartnerWalletEntryConnection, page, PartnerWalletEntryType.of)
 
@@ -86,7 +89,6 @@ class PartnerWalletNode(relay.Node):
     async def transactions(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> PartnerTransactionConnection:
-        _may_read(info)
         page = await statements.list_transactions(
             self.doc.partner_id,
             statements.TransactionFilter(wallet_id=self.doc.id),
@@ -107,13 +109,7 @@ class PartnerWalletConnection(relay.Connection[PartnerWalletNode]):
     pass
 
 
-def _may_read(info: Info) -> None:
-    """A wallet's statement and transactions need READ_WALLETS, however the wallet was
-    reached (a MOVE_MONEY key's payload has it too); admins' views pass."""
-    if isinstance(info.context, PartnerContext):
-        info.context.partner(ApiScope.READ_WALLETS)
-
-
+@scoped(ApiScope.READ_WALLETS, public=())
 @strawberry.type(
     name="PartnerDispute",
     description="A chargeback: the payer's bank took a card credit's payment back.",
@@ -139,6 +135,7 @@ class PartnerDisputeType:
         )
 
 
+@scoped(ApiScope.READ_WALLETS, public=("id", "status"))
 @strawberry.type(name=TRANSACTION_TYPE, description="One money operation a partner asked for.")
 class PartnerTransactionNode(relay.Node):
     id: relay.NodeID[str]
@@ -208,6 +205,7 @@ class PartnerTransactionConnection(relay.Connection[PartnerTransactionNode]):
     pass
 
 
+@scoped(ApiScope.READ_WALLETS, public=("id",))
 @strawberry.type(
     name="PartnerWalletEntry",
     description="One movement of a wallet's money, with the balance right after it.",

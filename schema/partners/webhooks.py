@@ -29,9 +29,10 @@ from schema.common.context import Info
 from schema.common.copying import copied
 from schema.common.limits import bounded
 from schema.common.payloads import Payload, mutation_payload
+from schema.common.permissions import allow
 from schema.common.relay import decode_id, requested_page, to_connection
 from schema.partners.context import PartnerInfo
-from schema.partners.scoping import visible_documents
+from schema.partners.scoping import HasScope, visible_documents
 from schema.partners.types import PartnerWalletNode
 
 DeliveryStatusType = strawberry.enum(
@@ -126,7 +127,11 @@ class WebhookDeliveryNode(relay.Node):
     )
     delivered_at: datetime | None
     created_at: datetime
-    payload: str = strawberry.field(description="The body posted, exactly (JSON).")
+    payload: str | None = strawberry.field(
+        description="The body posted, exactly (JSON); it holds the wallet's balance and the "
+        "transaction, so null for a key without READ_WALLETS.",
+        extensions=allow(HasScope(ApiScope.READ_WALLETS), silent=True),
+    )
 
     @classmethod
     def of(

@@ -23,6 +23,7 @@ from resolvers.partners.keys import PartnerAccess, authenticate, looks_like_key
 from schema.common.context import Context
 from schema.common.rate_limits import count_partner_operations
 from schema.partners.context import PartnerContext
+from server.edge.media_types import error_media_type
 from server.graphql_view import GraphQLView, bearer_token, graphql_error_response
 from server.runtime import Runtime
 
@@ -54,7 +55,10 @@ class PartnerGraphQLView(GraphQLView):
             scope[_ACCESS] = await authenticate(runtime.services, _meta(request), presented)
         except DomainError as error:
             response = graphql_error_response(
-                _STATUS.get(error.code, 401), str(error), error.code.value
+                _STATUS.get(error.code, 401),
+                str(error),
+                error.code.value,
+                media_type=error_media_type(request.headers),
             )
             if error.code is ErrorCode.INVALID_API_KEY:
                 response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'

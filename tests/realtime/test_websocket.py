@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
+from documents.settings import Settings
 from server.runtime import Runtime
 from tests.conftest import serve
 from tests.support.graphql_client import GraphQLClient, Tokens
@@ -200,3 +201,77 @@ async def _next_message(socket: WsClient) -> dict[str, Any]:
     while (message := await socket.receive())["type"] in ("ka", "ping", "pong"):
         pass
     return message
+
+
+# --- operations refused before they run ---------------------------------------------
+
+TWO_LIVE = "subscription A { myEvents { id } } subscription B { myEvents { kind } }"
+ALIASES = " ".join(f"a{n}: id" for n in range(40))  # over GIGQL_MAX_ALIASES (30)
+REFUSED = {
+    "unknown-name": ({"query": TWO_LIVE, "operationName": "C"}, "BAD_REQUEST"),
+    "no-name": ({"query": TWO_LIVE}, "BAD_REQUEST"),
+    "variables": (
+        {"query": "subscription($a: ID) { myEvents(after: $a) { id } }", "variables": {"a": 7.5}},
+        "BAD_USER_INPUT",
+    ),
+    "aliases": ({"query": f"subscription {{ myEvents {{ {ALIASES} }} }}"}, "TOO_MANY_ALIASES"),
+}
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_operation_refused_before_it_runs_leaves_the_socket_running(
+    base_url: str, client: GraphQLClient, protocol: str
+) -> None:
+    """An unknown operation name, a document naming none of several, variables that do
+    not coerce and a document over a limit each get an `error` for their id (Strawberry
+    closed the socket with 4400 for the first two); the socket stays open and its live
+    subscription keeps receiving events."""
+    ann = await poster(client, "ann@example.com")
+    tom = await tasker(client, "tom@example.com")
+    task = await post_task(client, ann)
+    kind = "subscribe" if protocol == TRANSPORT_WS else "start"
+    async with ws(base_url, protocol) as socket:
+        assert (await socket.init(ann.access))["type"] == "connection_ack"
+        await socket.subscribe("live", LIVE)
+        for operation_id, (payload, _) in REFUSED.items():
+            await socket.send({"id": operation_id, "type": kind, "payload": payload})
+        errors = {}
+        for _ in REFUSED:
+            message = await _next_message(socket)
+            assert message["type"] == "error", message
+            payload = message["payload"]
+            [error] = payload if isinstance(payload, list) else [payload]
+            errors[message["id"]] = error["extensions"]["code"]
+        assert errors == {operation_id: code for operation_id, (_, code) in REFUSED.items()}
+        await make_offer(client, tom, task["id"])
+        assert (await socket.next_data("live"))["myEvents"]["kind"] == "OFFER_RECEIVED"
+        assert await socket.silent()
+
+
+async def test_unknown_legacy_messages_are_answered(base_url: str, client: GraphQLClient) -> None:
+    """With a `connection_error`, or an `error` for the operation id the message names;
+    the socket goes on (subscriptions-transport-ws's server answers so; Strawberry's
+    said nothing)."""
+    ann = await _member(client)
+    async with ws(base_url, LEGACY_WS) as socket:
+        assert (await socket.init(ann.access))["type"] == "connection_ack"
+        await socket.send({"type": "ping"})  # graphql-transport-ws's, not this protocol's
+        assert await _next_message(socket) == {
+            "type": "connection_error",
+            "payload": {
+                "message": "Unknown message type: ping",
+                "extensions": {"code": "BAD_REQUEST"},
+            },
+        }
+        await socket.send({"type": "resume", "id": "7"})
+        message = await _next_message(socket)
+        assert message["type"] == "error" and message["id"] == "7", message
+        assert message["payload"]["message"] == "Unknown message type: resume"
+        await socket.subscribe("1", "subscription { nope }")  # still served
+        assert (await _next_message(socket))["type"] == "error"
+
+
+def test_the_legacy_keep_alive_suits_common_clients() -> None:
+    """subscriptions-transport-ws closes a socket without `ka` for its `timeout` (30 s by
+    default, often set to 10 s or so): the default interval stays well under either."""
+    assert Settings(_env_file=None).ws_keep_alive_interval <= timedelta(seconds=5)

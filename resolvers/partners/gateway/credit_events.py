@@ -13,7 +13,8 @@ payload kept of it.
                                    with `wallet.funds_added` and `transaction.completed`
     payment_intent.payment_failed  the failure recorded; still PENDING (another card may
                                    be tried)
-    payment_intent.canceled        FAILED, with `transaction.failed`
+    payment_intent.canceled        FAILED, with `transaction.failed` (its code the one we
+                                   cancelled it with, if we did: `canceled`, `expired`)
 
 A payment that succeeds for a wallet frozen or closed since fails the credit with
 WALLET_FROZEN (`transaction.failed`) and, after that commit, is refunded in full (key
@@ -54,13 +55,23 @@ from resolvers.partners.gateway.records import (
     transaction_for,
     wallet_of,
 )
+from resolvers.partners.gateway.refund_events import refunded_at_gateway
 from resolvers.partners.gateway.requests import TRANSACTION_SUBJECT
 from resolvers.partners.postings import hold_active, post
 from resolvers.partners.webhooks.outbox import record_event
+from resolvers.payments.webhooks.checks import NotReady
 
 log = logging.getLogger(__name__)
 
 PAYMENT_CANCELED = "payment_canceled"
+CANCELED = "canceled"
+EXPIRED = "expired"
+CANCEL_MESSAGES = {
+    CANCELED: "The partner cancelled the credit before it was paid.",
+    EXPIRED: "No payment came in time: the credit expired.",
+}
+"""The failure codes of credits we cancelled (resolvers/partners/gateway/cancellations.py),
+and what they say."""
 REFUSED = ErrorCode.WALLET_FROZEN.value
 """The failure code of a credit whose payment was refunded: its wallet was frozen."""
 
@@ -117,6 +128,7 @@ async def _credit(
             "completed_at": utcnow(),
             "failure_code": None,
             "failure_message": None,
+            "cancel_code": None,  # a cancel the payment beat
         },
     )
     money = Money(amount=completed.amount, currency=completed.currency)
@@ -157,13 +169,13 @@ async def _refused(
     await keep(unit.session, event.data_object, current, event)
     if current.status is not TransactionStatus.PENDING:
         return current
-    return await _fail(
+    return await fail_credit(
         unit,
         services,
         current,
         REFUSED,
         "The wallet was frozen or closed before the payment arrived; it is refunded.",
-        event,
+        event.type,
         fields={"payment_intent_id": intent.id},
     )
 
@@ -182,15 +194,17 @@ async def _refund(
     await keep(None, payload_of(refund, "refund"), transaction)
 
 
-async def _fail(
+async def fail_credit(
     unit: UnitOfWork,
     services: Services,
     transaction: PartnerTransaction,
     code: str,
     message: str,
-    event: GatewayEvent,
+    note: str,
     fields: dict[str, Any] | None = None,
 ) -> PartnerTransaction:
+    """The pending credit FAILED with `code`, and the partner told
+    (`transaction.failed`)."""
     failed = await transition(
         unit,
         services,
@@ -199,7 +213,7 @@ async def _fail(
         transaction,
         Party.SYSTEM,
         TRANSACTION_SUBJECT,
-        note=event.type,
+        note=note,
         fields={"failure_code": code, "failure_message": message, **(fields or {})},
     )
     wallet = await wallet_of(unit, failed)
@@ -257,13 +271,13 @@ async def payment_canceled(services: Services, event: GatewayEvent) -> None:
         await keep(unit.session, event.data_object, current, event)
         if current.status is not TransactionStatus.PENDING:
             return
-        await _fail(
+        await fail_credit(
             unit,
             services,
             current,
-            PAYMENT_CANCELED,
-            "The card payment was cancelled.",
-            event,
+            current.cancel_code or PAYMENT_CANCELED,
+            CANCEL_MESSAGES.get(current.cancel_code or "", "The card payment was cancelled."),
+            event.type,
             fields={"payment_intent_id": intent.id},
         )
 
@@ -287,14 +301,14 @@ async def refund_noted(services: Services, event: GatewayEvent) -> None:
 
 
 async def charge_noted(services: Services, event: GatewayEvent) -> None:
-    """charge.refunded of a credit's payment: the refund is ours (a frozen wallet's);
-    one made at the gateway directly is left for an operator, with a warning."""
+    """charge.refunded of a credit's payment: our own refund (a frozen wallet's) is kept
+    for the records; one made at the gateway of a completed credit takes the money back
+    from the wallet (refund_events.py). A refund before the payment was recorded waits."""
     charge = event.data_object
     transaction = await transaction_for(charge, charge.get("payment_intent"))
-    if transaction.failure_code != REFUSED:
-        log.warning(
-            "%s %s: the payment of partner credit %s was refunded at the gateway",
-            event.type,
-            event.id,
-            transaction.id,
-        )
+    if transaction.status is TransactionStatus.PENDING:
+        raise NotReady(f"the payment refunded by {event.id} is not recorded yet")
+    if transaction.status is TransactionStatus.COMPLETED:
+        await refunded_at_gateway(services, event, transaction)
+        return
+    await keep(None, charge, transaction, event)

@@ -6,7 +6,8 @@
                             chargeback account, back to the card (partner funding);
                             `transaction.disputed`
     charge.dispute.closed   won: PARTNER_DISPUTE_WON reverses the opening (the wallet gets
-                            back what was taken from it); lost: PARTNER_DISPUTE_LOST
+                            back what was taken from it, reopened FROZEN if it was closed
+                            since: money_back.py); lost: PARTNER_DISPUTE_LOST
                             covers what the wallet could not, from platform revenue, and
                             logs an alert to collect it from the partner; both with
                             `transaction.dispute_closed`
@@ -45,6 +46,7 @@ from documents.payments.ledger_accounts import (
 from integrations.payments.gateway import GatewayEvent
 from resolvers.common.services import Services
 from resolvers.common.unit_of_work import UnitOfWork, transact
+from resolvers.partners.gateway.money_back import open_for_money_back
 from resolvers.partners.gateway.records import balance_of, keep, reload, step_key, wallet_of
 from resolvers.partners.postings import post
 from resolvers.partners.webhooks.outbox import record_event
@@ -152,6 +154,10 @@ async def dispute_closed(services: Services, event: GatewayEvent) -> None:
             return  # closed already
         assert current.id is not None
         wallet = await wallet_of(unit, current)
+        if won and opened.held:
+            wallet = await open_for_money_back(
+                unit, services, wallet, current, "partner_chargeback_won_for_closed_wallet"
+            )
         assert wallet.id is not None
         # What the opening moved, whatever this event says: the account returns to zero.
         if won:

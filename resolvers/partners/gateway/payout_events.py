@@ -3,7 +3,8 @@
     payout.paid      COMPLETED: PARTNER_PAYOUT_PAID (payout in flight -> paid out), with
                      `payout.processed` and `transaction.completed`
     payout.failed    the transfer reversed, FAILED: PARTNER_PAYOUT_FAILED (payout in
-                     flight -> the wallet), with `payout.failed` and `transaction.failed`
+                     flight -> the wallet), with `payout.failed` and `transaction.failed`;
+                     a wallet closed since is reopened FROZEN (money_back.py)
     transfer.*       the transfer's payload kept
 
 A payout event is checked against the withdrawal (its connected account, amount,
@@ -33,6 +34,7 @@ from resolvers.common.services import Services
 from resolvers.common.transitions import transition
 from resolvers.common.unit_of_work import UnitOfWork, transact
 from resolvers.partners.gateway.checks import check_payout
+from resolvers.partners.gateway.money_back import open_for_money_back
 from resolvers.partners.gateway.records import (
     balance_of,
     keep,
@@ -51,6 +53,8 @@ from resolvers.payments.webhooks.checks import Comparison
 log = logging.getLogger(__name__)
 
 REFUSED = "payout_refused"
+RETURNED_TO_CLOSED = "partner_payout_returned_to_closed_wallet"
+"""The alert of a payout returned to a wallet closed since: reopened frozen."""
 """The failure code of a transfer or payout the gateway refused without giving one."""
 
 
@@ -179,11 +183,13 @@ async def fail_withdrawal(
         )
         partner_id = failed.partner_id
         source = partner_paid_out(partner_id) if returned else partner_payout_in_flight(partner_id)
-        wallet = await wallet_of(unit, failed)
+        wallet = await open_for_money_back(
+            unit, services, await wallet_of(unit, failed), failed, RETURNED_TO_CLOSED
+        )
         assert failed.id is not None and wallet.id is not None
-        # No hold on the wallet: a frozen (even closed) wallet gets its own money back.
-        # Returning what left it is not a new movement into it, and the money must not
-        # stay in flight with nowhere to go.
+        # No hold on the wallet: a frozen (or closed, now reopened frozen) wallet gets its
+        # own money back. Returning what left it is not a new movement into it, and the
+        # money must not stay in flight with nowhere to go.
         posted = await post(
             unit.session,
             key=step_key(failed.id, "return"),

@@ -1,9 +1,12 @@
 """What a credit or withdrawal request names, checked before anything is stored.
 
 A request names one of the partner's wallets (another partner's is NOT_FOUND, as if it
-did not exist), an amount in the wallet's currency, the partner's own description and
-tracking metadata, and the partner's idempotency key. The metadata travels to the
-gateway as one value (`partner_reference`), so it is held to Stripe's limit on one.
+did not exist) and what every money request names, under the rules debits and transfers
+follow (resolvers/partners/requests.py): an amount, now in the wallet's currency and, for
+a card credit, at least the gateway's minimum charge in it (it refuses less, and the
+credit could never be paid); the partner's description and tracking metadata; the
+partner's idempotency key. The metadata travels to the gateway as one value
+(`partner_reference`), so it is also held to Stripe's limit on one.
 """
 
 from __future__ import annotations
@@ -23,12 +26,13 @@ from documents.partners.transactions import (
     TransactionStatus,
 )
 from documents.partners.wallets import PartnerWallet
+from documents.payments.currencies import chargeable_currency
 from resolvers.common.inputs import MoneyInput
 from resolvers.common.transitions import Subject
 from resolvers.common.validation import Checked
-from resolvers.partners.idempotency import key_problem, request_digest
+from resolvers.partners.idempotency import request_digest
+from resolvers.partners.requests import checked_request
 
-MAX_DESCRIPTION_LENGTH = 500
 MAX_METADATA_LENGTH = 500
 """Characters of the metadata as compact JSON: Stripe's limit on one metadata value."""
 
@@ -74,12 +78,14 @@ async def owned_transaction(
 
 @dataclass(frozen=True, slots=True)
 class CheckedMove:
-    """A valid credit or withdrawal request: its amount and metadata as stored, and the
+    """A valid credit or withdrawal request: its amount, description and metadata as
+    stored, and the
     digest of what it asks (`idempotency.request_digest`) its key is kept with."""
 
     kind: TransactionKind
     request: MoveRequest
     money: Money
+    description: str
     metadata: dict[str, Any]
     digest: str
 
@@ -102,7 +108,7 @@ class CheckedMove:
             amount=self.money.amount,
             fee=fee.amount,
             currency=self.money.currency,
-            description=self.request.description,
+            description=self.description,
             metadata=self.metadata,
             to_wallet_id=wallet.id if credit else None,
             from_wallet_id=None if credit else wallet.id,
@@ -114,20 +120,21 @@ def checked_move(kind: TransactionKind, request: MoveRequest, wallet: PartnerWal
     """The request, once everything it names is valid (else INVALID_INPUT on each field
     at fault)."""
     checked = Checked()
-    money = checked.money(request.amount.amount, request.amount.currency, "amount")
-    if not checked.problems and money.currency != wallet.currency:
+    common = checked_request(
+        checked, request.amount, request.description, request.metadata, request.idempotency_key
+    )
+    money = common.money
+    at_fault = {(p.field or "").split(".")[0] for p in checked.problems}
+    if "amount" in at_fault:
+        pass  # no amount to compare
+    elif money.currency != wallet.currency:
         message = f"The wallet holds {wallet.currency}; the amount must be in it."
         checked.fail(ErrorCode.INVALID_INPUT, message, "amount")
-    problem = key_problem(request.idempotency_key)
-    if problem is not None:
-        checked.fail(ErrorCode.INVALID_INPUT, problem, "idempotencyKey")
-    if len(request.description) > MAX_DESCRIPTION_LENGTH:
-        message = f"A description has at most {MAX_DESCRIPTION_LENGTH} characters."
-        checked.fail(ErrorCode.INVALID_INPUT, message, "description")
-    metadata = request.metadata if isinstance(request.metadata, dict) else {}
-    if not isinstance(request.metadata, dict):
-        checked.fail(ErrorCode.INVALID_INPUT, "Metadata is a JSON object.", "metadata")
-    elif len(compact(metadata)) > MAX_METADATA_LENGTH:
+    elif kind is TransactionKind.CREDIT and money.amount < minimum_charge(money.currency):
+        least = Money(amount=minimum_charge(money.currency), currency=money.currency)
+        message = f"A card credit is at least {least}: the card network charges no less."
+        checked.fail(ErrorCode.INVALID_INPUT, message, "amount")
+    if "metadata" not in at_fault and len(compact(common.metadata)) > MAX_METADATA_LENGTH:
         message = f"Metadata has at most {MAX_METADATA_LENGTH} characters as compact JSON."
         checked.fail(ErrorCode.INVALID_INPUT, message, "metadata")
     checked.raise_if_any()
@@ -135,10 +142,17 @@ def checked_move(kind: TransactionKind, request: MoveRequest, wallet: PartnerWal
         kind.value,
         wallet_id=request.wallet_id,
         amount=money,
-        description=request.description,
-        metadata=metadata,
+        description=common.description,
+        metadata=common.metadata,
     )
-    return CheckedMove(kind, request, money, metadata, digest)
+    return CheckedMove(kind, request, money, common.description, common.metadata, digest)
+
+
+def minimum_charge(currency: str) -> int:
+    """The least the gateway charges in `currency` (one the gateway handles)."""
+    terms = chargeable_currency(currency)
+    assert terms is not None, "Checked.money accepts only the gateway's currencies"
+    return terms.minimum_charge
 
 
 def compact(metadata: dict[str, Any]) -> str:

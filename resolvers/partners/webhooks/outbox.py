@@ -61,6 +61,7 @@ def transaction_object(transaction: PartnerTransaction) -> dict[str, Any]:
         "paymentIntentId": transaction.payment_intent_id,
         "payoutId": transaction.payout_id,
         "failureCode": transaction.failure_code,
+        "refunded": transaction.refunded,
         "dispute": (
             {
                 "status": transaction.dispute.status.value,

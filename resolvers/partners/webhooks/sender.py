@@ -1,9 +1,12 @@
 """Sending partners the webhook deliveries due, in order per wallet, with retries.
 
-`send_due` runs on every instance in the background (server/background.py). It reads
-the pending deliveries due (the `status, next_attempt_at` index), groups them into
-streams, one per (endpoint, wallet), and sends several streams at once, each in
-sequence order:
+`keep_sending` runs on every instance in the background (server/background.py). Every
+send interval it reads the pending deliveries due, at most `PER_ENDPOINT` of each
+endpoint (so that no partner's backlog crowds out the others'), and starts one worker
+per endpoint that has none under way on this instance; a worker sends its endpoint's
+streams, one per (endpoint, wallet), `STREAMS_PER_ENDPOINT` at once, each in sequence
+order. A slow endpoint thus holds up only its own worker: the others' deliveries go out
+at the next send interval. (`send_due` is one such round, waited for whole.)
 
 - each delivery is claimed first, with a conditional update (pending, due, no lease or
   one that ran out) that leases it to this sender, so that however many instances run,
@@ -12,11 +15,17 @@ sequence order:
   waits behind that one (until that one's next attempt, or the next run while that one
   is being sent) and the stream stops for this run;
 - a 2xx answer makes it DELIVERED; anything else (another status, a redirect, no
-  answer in `partner_webhook_timeout`, no connection) records the attempt and schedules
+  answer in `partner_webhook_timeout`, no connection in `partner_webhook_connect_timeout`)
+  records the attempt and schedules
   the next after `partner_webhook_retry_base`, doubling, at most an hour apart, until
   `partner_webhook_retry_period` after it was made (or redelivered): then, after one
   last attempt, DEAD. The rest of its stream waits behind it meanwhile; a delivered or
-  dead one lets the next go at once.
+  dead one lets the next go at once;
+- the circuit breaker: an endpoint that gave no answer at all (no connection, or none
+  in time) `FAILURES_BEFORE_PAUSE` times in a row, on any instance, is paused for
+  `partner_webhook_pause`: its worker stops, and its deliveries wait, in their order,
+  until the pause is over; then it is tried again (one more failure pauses it again,
+  any answer closes the breaker).
 
 Every attempt is signed afresh with the endpoint's current secrets
 (integrations/partner_webhooks.py), over the same body.
@@ -64,9 +73,13 @@ from resolvers.partners.ids import EVENT_PREFIX
 log = logging.getLogger(__name__)
 
 BATCH = 500
-"""Deliveries one run reads at most."""
-STREAMS_AT_ONCE = 16
-"""Streams (endpoint and wallet) one run sends at once; each one's deliveries in order."""
+"""Deliveries one round reads at most, over all endpoints."""
+PER_ENDPOINT = 50
+"""Deliveries one round reads at most for one endpoint."""
+STREAMS_PER_ENDPOINT = 4
+"""Streams (endpoint and wallet) an endpoint's worker sends at once; each in order."""
+FAILURES_BEFORE_PAUSE = 5
+"""Posts in a row an endpoint may leave unanswered before it is paused."""
 LEASE_MARGIN = timedelta(seconds=30)
 """A claim lasts the timeout of one post and this much more."""
 MAX_BACKOFF = timedelta(hours=1)
@@ -94,6 +107,7 @@ async def drop_expired_secrets(endpoint: PartnerWebhookEndpoint, now: datetime) 
 def webhook_poster(settings: Settings) -> WebhookPoster:
     return WebhookPoster(
         timeout=settings.partner_webhook_timeout,
+        connect_timeout=settings.partner_webhook_connect_timeout,
         allow_private=settings.partner_webhook_allow_private_hosts,
     )
 
@@ -115,18 +129,80 @@ def event_body(event: PartnerWebhookEvent) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+async def keep_sending(services: Services, poster: WebhookPoster) -> None:
+    """The background job: every send interval, a worker for each endpoint with
+    deliveries due and none under way here. Cancelling it cancels the workers (their
+    claimed deliveries are taken up once the leases run out)."""
+    interval = services.settings.partner_webhook_send_interval.total_seconds()
+    busy: set[ObjectId] = set()
+
+    async def work(endpoint_id: ObjectId, due: list[PartnerWebhookDelivery]) -> None:
+        try:
+            await _send_endpoint(services, poster, due)
+        finally:
+            busy.discard(endpoint_id)
+
+    async with asyncio.TaskGroup() as workers:
+        while True:
+            try:
+                for endpoint_id, due in (await _due_by_endpoint(BATCH, skip=busy)).items():
+                    busy.add(endpoint_id)
+                    workers.create_task(work(endpoint_id, due))
+            except Exception:
+                # The database away: the next round tries again.
+                log.exception("reading the partner webhook deliveries due failed")
+            await asyncio.sleep(interval)
+
+
 async def send_due(services: Services, poster: WebhookPoster, limit: int = BATCH) -> int:
-    """Send what is due; returns how many deliveries were attempted."""
-    due = (
-        await PartnerWebhookDelivery.find(
-            {"status": _PENDING, "next_attempt_at": {"$lte": utcnow()}}
-        )
-        .sort("next_attempt_at")
-        .limit(limit)
-        .to_list()
+    """One round, waited for whole: send what is due; returns how many deliveries were
+    attempted."""
+    by_endpoint = await _due_by_endpoint(limit, skip=set())
+    counts = await asyncio.gather(
+        *(_send_endpoint(services, poster, due) for due in by_endpoint.values())
     )
-    if not due:
-        return 0
+    return sum(counts)
+
+
+async def _due_by_endpoint(
+    limit: int, skip: set[ObjectId]
+) -> dict[ObjectId, list[PartnerWebhookDelivery]]:
+    """The pending deliveries due, the earliest first, at most PER_ENDPOINT of each
+    endpoint and `limit` in all, of the endpoints not in `skip` nor paused."""
+    now = utcnow()
+    due_query = {"status": _PENDING, "next_attempt_at": {"$lte": now}}
+    endpoint_ids = set(await _collection().distinct("endpoint_id", due_query)) - skip
+    paused = {
+        e["_id"]
+        async for e in PartnerWebhookEndpoint.get_pymongo_collection().find(
+            {"_id": {"$in": list(endpoint_ids)}, "paused_until": {"$gt": now}},
+            projection={"_id": 1},
+        )
+    }
+    # Instances read the same due deliveries; taking the endpoints in an order of their
+    # own spreads them between instances, and the share of each within `limit`.
+    order = list(endpoint_ids - paused)
+    random.shuffle(order)
+    found: dict[ObjectId, list[PartnerWebhookDelivery]] = {}
+    for endpoint_id in order:
+        if limit <= 0:
+            break
+        due = (
+            await PartnerWebhookDelivery.find({**due_query, "endpoint_id": endpoint_id})
+            .sort("next_attempt_at")
+            .limit(min(PER_ENDPOINT, limit))
+            .to_list()
+        )
+        if due:
+            found[endpoint_id] = due
+            limit -= len(due)
+    return found
+
+
+async def _send_endpoint(
+    services: Services, poster: WebhookPoster, due: list[PartnerWebhookDelivery]
+) -> int:
+    """Send one endpoint's due deliveries, stream by stream; how many were attempted."""
     streams: dict[Stream, list[PartnerWebhookDelivery]] = {}
     for delivery in sorted(due, key=lambda d: d.sequence):
         streams.setdefault((delivery.endpoint_id, delivery.wallet_id), []).append(delivery)
@@ -135,11 +211,10 @@ async def send_due(services: Services, poster: WebhookPoster, limit: int = BATCH
         endpoints=await _by_id(PartnerWebhookEndpoint, {d.endpoint_id for d in due}),
         events=await _by_id(PartnerWebhookEvent, {d.event_id for d in due}),
     )
-    # Instances read the same due deliveries; taking the streams in an order of their own
-    # spreads them between instances instead of all racing for the same ones first.
     order = list(streams.values())
     random.shuffle(order)
-    gate = asyncio.Semaphore(STREAMS_AT_ONCE)
+    gate = asyncio.Semaphore(STREAMS_PER_ENDPOINT)
+    # A session of its own: a slow endpoint holds none of the others' connections.
     async with poster.session() as http:
 
         async def send_stream(deliveries: list[PartnerWebhookDelivery]) -> int:
@@ -172,6 +247,37 @@ class _Run:
         self.endpoints = endpoints
         self.events = events
         self.lease = settings.partner_webhook_timeout + LEASE_MARGIN
+        self.paused: set[ObjectId] = set()
+        """Endpoints paused during this run: their streams stop."""
+
+    async def _breaker(self, endpoint: PartnerWebhookEndpoint, answer: Answer) -> None:
+        """Count the endpoint's posts left unanswered in a row (on every instance); at
+        FAILURES_BEFORE_PAUSE pause it. Any answer, whatever its status, resets it."""
+        endpoints = PartnerWebhookEndpoint.get_pymongo_collection()
+        if answer.status_code is not None:
+            await endpoints.update_one(
+                {"_id": endpoint.id, "failures_in_row": {"$gt": 0}},
+                {"$set": {"failures_in_row": 0, "paused_until": None}},
+            )
+            return
+        counted = await endpoints.find_one_and_update(
+            {"_id": endpoint.id},
+            {"$inc": {"failures_in_row": 1}},
+            projection={"failures_in_row": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if counted is None or counted["failures_in_row"] < FAILURES_BEFORE_PAUSE:
+            return
+        until = utcnow() + self.settings.partner_webhook_pause
+        await endpoints.update_one({"_id": endpoint.id}, {"$set": {"paused_until": until}})
+        log.warning(
+            "partner webhook endpoint %s paused until %s after %d posts without an answer",
+            endpoint.id,
+            until.isoformat(),
+            counted["failures_in_row"],
+        )
+        assert endpoint.id is not None
+        self.paused.add(endpoint.id)
 
     async def stream(
         self, http: PosterSession, deliveries: Sequence[PartnerWebhookDelivery]
@@ -179,6 +285,8 @@ class _Run:
         """Send one stream's due deliveries in order, stopping where one has to wait."""
         attempted = 0
         for listed in deliveries:
+            if listed.endpoint_id in self.paused:
+                return attempted
             delivery = await _claim(listed.id, self.lease)
             if delivery is None:
                 return attempted  # another sender has it, or it is no longer due
@@ -190,6 +298,7 @@ class _Run:
                 continue
             answer = await self._post(http, endpoint, delivery)
             attempted += 1
+            await self._breaker(endpoint, answer)
             if not await self._outcome(delivery, answer):
                 return attempted
         return attempted

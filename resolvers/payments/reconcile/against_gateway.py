@@ -29,7 +29,12 @@ from documents.payments.escrow import Escrow, EscrowRefund, EscrowStatus, Refund
 from documents.payments.payouts import Withdrawal, WithdrawalStatus
 from integrations.payments.gateway import PaymentGateway, PaymentIntent, Payout, Refund, Transfer
 from resolvers.payments.reconcile.against_ledger import check_postings
-from resolvers.payments.reconcile.partners import Tagged, is_partners, reconcile_partners
+from resolvers.payments.reconcile.partners import (
+    Tagged,
+    is_partners,
+    partner_intent_ids,
+    reconcile_partners,
+)
 from resolvers.payments.reconcile.report import (
     InPeriod,
     Kind,
@@ -69,6 +74,11 @@ async def reconcile(
     # Partner money is matched with partner transactions (reconcile/partners.py).
     intents, partner_intents = _split(await _all(gateway.list_payment_intents(low, high)))
     refunds, partner_refunds = _split(await _all(gateway.list_refunds(low, high)))
+    # A refund made in the gateway's dashboard carries none of our metadata: it is a
+    # partner's when it refunds a partner credit's payment.
+    credited = await partner_intent_ids([r.payment_intent_id for r in refunds])
+    partner_refunds += [r for r in refunds if r.payment_intent_id in credited]
+    refunds = [r for r in refunds if r.payment_intent_id not in credited]
     transfers, partner_transfers = _split(await _all(gateway.list_transfers(low, high)))
     withdrawals = await Withdrawal.find({"requested_at": {"$gte": low, "$lt": high}}).to_list()
     payouts: list[Payout] = []

@@ -83,6 +83,15 @@ def is_partners(obj: Tagged) -> bool:
     return PARTNER_TRANSACTION_ID in obj.metadata
 
 
+async def partner_intent_ids(intent_ids: list[str | None]) -> set[str]:
+    """Those of `intent_ids` that are partner credits' payment intents."""
+    wanted = [i for i in intent_ids if i]
+    if not wanted:
+        return set()
+    found = PartnerTransaction.find({"payment_intent_id": {"$in": wanted}})
+    return {t.payment_intent_id async for t in found if t.payment_intent_id}
+
+
 async def _all(items: AsyncIterator[T]) -> list[T]:
     return [item async for item in items]
 
@@ -254,9 +263,18 @@ def _refunds(
     in_period: InPeriod,
 ) -> None:
     refunded: set[str] = set()
+    at_gateway: dict[str, int] = {}
+    """Per completed credit, what the gateway refunded of it outside gigql."""
+    by_intent = {c.payment_intent_id: c for c in credits if c.payment_intent_id}
     for refund in refunds:
         named = refund.metadata.get(PARTNER_TRANSACTION_ID)
         credit = by_id.get(named or "")
+        paid = by_intent.get(refund.payment_intent_id or "")
+        if named is None and paid is not None:
+            # Made in the dashboard (refund_events.py took it back from the wallet).
+            if refund.status in ("pending", "succeeded"):
+                at_gateway[str(paid.id)] = at_gateway.get(str(paid.id), 0) + refund.amount
+            continue
         subject = _subject(refund.id, credit, named)
         ours_at = credit.updated_at if credit else None
         if not to_compare(result, Kind.REFUND, refund.created, ours_at, in_period):
@@ -273,6 +291,14 @@ def _refunds(
             detail = f"gateway {refund.status}, the credit was refunded"
             result.add(Mismatch.STATUS, subject, detail, kind=Kind.REFUND)
     for credit in credits:
+        gateway_refunded = at_gateway.get(str(credit.id), 0)
+        if gateway_refunded != credit.refunded and in_period(credit.updated_at):
+            subject = _subject("refund", credit, None)
+            detail = (
+                f"the gateway refunded {gateway_refunded} of the credit, "
+                f"{credit.refunded} is recorded"
+            )
+            result.add(Mismatch.AMOUNT, subject, detail, kind=Kind.REFUND)
         unmatched = credit.failure_code == REFUNDED and str(credit.id) not in refunded
         if unmatched and in_period(credit.updated_at):
             detail = f"credit of {_money(credit)} refunded for a frozen wallet"

@@ -1,12 +1,15 @@
-"""Chargebacks on partner card credits: the bank takes the payment back, the wallet gives
-back what it still holds of it, and the chargeback's close settles the rest."""
+"""Chargebacks on partner card credits and refunds made at the gateway: the money goes
+back to the card, the wallet gives back what it still holds of it, and the platform
+bears the rest (to collect from the partner)."""
 
 from __future__ import annotations
 
 import secrets
 
 from documents.partners.transactions import DisputeStatus
+from documents.partners.wallets import PartnerWallet, WalletStatus
 from documents.payments.webhooks import WebhookStatus
+from resolvers.payments.reconcile.against_gateway import reconcile
 from server.runtime import Runtime
 from tests.support.graphql_client import GraphQLClient
 from tests.support.partners.money import (
@@ -18,8 +21,9 @@ from tests.support.partners.money import (
 )
 from tests.support.partners.partners import approved_partner, wallet_document
 from tests.support.partners.wallets import transfer_money
-from tests.support.payments.escrow import assert_ledger_clean
+from tests.support.payments.escrow import assert_ledger_clean, sandbox
 from tests.support.payments.escrow import balance as account_balance
+from tests.support.payments.reconcile import next_second, until_now
 from tests.support.payments.webhooks import (
     chargeback_object,
     received,
@@ -148,3 +152,99 @@ async def test_a_chargeback_that_contradicts_the_credit_is_rejected(
     early = await _dispute(runtime, "charge.dispute.closed", intent, 5_000, "dp_3", "won")
     assert early is WebhookStatus.FAILED
     assert await balance(wallet) == 9_710
+
+
+async def test_a_chargeback_won_after_the_wallet_closed_reopens_it_frozen(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    """The chargeback emptied the wallet and the partner closed it; the chargeback is
+    won and the money comes back: a closed wallet holds nothing, so it is reopened."""
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
+    credit = await funded(client, partner, wallet, 10_000)
+    intent = (await stored_transaction(credit["id"])).payment_intent_id
+    assert intent is not None
+    await _dispute(runtime, "charge.dispute.created", intent, 10_000, "dp_closed")
+    closed = await client.mutate(
+        "closeWallet", {"walletId": wallet_gid(wallet)}, "wallet { status }", token=partner.key
+    )
+    assert closed["wallet"] == {"status": "CLOSED"}, closed
+
+    won = await _dispute(runtime, "charge.dispute.closed", intent, 10_000, "dp_closed", "won")
+
+    assert won is WebhookStatus.PROCESSED
+    reopened = await PartnerWallet.get(wallet.id)
+    assert reopened is not None and reopened.status is WalletStatus.FROZEN
+    assert await balance(wallet) == 9_710
+    assert (await events_of(wallet))[-1] == "transaction.dispute_closed"
+    await assert_ledger_clean()
+
+
+async def _refunded_at_gateway(
+    runtime: Runtime, intent_id: str, amount_refunded: int, currency: str = "usd"
+) -> WebhookStatus:
+    charge = {
+        "id": f"ch_{secrets.token_hex(6)}",
+        "object": "charge",
+        "payment_intent": intent_id,
+        "amount": 10_000,
+        "amount_refunded": amount_refunded,
+        "currency": currency,
+        "refunded": amount_refunded == 10_000,
+        "metadata": {},
+    }
+    return (
+        await stored(await received(runtime.services, stripe_event("charge.refunded", charge)))
+    ).status
+
+
+async def test_a_refund_made_at_the_gateway_takes_the_money_back_from_the_wallet(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    partner = await approved_partner()
+    wallet = await wallet_document(partner)
+    credit = await funded(client, partner, wallet, 10_000)  # 9,710 after the 2.9 % fee
+    intent = (await stored_transaction(credit["id"])).payment_intent_id
+    assert intent is not None
+    revenue_before = await account_balance("platform_revenue", "USD")
+
+    assert await _refunded_at_gateway(runtime, intent, 3_000) is WebhookStatus.PROCESSED
+    assert await balance(wallet) == 6_710
+    # Redelivered, nothing moves again; a contradicting one is rejected.
+    await _refunded_at_gateway(runtime, intent, 3_000)
+    assert await _refunded_at_gateway(runtime, intent, 10_001) is WebhookStatus.REJECTED
+    assert await balance(wallet) == 6_710
+
+    # Then the rest: the wallet gives what it holds, the platform the 290 it kept as fee.
+    assert await _refunded_at_gateway(runtime, intent, 10_000) is WebhookStatus.PROCESSED
+    assert await balance(wallet) == 0
+    assert await account_balance("platform_revenue", "USD") == revenue_before - 290
+    assert (await stored_transaction(credit["id"])).refunded == 10_000
+    assert await events_of(wallet) == [
+        "wallet.funds_added",
+        "transaction.completed",
+        "transaction.refunded",
+        "transaction.refunded",
+    ]
+    await assert_ledger_clean()
+
+
+async def test_a_refund_made_in_the_sandboxs_dashboard_reconciles(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    """As an operator refunding in Stripe's dashboard: no metadata of ours, its events
+    through the inbox; the wallet gives it back and reconcile matches it."""
+    start = await next_second()
+    partner = await approved_partner()
+    wallet = await wallet_document(partner)
+    credit = await funded(client, partner, wallet, 10_000)
+    intent = (await stored_transaction(credit["id"])).payment_intent_id
+    assert intent is not None
+    gateway = sandbox(runtime)
+    await gateway.refund(intent, amount=2_000, metadata={}, idempotency_key="dashboard-1")
+    await gateway.drain()
+    assert await balance(wallet) == 7_710
+    assert (await stored_transaction(credit["id"])).refunded == 2_000
+    report = await reconcile(gateway, start, until_now())
+    assert report.ok, report
+    await assert_ledger_clean()

@@ -258,8 +258,26 @@ async def test_bad_requests_are_refused_and_store_nothing(client: GraphQLClient)
         "wrong currency": (wrong_currency, [("amount", "INVALID_INPUT")]),
         "nothing": (move_input(wallet, 0), [("amount", "INVALID_INPUT")]),
         "long metadata": (
-            move_input(wallet, 1_000, metadata={"note": "x" * 600}),
+            # Each value within the rules, but more than Stripe keeps in one value.
+            move_input(wallet, 1_000, metadata={"a": "x" * 300, "b": "y" * 300}),
             [("metadata", "INVALID_INPUT")],
+        ),
+        # The rules debits and transfers follow (resolvers/partners/requests.py).
+        "nested metadata": (
+            move_input(wallet, 1_000, metadata={"week": {"n": 3}}),
+            [("metadata.week", "INVALID_INPUT")],
+        ),
+        "operator key": (
+            move_input(wallet, 1_000, metadata={"$where": "1"}),
+            [("metadata", "INVALID_INPUT")],
+        ),
+        "control characters": (
+            move_input(wallet, 1_000, description="Week\u202e 3"),
+            [("description", "INVALID_INPUT")],
+        ),
+        "invisible description": (
+            move_input(wallet, 1_000, description="\u200b\u200b"),
+            [("description", "INVALID_INPUT")],
         ),
         "empty key": (move_input(wallet, 1_000, key=" "), [("idempotencyKey", "INVALID_INPUT")]),
         "another partner's wallet": (move_input(theirs, 1_000), [("walletId", "NOT_FOUND")]),
@@ -273,6 +291,27 @@ async def test_bad_requests_are_refused_and_store_nothing(client: GraphQLClient)
     own = await wallet_document(reader)
     refused = await credit(client, reader, own, 1_000)
     assert error_codes(refused) == ["FORBIDDEN"]
+
+
+async def test_a_credit_under_the_minimum_charge_is_refused(client: GraphQLClient) -> None:
+    """The gateway charges no less than its minimum (USD 0.50, GBP 0.30): a smaller
+    credit could never be paid and would stay pending for good."""
+    partner = await approved_partner(endpoint=True)
+    wallet = await wallet_document(partner)
+    pounds = await wallet_document(partner, currency="GBP")
+
+    refused = [
+        await credit(client, partner, wallet, 49),
+        await credit(client, partner, pounds, 29),
+    ]
+
+    for payload in refused:
+        assert [(e["field"], e["code"]) for e in payload["errors"]] == [
+            ("amount", "INVALID_INPUT")
+        ], payload
+    assert await PartnerTransaction.find_all().count() == 0
+    least = [await credit(client, partner, wallet, 50), await credit(client, partner, pounds, 30)]
+    assert [p["transaction"]["status"] for p in least] == ["PENDING", "PENDING"]
 
 
 async def test_another_partners_credit_cannot_be_paid(client: GraphQLClient) -> None:

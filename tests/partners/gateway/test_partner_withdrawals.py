@@ -5,14 +5,18 @@ or returning them) go through the real webhook inbox."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
 
 from documents.partners.transactions import (
     PartnerGatewayObject,
     PartnerTransaction,
     TransactionStatus,
 )
-from documents.partners.wallets import WalletStatus
+from documents.partners.wallets import PartnerWallet, WalletStatus
 from documents.payments.ledger_accounts import (
     partner_paid_out,
     partner_payout_in_flight,
@@ -28,6 +32,7 @@ from tests.support.partners.money import (
     funded,
     set_wallet_status,
     stored_transaction,
+    wallet_gid,
     with_payouts,
     withdraw,
 )
@@ -138,6 +143,53 @@ async def test_a_payout_the_bank_returns_puts_the_money_back_and_reverses_the_tr
     await assert_ledger_clean()
 
 
+async def test_a_payout_returned_after_the_wallet_closed_reopens_it_frozen(
+    client: GraphQLClient, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Everything withdrawn, paid, the wallet closed; then the bank returns the payout. A
+    closed wallet never holds money: it is reopened frozen, with an alert, and the partner
+    can unfreeze it and take the money out again."""
+    partner, _ = await _ready(client, runtime, withdrawal_bp=0)
+    wallet = await wallet_document(partner)
+    await funded(client, partner, wallet, 10_000)
+    made = await withdraw(client, partner, wallet, 9_710)
+    gateway = sandbox(runtime)
+    await gateway.pay_out(made["transaction"]["payoutId"])
+    await gateway.drain()
+    closed = await client.mutate(
+        "closeWallet", {"walletId": wallet_gid(wallet)}, "wallet { status }", token=partner.key
+    )
+    assert closed["wallet"] == {"status": "CLOSED"}, closed
+
+    (paid,) = await WebhookEvent.find({"type": "payout.paid"}).to_list()
+    sent = json.loads(paid.payload)
+    returned_payout = {**sent["data"]["object"], "status": "failed"}
+    returned_payout["failure_code"] = "account_closed"
+
+    with caplog.at_level(logging.ERROR):
+        await delivered(
+            client, runtime.services, "payout.failed", returned_payout, account=sent["account"]
+        )
+
+    returned = await stored_transaction(made["transaction"]["id"])
+    assert (returned.status, returned.failure_code) == (TransactionStatus.FAILED, "account_closed")
+    reopened = await PartnerWallet.get(wallet.id)
+    assert reopened is not None and reopened.status is WalletStatus.FROZEN
+    assert [(h.status, h.move) for h in reopened.history][-1] == ("frozen", "reopen")
+    assert await balance(wallet) == 9_710
+    assert await account_balance(partner_paid_out(partner.id), "USD") == 0
+    assert (await events_of(wallet))[-2:] == ["payout.failed", "transaction.failed"]
+    alerts = [getattr(r, "alert", None) for r in caplog.records]
+    assert "partner_payout_returned_to_closed_wallet" in alerts
+    unfrozen = await client.mutate(
+        "unfreezeWallet", {"walletId": wallet_gid(wallet)}, "wallet { status }", token=partner.key
+    )
+    assert unfrozen["wallet"] == {"status": "ACTIVE"}, unfrozen
+    again = await withdraw(client, partner, wallet, 9_710)
+    assert again["transaction"]["status"] == "PROCESSING", again
+    await assert_ledger_clean()
+
+
 async def test_what_cannot_be_withdrawn_changes_nothing(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
@@ -162,6 +214,35 @@ async def test_what_cannot_be_withdrawn_changes_nothing(
     assert await ledger_counts() == counts
     assert await PartnerTransaction.find({"kind": "withdrawal"}).count() == 0
     assert await balance(wallet) == 9_710
+
+
+async def test_withdrawal_input_follows_the_rules_of_debits(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    """The metadata and description rules of debits and transfers, one rule for all
+    (resolvers/partners/requests.py); then Stripe's limit on one metadata value."""
+    partner, _ = await _ready(client, runtime)
+    wallet = await wallet_document(partner)
+    await funded(client, partner, wallet, 10_000)
+    counts = await ledger_counts()
+    cases: dict[str, tuple[dict[str, Any], list[tuple[str, str]]]] = {
+        "nested metadata": ({"metadata": {"week": [3]}}, [("metadata.week", "INVALID_INPUT")]),
+        "path key": ({"metadata": {"a.b": 1}}, [("metadata", "INVALID_INPUT")]),
+        "control characters": ({"description": "Payout\x00"}, [("description", "INVALID_INPUT")]),
+        "long metadata": (
+            {"metadata": {"a": "x" * 300, "b": "y" * 300}},
+            [("metadata", "INVALID_INPUT")],
+        ),
+    }
+    for name, (more, expected) in cases.items():
+        refused = await withdraw(client, partner, wallet, 1_000, **more)
+        assert [(e["field"], e["code"]) for e in refused["errors"]] == expected, name
+
+    assert await ledger_counts() == counts
+    assert await PartnerTransaction.find({"kind": "withdrawal"}).count() == 0
+    made = await withdraw(client, partner, wallet, 1_000, description="  Week 3  ")
+    assert made["errors"] == [], made
+    assert (await stored_transaction(made["transaction"]["id"])).description == "Week 3"
 
 
 async def test_a_payout_event_of_another_account_is_rejected(
