@@ -128,6 +128,45 @@ async def test_a_request_is_counted_under_its_operation_name(base_url: str) -> N
     )
 
 
+async def test_requests_that_do_not_run_are_invalid_whatever_their_media_type(
+    base_url: str,
+) -> None:
+    """The GraphQL-over-HTTP statuses (400 without `data`, 405 with Allow) and the counts
+    agree: nothing ran, so each is `invalid`, under its name when the document has one."""
+    answer_new = {"accept": "application/graphql-response+json"}
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        before = await scrape(http)
+        unknown = await http.post(
+            "/graphql",
+            json={"query": "query Known { __typename }", "operationName": "Unknown"},
+            headers=answer_new,
+        )
+        assert unknown.status_code == 400 and "data" not in unknown.json()
+        uncoerced = await http.post(
+            "/graphql",
+            json={
+                "query": "query Typed($b: Boolean!) { __typename @include(if: $b) }",
+                "variables": {"b": "x"},
+            },
+            headers=answer_new,
+        )
+        assert uncoerced.status_code == 400 and "data" not in uncoerced.json()
+        by_get = await http.get(
+            "/graphql", params={"query": "mutation ByGet { __typename }"}, headers=answer_new
+        )
+        assert by_get.status_code == 405 and by_get.headers["allow"] == "POST"
+        after = await scrape(http)
+
+    def added(labels: dict[str, str]) -> float:
+        total = "gigql_graphql_operations_total"
+        return value(after, total, **labels) - value(before, total, **labels)
+
+    assert added(operation("(invalid)", "invalid", kind="(none)")) == 1
+    assert added(operation("Typed", "invalid")) == 1
+    assert added(operation("ByGet", "invalid", kind="mutation")) == 1
+    assert added(operation("Known", "ok")) == 0
+
+
 async def test_a_refused_and_a_rate_limited_request_are_counted(runtime: Runtime) -> None:
     async with (
         serve(runtime, max_aliases=1, rate_limit_ip_requests=1) as url,
