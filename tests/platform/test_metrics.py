@@ -7,20 +7,27 @@ import asyncio
 import ipaddress
 import secrets
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 from bson import ObjectId
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from strawberry.relay import GlobalID
 
 from documents.clock import utcnow
+from documents.notifications.push_keys import generate_private_key
 from documents.payments.webhooks import WebhookEvent, WebhookStatus
+from documents.settings import Settings
+from integrations.push import VapidKeys
 from realtime.signals import ACCESS_CHANGED
 from realtime.topics import user_topic
+from server.embedded import free_port
 from server.runtime import Runtime
 from tests.conftest import serve
+from tests.support.gigql_process import children_of, sharing_the_test_database
 from tests.support.graphql_client import GraphQLClient
 from tests.support.ws_client import ws
 
@@ -274,3 +281,92 @@ async def test_production_serves_metrics_only_with_the_token(runtime: Runtime) -
 async def test_metrics_switched_off_are_not_served(runtime: Runtime) -> None:
     async with serve(runtime, metrics=False) as url, httpx.AsyncClient(base_url=url) as http:
         assert (await http.get("/metrics")).status_code == 404
+
+
+# --- `gigql serve` as a real process ------------------------------------------------
+
+SPREAD = "query Spread { __typename }"
+SPREAD_OK = operation("Spread", "ok")
+
+
+async def test_several_workers_add_up_to_one_scrape(
+    settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    """`--workers 2`: requests served by either worker are counted in each worker's own
+    files, and a scrape, whichever worker answers it, adds them all up."""
+    parent = tmp_path / "multiproc"
+    parent.mkdir()
+    async with sharing_the_test_database(
+        tmp_path,
+        settings,
+        ("--workers", "2"),
+        REDIS_URL=redis_url,
+        PROMETHEUS_MULTIPROC_DIR=str(parent),
+    ) as server:
+        (folder,) = parent.iterdir()  # the run's own, made by gigql serve
+        sent = 0
+        # A connection per request, many at once, so that both workers accept some.
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(base_url=server.base_url, limits=fresh) as http:
+            for _ in range(10):
+                answers = await asyncio.gather(
+                    *(http.post("/graphql", json={"query": SPREAD}) for _ in range(20))
+                )
+                assert all(answer.status_code == 200 for answer in answers)
+                sent += len(answers)
+                if len(_per_worker(folder)) == 2:
+                    break
+            per_worker = _per_worker(folder)
+            total = value(await scrape(http), "gigql_graphql_operations_total", **SPREAD_OK)
+        assert len(per_worker) == 2, per_worker
+        assert set(per_worker) <= set(children_of(server.pid)), (per_worker, server.pid)
+        assert all(count > 0 for count in per_worker.values()), per_worker
+        assert sum(per_worker.values()) == total == sent
+    # Removed when the run ends, so the next starts from nothing, and nothing else was
+    # left in the operator's folder (by the supervising process, say).
+    assert list(parent.iterdir()) == []
+
+
+def _per_worker(folder: Path) -> dict[int, float]:
+    """Each worker's own count of `SPREAD`, from its file alone."""
+    counts = {}
+    for path in folder.glob("counter_*.db"):
+        samples = {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in MultiProcessCollector.merge([str(path)])  # type: ignore[no-untyped-call]
+            for sample in family.samples
+        }
+        count = value(samples, "gigql_graphql_operations_total", **SPREAD_OK)
+        if count:
+            counts[int(path.stem.removeprefix("counter_"))] = count
+    return counts
+
+
+async def test_production_serves_metrics_on_the_metrics_port_only(
+    settings: Settings, tmp_path: Path
+) -> None:
+    keys = VapidKeys.of(generate_private_key())
+    metrics_port = free_port()
+    async with sharing_the_test_database(
+        tmp_path,
+        settings,
+        GIGQL_ENVIRONMENT="production",
+        GIGQL_ALLOW_SANDBOX_PAYMENTS="true",
+        GIGQL_VAPID_PRIVATE_KEY=keys.private_key,
+        GIGQL_VAPID_PUBLIC_KEY=keys.public_key,
+        GIGQL_VAPID_SUBJECT="mailto:ops@example.com",
+        GIGQL_METRICS_PORT=str(metrics_port),
+    ) as server:
+        lines = server.stderr().splitlines()
+        assert f"gigql: metrics at http://127.0.0.1:{metrics_port}/metrics" in lines, lines
+        async with httpx.AsyncClient(base_url=server.base_url) as main:
+            assert (await main.get("/metrics")).status_code == 404
+            served = await main.post("/graphql", json={"query": SPREAD})
+            assert served.status_code == 200
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{metrics_port}") as side:
+            samples = await scrape(side)
+            assert value(samples, "gigql_graphql_operations_total", **SPREAD_OK) == 1
+            # The metrics port serves nothing else.
+            graphql = await side.post("/graphql", json={"query": SPREAD})
+            assert graphql.status_code == 404
+            assert (await side.get("/healthz")).status_code == 404
