@@ -327,6 +327,28 @@ async def test_several_workers_add_up_to_one_scrape(
     assert list(parent.iterdir()) == []
 
 
+async def test_one_worker_counts_in_the_operators_multiprocess_folder(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """PROMETHEUS_MULTIPROC_DIR set for one worker: its counts go to the run's folder,
+    the one a scrape reads, not beside it."""
+    parent = tmp_path / "multiproc"
+    parent.mkdir()
+    async with (
+        sharing_the_test_database(
+            tmp_path, settings, PROMETHEUS_MULTIPROC_DIR=str(parent)
+        ) as server,
+        httpx.AsyncClient(base_url=server.base_url) as http,
+    ):
+        assert (await http.post("/graphql", json={"query": SPREAD})).status_code == 200
+        samples = await scrape(http)
+        assert value(samples, "gigql_graphql_operations_total", **SPREAD_OK) == 1
+        assert [path.name for path in parent.iterdir()] == [
+            path.name for path in parent.glob("gigql-metrics-*")
+        ]
+    assert list(parent.iterdir()) == []
+
+
 def _per_worker(folder: Path) -> dict[int, float]:
     """Each worker's own count of `SPREAD`, from its file alone."""
     counts = {}
