@@ -1,5 +1,5 @@
 """HTTP throughput and latency of gigql against a raw Starlette floor and a default
-Strawberry app, plus the cost of one login.
+Strawberry app, what its rate limits and its metrics cost, and the cost of one login.
 
 Run from the repository root: `python -m bench.run` (about 90 s; `--help` for the knobs).
 Every server runs alone, one at a time, in its own `uvicorn` process with the same
@@ -45,12 +45,18 @@ from bench.harness import (
 from documents.settings import Settings
 from resolvers.accounts.auth.passwords import Passwords
 from resolvers.accounts.auth.tokens import AccessTokens
+from schema.common.operation_metrics import Outcome
 from schema.common.rate_limits import RateLimits
 from schema.schema import build_schema
+from server.observability.http_metrics import HttpMetricsMiddleware
+from server.observability.mongodb import CommandDurations
 from server.runtime import jwt_secret
 
 ME = "{ me { id name email } }"
 UNLIMITED = "gigql, rate limits off"
+UNMEASURED = "gigql, metrics off"
+NO_METRICS = {"GIGQL_METRICS": "false"}
+"""The metrics middleware and every count off (server/observability/), to measure them."""
 SIGN_UP = "mutation($input: SignUpInput!) { signUp(input: $input) { errors { code message } } }"
 
 
@@ -148,6 +154,69 @@ def time_rate_limits(settings: Settings, token: str, count: int) -> dict[str, fl
     return asyncio.run(run())
 
 
+# --- what the metrics cost --------------------------------------------------------------
+
+
+def time_metrics(settings: Settings, count: int) -> dict[str, float]:
+    """CPU µs of what the metrics add, in this process: per HTTP request, the middleware
+    around it plus its operation's name, count and time (`{ __typename }`: nothing else);
+    per MongoDB command, its round trip filed by PyMongo's listener (`ME` adds a few)."""
+    schema = build_schema(settings)
+    operations = schema.http_metrics
+    prepared = schema.documents.prepare(schema._schema, TYPENAME)
+
+    async def answer(scope: Any, receive: Any, send: Any) -> None:
+        name, kind = operations.label(prepared, None)
+        operations.name_request(name, kind)
+        operations.record(name, kind, Outcome.OK, 0.0005)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    middleware = HttpMetricsMiddleware(answer, routes=["/graphql"])
+    scope = {"type": "http", "path": "/graphql", "method": "POST"}
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        return None
+
+    async def requests(app: Any) -> float:
+        started = time.process_time()
+        for _ in range(count):
+            await app(scope, receive, send)
+        return time.process_time() - started
+
+    def commands() -> float:
+        listener = CommandDurations()
+        event = _FindSucceeded()
+        started = time.process_time()
+        for _ in range(count):
+            listener.succeeded(event)  # type: ignore[arg-type]
+        return time.process_time() - started
+
+    # The request through the middleware with its operation counted, less the same answer
+    # with neither.
+    with_metrics = asyncio.run(requests(middleware))
+    bare = asyncio.run(requests(_bare_answer))
+    return {
+        "HTTP request": (with_metrics - bare) / count * 1_000_000,
+        "MongoDB command": commands() / count * 1_000_000,
+    }
+
+
+async def _bare_answer(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+class _FindSucceeded:
+    """The fields of a CommandSucceededEvent the listener reads."""
+
+    command_name = "find"
+    duration_micros = 420
+
+
 # --- the run --------------------------------------------------------------------------
 
 
@@ -178,6 +247,8 @@ class Report:
     ratios: dict[str, float]
     rate_limits_us: dict[str, float]
     """CPU µs per request of the rate limits alone, by query (`time_rate_limits`)."""
+    metrics_us: dict[str, float]
+    """CPU µs of the metrics alone, per HTTP request and per MongoDB command (`time_metrics`)."""
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -236,13 +307,29 @@ def run(args: argparse.Namespace) -> Report:
                     rows.append(
                         Row(load(options, server, me, ME, token, space.database_pid), level)
                     )
+                # The same, without the metrics: what counting for /metrics costs.
+                with serve(
+                    UNMEASURED, app, space.workdir, {**env, **NO_METRICS}, factory=True
+                ) as server:
+                    token = log_in(server, email, password)
+                    expect(server, me, token, answers_me(email))
+                    for body, query, bearer in ((typename, TYPENAME, None), (me, ME, token)):
+                        rows.append(
+                            Row(
+                                load(options, server, body, query, bearer, space.database_pid),
+                                level,
+                            )
+                        )
         limits_cost = time_rate_limits(
             space.gigql_settings(log_levels[0]), token, args.limiter_requests
         )
+        metrics_cost = time_metrics(space.gigql_settings(log_levels[0]), args.limiter_requests)
     if args.logins:
         logins.extend(time_hashing(args.logins))
 
-    return Report(machine_facts(options, load_before), rows, logins, ratios(rows), limits_cost)
+    return Report(
+        machine_facts(options, load_before), rows, logins, ratios(rows), limits_cost, metrics_cost
+    )
 
 
 def ratios(rows: list[Row]) -> dict[str, float]:
@@ -297,6 +384,19 @@ def markdown(report: Report) -> str:
             f"| `{query}` | {on:.0f} | {off:.0f} | {on / off:.2f} | {alone:.1f} "
             f"| {alone / off:.1%} |"
         )
+    lines += [
+        "",
+        "## What the metrics cost",
+        "",
+        "| query | server CPU µs/req, metrics on | off | on / off (target: under 1.05) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for query in (TYPENAME, ME):
+        on, off = (cpu_per_request(report, server, query) for server in ("gigql", UNMEASURED))
+        lines.append(f"| `{query}` | {on:.0f} | {off:.0f} | {on / off:.3f} |")
+    lines += ["", "The metrics alone, in process (`time_metrics`):", ""]
+    for what, alone in report.metrics_us.items():
+        lines.append(f"- per {what}: {alone:.1f} µs")
     if report.login:
         lines += [
             "",
@@ -345,6 +445,7 @@ def as_json(report: Report) -> dict[str, Any]:
         ],
         "ratios": report.ratios,
         "rate_limits_us_per_request": report.rate_limits_us,
+        "metrics_us": report.metrics_us,
     }
 
 
@@ -360,7 +461,8 @@ def main(argv: list[str] | None = None) -> None:
         "--limiter-requests",
         type=int,
         default=20_000,
-        help="requests counted in process to time the rate limits alone (default 20000)",
+        help="requests counted in process to time the rate limits, and the metrics, alone "
+        "(default 20000)",
     )
     parser.add_argument(
         "--no-info-log",

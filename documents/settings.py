@@ -23,6 +23,8 @@ from documents.notifications.push_keys import b64url_decode, private_key_of, pub
 from documents.payments.currencies import CHARGEABLE_CURRENCIES, chargeable_currency
 
 MIN_JWT_SECRET_BYTES = 32
+TRACES_EXPORTERS = frozenset({"otlp", "console", "none"})
+"""The OTEL_TRACES_EXPORTER values gigql's dependencies provide (OTLP over HTTP)."""
 TWILIO_SENDER = r"\+[1-9]\d{7,14}|MG[0-9a-fA-F]{32}|(?=[A-Za-z0-9 ]*[A-Za-z])[A-Za-z0-9 ]{1,11}"
 """A Twilio number (E.164), a Messaging Service SID, or an alphanumeric sender ID."""
 _VAPID_SUBJECT = re.compile(
@@ -340,6 +342,28 @@ class Settings(BaseSettings):
     subscriber_queue_size: int = Field(1000, ge=1)
     """Messages a subscription may fall behind by before its websocket is closed (1013)."""
 
+    # Metrics and traces (server/observability/)
+    metrics: bool = True
+    """Count requests, operations, sockets, the broker and the database for `/metrics`."""
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    """Serve `/metrics` only on connections to this port, which serves nothing else."""
+    metrics_host: str | None = None
+    """The interface of GIGQL_METRICS_PORT; GIGQL_HOST unless set."""
+    metrics_token: SecretStr | None = Field(None, min_length=16)
+    """A bearer token `/metrics` requires (on whichever port serves it)."""
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        None, validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    otel_traces_exporter: Annotated[list[str], NoDecode] = Field(
+        [], validation_alias=AliasChoices("OTEL_TRACES_EXPORTER")
+    )
+    """OpenTelemetry's own variables, read by its SDK; here they only decide whether
+    tracing is loaded at all (`tracing_enabled`)."""
+    otel_sdk_disabled: bool = Field(False, validation_alias=AliasChoices("OTEL_SDK_DISABLED"))
+
     @field_validator("app_url")
     @classmethod
     def _absolute_url(cls, value: str) -> str:
@@ -420,6 +444,20 @@ class Settings(BaseSettings):
         mode="before",
     )(_split_commas)
 
+    @field_validator("otel_traces_exporter", mode="before")
+    @classmethod
+    def _traces_exporters(cls, value: object) -> object:
+        exporters = _split_commas(value)
+        if isinstance(exporters, list):
+            exporters = [str(name).lower() for name in exporters]
+            unknown = sorted(set(exporters) - TRACES_EXPORTERS)
+            if unknown:
+                raise ValueError(
+                    f"OTEL_TRACES_EXPORTER: gigql ships {', '.join(sorted(TRACES_EXPORTERS))}, "
+                    f"not {', '.join(unknown)}"
+                )
+        return exporters
+
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
         if self.default_page_size > self.max_page_size:
@@ -453,6 +491,8 @@ class Settings(BaseSettings):
                 "GIGQL_SMS_BACKEND=twilio"
             )
         self._check_vapid_keys()
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ValueError("GIGQL_METRICS_PORT must differ from GIGQL_PORT")
         if self.environment == "production":
             secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
             if len(secret.encode()) < MIN_JWT_SECRET_BYTES:
@@ -500,6 +540,19 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """Whether OpenTelemetry's variables ask for traces: an OTLP endpoint, or an
+        exporter other than `none`, unless OTEL_SDK_DISABLED. Off, nothing of it is
+        loaded."""
+        if self.otel_sdk_disabled or self.otel_traces_exporter == ["none"]:
+            return False
+        return bool(
+            self.otel_traces_exporter
+            or self.otel_exporter_otlp_endpoint
+            or self.otel_exporter_otlp_traces_endpoint
+        )
 
     @property
     def push_contact(self) -> str:

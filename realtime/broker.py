@@ -20,6 +20,13 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from documents.metrics import (
+    BROKER_MESSAGES_DELIVERED,
+    BROKER_MESSAGES_DROPPED,
+    BROKER_RECONNECTS,
+    redis_round_trip,
+)
+
 log = logging.getLogger(__name__)
 
 SUBSCRIBER_QUEUE_SIZE = 1000
@@ -57,12 +64,15 @@ class Subscription:
         self._ended: Callable[[], Exception] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    def _deliver(self, message: Message) -> None:
+    def _deliver(self, message: Message) -> bool:
+        """Queue the message; False when the queue is full and it was dropped."""
         try:
             self._queue.put_nowait(message)
         except asyncio.QueueFull:
             # Dropping silently would leave a gap; the consumer must resynchronise.
             self._overflowed = True
+            return False
+        return True
 
     @property
     def pending(self) -> bool:
@@ -137,8 +147,13 @@ class _LocalHub:
         return emptied
 
     def dispatch(self, message: Message) -> None:
-        for subscription in tuple(self._by_topic.get(message.topic, ())):
-            subscription._deliver(message)
+        subscriptions = tuple(self._by_topic.get(message.topic, ()))
+        queued = sum(subscription._deliver(message) for subscription in subscriptions)
+        # Counted once per message, not per subscriber: a fan-out stays one add.
+        if queued:
+            BROKER_MESSAGES_DELIVERED.inc(queued)
+        if queued < len(subscriptions):
+            BROKER_MESSAGES_DROPPED.inc(len(subscriptions) - queued)
 
     def resync_all(self) -> None:
         subscriptions = {s for subscribers in self._by_topic.values() for s in subscribers}
@@ -205,7 +220,8 @@ class _RedisHub(_LocalHub):
             if not new:
                 return
             try:
-                await self._pubsub.subscribe(*new)
+                with redis_round_trip("subscribe"):
+                    await self._pubsub.subscribe(*new)
             except BaseException:
                 # Not subscribed (Redis away, or cancelled): forget it, or its topics would
                 # count as subscribed and no later subscriber would SUBSCRIBE them again.
@@ -234,7 +250,8 @@ class RedisBroker:
         return not self._lost
 
     async def publish(self, topic: str, data: bytes) -> None:
-        await self._redis.publish(topic, data)
+        with redis_round_trip("publish"):
+            await self._redis.publish(topic, data)
 
     async def subscribe(self, *topics: str) -> Subscription:
         subscription = Subscription(self._hub, frozenset(topics), self._queue_size)
@@ -258,6 +275,7 @@ class RedisBroker:
                 continue
             if self._lost:
                 log.info("redis subscriber connection back")
+                BROKER_RECONNECTS.inc()
                 backoff = 0.1
                 self._hub.resync_all()
                 self._lost = False
@@ -268,7 +286,8 @@ class RedisBroker:
             self._hub.dispatch(Message(topic, raw["data"]))
 
     async def ping(self) -> None:
-        await self._redis.ping()
+        with redis_round_trip("ping"):
+            await self._redis.ping()
 
     async def close(self) -> None:
         if self._reader is not None:

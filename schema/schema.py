@@ -16,6 +16,7 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
 from documents.errors import DomainError
+from documents.metrics import SUBSCRIPTIONS_LIVE
 from documents.settings import Settings
 from schema.accounts.admin import AdminMutation, AdminQuery
 from schema.accounts.auth import AuthMutation
@@ -26,6 +27,7 @@ from schema.chat.live import ChatSubscription
 from schema.common.context import Context
 from schema.common.error_reporting import coded_error, report_errors
 from schema.common.limits import Limits
+from schema.common.operation_metrics import OperationMetrics, Outcome
 from schema.common.prepared import (
     Prepared,
     PreparedDocuments,
@@ -177,10 +179,14 @@ class GigqlSchema(strawberry.Schema):
         query: type = Query,
         mutation: type | None = Mutation,
         subscription: type | None = Subscription,
+        graph: str = "main",
         **kwargs: Any,
     ) -> None:
-        """The main graph by default; another (the partner API's) with its own roots."""
+        """The main graph by default; another (the partner API's) with its own roots and
+        its own name in `/metrics` (`graph`)."""
         self.settings = settings
+        self.http_metrics = OperationMetrics(graph, "http", enabled=settings.metrics)
+        self.socket_metrics = OperationMetrics(graph, "websocket", enabled=settings.metrics)
         self.rate_limits = rate_limits
         """Counted per operation when set (schema/common/rate_limits.py); None counts nothing."""
         self.documents = PreparedDocuments(
@@ -242,7 +248,7 @@ class GigqlSchema(strawberry.Schema):
         refusal = await self._refusal(query, operation_name, context_value)
         if refusal is not None:
             return _refused(refusal)
-        return await super().stream(
+        results = await super().stream(
             query,
             variable_values,
             context_value,
@@ -251,6 +257,16 @@ class GigqlSchema(strawberry.Schema):
             operation_extensions,
             allowed_operation_types,
         )
+        metrics = self.socket_metrics
+        if not metrics.enabled:
+            return results
+        prepared = getattr(context_value, "prepared", None)
+        if not isinstance(prepared, Prepared) or prepared.errors:
+            # Strawberry answers with the prepared document's errors.
+            metrics.record(*metrics.label(None, None), metrics.refused(prepared))
+            return results
+        name, kind = metrics.label(prepared, operation_name)
+        return _counted(results, metrics, name, kind)
 
     async def _refusal(
         self, query: str | None, operation_name: str | None, context: object
@@ -262,14 +278,22 @@ class GigqlSchema(strawberry.Schema):
             else:
                 prepared = await self.prepared(query)
         except RateLimited as limited:
+            known = self.documents.cached(query) if isinstance(query, str) else None
+            metrics = self.socket_metrics
+            metrics.record(*metrics.label(known, operation_name), Outcome.RATE_LIMITED)
             return [limited.error()]
         if isinstance(context, Context):
             context.prepared = prepared
-        if prepared is not None and prepared.document is None:
+        if prepared is None:
+            return None
+        metrics = self.socket_metrics
+        if prepared.document is None:
+            metrics.record(*metrics.label(None, None), metrics.refused(prepared))
             return prepared.errors  # would not parse: not parsed again on the event loop
-        if prepared is not None and prepared.document is not None and not prepared.errors:
+        if not prepared.errors:
             unknown = unknown_operation(prepared.document, operation_name)
             if unknown is not None:
+                metrics.record(*metrics.label(None, None), Outcome.INVALID)
                 return [unknown]  # said here, in our words, not as Strawberry's failure
         return None
 
@@ -279,6 +303,29 @@ class GigqlSchema(strawberry.Schema):
         context = execution_context.context if execution_context else None
         request_id = context.meta.request_id if isinstance(context, Context) else None
         report_errors(errors, request_id, self.settings.debug)
+
+
+async def _counted(
+    results: StreamResult, metrics: OperationMetrics, name: str, kind: str
+) -> StreamResult:
+    """A websocket operation's results, counted: a subscription as live while it runs, a
+    query or mutation by whether its result has errors."""
+    live = kind == "subscription"
+    outcome = Outcome.OK
+    if live:
+        metrics.record(name, kind, outcome)
+        SUBSCRIPTIONS_LIVE.inc()
+    try:
+        async for result in results:
+            if not live and getattr(result, "errors", None):
+                outcome = Outcome.ERRORS
+            yield result
+    finally:
+        if live:
+            SUBSCRIPTIONS_LIVE.dec()
+        else:
+            metrics.record(name, kind, outcome)
+        await results.aclose()
 
 
 async def _refused(errors: list[GraphQLError]) -> StreamResult:

@@ -25,6 +25,10 @@ from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
 from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from server.notifications.unsubscribe_page import unsubscribe_page
+from server.observability.edge import edge_middleware, start_tracing
+from server.observability.exposition import PATH as METRICS_PATH
+from server.observability.exposition import MetricsEndpoint
+from server.observability.multiprocess import worker_stopped
 from server.partners.view import ByCredential, PartnerGraphQLView
 from server.runtime import Runtime, open_runtime
 from server.webhook_route import stripe_webhook
@@ -47,6 +51,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await rate_limits.close()
             if persisted_redis is not None:
                 await persisted_redis.aclose()
+            if tracing is not None:
+                tracing.shutdown()
+            worker_stopped()
 
     @asynccontextmanager
     async def serving(app: Starlette) -> AsyncIterator[None]:
@@ -82,21 +89,25 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     partners.schema.persisted = persisted_documents(
         partners.schema, settings, graph="partner", redis=persisted_redis, trusted=False
     )
+    tracing = start_tracing(settings, view.schema, partners.schema)
 
+    routes = [
+        # Every method: the view answers those it does not serve (405, with Allow).
+        Route("/graphql", by_credential),
+        WebSocketRoute("/graphql", view),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route(METRICS_PATH, MetricsEndpoint(settings).serve),
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        Route(UNSUBSCRIBE_PATH, unsubscribe_page, methods=["GET", "POST"]),
+        *sandbox_pages.routes(settings),  # none with a Stripe key
+        *graphiql_page.routes(settings),  # none without GraphiQL
+    ]
     return Starlette(
         debug=settings.debug,
-        routes=[
-            # Every method: the view answers those it does not serve (405, with Allow).
-            Route("/graphql", by_credential),
-            WebSocketRoute("/graphql", view),
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
-            Route(UNSUBSCRIBE_PATH, unsubscribe_page, methods=["GET", "POST"]),
-            *sandbox_pages.routes(settings),  # none with a Stripe key
-            *graphiql_page.routes(settings),  # none without GraphiQL
-        ],
+        routes=routes,
         middleware=[
+            *edge_middleware(settings, routes, tracing),
             Middleware(RequestContextMiddleware),
             *sandbox_pages.middleware(settings),
             Middleware(

@@ -28,6 +28,7 @@ from uvicorn.supervisors import Multiprocess
 
 from documents.settings import Settings
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from server.observability.multiprocess import metrics_folder
 from server.private_files import private_folder, replace_private
 
 if TYPE_CHECKING:
@@ -132,10 +133,12 @@ def serve(args: argparse.Namespace) -> None:
             f"reaches it: it listens on {settings.host} only with "
             "GIGQL_ALLOW_DEVELOPMENT_ON_NETWORK=true (or set GIGQL_ENVIRONMENT=production)"
         )
-    _check_trusted_documents(settings)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     sock = _bind(settings.host, settings.port)
-    port = sock.getsockname()[1]
+    sockets = [sock]
+    if settings.metrics_port is not None:
+        # Served by the same workers; only `/metrics` answers on it (server/observability/).
+        sockets.append(_bind(settings.metrics_host or settings.host, settings.metrics_port))
     embedded: EmbeddedMongo | None = None
     url_file = Path(settings.data_dir) / EMBEDDED_URL_FILE
     try:
@@ -149,37 +152,14 @@ def serve(args: argparse.Namespace) -> None:
                 fail(str(error))  # the folder may be another server's: leave its files alone
             embedded = database
             replace_private(url_file, embedded.url)
-        from server.runtime import jwt_secret, vapid_keys
-
-        # Created once here, before any worker needs them.
-        jwt_secret(settings)
-        if settings.push_backend == "vapid":
-            try:
-                vapid_keys(settings)
-            except RuntimeError as error:
-                fail(str(error))
-        _announce(settings, port, embedded is not None)
-        config = uvicorn.Config(
-            "server.cli:app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            log_config=None,
-            access_log=False,
-            proxy_headers=True,
-            forwarded_allow_ips=",".join(settings.trusted_proxies),
-            lifespan="on",
-            # A websocket message is held whole like a request body: the same limit.
-            ws_max_size=settings.max_body_bytes,
-        )
-        server = uvicorn.Server(config)
-        if settings.workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
-        else:
-            server.run(sockets=[sock])
-            if not server.started:
-                fail("the server did not start; see the log above")
+        # Before anything imports prometheus-client: a process's metric files go to the
+        # folder named when its first metric is made, and it must be this run's.
+        with metrics_folder(settings.workers, settings.metrics):
+            _check_trusted_documents(settings)
+            _run(settings, sockets, embedded is not None)
     finally:
-        sock.close()
+        for bound in sockets:
+            bound.close()
         if embedded is not None:
             url_file.unlink(missing_ok=True)
             embedded.stop()
@@ -200,14 +180,66 @@ def _check_trusted_documents(settings: Settings) -> None:
         fail(f"GIGQL_TRUSTED_DOCUMENTS: {error}")
 
 
-def _announce(settings: Settings, port: int, embedded: bool) -> None:
-    host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    base = f"http://{host}:{port}"
+def _run(settings: Settings, sockets: list[socket.socket], embedded: bool) -> None:
+    """Serve until stopped: one uvicorn server in this process, or its worker processes."""
+    from server.runtime import jwt_secret, vapid_keys
+
+    # Created once here, before any worker needs them.
+    jwt_secret(settings)
+    if settings.push_backend == "vapid":
+        try:
+            vapid_keys(settings)
+        except RuntimeError as error:
+            fail(str(error))
+    _announce(settings, sockets, embedded)
+    config = uvicorn.Config(
+        "server.cli:app_from_environment",
+        factory=True,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        forwarded_allow_ips=",".join(settings.trusted_proxies),
+        lifespan="on",
+        # A websocket message is held whole like a request body: the same limit.
+        ws_max_size=settings.max_body_bytes,
+    )
+    if settings.workers > 1:
+        Multiprocess(config, sockets=sockets).run()
+        return
+    server = uvicorn.Server(config)
+    server.run(sockets=sockets)
+    if not server.started:
+        fail("the server did not start; see the log above")
+
+
+def _announce(settings: Settings, sockets: list[socket.socket], embedded: bool) -> None:
+    base = _base_url(settings.host, sockets[0])
     database = f"embedded SecantusDB in {settings.data_dir}" if embedded else "MONGODB_URL"
     broker = "Redis" if settings.redis_url else "in-process broker"
     print(f"{PROG}: serving on {base} ({database}, {broker})", file=sys.stderr)
     if settings.graphiql_enabled:
         print(f"{PROG}: GraphiQL at {base}/graphql", file=sys.stderr)
+    if settings.metrics:
+        print(f"{PROG}: metrics at {_metrics_url(settings, sockets)}", file=sys.stderr)
+
+
+def _metrics_url(settings: Settings, sockets: list[socket.socket]) -> str:
+    """Where `/metrics` answers (server/observability/exposition.py), and how."""
+    if settings.metrics_port is not None:
+        host = settings.metrics_host or settings.host
+        return f"{_base_url(host, sockets[-1])}/metrics"
+    url = f"{_base_url(settings.host, sockets[0])}/metrics"
+    if settings.metrics_token is not None:
+        return f"{url} (with GIGQL_METRICS_TOKEN)"
+    if settings.production:
+        return f"{url} answers 404 in production: set GIGQL_METRICS_PORT or GIGQL_METRICS_TOKEN"
+    return url
+
+
+def _base_url(host: str, sock: socket.socket) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{sock.getsockname()[1]}"
 
 
 _SCHEMA_FILES = {"main": "schema.graphql", "partner": "partner-schema.graphql"}

@@ -13,12 +13,18 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import time
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, OperationType, get_operation_ast
+from graphql import (
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+)
 from graphql.execution import execute
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -63,6 +69,7 @@ from resolvers.common.request_ids import request_id_var
 from resolvers.common.services import RequestMeta
 from schema.common.context import Context
 from schema.common.error_reporting import coded_error, report_errors
+from schema.common.operation_metrics import Outcome
 from schema.common.prepared import unknown_operation
 from schema.common.rate_limits import (
     RATE_LIMITED,
@@ -518,7 +525,14 @@ class GraphQLView(GraphQL[Context, None]):
         operations = request_data if isinstance(request_data, list) else [request_data]
         for operation in operations:
             await self.resolve_document(context, operation)
-        await self.count(context, operations)
+        try:
+            await self.count(context, operations)
+        except RateLimited:
+            metrics = self.schema.http_metrics
+            for data in operations:
+                known = self.schema.documents.cached(data.query) if data.query else None
+                metrics.record(*metrics.label(known, data.operation_name), Outcome.RATE_LIMITED)
+            raise
         return await super().execute_operation(
             request, request_adapter, request_data, context, root_value, sub_response
         )
@@ -549,21 +563,30 @@ class GraphQLView(GraphQL[Context, None]):
         if not request_data.query:
             raise HTTPException(400, "No GraphQL query found in the request.")
         schema = self.schema
+        metrics = schema.http_metrics
+        started = time.perf_counter()
         prepared = await schema.documents.prepared_off_loop(schema._schema, request_data.query)
         if prepared.errors or prepared.document is None:
+            outcome = metrics.refused(prepared)
+            metrics.record(*metrics.label(None, None), outcome, time.perf_counter() - started)
             return NotExecuted(data=None, errors=prepared.errors)
         if isinstance(request_data, NamedRequestData) and request_data.resolved is not None:
             await schema.persisted.share(request_data.resolved)  # a valid APQ registration
         operation_name = request_data.operation_name or None  # an empty name is no name
         unknown = unknown_operation(prepared.document, operation_name)
         if unknown is not None:
+            metrics.record(
+                *metrics.label(None, None), Outcome.INVALID, time.perf_counter() - started
+            )
             return NotExecuted(data=None, errors=[unknown])
         operation = get_operation_ast(prepared.document, operation_name)
         assert operation is not None  # as unknown_operation found
-        if operation.operation is OperationType.SUBSCRIPTION:
-            raise HTTPException(400, "Subscriptions are served over websocket on this same path.")
-        if operation.operation is OperationType.MUTATION and request_adapter.method == "GET":
-            raise MethodNotAllowed("Mutations must be sent with POST.", allow="POST")
+        name, kind = metrics.label_of(operation)
+        metrics.name_request(name, kind)
+        refusal = _transport_refusal(operation, request_adapter)
+        if refusal is not None:
+            metrics.record(name, kind, Outcome.INVALID, time.perf_counter() - started)
+            raise refusal
         result: Any = execute(
             schema._schema,
             prepared.document,
@@ -581,7 +604,10 @@ class GraphQLView(GraphQL[Context, None]):
             report_errors(result.errors, context.meta.request_id, schema.settings.debug)
             if result.data is None and all(error.path is None for error in result.errors):
                 # Errors outside any field: the variables did not coerce, nothing ran.
+                metrics.record(name, kind, Outcome.INVALID, time.perf_counter() - started)
                 return NotExecuted(data=None, errors=result.errors)
+        outcome = Outcome.ERRORS if result.errors else Outcome.OK
+        metrics.record(name, kind, outcome, time.perf_counter() - started)
         return ExecutionResult(data=result.data, errors=result.errors)
 
 
@@ -594,6 +620,17 @@ async def socket_document(schema: GigqlSchema, context: Context, payload: Mappin
     tokens, token = context.services.tokens, context.access_token
     resolved = await schema.persisted.resolve(requested, lambda: admin_token(tokens, token))
     return resolved.text
+
+
+def _transport_refusal(
+    operation: OperationDefinitionNode, request: AsyncHTTPRequestAdapter
+) -> HTTPException | None:
+    """Why HTTP does not run the operation a request names, if it does not."""
+    if operation.operation is OperationType.SUBSCRIPTION:
+        return HTTPException(400, "Subscriptions are served over websocket on this same path.")
+    if operation.operation is OperationType.MUTATION and request.method == "GET":
+        return MethodNotAllowed("Mutations must be sent with POST.", allow="POST")
+    return None
 
 
 async def _close_if_open(websocket: AsyncWebSocketAdapter, error: DomainError) -> None:

@@ -35,6 +35,7 @@ from resolvers.marketplace.deal_terms import DealTerms, cancellation_policy
 from resolvers.notifications.unsubscribe import UnsubscribeLinks
 from resolvers.payments.fees import FeePolicy
 from resolvers.payments.webhooks.inbox import receive
+from server.observability.mongodb import CommandDurations
 from server.private_files import create_private, private_folder, tighten
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,16 @@ class Runtime:
     database: AsyncDatabase[dict[str, object]]
 
 
-def mongo_client(url: str) -> AsyncMongoClient[dict[str, object]]:
-    return AsyncMongoClient(url, tz_aware=True, tzinfo=UTC, serverSelectionTimeoutMS=5000)
+def mongo_client(url: str, *, metrics: bool = False) -> AsyncMongoClient[dict[str, object]]:
+    """With `metrics`, each command's round trip is timed for `/metrics`."""
+    listeners = [CommandDurations()] if metrics else []
+    return AsyncMongoClient(
+        url,
+        tz_aware=True,
+        tzinfo=UTC,
+        serverSelectionTimeoutMS=5000,
+        event_listeners=listeners,
+    )
 
 
 def jwt_secret(settings: Settings) -> str:
@@ -213,7 +222,7 @@ def make_services(
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     if not settings.mongodb_url:
         raise RuntimeError("MONGODB_URL is not set (gigql serve starts an embedded database)")
-    mongo = mongo_client(settings.mongodb_url)
+    mongo = mongo_client(settings.mongodb_url, metrics=settings.metrics)
     database: AsyncDatabase[dict[str, object]] = mongo[settings.mongodb_database]
     broker = create_broker(settings)
     postman = Postman(create_mailer(settings))

@@ -24,7 +24,19 @@ def gateway_from_settings(
     settings: Settings, deliver: Deliver, database: AsyncDatabase[dict[str, Any]]
 ) -> PaymentGateway:
     """`deliver` receives the sandbox's events as webhook bodies and signatures (Stripe
-    posts its own to the webhook route); the sandbox keeps its state in `database`."""
+    posts its own to the webhook route); the sandbox keeps its state in `database`. With
+    tracing on, each of its calls is a span (integrations/payments/traced.py)."""
+    gateway = _gateway(settings, deliver, database)
+    if settings.tracing_enabled:
+        from integrations.payments.traced import traced
+
+        return traced(gateway)
+    return gateway
+
+
+def _gateway(
+    settings: Settings, deliver: Deliver, database: AsyncDatabase[dict[str, Any]]
+) -> PaymentGateway:
     webhook_secret = (
         settings.stripe_webhook_secret.get_secret_value()
         if settings.stripe_webhook_secret

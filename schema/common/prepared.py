@@ -67,6 +67,16 @@ forty fragments on one type spread side by side, each asking for the same five f
 spend 18,800."""
 
 _ABORTED = "Validation aborted."
+LIMITS = {
+    "QUERY_TOO_DEEP": "depth",
+    "TOO_MANY_ALIASES": "aliases",
+    "QUERY_TOO_COSTLY": "cost",
+    "QUERY_TOO_COMPLEX": "complexity",
+}
+"""The limits' error codes, and how `/metrics` names each (with `tokens` and `length`,
+whose refusals are parse errors)."""
+_TOO_MANY_TOKENS = "tokens. Parsing aborted."
+"""How graphql-core's parser ends the message of a document over `max_tokens`."""
 _preparation = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gigql-prepare")
 
 
@@ -79,6 +89,9 @@ class Prepared:
     costs: dict[str | None, int] = field(default_factory=dict)
     """The cost of each operation by name (None for an anonymous one), as the limits
     measure it; what the rate limits charge (schema/common/rate_limits.py)."""
+    limit: str | None = None
+    """The limit that refused the text, if one did (`LIMITS` values): what `/metrics`
+    counts as refused by limits rather than merely invalid."""
 
     def cost(self, operation_name: str | None) -> int:
         """The cost of the operation a request names (or of the only one); 0 when the
@@ -201,7 +214,7 @@ class PreparedDocuments:
             f"The document is {len(query)} characters long; the limit is {self.max_length}.",
             extensions={"code": "GRAPHQL_PARSE_FAILED"},
         )
-        return Prepared(None, [error])
+        return Prepared(None, [error], limit="length")
 
     def _prepare(self, schema: GraphQLSchema, query: str) -> Prepared:
         if len(query) > self.max_length:
@@ -210,18 +223,29 @@ class PreparedDocuments:
             document = parse(query, max_tokens=self.max_tokens)
         except GraphQLError as syntax_error:
             syntax_error.extensions = {"code": "GRAPHQL_PARSE_FAILED"}
-            return Prepared(None, [syntax_error])
+            too_many = syntax_error.message.endswith(_TOO_MANY_TOKENS)
+            return Prepared(None, [syntax_error], limit="tokens" if too_many else None)
         measured = measure(schema, document, self.limits)
         if measured.errors:
             # Refused whatever else is wrong with it, without the work of finding out.
-            return Prepared(document, measured.errors)
+            return Prepared(document, measured.errors, limit=_limit_of(measured.errors))
         errors = [
             _coded(error)
             for error in validate(
                 schema, document, self._rules, hide_suggestions=self.hide_suggestions
             )
         ]
-        return Prepared(document, errors, measured.costs if not errors else {})
+        return Prepared(
+            document, errors, measured.costs if not errors else {}, limit=_limit_of(errors)
+        )
+
+
+def _limit_of(errors: list[GraphQLError]) -> str | None:
+    for error in errors:
+        code = (error.extensions or {}).get("code")
+        if isinstance(code, str) and code in LIMITS:
+            return LIMITS[code]
+    return None
 
 
 def sha256_of(query: str) -> str:

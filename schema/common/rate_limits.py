@@ -23,6 +23,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -35,6 +36,8 @@ from redis.asyncio import Redis
 from starlette.responses import JSONResponse
 
 from documents.errors import DomainError
+from documents.metrics import RATE_LIMITED as RATE_LIMITED_COUNT
+from documents.metrics import redis_round_trip
 from documents.settings import Settings
 from resolvers.common.client_addresses import address_key
 
@@ -200,15 +203,19 @@ class RateLimits:
         # No request costs more than a whole budget (documents/settings.py sees to it): each
         # is charged what it costs, and refused whole when that does not fit.
         limiter = self._limiter()
+        timed = redis_round_trip("rate_limit") if limiter is self._shared else nullcontext()
         try:
-            if await limiter.hit(budget.item, key, cost=amount):
-                return
-            stats = await limiter.get_window_stats(budget.item, key)
+            with timed:
+                if await limiter.hit(budget.item, key, cost=amount):
+                    return
+                stats = await limiter.get_window_stats(budget.item, key)
         except StorageError as error:
             self._redis_failed(error)
             await self._spend(budget, client, amount)
             return
         retry_after = max(math.ceil(stats.reset_time - time.time()), 1)
+        # The budget's namespace (ip-requests, account-cost, key-requests, ...) names it.
+        RATE_LIMITED_COUNT.labels(budget.item.namespace).inc()
         raise budget.refusal(self._window, retry_after)
 
     def _limiter(self) -> SlidingWindowCounterRateLimiter:

@@ -41,4 +41,5 @@ def build_partner_schema(
         query=PartnerQuery,
         mutation=PartnerMutation,
         subscription=None,
+        graph="partner",
     )

@@ -336,12 +336,12 @@ async def running_server(
 
 @asynccontextmanager
 async def sharing_the_test_database(
-    root: Path, settings: Settings, **env: str
+    root: Path, settings: Settings, args: tuple[str, ...] = (), /, **env: str
 ) -> AsyncIterator[GigqlServer]:
-    """`gigql serve` on the in-process tests' database and signing key (no embedded
+    """`gigql serve [args]` on the in-process tests' database and signing key (no embedded
     database): accounts and tokens made through the in-process app work on it too."""
     assert settings.mongodb_url is not None and settings.jwt_secret is not None
-    server = GigqlServer(root / "data", free_port(), root / "logs")
+    server = GigqlServer(root / "data", free_port(), root / "logs", args=args)
     server.env.update(
         MONGODB_URL=settings.mongodb_url,
         GIGQL_MONGODB_DATABASE=settings.mongodb_database,
