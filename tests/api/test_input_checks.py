@@ -326,6 +326,8 @@ CHECKED_OTHERWISE = {
     "ProviderFilter.currency": "search filter",
     "LedgerRefInput.value": "search filter",
     "LedgerTransactionFilter.account": "search filter",
+    "PartnerWalletFilter.externalUserId": "search filter",
+    "PartnerWalletFilter.currency": "search filter",
 }
 
 BAD_TEXT = {

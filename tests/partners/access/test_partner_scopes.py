@@ -155,6 +155,17 @@ async def test_wallet_data_needs_read_wallets_on_every_path(
     )
     assert moved["errors"] == [], moved
     transaction_id = moved["transaction"]["id"]
+    pending = await client.mutate(
+        "creditWallet",
+        {
+            "walletId": source["id"],
+            "amount": {"amount": 700, "currency": "USD"},
+            "idempotencyKey": f"{MARK}-pending",
+        },
+        "transaction { id }",
+        token=full,
+    )
+    assert pending["errors"] == [], pending
     listed = await client.data(
         "query($id: ID!) { wallet(id: $id) { entries(first: 1) { edges { node { id } } } } "
         "webhookDeliveries(first: 1) { edges { node { id } } } }",
@@ -199,6 +210,7 @@ async def test_wallet_data_needs_read_wallets_on_every_path(
         "creditWallet": {"walletId": source["id"], "amount": money(500), "idempotencyKey": "c"},
         "sandboxPayCredit": {"transactionId": transaction_id, "outcome": "SUCCEEDED"},
         "withdrawFromWallet": {"walletId": source["id"], "amount": money(1), "idempotencyKey": "w"},
+        "cancelCredit": {"transactionId": pending["transaction"]["id"]},
         "redeliverWebhook": {"deliveryId": delivery_id},
     }
     mutation_type = GRAPH.mutation_type
