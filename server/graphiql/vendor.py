@@ -6,7 +6,7 @@ This script makes that copy reproducible: it runs `npm pack` for each pinned pac
 checks each tarball against the registry's integrity hash), extracts the listed files into
 static/vendor/ along with each package's licence, and prints the table for
 static/README.md. To upgrade, change a version here, run it, read the diff, update the
-README's table and run tests/api/test_graphiql_browser.py.
+README's table and run tests/api/edge/test_graphiql_browser.py.
 """
 
 from __future__ import annotations

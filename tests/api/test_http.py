@@ -58,7 +58,7 @@ async def test_missing_and_unknown_operations(client: GraphQLClient) -> None:
     assert response.status_code == 400 and "No GraphQL query" in _error(response)[1]
     two = "query A { __typename } query B { __typename }"
     # A request error that runs nothing: 200 with `data: null` as application/json (the
-    # client accepts */*); tests/api/test_media_types.py has the 400 of the newer type.
+    # client accepts */*); tests/api/edge/test_media_types.py has the 400 of the newer type.
     response = await client.http.post("/graphql", json={"query": two, "operationName": "C"})
     assert response.status_code == 200 and response.json()["data"] is None
     assert _error(response) == ("BAD_REQUEST", "Unknown operation named 'C'.")

@@ -1,7 +1,7 @@
 """The GraphQL-over-HTTP specification's own audit list, run against a live `gigql serve`.
 
 The audits are the `graphql-http` npm package's `auditServer` (the specification's
-reference implementation), pinned with its lock file in tests/api/conformance/ and
+reference implementation), pinned with its lock file in tests/api/edge/conformance/ and
 installed there by `npm ci` (from npm's cache when it has the packages). They run under
 Node against gigql in development and in production mode; every MUST and SHOULD has to
 pass, in both. Each audit's id, name and result is printed (`pytest -s` shows them);
@@ -49,7 +49,7 @@ def clean_state() -> None:
 
 @pytest.fixture(scope="module")
 def audit_script() -> Path:
-    """tests/api/conformance with its locked packages installed; skipped without Node."""
+    """tests/api/edge/conformance with its locked packages installed; skipped without Node."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("Node.js and npm are needed to run graphql-http's audits")

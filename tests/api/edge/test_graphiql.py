@@ -1,6 +1,6 @@
 """GraphiQL's page and its packaged files over HTTP: only this origin's files, the right
 types and caching, nothing else served from the route, nothing at all in production, and
-every file inside the wheel. tests/api/test_graphiql_browser.py runs the page in Chromium."""
+every file inside the wheel. tests/api/edge/test_graphiql_browser.py runs the page in Chromium."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from server.runtime import Runtime
 from tests.conftest import serve
 
 HTML = {"accept": "text/html"}
-REPOSITORY = Path(__file__).parents[2]
+REPOSITORY = Path(__file__).parents[3]
 
 
 class _Page(HTMLParser):
