@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -91,6 +92,10 @@ def start_caddy(upstream_port: int, listen_port: int, folder: Path) -> subproces
         )
 
 
+ACCESS_LINE_WAIT = 5.0
+"""Seconds an access line may take to reach the log after its answer."""
+
+
 @asynccontextmanager
 async def proxy_in_front_of(server: GigqlServer, tmp_path: Path) -> AsyncIterator[str]:
     port = free_port()
@@ -115,13 +120,18 @@ async def proxy_in_front_of(server: GigqlServer, tmp_path: Path) -> AsyncIterato
 
 
 def access_line(server: GigqlServer, request_id: str) -> dict[str, Any]:
-    """gigql's access log line of one request (JSON lines on its stdout)."""
-    for line in server.stdout_path.read_text().splitlines():
-        if line.startswith("{"):
-            entry: dict[str, Any] = json.loads(line)
-            if entry.get("request_id") == request_id and "client" in entry:
-                return entry
-    raise AssertionError(f"no access line for {request_id}:\n{server.output()}")
+    """gigql's access log line of one request (JSON lines on its stdout). The line is
+    written once the answer has gone, so it may come a moment after the client has it."""
+    deadline = time.monotonic() + ACCESS_LINE_WAIT
+    while True:
+        for line in server.stdout_path.read_text().splitlines():
+            if line.startswith("{"):
+                entry: dict[str, Any] = json.loads(line)
+                if entry.get("request_id") == request_id and "client" in entry:
+                    return entry
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no access line for {request_id}:\n{server.output()}")
+        time.sleep(0.05)
 
 
 async def test_http_through_the_proxy_reaches_gigql_with_the_clients_address(
