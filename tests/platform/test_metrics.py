@@ -308,7 +308,9 @@ async def test_several_workers_add_up_to_one_scrape(
         # A connection per request, many at once, so that both workers accept some.
         fresh = httpx.Limits(max_keepalive_connections=0)
         async with httpx.AsyncClient(base_url=server.base_url, limits=fresh) as http:
-            for _ in range(10):
+            # The second worker may still be starting when the first answers /healthz:
+            # rounds go on, a moment apart, until both have served some (or 15 s).
+            for _ in range(60):
                 answers = await asyncio.gather(
                     *(http.post("/graphql", json={"query": SPREAD}) for _ in range(20))
                 )
@@ -316,6 +318,7 @@ async def test_several_workers_add_up_to_one_scrape(
                 sent += len(answers)
                 if len(_per_worker(folder)) == 2:
                     break
+                await asyncio.sleep(0.25)
             per_worker = _per_worker(folder)
             total = value(await scrape(http), "gigql_graphql_operations_total", **SPREAD_OK)
         assert len(per_worker) == 2, per_worker
