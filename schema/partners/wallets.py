@@ -12,7 +12,6 @@ from strawberry.scalars import JSON
 
 from documents.partners.api_keys import ApiScope
 from documents.partners.wallets import PartnerWallet, WalletStatus
-from resolvers.common.pagination import PageRequest
 from resolvers.partners import wallets
 from schema.common.context import Info
 from schema.common.payloads import Payload, input_mutation, mutation_payload
@@ -20,11 +19,6 @@ from schema.common.relay import decode_id, requested_page, to_connection
 from schema.common.values import given
 from schema.partners.context import PartnerInfo
 from schema.partners.types import PartnerWalletConnection, PartnerWalletNode
-
-
-def page_of(info: PartnerInfo, first: int | None, after: str | None) -> PageRequest:
-    """`requested_page` for the partner graph (whose context is a PartnerContext)."""
-    return requested_page(cast("Info", info), first, after)
 
 
 @strawberry.input(description="Wallets matching every field given.")
