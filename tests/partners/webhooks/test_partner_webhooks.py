@@ -270,6 +270,7 @@ async def test_a_partner_sees_nothing_of_anothers_endpoints_or_deliveries(
         ("updateWebhookEndpoint", {"endpointId": their_endpoint, "enabled": False}),
         ("deleteWebhookEndpoint", {"endpointId": their_endpoint}),
         ("rotateWebhookSecret", {"endpointId": their_endpoint}),
+        ("revealWebhookSecret", {"endpointId": their_endpoint}),
         ("redeliverWebhook", {"deliveryId": their_delivery["id"]}),
     ]
     for name, input in attempts:
