@@ -10,6 +10,7 @@ from documents.accounts.throttle import FailureWindow, PasswordLock
 from documents.accounts.users import User
 from documents.chat.conversations import ChatMessage, Conversation
 from documents.events import DomainEvent, Notification
+from documents.leases import JobLease
 from documents.marketplace.bookings import Booking
 from documents.marketplace.offers import Offer
 from documents.marketplace.packages import ServicePackage
@@ -58,6 +59,7 @@ ALL_DOCUMENTS: list[type[Document]] = [
     WebhookEvent,
     Escrow,
     Dispute,
+    JobLease,
     Delivery,
     NotificationPreferences,
     ScheduledMessage,

@@ -69,7 +69,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             gc.freeze()
             jobs = background.marketplace_jobs(opened.services)
             with close_before_sigterm(view.sockets):
-                async with background.running(jobs):
+                async with background.running(jobs, background.instance_name()):
                     yield
 
     rate_limits = RateLimits(settings)

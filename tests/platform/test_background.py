@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import AsyncExitStack
 from datetime import timedelta
 
 import pytest
 
+from documents import leases
 from documents.clock import utcnow
+from documents.leases import JobLease
 from documents.marketplace.reviews import Review
+from server import background
 from server.background import PeriodicJob, marketplace_jobs, running
 from server.runtime import Runtime
 from tests.conftest import with_settings
@@ -55,3 +59,73 @@ async def test_the_marketplace_jobs_publish_due_reviews(
         while not await Review.find_one(Review.counted == True):  # noqa: E712
             await asyncio.sleep(0.01)
     assert (await ratings(client, tom.user_id))["provider"] == {"average": 4.0, "count": 1}
+
+
+async def test_a_lease_is_held_by_one_instance_renewed_by_it_and_free_once_run_out(
+    runtime: Runtime,
+) -> None:
+    lasting = timedelta(minutes=1)
+    start = utcnow()
+    assert await leases.take("lease-rules", "a", lasting, now=start)
+    assert not await leases.take("lease-rules", "b", lasting, now=start + timedelta(seconds=30))
+    # The holder renews: another still waits past the first expiry.
+    assert await leases.take("lease-rules", "a", lasting, now=start + timedelta(seconds=50))
+    assert not await leases.take("lease-rules", "b", lasting, now=start + timedelta(seconds=70))
+    # Run out (the holder died): the next instance takes it.
+    assert await leases.take("lease-rules", "b", lasting, now=start + timedelta(seconds=111))
+    lease = await JobLease.get("lease-rules")
+    assert lease is not None and lease.holder == "b"
+
+
+async def test_with_many_instances_one_runs_a_sweep_and_another_takes_over_when_it_stops(
+    runtime: Runtime,
+) -> None:
+    runs: dict[str, int] = {"a": 0, "b": 0}
+
+    def job_of(instance: str) -> PeriodicJob:
+        async def sweep() -> None:
+            runs[instance] += 1
+
+        return PeriodicJob("lease-sweep", OFTEN, sweep)
+
+    async with asyncio.timeout(10), AsyncExitStack() as instance_b:
+        async with running([job_of("a")], holder="a"):
+            while runs["a"] < 5:
+                await asyncio.sleep(0.005)
+            await instance_b.enter_async_context(running([job_of("b")], holder="b"))
+            await asyncio.sleep(0.3)  # about 30 periods: none of them b's
+            assert runs["b"] == 0
+        # a stopped and gave the lease up: b takes the sweep over at once, not when the
+        # lease (over ten seconds) runs out.
+        async with asyncio.timeout(2):
+            while runs["b"] < 3:
+                await asyncio.sleep(0.005)
+
+
+async def test_a_long_run_keeps_its_lease_and_outbox_senders_run_on_every_instance(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(background, "LEASE_MARGIN", timedelta(milliseconds=100))
+    started: list[str] = []
+    sent: dict[str, int] = {"a": 0, "b": 0}
+
+    def jobs_of(instance: str) -> list[PeriodicJob]:
+        async def slow_sweep() -> None:
+            started.append(instance)
+            await asyncio.sleep(1)  # five times the lease: renewed while it runs
+
+        async def send() -> None:
+            sent[instance] += 1
+
+        return [
+            PeriodicJob("lease-slow-sweep", OFTEN, slow_sweep),
+            PeriodicJob("lease-outbox", OFTEN, send, every_instance=True),
+        ]
+
+    async with asyncio.timeout(10), running(jobs_of("a"), holder="a"):
+        while not started:
+            await asyncio.sleep(0.005)
+        async with running(jobs_of("b"), holder="b"):
+            await asyncio.sleep(0.8)
+    assert started == ["a"]
+    assert sent["a"] > 0 and sent["b"] > 0
