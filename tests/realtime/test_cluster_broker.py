@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -21,10 +21,9 @@ RESTART_TIMEOUT = 30.0
 """Seconds for a node to come back and the broker to subscribe again (backoff up to 5 s)."""
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnCluster]:
-    with own_cluster(tmp_path_factory.mktemp("redis-cluster")) as started:
-        yield started
+@pytest.fixture
+def cluster(redis_cluster: OwnCluster) -> OwnCluster:
+    return redis_cluster
 
 
 @asynccontextmanager
