@@ -82,19 +82,21 @@ class _Shard:
         self._reader: asyncio.Task[None] | None = None
 
     async def subscribe(self, topics: list[str]) -> None:
-        """SSUBSCRIBE topics of one slot; returns once the node confirmed them all."""
+        """SSUBSCRIBE topics of one slot; returns once the node confirmed them all. They
+        count as this shard's from the start: if it fails meanwhile, they are lost with
+        it (and subscribed again), and if the caller gives up, they are SUNSUBSCRIBEd."""
         loop = asyncio.get_running_loop()
         waiting = []
         for topic in topics:
             self._leaving.discard(topic)
             waiting.append(self._confirming.setdefault(topic, loop.create_future()))
+        self.topics.update(topics)
         await self._pubsub.ssubscribe(*topics)
         if self._reader is None:
             # Started after the first SSUBSCRIBE: before it there is no connection to read.
             self._reader = asyncio.create_task(self._read(), name=f"redis-shard-{self.name}")
         async with asyncio.timeout(CONFIRM_TIMEOUT):
             await asyncio.gather(*waiting)
-        self.topics.update(topics)
 
     async def unsubscribe(self, topics: list[str]) -> None:
         self.topics.difference_update(topics)
@@ -108,7 +110,11 @@ class _Shard:
                 raw = await self._pubsub.get_message(timeout=READ_TIMEOUT)
                 if raw is not None:
                     self._handle(raw)
-        except SHARD_FAILURES as error:
+        except Exception as error:
+            # Whatever it was, this connection is no longer read: its topics must move
+            # to a fresh one, or they would go deaf without anyone noticing.
+            if not isinstance(error, SHARD_FAILURES):
+                log.exception("redis cluster shard reader of %s failed", self.name)
             self._broker._shard_failed(self, error)
 
     def _handle(self, raw: dict[str, object]) -> None:
@@ -192,6 +198,7 @@ class ClusterBroker:
         self._orphans: set[str] = set()
         """Topics in use whose node was lost, until they are subscribed again."""
         self._repair: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
 
     @property
@@ -232,6 +239,7 @@ class ClusterBroker:
         for shard in list(self._shards.values()):
             await shard.close()
         self._shards.clear()
+        await asyncio.gather(*self._closing)
         await self._cluster.aclose()
 
     # --- placing topics on their nodes (under self._lock) ------------------------------
@@ -243,7 +251,9 @@ class ClusterBroker:
         if await self._place(set(topics)) is None:
             return
         await self._cluster.nodes_manager.initialize()
-        failure = await self._place({topic for topic in topics if topic not in self._home})
+        again = {topic for topic in topics if topic not in self._home}
+        self._orphans -= again  # placed here and now, or the caller is told it failed
+        failure = await self._place(again)
         if failure is not None:
             raise failure
 
@@ -264,8 +274,8 @@ class ClusterBroker:
             shard = self._shard(name)
             try:
                 for slot_topics in _by_slot(node_topics):
-                    await shard.subscribe(slot_topics)
                     self._home.update(dict.fromkeys(slot_topics, shard))
+                    await shard.subscribe(slot_topics)
             except SHARD_FAILURES as error:
                 self._shard_failed(shard, error)
                 failure = failure or error
@@ -321,7 +331,9 @@ class ClusterBroker:
                 error,
                 len(lost),
             )
-        asyncio.get_running_loop().create_task(shard.close())
+        closing = asyncio.get_running_loop().create_task(shard.close())
+        self._closing.add(closing)  # held until done: the loop keeps only weak references
+        closing.add_done_callback(self._closing.discard)
         self._orphan(lost)
 
     def _topic_moved(self, shard: _Shard, topic: str) -> None:
@@ -347,7 +359,7 @@ class ClusterBroker:
             async with self._lock:
                 with contextlib.suppress(*SHARD_FAILURES):  # then the slot map at hand
                     await self._cluster.nodes_manager.initialize()
-                await self._place(set(self._orphans))
+                await self._place({topic for topic in self._orphans if topic not in self._home})
                 back = {topic for topic in self._orphans if topic in self._home}
                 self._orphans -= back
                 if back:

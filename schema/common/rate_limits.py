@@ -41,7 +41,7 @@ from documents.errors import DomainError
 from documents.metrics import RATE_LIMITED as RATE_LIMITED_COUNT
 from documents.metrics import redis_round_trip
 from documents.settings import Settings
-from realtime.redis_urls import cluster_address
+from realtime.redis_urls import cluster_address, quick_retry
 from resolvers.common.client_addresses import address_key
 
 if TYPE_CHECKING:
@@ -355,7 +355,8 @@ def _shared_storage(redis_url: str) -> tuple[RedisStorage, Redis | RedisCluster]
             implementation="redispy",
             wrap_exceptions=True,
             key_prefix=KEY_PREFIX,
-            **timeouts,
+            # limits' options are typed as scalars; redis-py's client takes a Retry too.
+            **{**timeouts, "retry": quick_retry()},
             **({"ssl": True} if cluster.tls else {}),
         )
         # The bridge's client is not in its declared type (each implementation has its own).

@@ -137,6 +137,10 @@ async def test_a_restarted_node_resyncs_its_topics_only_and_carries_them_again(
             await subscriber.subscribe(lost_topic) as on_lost,
             await subscriber.subscribe(kept_topic) as on_kept,
         ):
+            # Both instances up and running before the node goes (the cluster client reads
+            # the slot map and command table at its first command).
+            await publisher.publish(kept_topic, b"before")
+            assert (await next_message(on_kept)).data == b"before"
             await asyncio.to_thread(lost_node.kill)
             # The other shards keep carrying their topics while one is down.
             await publisher.publish(kept_topic, b"meanwhile")

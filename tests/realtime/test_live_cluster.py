@@ -15,7 +15,7 @@ from redis.crc import key_slot
 from documents.settings import Settings
 from realtime.topics import conversation_topic
 from tests.realtime.test_cluster_broker import shard_subscribers
-from tests.realtime.test_live_redis import WAIT, received
+from tests.realtime.test_live_redis import WAIT, promptly, received
 from tests.support.chat import MESSAGE_ADDED, sent, task_chat
 from tests.support.gigql_process import graphql, sharing_the_test_database
 from tests.support.graphql_client import GraphQLClient
@@ -55,7 +55,7 @@ async def test_a_cluster_node_restarting_mid_conversation_loses_no_message_and_r
 
             await asyncio.to_thread(owner.kill)
             for who, text in ((tom, "during 1"), (ann, "during 2"), (tom, "during 3")):
-                messages.append(await sent(on_b, who, conversation, text))
+                messages.append(await promptly(sent(on_b, who, conversation, text)))
             assert await ann_on_a.silent(0.3)
 
             await asyncio.to_thread(owner.start)  # the same port and slots, nobody subscribed
