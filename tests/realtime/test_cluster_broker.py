@@ -14,7 +14,7 @@ from redis.crc import key_slot
 from realtime.broker import RESYNC, Message, Subscription
 from realtime.cluster import ClusterBroker
 from realtime.redis_urls import cluster_address
-from tests.support.redis_cluster import ClusterNode, OwnCluster, own_cluster
+from tests.support.redis_cluster import ClusterNode, OwnCluster, move_slot, own_cluster
 
 TIMEOUT = 10.0
 RESTART_TIMEOUT = 30.0
@@ -157,3 +157,28 @@ async def test_a_restarted_node_resyncs_its_topics_only_and_carries_them_again(
             assert (await next_message(on_lost)).data == b"back"
             assert await shard_subscribers(lost_node, lost_topic) == 1
             assert not on_kept.pending  # its node was never lost: no RESYNC for it
+
+
+async def test_a_slot_moving_to_another_node_takes_its_topic_along(tmp_path: Path) -> None:
+    """The node giving the slot away SUNSUBSCRIBEs its channels unasked: the topic is
+    subscribed again on its new owner, and its subscription told to RESYNC."""
+    with own_cluster(tmp_path) as cluster:
+        topics = topic_per_node(cluster, "moving")
+        source_port, topic = next(iter(topics.items()))
+        source = next(node for node in cluster.nodes if node.port == source_port)
+        target = next(node for node in cluster.nodes if node.port != source_port)
+        async with (
+            broker_on(cluster.url) as publisher,
+            broker_on(cluster.url) as subscriber,
+            await subscriber.subscribe(topic) as subscription,
+        ):
+            await publisher.publish(topic, b"before")
+            assert (await next_message(subscription)).data == b"before"
+
+            slot = key_slot(topic.encode())
+            await asyncio.to_thread(move_slot, slot, source, target, cluster.nodes)
+            assert await next_message(subscription) is RESYNC
+            assert await shard_subscribers(target, topic) == 1
+            assert await shard_subscribers(source, topic) == 0
+            await publisher.publish(topic, b"moved")  # MOVED: the publisher follows
+            assert (await next_message(subscription)).data == b"moved"

@@ -213,3 +213,21 @@ def own_cluster(workdir: Path) -> Iterator[OwnCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+def move_slot(
+    slot: int, source: ClusterNode, target: ClusterNode, everyone: list[ClusterNode]
+) -> None:
+    """Give a slot (with no keys in it) from one node to another, as resharding does:
+    IMPORTING on the target, MIGRATING on the source, then NODE everywhere."""
+    clients = {node.port: node.client() for node in everyone}
+    try:
+        target_id = _command(clients[target.port], "CLUSTER", "MYID")
+        source_id = _command(clients[source.port], "CLUSTER", "MYID")
+        _command(clients[target.port], "CLUSTER", "SETSLOT", str(slot), "IMPORTING", source_id)
+        _command(clients[source.port], "CLUSTER", "SETSLOT", str(slot), "MIGRATING", target_id)
+        for node in [target, source, *(n for n in everyone if n not in (source, target))]:
+            _command(clients[node.port], "CLUSTER", "SETSLOT", str(slot), "NODE", target_id)
+    finally:
+        for client in clients.values():
+            client.close()
