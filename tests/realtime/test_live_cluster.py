@@ -14,10 +14,17 @@ from redis.crc import key_slot
 
 from documents.settings import Settings
 from realtime.topics import conversation_topic
+from server.embedded import free_port
 from tests.realtime.test_cluster_broker import shard_subscribers
 from tests.realtime.test_live_redis import WAIT, promptly, received
 from tests.support.chat import MESSAGE_ADDED, sent, task_chat
-from tests.support.gigql_process import graphql, sharing_the_test_database
+from tests.support.gigql_process import (
+    assert_one_line_error,
+    gigql_env,
+    graphql,
+    run_gigql,
+    sharing_the_test_database,
+)
 from tests.support.graphql_client import GraphQLClient
 from tests.support.marketplace import object_id
 from tests.support.redis_cluster import ClusterNode, own_cluster
@@ -80,3 +87,11 @@ async def test_a_cluster_node_restarting_mid_conversation_loses_no_message_and_r
         (4, "during 3"),
         (5, "after"),
     ]
+
+
+async def test_a_cluster_url_naming_no_node_is_one_clear_error(tmp_path: Path) -> None:
+    env = gigql_env(tmp_path / "data", REDIS_URL="redis+cluster://")
+    result = await asyncio.to_thread(
+        run_gigql, "serve", "--port", str(free_port()), env=env, cwd=tmp_path
+    )
+    assert_one_line_error(result, "REDIS_URL: redis+cluster:// needs at least one host:port")
