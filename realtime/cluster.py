@@ -39,6 +39,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
 from documents.metrics import BROKER_RECONNECTS, redis_round_trip
@@ -71,7 +72,7 @@ class _Shard:
     def __init__(self, name: str, client: Redis, broker: ClusterBroker) -> None:
         self.name = name
         self.topics: set[str] = set()
-        """Confirmed by the node and still wanted."""
+        """SSUBSCRIBEd here (confirmed, or being) and still wanted."""
         self.failed = False
         self._client = client
         self._pubsub: PubSub = client.pubsub()
@@ -85,6 +86,9 @@ class _Shard:
         """SSUBSCRIBE topics of one slot; returns once the node confirmed them all. They
         count as this shard's from the start: if it fails meanwhile, they are lost with
         it (and subscribed again), and if the caller gives up, they are SUNSUBSCRIBEd."""
+        if self.failed:
+            # Given up already: its PubSub would quietly open a new connection instead.
+            raise RedisConnectionError(f"the connection to {self.name} was lost")
         loop = asyncio.get_running_loop()
         waiting = []
         for topic in topics:
@@ -314,26 +318,27 @@ class ClusterBroker:
     # --- losing a node and getting its topics back ------------------------------------
 
     def _shard_failed(self, shard: _Shard, error: BaseException) -> None:
-        """Called without awaiting anything in between, so that no topic is placed on a
-        shard that is being given up."""
-        if shard.failed:
-            return
-        shard.fail(error)
-        if self._shards.get(shard.name) is shard:
-            del self._shards[shard.name]
+        """Give a shard up and orphan its topics. Synchronous, so that no topic is placed
+        on the shard between the two; idempotent."""
+        first = not shard.failed
+        if first:
+            shard.fail(error)
+            if self._shards.get(shard.name) is shard:
+                del self._shards[shard.name]
+            closing = asyncio.get_running_loop().create_task(shard.close())
+            self._closing.add(closing)  # held until done: the loop keeps weak references
+            closing.add_done_callback(self._closing.discard)
+        # Swept every time: a placement under way may have counted topics on it since.
         lost = {topic for topic, home in self._home.items() if home is shard}
         for topic in lost:
             del self._home[topic]
-        if lost:
+        if first and lost:
             log.warning(
                 "redis cluster node %s lost (%s); subscribing its %d topics again",
                 shard.name,
                 error,
                 len(lost),
             )
-        closing = asyncio.get_running_loop().create_task(shard.close())
-        self._closing.add(closing)  # held until done: the loop keeps only weak references
-        closing.add_done_callback(self._closing.discard)
         self._orphan(lost)
 
     def _topic_moved(self, shard: _Shard, topic: str) -> None:
