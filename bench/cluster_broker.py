@@ -76,6 +76,9 @@ async def _round(url: str, redis_pids: list[int], args: argparse.Namespace) -> R
         elapsed = time.perf_counter() - started
         client_cpu = time.process_time() - cpu_before
         redis_cpu = sum(cpu_seconds(pid) for pid in redis_pids) - redis_before
+        await asyncio.sleep(0.2)  # for a duplicate to show
+        if any(subscription.pending for subscription in subscriptions):
+            raise SystemExit("bench: a message was delivered twice")
         for subscription in subscriptions:
             await subscription.__aexit__(None, None, None)
     finally:
