@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
+from prometheus_client import REGISTRY
 from redis.crc import key_slot
 
 from realtime.broker import RESYNC, Message, Subscription
@@ -55,6 +56,11 @@ async def shard_subscribers(node: ClusterNode, topic: str) -> int:
         return int(count)
     finally:
         await client.aclose()
+
+
+def reconnects_counted() -> float:
+    value = REGISTRY.get_sample_value("gigql_broker_reconnects_total")
+    return value or 0.0
 
 
 def connected(broker: ClusterBroker) -> bool:
@@ -149,10 +155,12 @@ async def test_a_restarted_node_resyncs_its_topics_only_and_carries_them_again(
                 while connected(subscriber):
                     await asyncio.sleep(0.02)
 
+            reconnects = reconnects_counted()
             await asyncio.to_thread(lost_node.start)
             await asyncio.to_thread(cluster.wait_until_ok)
             assert await asyncio.wait_for(on_lost.get(), RESTART_TIMEOUT) is RESYNC
             assert connected(subscriber)
+            assert reconnects_counted() == reconnects + 1
             await publisher.publish(lost_topic, b"back")
             assert (await next_message(on_lost)).data == b"back"
             assert await shard_subscribers(lost_node, lost_topic) == 1
