@@ -160,6 +160,13 @@ class _LocalHub:
         for subscription in subscriptions:
             subscription._deliver(RESYNC)
 
+    def resync(self, topics: set[str]) -> None:
+        """RESYNC to the subscriptions of some topics only (those a lost Redis Cluster
+        node carried), once each however many of them it follows."""
+        subscriptions = {s for topic in topics for s in self._by_topic.get(topic, ())}
+        for subscription in subscriptions:
+            subscription._deliver(RESYNC)
+
     async def remove(self, subscription: Subscription) -> None:
         self.discard(subscription)
 

@@ -27,6 +27,7 @@ from starlette.applications import Starlette
 from uvicorn.supervisors import Multiprocess
 
 from documents.settings import Settings
+from realtime.redis_urls import cluster_address
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from server.observability.multiprocess import metrics_folder
 from server.private_files import private_folder, replace_private
@@ -126,6 +127,11 @@ def serve(args: argparse.Namespace) -> None:
     settings = load_settings()
     if settings.workers > 1 and not settings.redis_url:
         fail("several workers need REDIS_URL: the in-process broker cannot reach other workers")
+    if settings.redis_url:
+        try:
+            cluster_address(settings.redis_url)
+        except ValueError as error:
+            fail(f"REDIS_URL: {error}")
     on_network = not settings.production and not settings.listens_on_loopback
     if on_network and not settings.allow_development_on_network:
         fail(
@@ -216,7 +222,9 @@ def _run(settings: Settings, sockets: list[socket.socket], embedded: bool) -> No
 def _announce(settings: Settings, sockets: list[socket.socket], embedded: bool) -> None:
     base = _base_url(settings.host, sockets[0])
     database = f"embedded SecantusDB in {settings.data_dir}" if embedded else "MONGODB_URL"
-    broker = "Redis" if settings.redis_url else "in-process broker"
+    broker = "in-process broker"
+    if settings.redis_url:
+        broker = "Redis" if cluster_address(settings.redis_url) is None else "Redis Cluster"
     print(f"{PROG}: serving on {base} ({database}, {broker})", file=sys.stderr)
     if settings.graphiql_enabled:
         print(f"{PROG}: GraphiQL at {base}/graphql", file=sys.stderr)

@@ -26,6 +26,8 @@ from integrations.payments.gateway import PaymentGateway
 from integrations.push import LogPush, PushSender, VapidKeys, VapidPush
 from integrations.sms import LogSms, SmsSender, TwilioConfig, TwilioSms
 from realtime.broker import Broker, InProcessBroker, RedisBroker
+from realtime.cluster import ClusterBroker
+from realtime.redis_urls import cluster_address
 from resolvers.accounts.auth.passwords import Passwords
 from resolvers.accounts.auth.tokens import AccessTokens
 from resolvers.common.cursors import CursorKey
@@ -141,7 +143,12 @@ def create_mailer(settings: Settings) -> Mailer:
 
 def create_broker(settings: Settings) -> Broker:
     size = settings.subscriber_queue_size
-    return RedisBroker(settings.redis_url, size) if settings.redis_url else InProcessBroker(size)
+    if not settings.redis_url:
+        return InProcessBroker(size)
+    cluster = cluster_address(settings.redis_url)
+    return (
+        RedisBroker(settings.redis_url, size) if cluster is None else ClusterBroker(cluster, size)
+    )
 
 
 class Loopback:

@@ -26,6 +26,7 @@ from server.embedded import IN_MEMORY, EmbeddedMongo
 from server.runtime import Runtime, make_services, open_runtime
 from tests.support.command_log import COMMAND_LOG, CommandLog
 from tests.support.graphql_client import GraphQLClient
+from tests.support.redis_cluster import OwnCluster, own_cluster
 from tests.support.services import redis_server
 
 TEST_JWT_SECRET = "test-secret-long-enough-for-every-hmac-algorithm-0123456789abcdef"
@@ -45,6 +46,14 @@ def mongo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnCluster]:
+    """A three-node Redis Cluster of the session's own (tests that stop a node start one
+    of their own instead)."""
+    with own_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,10 @@ over websocket, with `extensions.code` `RATE_LIMITED`. The health probes and the
 webhooks are other routes and never counted.
 
 The windows slide (`limits`' sliding window counter). With `REDIS_URL` the counters are
-shared by every instance; when Redis does not answer, each instance counts on its own in
-memory for `SHARED_RETRY_SECONDS`, then tries Redis again: an outage loosens the limits
-to per instance rather than lifting them, and never fails a request.
+shared by every instance (through one Redis or a Redis Cluster); when Redis does not
+answer, each instance counts on its own in memory for `SHARED_RETRY_SECONDS`, then tries
+Redis again: an outage loosens the limits to per instance rather than lifting them, and
+never fails a request.
 """
 
 from __future__ import annotations
@@ -29,16 +30,18 @@ from typing import TYPE_CHECKING, Any, cast
 
 from graphql import GraphQLError
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from starlette.responses import JSONResponse
 
 from documents.errors import DomainError
 from documents.metrics import RATE_LIMITED as RATE_LIMITED_COUNT
 from documents.metrics import redis_round_trip
 from documents.settings import Settings
+from realtime.redis_urls import cluster_address, quick_retry
 from resolvers.common.client_addresses import address_key
 
 if TYPE_CHECKING:
@@ -56,6 +59,7 @@ SHARED_RETRY_SECONDS = 5.0
 """How long an instance counts in memory after Redis failed to answer."""
 REDIS_TIMEOUT_SECONDS = 0.5
 """How long a request may wait for Redis before it is counted in memory instead."""
+KEY_PREFIX = "gigql:rate"
 KNOWN_TOKENS = 10_000
 """Access tokens whose verified account is remembered, so that each is verified once."""
 
@@ -138,22 +142,10 @@ class RateLimits:
         budgets = self._request_budgets + self._cost_budgets
         self._per_account = any(budget.per_account for budget in budgets)
         self._local = SlidingWindowCounterRateLimiter(InProcessCounters())
-        self._redis: Redis | None = None
+        self._redis: Redis | RedisCluster | None = None
         self._shared: SlidingWindowCounterRateLimiter | None = None
         if settings.redis_url and budgets:
-            self._redis = Redis.from_url(
-                settings.redis_url,
-                socket_timeout=REDIS_TIMEOUT_SECONDS,
-                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            )
-            storage = RedisStorage(
-                "async+" + settings.redis_url,
-                implementation="redispy",
-                wrap_exceptions=True,
-                key_prefix="gigql:rate",
-                # Our pool, which `close` closes (typed narrower than the options it takes).
-                connection_pool=cast("Any", self._redis.connection_pool),
-            )
+            storage, self._redis = _shared_storage(settings.redis_url)
             self._shared = SlidingWindowCounterRateLimiter(storage)
         self._shared_down_until = 0.0
         self._accounts: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -345,6 +337,40 @@ class InProcessCounters(MemoryStorage):
                 return
             del self.expirations[key]
             self.storage.pop(key, None)
+
+
+def _shared_storage(redis_url: str) -> tuple[RedisStorage, Redis | RedisCluster]:
+    """`limits`' storage on the Redis `redis_url` names, and the client it uses (which
+    `close` closes). On a cluster, `limits` makes its own client and puts each counter's
+    keys (this window's and the last one's) under one hash tag, in one slot, as its
+    sliding-window script needs."""
+    timeouts: dict[str, Any] = {
+        "socket_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+    }
+    cluster = cluster_address(redis_url)
+    if cluster is not None:
+        storage: RedisStorage = RedisClusterStorage(
+            cluster.limits_uri(),
+            implementation="redispy",
+            wrap_exceptions=True,
+            key_prefix=KEY_PREFIX,
+            # limits' options are typed as scalars; redis-py's client takes a Retry too.
+            **{**timeouts, "retry": quick_retry()},
+            **({"ssl": True} if cluster.tls else {}),
+        )
+        # The bridge's client is not in its declared type (each implementation has its own).
+        return storage, cast("RedisCluster", cast("Any", storage.bridge).get_connection())
+    redis = Redis.from_url(redis_url, **timeouts)
+    storage = RedisStorage(
+        "async+" + redis_url,
+        implementation="redispy",
+        wrap_exceptions=True,
+        key_prefix=KEY_PREFIX,
+        # Our pool, which `close` closes (typed narrower than the options it takes).
+        connection_pool=cast("Any", redis.connection_pool),
+    )
+    return storage, redis
 
 
 def _budgets(window: int, *, of_cost: bool, ip: int, account: int) -> tuple[_Budget, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from documents.settings import Settings
 from schema.persisted.manifest import Manifest, load_manifest
@@ -16,7 +17,7 @@ def persisted_documents(
     settings: Settings,
     *,
     graph: str,
-    redis: Redis | None = None,
+    redis: Redis | RedisCluster | None = None,
     trusted: bool = True,
 ) -> PersistedDocuments:
     """The graph's manifest (when `trusted` and the mode is not `off`; ManifestError if it

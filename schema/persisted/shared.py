@@ -18,7 +18,10 @@ import logging
 import time
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
+
+from realtime.redis_urls import connect
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +61,22 @@ return size
 class SharedQueries:
     """The registered texts of one graph (`main`, `partner`) in Redis."""
 
-    def __init__(self, redis: Redis, graph: str, ttl_seconds: int, budget: int) -> None:
+    def __init__(
+        self, redis: Redis | RedisCluster, graph: str, ttl_seconds: int, budget: int
+    ) -> None:
         self._redis = redis
-        self._prefix = f"{PREFIX}:{graph}"
+        # On a Redis Cluster the graph is a hash tag, so that every key of one graph's
+        # bookkeeping (texts, index, sizes, total) is in one slot, as its script needs.
+        # A single Redis keeps the plain names it always had.
+        tag = f"{{{graph}}}" if isinstance(redis, RedisCluster) else graph
+        self._prefix = f"{PREFIX}:{tag}"
         self._ttl = ttl_seconds
         self._budget = budget
         self._register = redis.register_script(_REGISTER)
 
     @staticmethod
-    def connect(redis_url: str) -> Redis:
-        return Redis.from_url(
+    def connect(redis_url: str) -> Redis | RedisCluster:
+        return connect(
             redis_url,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
@@ -77,7 +86,7 @@ class SharedQueries:
     async def text(self, sha256_hex: str) -> str | None:
         try:
             text = await self._redis.get(f"{self._prefix}:text:{sha256_hex}")
-        except (RedisError, OSError) as error:
+        except (RedisError, RedisClusterException, OSError) as error:
             log.warning("persisted query looked up in this instance only: Redis failed (%s)", error)
             return None
         return text if isinstance(text, str) else None
@@ -94,5 +103,5 @@ class SharedQueries:
         ]
         try:
             await self._register(keys=keys, args=arguments)
-        except (RedisError, OSError) as error:
+        except (RedisError, RedisClusterException, OSError) as error:
             log.warning("persisted query kept in this instance only: Redis failed (%s)", error)
