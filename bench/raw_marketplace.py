@@ -16,6 +16,7 @@ import gc
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, TypeAlias
 
 from beanie.odm.utils.projection import get_projection
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from documents.accounts.profiles import ProviderProfile
 from documents.accounts.users import Role, User, UserStatus
+from documents.clock import utcnow
 from documents.marketplace.tasks import Task
 from resolvers.common.cursors import CursorKey, Cursors
 from resolvers.common.pagination import Order, _encode
@@ -82,8 +84,37 @@ def page_info(kept: Sequence[Raw], has_next_page: bool, order: Order, cursors: C
     return {"hasNextPage": has_next_page, "endCursor": end}
 
 
-async def task_feed(database: Database, key: CursorKey) -> Raw:
-    raws = await database[TASKS].find(FEED_FILTER).sort(list(FEED_ORDER)).limit(PAGE + 1).to_list()
+FEED_READS = ("windows", "plain")
+"""How the raw server reads the feed: in gigql's windows of `created_at`, sending what
+gigql sends (the default), or in the one plain query gigql sent before them."""
+
+
+async def windowed_feed(database: Database) -> list[Raw]:
+    """The first page as `paginate_in_windows` reads it (resolvers/common/pagination.py):
+    newest first, a window of `created_at` at a time, until it is full."""
+    found: list[Raw] = []
+    upper: datetime | None = None
+    for lower in task_search.FEED_WINDOWS.lower_bounds(utcnow()):
+        bounds: dict[str, datetime] = {}
+        if lower is not None:
+            bounds["$gt"] = lower
+        if upper is not None:
+            bounds["$lte"] = upper
+        query = {**FEED_FILTER, "created_at": bounds} if bounds else FEED_FILTER
+        cursor = database[TASKS].find(query).sort(list(FEED_ORDER))
+        found += await cursor.limit(PAGE + 1 - len(found)).to_list()
+        if len(found) > PAGE or lower is None:
+            return found
+        upper = lower
+    return found
+
+
+async def plain_feed(database: Database) -> list[Raw]:
+    return await database[TASKS].find(FEED_FILTER).sort(list(FEED_ORDER)).limit(PAGE + 1).to_list()
+
+
+async def task_feed(database: Database, key: CursorKey, reads: str) -> Raw:
+    raws = await (plain_feed(database) if reads == "plain" else windowed_feed(database))
     kept = raws[:PAGE]
     # The posters of the page in one query, as gigql's user DataLoader reads them.
     poster_ids = list({task["poster_id"] for task in kept})
@@ -111,7 +142,7 @@ async def task_feed(database: Database, key: CursorKey) -> Raw:
     return {"tasks": {"edges": edges, "pageInfo": info}}
 
 
-async def nearby_providers(database: Database, key: CursorKey) -> Raw:
+async def nearby_providers(database: Database, key: CursorKey, reads: str) -> Raw:
     cursor = await database[PROFILES].aggregate(PROVIDER_PIPELINE)
     raws = await cursor.to_list()
     read = raws[: PAGE + 1]
@@ -161,7 +192,7 @@ def _money(money: Raw | None) -> Raw | None:
     return None if money is None else {"amount": money["amount"], "currency": money["currency"]}
 
 
-OPERATIONS: dict[str, Callable[[Database, CursorKey], Awaitable[Raw]]] = {
+OPERATIONS: dict[str, Callable[[Database, CursorKey, str], Awaitable[Raw]]] = {
     FEED: task_feed,
     PROVIDERS: nearby_providers,
 }
@@ -172,18 +203,24 @@ async def graphql(request: Request) -> JSONResponse:
     operation = OPERATIONS.get(body.get("operationName"))
     if operation is not None:
         state = request.app.state
-        return JSONResponse({"data": await operation(state.database, state.cursors)})
+        answer = await operation(state.database, state.cursors, state.feed_reads)
+        return JSONResponse({"data": answer})
     if body.get("query") == "{ __typename }":  # the harness's readiness check
         return JSONResponse({"data": {"__typename": "Query"}})
     return JSONResponse({"errors": [{"message": "Unknown operation."}]}, status_code=400)
 
 
-def create_app(mongodb_url: str, database_name: str, jwt_secret: str) -> Starlette:
+def create_app(
+    mongodb_url: str, database_name: str, jwt_secret: str, feed_reads: str = "windows"
+) -> Starlette:
+    assert feed_reads in FEED_READS
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = mongo_client(mongodb_url)  # gigql's client settings (tz-aware, UTC)
         app.state.database = client[database_name]
         app.state.cursors = CursorKey(jwt_secret)  # gigql's cursor key, from the same secret
+        app.state.feed_reads = feed_reads
         try:
             yield
         finally:
@@ -198,6 +235,7 @@ def app_from_environment() -> Starlette:
         os.environ["MONGODB_URL"],
         os.environ["GIGQL_MONGODB_DATABASE"],
         os.environ["GIGQL_JWT_SECRET"],
+        os.environ.get("BENCH_RAW_FEED", "windows"),
     )
     # As gigql does after start-up: long-lived objects out of the collector's way.
     gc.collect()

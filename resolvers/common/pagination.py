@@ -13,15 +13,16 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from beanie import Document
 from bson import ObjectId
 from pydantic import BaseModel
 
+from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from resolvers.common.cursors import Cursors, SortKeyType
 
@@ -87,6 +88,113 @@ async def paginate_pipeline(
     pipeline += [{"$sort": dict(order)}, {"$limit": request.first + 1}]
     cursor = await model.get_pymongo_collection().aggregate(pipeline)
     return _page(model, await cursor.to_list(), order, request, computed)
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """How far back from its anchor (the cursor, or now) a windowed read looks each time:
+    `first`, then each window `growth` times longer than the one before, and after
+    `bounded` windows everything older, with no lower bound."""
+
+    first: timedelta
+    growth: int
+    bounded: int
+
+    def lower_bounds(self, anchor: datetime) -> Iterator[datetime | None]:
+        span, reach = self.first, self.first
+        for _ in range(self.bounded):
+            yield anchor - reach
+            span *= self.growth
+            reach += span
+        yield None
+
+
+async def paginate_in_windows(
+    model: type[D],
+    filters: Mapping[str, Any],
+    order: Order,
+    request: PageRequest,
+    windows: Windows,
+) -> Page[D]:
+    """`paginate` for an order newest first on a time field, then `_id`: the same page,
+    read in windows of that field going back from the cursor (or from now).
+
+    Each read asks for the time field within its window, with the order and the limit
+    of the plain query: an index on `filters`' equalities and then the time field bounds
+    it on both ends. MongoDB would stop after the limit anyway; SecantusDB gathers,
+    decodes and sorts every document matching a `find` before applying the limit, so
+    reading the newest matches first spares it the thousands of older ones. Windows grow
+    until the page is full or, the last one unbounded, nothing is left: a page costs one
+    or two reads when documents are frequent, a few more when they are rare.
+
+    `filters` must not constrain the time field itself.
+    """
+    field = order[0][0]
+    assert list(order) == [(field, -1), ("_id", -1)], "newest first, then _id"
+    assert field not in filters
+    wanted = request.first + 1
+    after = _decode(model, order, (), request) if request.after is not None else None
+    if after is not None and after[0] is None:
+        return await paginate(model, filters, order, request)
+    collection = model.get_pymongo_collection()
+    # Inclusive of the cursor's time: documents sharing it may still follow the cursor.
+    upper: datetime | None = after[0] if after is not None else None
+    found: list[dict[str, Any]] = []
+    # Only the first window reaches the cursor's own position; the later ones end
+    # before it, where everything sorts after the cursor.
+    beyond = after
+    for lower in windows.lower_bounds(upper if upper is not None else utcnow()):
+        bounds: dict[str, datetime] = {}
+        if lower is not None:
+            bounds["$gt"] = lower
+        if upper is not None:
+            bounds["$lte"] = upper
+        query = {**filters, field: bounds} if bounds else dict(filters)
+        found += await _read_window(collection, query, order, wanted - len(found), beyond)
+        if len(found) == wanted or lower is None:
+            break
+        upper, beyond = lower, None
+    return _page(model, found, order, request, computed=())
+
+
+async def _read_window(
+    collection: Any,
+    query: dict[str, Any],
+    order: Order,
+    wanted: int,
+    after: list[Any] | None,
+) -> list[dict[str, Any]]:
+    """Up to `wanted` documents of one window, in order, that sort after the cursor
+    values `after` (if any).
+
+    The window that ends at the cursor's time also holds the cursor's own document and
+    any others of that time already paged past: they sort first, and are read and
+    dropped here. One more than wanted is read for the cursor's own document; should
+    more share its time, the read is repeated with room for them.
+    """
+    limit = wanted + (1 if after is not None else 0)
+    while True:
+        raws = await collection.find(query).sort(list(order)).limit(limit).to_list()
+        fresh = raws if after is None else [raw for raw in raws if _sorts_after(raw, order, after)]
+        if len(fresh) >= wanted or len(raws) < limit:
+            return list(fresh[:wanted])
+        limit += len(raws) - len(fresh)
+
+
+def _sorts_after(raw: Mapping[str, Any], order: Order, values: list[Any]) -> bool:
+    """Whether a document sorts strictly after the cursor `values` (neither null)."""
+    for (field, direction), value in zip(order, values, strict=True):
+        mine, theirs = _comparable(_value(raw, field)), _comparable(value)
+        if mine != theirs:
+            return bool(mine < theirs) if direction == -1 else bool(mine > theirs)
+    return False
+
+
+def _comparable(value: Any) -> Any:
+    """Datetimes read back from a cursor are naive UTC; those from the database aware."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _page(

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
 from bson import ObjectId
+from pymongo import IndexModel
 
 from documents.errors import DomainError, ErrorCode
 from documents.geo import SEARCHED_POINT
 from documents.marketplace.tasks import Task, TaskStatus
 from documents.money import minor_unit_exponent
 from resolvers.common import search
-from resolvers.common.pagination import Order, Page, PageRequest, paginate, paginate_pipeline
+from resolvers.common.pagination import (
+    Order,
+    Page,
+    PageRequest,
+    Windows,
+    paginate,
+    paginate_in_windows,
+    paginate_pipeline,
+)
 
 MAX_RADIUS_KM = 500.0
 
@@ -31,6 +41,11 @@ ORDERS: dict[TaskSort, Order] = {
     TaskSort.BUDGET_LOW: [("budget.amount", 1), ("_id", 1)],
     TaskSort.DISTANCE: [("distance", 1), ("_id", 1)],
 }
+
+FEED_WINDOWS = Windows(first=timedelta(hours=1), growth=4, bounded=6)
+"""The newest tasks are read an hour at a time, then 4, 16, 64 hours... further back, and
+after about 57 days all the older ones: on the demo marketplace (about 5 open tasks an
+hour) a page of 20 takes two reads of about 27 tasks instead of one of 8,000."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +145,47 @@ def _filters(query: TaskQuery) -> dict[str, Any]:
         words = search.matching("keywords", query.text)
         if words:
             clauses.append(words)
+    return _conjunction(clauses)
+
+
+def _conjunction(clauses: list[dict[str, Any]]) -> dict[str, Any]:
+    """All of `clauses`: as one document when they are equalities on distinct fields
+    (the same query to MongoDB, but the only form SecantusDB answers from a compound
+    index), otherwise as `$and`.
+
+    Ranges stay apart: SecantusDB's compound-index range scan drops values equal to an
+    inclusive bound on a field that is not the index's last (a budget of exactly the
+    minimum asked for, on `(status, budget.currency, budget.amount, _id)`).
+    """
+    fields = [name for clause in clauses for name in clause]
+    if len(fields) == len(set(fields)) and all(
+        not name.startswith("$") and not isinstance(value, dict | list)
+        for clause in clauses
+        for name, value in clause.items()
+    ):
+        return {name: value for clause in clauses for name, value in clause.items()}
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _newest_from_an_index(filters: dict[str, Any]) -> bool:
+    """Whether an index of tasks holds `filters`' fields, each an equality, and then
+    `created_at`: the index then bounds a window of `created_at` and gives its order
+    (MongoDB's planner and SecantusDB's alike), so the newest tasks can be read a
+    window at a time."""
+    if any(
+        name.startswith("$") or isinstance(value, dict | list) for name, value in filters.items()
+    ):
+        return False
+    equalities = len(filters)
+    return any(
+        fields[equalities:][:1] == ["created_at"] and set(fields[:equalities]) == set(filters)
+        for fields in _INDEXED_FIELDS
+    )
+
+
+_INDEXED_FIELDS = [
+    list(index.document["key"]) for index in Task.Settings.indexes if isinstance(index, IndexModel)
+]
 
 
 async def search_tasks(query: TaskQuery, request: PageRequest) -> Page[Task]:
@@ -143,6 +198,8 @@ async def search_tasks(query: TaskQuery, request: PageRequest) -> Page[Task]:
                 "Sorting by distance needs a point to measure from.",
                 "sort",
             )
+        if query.sort is TaskSort.NEWEST and _newest_from_an_index(filters):
+            return await paginate_in_windows(Task, filters, order, request, FEED_WINDOWS)
         return await paginate(Task, filters, order, request)
     check_near(query.near)
     return await paginate_pipeline(
