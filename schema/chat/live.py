@@ -10,6 +10,7 @@ database, then live ones follow, a jump in seq being filled from the database.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -92,7 +93,7 @@ class _Watch:
                 ErrorCode.FORBIDDEN, "You can no longer read this conversation.", "conversationId"
             )
 
-    def added(self, after: int | None) -> AsyncIterator[ChatMessage]:
+    def added(self, after: int | None) -> AsyncGenerator[ChatMessage, None]:
         """New messages after `after` (a seq), missed ones first, in order, each once."""
 
         async def history(last: int | None) -> list[ChatMessage]:
@@ -181,6 +182,7 @@ async def framed_message_added(
     return _nodes(watch.added(arguments.get("after")))
 
 
-async def _nodes(messages: AsyncIterator[ChatMessage]) -> AsyncIterator[MessageNode]:
-    async for message in messages:
-        yield shared_node(message, MessageNode.of)
+async def _nodes(messages: AsyncGenerator[ChatMessage, None]) -> AsyncIterator[MessageNode]:
+    async with aclosing(messages):  # its subscription ends with this stream, not when collected
+        async for message in messages:
+            yield shared_node(message, MessageNode.of)

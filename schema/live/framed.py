@@ -114,7 +114,12 @@ class FramedSelection:
         if found is not None and found[0] is payload:
             return found[1]
         FramedSelection.executions += 1
-        result = self._executor.build_per_event_executor(payload).execute_operation(False)
+        executor = self._executor.build_per_event_executor(payload)
+        # graphql-core 3.3 memoises collected subfields in a dict its per-event copies
+        # share with the executor they came from, keyed by each event's own field lists:
+        # it would grow with every message (as schema/schema.py PerEventExecutor says).
+        executor._relevant_sub_fields = {}
+        result = executor.execute_operation(False)
         if not isinstance(result, ExecutionResult) or result.errors or result.data is None:
             # A plain selection neither awaits nor fails; one that does is a bug here.
             raise RuntimeError(f"a framed selection did not execute plainly: {result!r}")

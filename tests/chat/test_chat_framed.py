@@ -6,17 +6,24 @@ authorisation, order, replay and slow-consumer bounds as the ordinary path."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 from beanie import PydanticObjectId
+from graphql import parse
+from graphql.execution import Executor
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from websockets.exceptions import ConnectionClosed
 
 from documents.chat.conversations import ChatMessage
+from documents.settings import Settings
 from realtime.topics import conversation_topic, user_topic
 from resolvers.chat import signals as chat_signals
+from schema.chat.conversations import MessageNode
 from schema.live.framed import FramedSelection
+from schema.schema import build_schema
 from server.runtime import Runtime
 from tests.conftest import serve
 from tests.realtime.test_live_redis import (
@@ -91,6 +98,28 @@ async def test_a_plain_selection_is_executed_once_per_message_for_every_subscrib
         assert executions() - before == 3
         for socket in sockets.values():
             assert await socket.silent(0.2)
+
+
+def test_executing_events_keeps_nothing_per_event() -> None:
+    """graphql-core 3.3 memoises collected subfields per event in a dict shared with the
+    executor the events are executed from: the framed path's one executor per operation
+    text would grow with every message."""
+    schema = build_schema(Settings(environment="development"))
+    executor = StrawberryGraphQLCoreExecutionContext.build(
+        schema._schema, parse(PLAIN), raw_variable_values={"c": "Q29udmVyc2F0aW9uOjE="}
+    )
+    assert isinstance(executor, Executor)
+    selection = FramedSelection(executor)
+    sender = PydanticObjectId()
+    for seq in range(1, 51):
+        message = ChatMessage(
+            id=PydanticObjectId(), conversation_id=sender, seq=seq, sender_id=sender, text="hi"
+        )
+        data = json.loads(selection.data_json(MessageNode.of(message)))
+        assert data == {
+            "messageAdded": {"id": data["messageAdded"]["id"], "seq": seq, "text": "hi"}
+        }
+    assert executor._relevant_sub_fields == {}
 
 
 async def test_a_selection_that_may_depend_on_the_viewer_goes_the_ordinary_way(
