@@ -48,6 +48,7 @@ from strawberry.types import ExecutionResult as StreamedResult
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
+from documents.metrics import SLOW_SUBSCRIBERS_CLOSED
 from realtime.broker import SubscriberOverflow
 from schema.common.context import Context
 from schema.common.shared_events import is_viewer_independent
@@ -256,6 +257,7 @@ async def _written(
 
 async def _close_slow(socket: object) -> None:
     if isinstance(socket, WebSocket) and socket.application_state is WebSocketState.CONNECTED:
+        SLOW_SUBSCRIBERS_CLOSED.inc()
         await socket.close(code=SLOW_CONSUMER, reason="Subscriber too slow; reconnect with after")
         # The close ends every operation of the connection, this one included. Until then,
         # neither end nor fail: either would be sent on the closed socket.

@@ -26,6 +26,7 @@ from strawberry.scalars import JSON
 
 from documents.errors import DomainError, ErrorCode
 from documents.events import DomainEvent, EventKind
+from documents.metrics import SLOW_SUBSCRIBERS_CLOSED
 from realtime.broker import Message, SubscriberOverflow
 from realtime.signals import is_access_change
 from realtime.streams import Feed, follow
@@ -209,6 +210,7 @@ async def delivered(info: Info, items: AsyncIterator[T]) -> AsyncIterator[T]:
     except SubscriberOverflow:
         socket = info.context.request
         if isinstance(socket, WebSocket) and socket.application_state is WebSocketState.CONNECTED:
+            SLOW_SUBSCRIBERS_CLOSED.inc()
             await socket.close(
                 code=SLOW_CONSUMER, reason="Subscriber too slow; reconnect with after"
             )

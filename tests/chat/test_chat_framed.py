@@ -14,6 +14,7 @@ import httpx
 from beanie import PydanticObjectId
 from graphql import parse
 from graphql.execution import Executor
+from prometheus_client import REGISTRY
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from websockets.exceptions import ConnectionClosed
 
@@ -53,6 +54,11 @@ SETTLE = 0.2
 
 def executions() -> int:
     return FramedSelection.executions
+
+
+def slow_closed() -> float:
+    """Websockets closed with 1013 so far, as `/metrics` counts them."""
+    return REGISTRY.get_sample_value("gigql_slow_subscribers_closed_total") or 0.0
 
 
 def plain(message: dict[str, Any]) -> dict[str, Any]:
@@ -254,6 +260,7 @@ async def test_a_framed_subscriber_that_stops_reading_is_closed_with_1013(
             added = chat_signals.MessageAdded(message=message)
             await chat_signals.send(small.services.broker, conversation_id, added)
 
+        closed_before = slow_closed()
         async with stalling_client(url) as slow, ws(url) as healthy:
             for each in (slow, healthy):
                 await each.init(chat.poster.access)
@@ -272,6 +279,7 @@ async def test_a_framed_subscriber_that_stops_reading_is_closed_with_1013(
                 pass
             close = (slow.connection.close_code, slow.connection.close_reason)
             assert close == (1013, "Subscriber too slow; reconnect with after")
+            assert slow_closed() == closed_before + 1
             assert 0 < len(caught_up) < count, "never fell behind: raise in_flight()"
             assert caught_up == list(range(1, len(caught_up) + 1))  # in order, none skipped
 
