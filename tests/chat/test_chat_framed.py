@@ -143,6 +143,29 @@ async def test_a_selection_that_may_depend_on_the_viewer_goes_the_ordinary_way(
         assert executions() == before
 
 
+async def test_complete_and_stop_end_a_framed_subscription(
+    base_url: str, client: GraphQLClient
+) -> None:
+    chat = await task_chat(client)
+    async with ws(base_url) as ann, ws(base_url, LEGACY_WS) as ann_legacy:
+        for socket in (ann, ann_legacy):
+            assert (await socket.init(chat.poster.access))["type"] == "connection_ack"
+            await socket.subscribe("1", PLAIN, {"c": chat.conversation_id})
+        await asyncio.sleep(SETTLE)
+        await sent(client, chat.tasker, chat.conversation_id, "one")
+        for socket in (ann, ann_legacy):
+            assert (await socket.next_data("1"))["messageAdded"]["seq"] == 1
+        await ann.send({"id": "1", "type": "complete"})
+        await ann_legacy.send({"id": "1", "type": "stop"})
+        assert await frame(ann_legacy) == {"type": "complete", "id": "1"}
+        await asyncio.sleep(SETTLE)
+        await sent(client, chat.tasker, chat.conversation_id, "two")
+        assert await ann.silent() and await ann_legacy.silent(0.1)
+        # The id is free again, and the socket carries on.
+        await ann.subscribe("1", PLAIN, {"c": chat.conversation_id, "after": 1})
+        assert (await ann.next_data("1"))["messageAdded"]["seq"] == 2
+
+
 async def test_a_member_removed_from_the_conversation_gets_nothing_further(
     base_url: str, client: GraphQLClient, runtime: Runtime
 ) -> None:
