@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from websockets.exceptions import ConnectionClosed
 
-from documents.chat.conversations import ChatMessage
+from documents.chat.conversations import ChatMessage, Conversation
 from documents.settings import Settings
 from realtime.topics import conversation_topic, user_topic
 from resolvers.chat import signals as chat_signals
@@ -141,6 +141,33 @@ async def test_a_selection_that_may_depend_on_the_viewer_goes_the_ordinary_way(
         received = (await socket.next_data("1"))["messageAdded"]
         assert received == {**plain(message), "sender": {"id": chat.tasker.user_id}}
         assert executions() == before
+
+
+async def test_a_lost_publication_is_filled_from_the_database_in_order(
+    base_url: str, client: GraphQLClient
+) -> None:
+    chat = await task_chat(client)
+    conversation_id = object_id(chat.conversation_id)
+    async with ws(base_url) as ann:
+        assert (await ann.init(chat.poster.access))["type"] == "connection_ack"
+        await ann.subscribe("1", PLAIN, {"c": chat.conversation_id})
+        await asyncio.sleep(SETTLE)
+        await sent(client, chat.tasker, chat.conversation_id, "one")
+        assert (await ann.next_data("1"))["messageAdded"]["seq"] == 1
+        # Stored but never published, as when the broker drops a publication.
+        await Conversation.get_pymongo_collection().update_one(
+            {"_id": conversation_id}, {"$inc": {"last_seq": 1}}
+        )
+        await ChatMessage(
+            conversation_id=conversation_id,
+            seq=2,
+            sender_id=object_id(chat.tasker.user_id),
+            text="lost",
+        ).insert()
+        await sent(client, chat.tasker, chat.conversation_id, "three")
+        received = [(await ann.next_data("1"))["messageAdded"] for _ in range(2)]
+        assert [(m["seq"], m["text"]) for m in received] == [(2, "lost"), (3, "three")]
+        assert await ann.silent()
 
 
 async def test_complete_and_stop_end_a_framed_subscription(
