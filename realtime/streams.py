@@ -15,7 +15,7 @@ told apart by identity, not by being after the last one sent.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -46,7 +46,7 @@ class Feed(Generic[T, P]):
 
 async def follow(
     broker: Broker, feed: Feed[T, P], after: P | None, *, expires_at: datetime | None = None
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Items after `after` from the database, then live; ends with TOKEN_EXPIRED when the
     access token the connection was opened with runs out."""
     async with await _subscribe(broker, feed.topics, expires_at) as subscription:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import strawberry
@@ -23,7 +23,7 @@ from schema.accounts.auth import AuthMutation
 from schema.accounts.profiles import ProfileMutation
 from schema.accounts.users import UserMutation, UserQuery
 from schema.chat.conversations import ChatMutation, ChatQuery
-from schema.chat.live import ChatSubscription
+from schema.chat.live import ChatSubscription, framed_message_added
 from schema.common.context import Context
 from schema.common.error_reporting import coded_error, report_errors
 from schema.common.limits import Limits
@@ -38,6 +38,7 @@ from schema.common.rate_limits import RateLimited, RateLimits, count_socket_oper
 from schema.common.relay import NodeQuery
 from schema.common.scalars import SCALAR_OVERRIDES
 from schema.common.shared_events import is_viewer_independent, shared_results
+from schema.live.framed import FramedSource, FramedSubscriptions
 from schema.marketplace.booking_actions import BookingMutation
 from schema.marketplace.bookings import BookingQuery
 from schema.marketplace.discovery import DiscoveryQuery
@@ -121,6 +122,8 @@ Mutation = merge_types(
     ),
 )
 Subscription = merge_types("Subscription", (LiveSubscription, ChatSubscription))
+FRAMED_SOURCES: Mapping[str, FramedSource] = {"messageAdded": framed_message_added}
+"""Root subscription fields with a source for the framed path (schema/live/framed.py)."""
 
 
 class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -180,10 +183,12 @@ class GigqlSchema(strawberry.Schema):
         mutation: type | None = Mutation,
         subscription: type | None = Subscription,
         graph: str = "main",
+        framed_sources: Mapping[str, FramedSource] = FRAMED_SOURCES,
         **kwargs: Any,
     ) -> None:
         """The main graph by default; another (the partner API's) with its own roots and
-        its own name in `/metrics` (`graph`)."""
+        its own name in `/metrics` (`graph`). `framed_sources`: the subscription root fields
+        that may be written as pre-framed text (schema/live/framed.py)."""
         self.settings = settings
         self.http_metrics = OperationMetrics(graph, "http", enabled=settings.metrics)
         self.socket_metrics = OperationMetrics(graph, "websocket", enabled=settings.metrics)
@@ -201,6 +206,7 @@ class GigqlSchema(strawberry.Schema):
             max_length=settings.max_query_length,
             introspection=settings.introspection_enabled,
         )
+        self.framed_sources = framed_sources
         self.persisted = PersistedDocuments(self.documents, apq=settings.persisted_queries_enabled)
         """Documents named instead of sent (schema/persisted/): APQ in this process by
         default; the app gives the main graph its manifest and both the shared store."""
@@ -219,6 +225,8 @@ class GigqlSchema(strawberry.Schema):
             ),
             **kwargs,
         )
+        self.framed = FramedSubscriptions(self, framed_sources)
+        """Subscriptions written as pre-framed text (schema/live/framed.py)."""
 
     async def prepared(self, query: object) -> Prepared | None:
         """A text prepared off the event loop (schema/common/prepared.py), or None if not text."""
@@ -248,15 +256,17 @@ class GigqlSchema(strawberry.Schema):
         refusal = await self._refusal(query, operation_name, context_value)
         if refusal is not None:
             return _refused(refusal)
-        results = await super().stream(
-            query,
-            variable_values,
-            context_value,
-            root_value,
-            operation_name,
-            operation_extensions,
-            allowed_operation_types,
-        )
+        results = await self._framed(context_value, operation_name, variable_values)
+        if results is None:
+            results = await super().stream(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                operation_extensions,
+                allowed_operation_types,
+            )
         metrics = self.socket_metrics
         if not metrics.enabled:
             return results
@@ -267,6 +277,23 @@ class GigqlSchema(strawberry.Schema):
             return results
         name, kind = metrics.label(prepared, operation_name)
         return _counted(results, metrics, name, kind)
+
+    async def _framed(
+        self, context: object, operation_name: str | None, variables: dict[str, Any] | None
+    ) -> StreamResult | None:
+        """A subscription admitted and counted, whose selection cannot depend on the viewer,
+        written as pre-framed text (schema/live/framed.py); None for the ordinary path."""
+        prepared = getattr(context, "prepared", None)
+        if not isinstance(prepared, Prepared) or prepared.errors or prepared.document is None:
+            return None
+
+        def report(errors: list[GraphQLError]) -> None:
+            request_id = context.meta.request_id if isinstance(context, Context) else None
+            report_errors(errors, request_id, self.settings.debug)
+
+        return await self.framed.start(
+            context, prepared.document, operation_name, variables, report
+        )
 
     async def _refusal(
         self, query: str | None, operation_name: str | None, context: object

@@ -78,6 +78,7 @@ from schema.common.rate_limits import (
     count_socket_connection,
 )
 from schema.common.shared_events import shared_results
+from schema.live.framed import FrameTarget, frame_target
 from schema.persisted.policy import PersistedQueryRefused, Requested, admin_token
 from schema.schema import GigqlSchema
 from server import strict_json
@@ -163,7 +164,10 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     schema: GigqlSchema
 
     async def run_operation(self, operation: Operation[Context, None]) -> None:
-        # Admitting, counting and preparing it come first, in GigqlSchema.stream.
+        # Admitting, counting and preparing it come first, in GigqlSchema.stream. This runs
+        # in the operation's own task: a framed subscription writes its results itself,
+        # under this operation's id (schema/live/framed.py).
+        frame_target.set(FrameTarget(operation.id, legacy=False, send_text=self._send_text))
         with self._holding_off_close(operation), password_scope():
             await super().run_operation(operation)
 
@@ -307,6 +311,25 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             return
         payload = cast("StartMessagePayload", {**message["payload"], "query": text})
         await super().handle_start({**message, "payload": payload})
+
+    async def handle_async_results(
+        self,
+        operation_id: str,
+        query: str,
+        operation_name: str | None,
+        variables: dict[str, object] | None,
+    ) -> None:
+        # The operation's own task: a framed subscription writes its results itself, under
+        # this operation's id, in this protocol's `data` frame (schema/live/framed.py).
+        frame_target.set(FrameTarget(operation_id, legacy=True, send_text=self._send_text))
+        await super().handle_async_results(operation_id, query, operation_name, variables)
+
+    async def _send_text(self, text: str) -> None:
+        websocket = cast("ASGIWebSocketAdapter", self.websocket)
+        try:
+            await websocket.ws.send_text(text)
+        except WebSocketDisconnect as error:  # as Strawberry's send_json
+            raise WebSocketDisconnected from error
 
     async def _end_session(self, error: DomainError) -> None:
         """Each running operation gets an `error` saying why (and `complete`), then the

@@ -10,8 +10,9 @@ database, then live ones follow, a jump in seq being filled from the database.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import strawberry
 from bson import ObjectId
@@ -29,9 +30,9 @@ from resolvers.chat import conversations as chat
 from resolvers.chat import signals as chat_signals
 from schema.accounts.users import UserNode, user_node
 from schema.chat.conversations import MessageNode, conversation_id_of
-from schema.common.context import Info
+from schema.common.context import Context, Info
 from schema.common.permissions import IsAuthenticated, allow
-from schema.notifications.live import delivered, recheck_access, shared_node
+from schema.notifications.live import delivered, recheck_caller, shared_node
 
 REPLAY_LIMIT = 500
 """Messages read from the database at once when catching up."""
@@ -64,18 +65,18 @@ class TypingIndicator:
 class _Watch:
     """A viewer's subscription to one conversation, checking their access as it goes."""
 
-    def __init__(self, info: Info, viewer: Viewer, conversation: Conversation) -> None:
+    def __init__(self, context: Context, viewer: Viewer, conversation: Conversation) -> None:
         assert conversation.id is not None
-        self.info = info
+        self.context = context
         self.viewer = viewer
         self.conversation_id = conversation.id
         self.topics = [conversation_topic(conversation.id), user_topic(viewer.user_id)]
 
     @classmethod
-    async def start(cls, info: Info, conversation_id: relay.GlobalID) -> _Watch:
-        viewer = await info.context.require_viewer()
+    async def start(cls, context: Context, conversation_id: relay.GlobalID) -> _Watch:
+        viewer = await context.require_viewer()
         conversation = await chat.readable_conversation(viewer, conversation_id_of(conversation_id))
-        return cls(info, viewer, conversation)
+        return cls(context, viewer, conversation)
 
     async def signal(self, message: Message) -> chat_signals.ChatSignal | None:
         """The chat signal in a message, after re-checking access if told to."""
@@ -85,23 +86,37 @@ class _Watch:
         return chat_signals.decode(message) if message.topic == self.topics[0] else None
 
     async def recheck(self) -> None:
-        self.viewer = await recheck_access(self.info)
+        self.viewer = await recheck_caller(self.context)
         conversation = await Conversation.get(self.conversation_id)
         if conversation is None or not await chat.may_read(self.viewer, conversation):
             raise DomainError(
                 ErrorCode.FORBIDDEN, "You can no longer read this conversation.", "conversationId"
             )
 
-    async def signals(self, kind: type[S]) -> AsyncIterator[S]:
+    def added(self, after: int | None) -> AsyncGenerator[ChatMessage, None]:
+        """New messages after `after` (a seq), missed ones first, in order, each once."""
+
+        async def history(last: int | None) -> list[ChatMessage]:
+            return await chat.messages_after(self.conversation_id, last, REPLAY_LIMIT)
+
+        async def decode(message: Message) -> ChatMessage | None:
+            signal = await self.signal(message)
+            return signal.message if isinstance(signal, chat_signals.MessageAdded) else None
+
+        feed = Feed(self.topics, history, decode, position=lambda m: m.seq, contiguous=True)
+        broker = self.context.services.broker
+        return follow(broker, feed, after, expires_at=self.viewer.expires_at)
+
+    async def signals(self, info: Info, kind: type[S]) -> AsyncIterator[S]:
         """Live signals of one kind, from now on: what they report is not replayed."""
 
         async def decode(message: Message) -> S | None:
             signal = await self.signal(message)
             return signal if isinstance(signal, kind) else None
 
-        broker = self.info.context.services.broker
+        broker = self.context.services.broker
         stream = listen(broker, self.topics, decode, expires_at=self.viewer.expires_at)
-        async for signal in delivered(self.info, stream):
+        async for signal in delivered(info, stream):
             yield signal
 
 
@@ -115,19 +130,8 @@ class ChatSubscription:
     async def message_added(
         self, info: Info, conversation_id: relay.GlobalID, after: int | None = None
     ) -> AsyncGenerator[MessageNode, None]:
-        watch = await _Watch.start(info, conversation_id)
-
-        async def history(last: int | None) -> list[ChatMessage]:
-            return await chat.messages_after(watch.conversation_id, last, REPLAY_LIMIT)
-
-        async def decode(message: Message) -> ChatMessage | None:
-            signal = await watch.signal(message)
-            return signal.message if isinstance(signal, chat_signals.MessageAdded) else None
-
-        feed = Feed(watch.topics, history, decode, position=lambda m: m.seq, contiguous=True)
-        stream = follow(
-            info.context.services.broker, feed, after, expires_at=watch.viewer.expires_at
-        )
+        watch = await _Watch.start(info.context, conversation_id)
+        stream = watch.added(after)
         async for message in delivered(info, stream):
             yield shared_node(message, MessageNode.of)
 
@@ -138,8 +142,8 @@ class ChatSubscription:
     async def message_changed(
         self, info: Info, conversation_id: relay.GlobalID
     ) -> AsyncGenerator[MessageNode, None]:
-        watch = await _Watch.start(info, conversation_id)
-        async for signal in watch.signals(chat_signals.MessageChanged):
+        watch = await _Watch.start(info.context, conversation_id)
+        async for signal in watch.signals(info, chat_signals.MessageChanged):
             yield MessageNode.of(signal.message)
 
     @strawberry.subscription(
@@ -149,8 +153,8 @@ class ChatSubscription:
     async def read_receipts(
         self, info: Info, conversation_id: relay.GlobalID
     ) -> AsyncGenerator[ReadReceipt, None]:
-        watch = await _Watch.start(info, conversation_id)
-        async for signal in watch.signals(chat_signals.ReadUpTo):
+        watch = await _Watch.start(info.context, conversation_id)
+        async for signal in watch.signals(info, chat_signals.ReadUpTo):
             yield ReadReceipt(
                 last_read_seq=signal.last_read_seq, read_at=signal.at, user_id=signal.user_id
             )
@@ -162,7 +166,23 @@ class ChatSubscription:
     async def typing(
         self, info: Info, conversation_id: relay.GlobalID
     ) -> AsyncGenerator[TypingIndicator, None]:
-        watch = await _Watch.start(info, conversation_id)
-        async for signal in watch.signals(chat_signals.Typing):
+        watch = await _Watch.start(info.context, conversation_id)
+        async for signal in watch.signals(info, chat_signals.Typing):
             if signal.user_id != watch.viewer.user_id:
                 yield TypingIndicator(typing=signal.typing, at=signal.at, user_id=signal.user_id)
+
+
+async def framed_message_added(
+    context: Context, arguments: dict[str, Any]
+) -> AsyncIterator[MessageNode]:
+    """`messageAdded` for a selection that cannot depend on the viewer
+    (schema/live/framed.py): authorised here as the resolver authorises it, then the
+    same stream; each live message's node is one object for all its subscribers."""
+    watch = await _Watch.start(context, arguments["conversation_id"])
+    return _nodes(watch.added(arguments.get("after")))
+
+
+async def _nodes(messages: AsyncGenerator[ChatMessage, None]) -> AsyncIterator[MessageNode]:
+    async with aclosing(messages):  # its subscription ends with this stream, not when collected
+        async for message in messages:
+            yield shared_node(message, MessageNode.of)

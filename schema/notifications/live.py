@@ -26,6 +26,7 @@ from strawberry.scalars import JSON
 
 from documents.errors import DomainError, ErrorCode
 from documents.events import DomainEvent, EventKind
+from documents.metrics import SLOW_SUBSCRIBERS_CLOSED
 from realtime.broker import Message, SubscriberOverflow
 from realtime.signals import is_access_change
 from realtime.streams import Feed, follow
@@ -36,7 +37,7 @@ from resolvers.common.unit_of_work import decode_event
 from resolvers.marketplace.bookings import get_booking
 from resolvers.marketplace.tasks import get_task
 from schema.accounts.users import UserNode, user_node
-from schema.common.context import Info
+from schema.common.context import Context, Info
 from schema.common.copying import copied
 from schema.common.loaders import Loaders
 from schema.common.permissions import IsAuthenticated, allow
@@ -141,7 +142,12 @@ async def _events(
 
 async def recheck_access(info: Info) -> Viewer:
     """The caller as they are now: raises if their session or account stopped them."""
-    context = info.context
+    return await recheck_caller(info.context)
+
+
+async def recheck_caller(context: Context) -> Viewer:
+    """`recheck_access` for a subscription that runs without resolver info
+    (schema/live/framed.py)."""
     if not context.access_token:
         raise DomainError(ErrorCode.UNAUTHENTICATED, "Log in to do this.")
     return await authenticate(context.services.tokens, context.access_token)
@@ -204,6 +210,7 @@ async def delivered(info: Info, items: AsyncIterator[T]) -> AsyncIterator[T]:
     except SubscriberOverflow:
         socket = info.context.request
         if isinstance(socket, WebSocket) and socket.application_state is WebSocketState.CONNECTED:
+            SLOW_SUBSCRIBERS_CLOSED.inc()
             await socket.close(
                 code=SLOW_CONSUMER, reason="Subscriber too slow; reconnect with after"
             )

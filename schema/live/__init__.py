@@ -1,0 +1,1 @@
+"""Subscriptions delivered as pre-framed text, beside Strawberry's per-operation streams."""

@@ -1,0 +1,83 @@
+"""A broker subscription's own queue: bounded, in order, ended by its timer, and holding
+next to nothing while idle (a websocket holds two subscriptions: its session's and its
+operation's)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import tracemalloc
+
+import pytest
+
+from realtime.broker import InProcessBroker, SubscriberOverflow
+
+IDLE = 500
+MOST_BYTES_IDLE = 1024
+"""An asyncio.Queue with its three deques and an Event came to about 3 KB."""
+
+
+async def test_an_idle_subscription_holds_next_to_nothing() -> None:
+    broker = InProcessBroker()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        subscriptions = [await broker.subscribe(f"user:{n}") for n in range(IDLE)]
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    grown = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert grown / len(subscriptions) < MOST_BYTES_IDLE
+
+
+async def test_messages_come_in_order_and_a_waiting_consumer_wakes() -> None:
+    broker = InProcessBroker()
+    async with await broker.subscribe("a") as subscription:
+        waiting = asyncio.create_task(subscription.get())
+        await asyncio.sleep(0)
+        await broker.publish("a", b"one")
+        await broker.publish("a", b"two")
+        assert (await waiting).data == b"one"
+        assert (await subscription.get()).data == b"two"
+        assert not subscription.pending
+
+
+async def test_a_full_queue_drops_and_the_consumer_learns_it() -> None:
+    broker = InProcessBroker(queue_size=2)
+    async with await broker.subscribe("a") as subscription:
+        for n in range(3):
+            await broker.publish("a", str(n).encode())
+        assert subscription.pending
+        with pytest.raises(SubscriberOverflow):
+            await subscription.get()
+
+
+async def test_the_end_wakes_a_waiting_consumer_and_ends_a_busy_one() -> None:
+    broker = InProcessBroker()
+    async with await broker.subscribe("a") as idle, await broker.subscribe("a") as busy:
+        waiting = asyncio.create_task(idle.get())
+        await asyncio.sleep(0)
+        await broker.publish("b", b"elsewhere")
+        await broker.publish("a", b"early")  # busy does not take it: the end comes first
+        idle.discard_pending()
+        for subscription in (idle, busy):
+            subscription.end_after(0, lambda: TimeoutError("over"))
+        await asyncio.sleep(0.01)
+        with pytest.raises(TimeoutError, match="over"):
+            await waiting
+        with pytest.raises(TimeoutError, match="over"):
+            await busy.get()
+
+
+async def test_a_cancelled_wait_leaves_the_subscription_usable() -> None:
+    broker = InProcessBroker()
+    async with await broker.subscribe("a") as subscription:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(subscription.get(), 0.01)
+        await broker.publish("a", b"after")
+        assert (await subscription.get()).data == b"after"
+        subscription.discard_pending()
+        await broker.publish("a", b"again")
+        subscription.discard_pending()
+        assert not subscription.pending
