@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from typing import ClassVar
 
 from beanie import Document, PydanticObjectId
 from pydantic import BaseModel, Field, model_validator
@@ -32,9 +31,6 @@ class TimeRange(BaseModel):
 
     start_minute: int = Field(ge=0, lt=MINUTES_PER_DAY)
     end_minute: int = Field(gt=0, le=MINUTES_PER_DAY)
-
-    shown_trusts: ClassVar[tuple[str, ...]] = ("_ordered",)
-    """Only refuses (documents/shown.py): a stored range was ordered when written."""
 
     @model_validator(mode="after")
     def _ordered(self) -> TimeRange:

@@ -23,7 +23,6 @@ from bson import ObjectId
 from pydantic import BaseModel
 
 from documents.errors import DomainError, ErrorCode
-from documents.shown import shown
 from resolvers.common.cursors import Cursors, SortKeyType
 
 D = TypeVar("D", bound=Document)
@@ -94,22 +93,14 @@ def page_request(
 
 
 async def paginate(
-    model: type[D],
-    filters: Mapping[str, Any],
-    order: Order,
-    request: PageRequest,
-    *,
-    only_shown: bool = False,
+    model: type[D], filters: Mapping[str, Any], order: Order, request: PageRequest
 ) -> Page[D]:
-    """A page of the documents matching `filters`. With `only_shown`, for pages whose
-    documents are only shown (never saved, never deciding a change), they are built
-    without validating them again (documents/shown.py)."""
     assert order and order[-1][0] == "_id", "an order must end with _id to be total"
     query: dict[str, Any] = dict(filters)
     if request.after is not None:
         query = {"$and": [query, _after(order, _decode(model, order, (), request))]}
     cursor = model.get_pymongo_collection().find(query).sort(list(order)).limit(request.first + 1)
-    return _page(model, await cursor.to_list(), order, request, (), only_shown)
+    return _page(model, await cursor.to_list(), order, request, computed=())
 
 
 async def paginate_pipeline(
@@ -118,8 +109,6 @@ async def paginate_pipeline(
     order: Order,
     request: PageRequest,
     computed: Sequence[str] = (),
-    *,
-    only_shown: bool = False,
 ) -> Page[D]:
     """Like `paginate`, over the output of aggregation `stages` (which may add `computed`
     fields, such as a `$geoNear` distance, to sort and page by; they are numbers)."""
@@ -130,7 +119,7 @@ async def paginate_pipeline(
         pipeline.append({"$match": _after(order, after)})
     pipeline += [{"$sort": dict(order)}, {"$limit": request.first + 1}]
     cursor = await model.get_pymongo_collection().aggregate(pipeline)
-    return _page(model, await cursor.to_list(), order, request, computed, only_shown)
+    return _page(model, await cursor.to_list(), order, request, computed)
 
 
 def _page(
@@ -139,14 +128,13 @@ def _page(
     order: Order,
     request: PageRequest,
     computed: Sequence[str],
-    only_shown: bool,
 ) -> Page[D]:
     kept = raws[: request.first]
     spelled = _spelled(order)
-    build = functools.partial(shown, model) if only_shown else model.model_validate
     return Page(
         items=[
-            (PageCursor(request.cursors, spelled, _values(raw, order)), build(raw)) for raw in kept
+            (PageCursor(request.cursors, spelled, _values(raw, order)), model.model_validate(raw))
+            for raw in kept
         ],
         has_next_page=len(raws) > request.first,
         has_previous_page=request.after is not None,

@@ -21,13 +21,11 @@ from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any
 
-from beanie.odm.utils.projection import get_projection
 from bson import ObjectId
 
 from documents.accounts.profiles import ExceptionKind, ProviderProfile, profile_owner
 from documents.accounts.users import Role, User, UserStatus
 from documents.errors import DomainError, ErrorCode
-from documents.shown import shown
 from resolvers.common.pagination import (
     Order,
     Page,
@@ -38,8 +36,6 @@ from resolvers.common.pagination import (
 )
 from resolvers.marketplace.task_search import Near, check_near, geo_near, money_range
 
-USER_FIELDS = get_projection(User)
-"""The projection Beanie sends with a read of users."""
 MIN_RATING = 1.0
 MAX_RATING = 5.0
 
@@ -152,7 +148,7 @@ async def search_providers(query: ProviderQuery, request: PageRequest) -> Provid
     if near is None:
 
         async def read(part: PageRequest) -> Page[ProviderProfile]:
-            return await paginate(ProviderProfile, filters, order, part, only_shown=True)
+            return await paginate(ProviderProfile, filters, order, part)
 
     else:
         check_near(near)
@@ -160,20 +156,10 @@ async def search_providers(query: ProviderQuery, request: PageRequest) -> Provid
 
         async def read(part: PageRequest) -> Page[ProviderProfile]:
             return await paginate_pipeline(
-                ProviderProfile, stages, order, part, computed=["distance"], only_shown=True
+                ProviderProfile, stages, order, part, computed=["distance"]
             )
 
     return await _shown(read, request)
-
-
-async def _shown_accounts(owners: list[ObjectId]) -> dict[ObjectId | None, User]:
-    """The accounts of these providers that may be shown, only to be shown: read as
-    Beanie reads them (its projection of every field), built without validation."""
-    found = User.get_pymongo_collection().find(
-        {"_id": {"$in": owners}, "status": UserStatus.ACTIVE.value, "roles": Role.TASKER.value},
-        USER_FIELDS,
-    )
-    return {user.id: user for user in [shown(User, raw) async for raw in found]}
 
 
 async def _shown(
@@ -187,7 +173,14 @@ async def _shown(
     after = request.after
     while True:
         part = await read(replace(request, first=request.first + 1 - len(items), after=after))
-        users.update(await _shown_accounts([profile_owner(p) for p in part.documents]))
+        shown = await User.find(
+            {
+                "_id": {"$in": [profile_owner(profile) for profile in part.documents]},
+                "status": UserStatus.ACTIVE.value,
+                "roles": Role.TASKER.value,
+            }
+        ).to_list()
+        users.update({user.id: user for user in shown})
         items += [
             (cursor, profile) for cursor, profile in part.items if profile_owner(profile) in users
         ]

@@ -134,7 +134,6 @@ def _filters(query: TaskQuery) -> dict[str, Any]:
 
 
 async def search_tasks(query: TaskQuery, request: PageRequest) -> Page[Task]:
-    """A page of tasks, only to be shown: lists are not where tasks change."""
     order = ORDERS[query.sort]
     filters = _filters(query)
     if query.near is None:
@@ -144,15 +143,10 @@ async def search_tasks(query: TaskQuery, request: PageRequest) -> Page[Task]:
                 "Sorting by distance needs a point to measure from.",
                 "sort",
             )
-        return await paginate(Task, filters, order, request, only_shown=True)
+        return await paginate(Task, filters, order, request)
     check_near(query.near)
     return await paginate_pipeline(
-        Task,
-        [geo_near(query.near, filters)],
-        order,
-        request,
-        computed=["distance"],
-        only_shown=True,
+        Task, [geo_near(query.near, filters)], order, request, computed=["distance"]
     )
 
 
