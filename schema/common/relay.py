@@ -10,6 +10,7 @@ from beanie import Document, PydanticObjectId
 from bson import ObjectId
 from bson.errors import InvalidId
 from strawberry import relay
+from strawberry.types.nodes import FragmentSpread, InlineFragment, Selection
 
 from documents.errors import DomainError, ErrorCode
 from resolvers.accounts.auth.viewer import Viewer
@@ -154,6 +155,29 @@ class _PageInfo(relay.PageInfo):
     @property
     def end_cursor(self) -> str | None:  # type: ignore[override] # the page's
         return self._end.text if self._end is not None else None
+
+
+def selects(info: Info, *path: str) -> bool:
+    """Whether the query selects the field at `path` below the field being resolved
+    (`selects(info, "edges", "node", "poster")`), through fragments and aliases.
+    `@skip`/`@include` are not looked at: a field skipped counts as selected, which
+    may cost a read ahead that was not needed but never leaves one out."""
+    # Strawberry gives the field being resolved (once per node naming it), with its
+    # selections below.
+    return any(_selects(field.selections, path) for field in info.selected_fields)
+
+
+def _selects(selections: Iterable[Selection], path: tuple[str, ...]) -> bool:
+    if not path:
+        return True
+    for selection in selections:
+        # A fragment's selections are the parent's own; a field's are one level down.
+        if isinstance(selection, FragmentSpread | InlineFragment):
+            if _selects(selection.selections, path):
+                return True
+        elif selection.name == path[0] and _selects(selection.selections, path[1:]):
+            return True
+    return False
 
 
 @strawberry.type
