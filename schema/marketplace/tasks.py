@@ -271,10 +271,19 @@ async def _present(poster: Awaitable[UserNode | None]) -> UserNode:
     return found
 
 
+OTHER_USERS_OF_A_TASK = ("assignedTasker", "history")
+"""Fields of a task that read users in the same pass as `poster` (and so in the same
+loader batch)."""
+
+
 async def task_connection(info: Info, page: Page[Task]) -> TaskConnection:
-    if selects(info, "edges", "node", "poster"):
+    if selects(info, "edges", "node", "poster") and not any(
+        selects(info, "edges", "node", field) for field in OTHER_USERS_OF_A_TASK
+    ):
         # The posters in one read now, the one the loader would make, so that each
-        # task's `poster` is complete at once: no coroutine and no task per edge.
+        # task's `poster` is complete at once: no coroutine and no task per edge. Not
+        # when the page shows other users of its tasks: those would then need a read
+        # of their own, where the loader reads them all in one.
         await info.context.loaders.users.load_many([task.poster_id for task in page.documents])
     return to_connection(
         TaskConnection,

@@ -68,6 +68,17 @@ async def test_a_page_of_tasks_completes_its_posters_without_waiting_per_edge(
     assert commands == [("find", "tasks"), ("find", "users")]
 
 
+async def test_posters_and_other_users_of_a_page_still_cost_one_read(
+    runtime: Runtime, client: GraphQLClient, command_log: CommandLog
+) -> None:
+    await seed_demo(runtime.services, tasks=60, providers=10, posters=4, seed=5)
+    query = """query { tasks(first: 20, filter: {statuses: [ASSIGNED, IN_PROGRESS, COMPLETED]}) {
+      edges { node { poster { name } assignedTasker { name } } } } }"""
+    data, commands = await feed_commands(client, command_log, query, "feed-posters-0004")
+    assert any(e["node"]["assignedTasker"] for e in data["tasks"]["edges"])
+    assert commands == [("find", "tasks"), ("find", "users")]
+
+
 async def test_a_page_of_tasks_reads_no_posters_it_does_not_show(
     runtime: Runtime, client: GraphQLClient, command_log: CommandLog
 ) -> None:
