@@ -40,13 +40,46 @@ class PageRequest:
     """Signs and checks the cursors of the connection asked for."""
 
 
+class PageCursor:
+    """The cursor of one item of a page, signed only when read.
+
+    A front end mostly reads `pageInfo.endCursor` alone, and signing one costs a JSON
+    encoding, an HMAC and base64: a page keeps each item's sort-key values (read from
+    the document when the page is made) and signs them on demand, once.
+    """
+
+    __slots__ = ("_cursors", "_order", "_text", "_values")
+
+    def __init__(self, cursors: Cursors, order: str, values: list[Any]) -> None:
+        self._cursors = cursors
+        self._order = order
+        self._values = values
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = self._cursors.encode(self._order, self._values)
+        return self._text
+
+
 @dataclass(frozen=True, slots=True)
 class Page(Generic[D]):
-    edges: list[tuple[str, D]]
+    items: list[tuple[PageCursor, D]]
+    """Each document of the page with its cursor, signed only if read."""
     has_next_page: bool
     has_previous_page: bool
     computed: dict[Any, dict[str, Any]] = dataclasses.field(default_factory=dict)
     """Values a pipeline computed per document (such as a distance), by document id."""
+
+    @property
+    def edges(self) -> list[tuple[str, D]]:
+        """Each document with its cursor signed: for callers that pass cursors on."""
+        return [(cursor.text, document) for cursor, document in self.items]
+
+    @property
+    def documents(self) -> list[D]:
+        return [document for _, document in self.items]
 
 
 def page_request(
@@ -205,8 +238,12 @@ def _page(
     computed: Sequence[str],
 ) -> Page[D]:
     kept = raws[: request.first]
+    spelled = _spelled(order)
     return Page(
-        edges=[(_encode(raw, order, request.cursors), model.model_validate(raw)) for raw in kept],
+        items=[
+            (PageCursor(request.cursors, spelled, _values(raw, order)), model.model_validate(raw))
+            for raw in kept
+        ],
         has_next_page=len(raws) > request.first,
         has_previous_page=request.after is not None,
         computed={raw["_id"]: {name: raw.get(name) for name in computed} for raw in kept}
@@ -246,8 +283,13 @@ def _value(raw: Mapping[str, Any], path: str) -> Any:
     return value
 
 
+def _values(raw: Mapping[str, Any], order: Order) -> list[Any]:
+    """The document's sort-key values, which its cursor carries."""
+    return [_value(raw, field) for field, _ in order]
+
+
 def _encode(raw: Mapping[str, Any], order: Order, cursors: Cursors) -> str:
-    return cursors.encode(_spelled(order), [_value(raw, field) for field, _ in order])
+    return cursors.encode(_spelled(order), _values(raw, order))
 
 
 def _decode(

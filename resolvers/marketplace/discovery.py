@@ -26,7 +26,14 @@ from bson import ObjectId
 from documents.accounts.profiles import ExceptionKind, ProviderProfile, profile_owner
 from documents.accounts.users import Role, User, UserStatus
 from documents.errors import DomainError, ErrorCode
-from resolvers.common.pagination import Order, Page, PageRequest, paginate, paginate_pipeline
+from resolvers.common.pagination import (
+    Order,
+    Page,
+    PageCursor,
+    PageRequest,
+    paginate,
+    paginate_pipeline,
+)
 from resolvers.marketplace.task_search import Near, check_near, geo_near, money_range
 
 MIN_RATING = 1.0
@@ -160,32 +167,32 @@ async def _shown(
 ) -> ProviderPage:
     """A page of the profiles `read` finds whose accounts may be shown, topped up until
     it is full or nothing is left (one more than asked for tells of a next page)."""
-    edges: list[tuple[str, ProviderProfile]] = []
+    items: list[tuple[PageCursor, ProviderProfile]] = []
     computed: dict[Any, dict[str, Any]] = {}
     users: dict[ObjectId | None, User] = {}
     after = request.after
     while True:
-        part = await read(replace(request, first=request.first + 1 - len(edges), after=after))
+        part = await read(replace(request, first=request.first + 1 - len(items), after=after))
         shown = await User.find(
             {
-                "_id": {"$in": [profile_owner(profile) for _, profile in part.edges]},
+                "_id": {"$in": [profile_owner(profile) for profile in part.documents]},
                 "status": UserStatus.ACTIVE.value,
                 "roles": Role.TASKER.value,
             }
         ).to_list()
         users.update({user.id: user for user in shown})
-        edges += [
-            (cursor, profile) for cursor, profile in part.edges if profile_owner(profile) in users
+        items += [
+            (cursor, profile) for cursor, profile in part.items if profile_owner(profile) in users
         ]
         computed.update(part.computed)
-        if len(edges) > request.first or not part.has_next_page:
+        if len(items) > request.first or not part.has_next_page:
             break
-        after = part.edges[-1][0]
-    kept = edges[: request.first]
+        after = part.items[-1][0].text
+    kept = items[: request.first]
     return ProviderPage(
         profiles=Page(
-            edges=kept,
-            has_next_page=len(edges) > request.first,
+            items=kept,
+            has_next_page=len(items) > request.first,
             has_previous_page=request.after is not None,
             computed={p.id: computed[p.id] for _, p in kept if p.id in computed},
         ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -318,3 +318,14 @@ async def user_node(info: Info, user_id: ObjectId | None) -> UserNode | None:
         return None
     user = await info.context.loaders.users.load(user_id)
     return UserNode.of(user) if user else None
+
+
+def user_node_now(info: Info, user_id: ObjectId) -> UserNode | Awaitable[UserNode | None] | None:
+    """Like `user_node`, but without a coroutine when the loader has the user already
+    (a page that read its users ahead, say): in a list, graphql-core waits for items
+    that are awaitable with a task each, where items that are not complete at once."""
+    loaded = info.context.loaders.users.cache_map.get(user_id)
+    if loaded is not None and loaded.done() and not loaded.cancelled() and not loaded.exception():
+        user = loaded.result()
+        return UserNode.of(user) if user else None
+    return user_node(info, user_id)

@@ -10,10 +10,11 @@ from beanie import Document, PydanticObjectId
 from bson import ObjectId
 from bson.errors import InvalidId
 from strawberry import relay
+from strawberry.types.nodes import FragmentSpread, InlineFragment, Selection
 
 from documents.errors import DomainError, ErrorCode
 from resolvers.accounts.auth.viewer import Viewer
-from resolvers.common.pagination import Page, PageRequest, page_request
+from resolvers.common.pagination import Page, PageCursor, PageRequest, page_request
 from schema.common.context import Info
 
 N = TypeVar("N")
@@ -107,16 +108,76 @@ def requested_page(info: Info, first: int | None, after: str | None) -> PageRequ
 
 
 def to_connection(connection_type: type[C], page: Page[D], node: Callable[[D], Any]) -> C:
-    edges = [relay.Edge(cursor=cursor, node=node(doc)) for cursor, doc in page.edges]
+    edges: list[relay.Edge[Any]] = [_Edge(cursor, node(doc)) for cursor, doc in page.items]
     return connection_type(
         edges=edges,
-        page_info=relay.PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-            start_cursor=page.edges[0][0] if page.edges else None,
-            end_cursor=page.edges[-1][0] if page.edges else None,
+        page_info=_PageInfo(
+            page.has_next_page,
+            page.has_previous_page,
+            page.items[0][0] if page.items else None,
+            page.items[-1][0] if page.items else None,
         ),
     )
+
+
+# The cursors of a page are signed only when a query selects them (most read
+# `pageInfo.endCursor` alone): these answer Relay's `Edge` and `PageInfo` with the
+# `cursor`, `startCursor` and `endCursor` fields read from a `PageCursor` on demand.
+
+
+class _Edge(relay.Edge[Any]):
+    def __init__(self, cursor: PageCursor, node: Any) -> None:
+        self._cursor = cursor
+        self.node = node
+
+    @property
+    def cursor(self) -> str:  # type: ignore[override] # read-only: the page's cursor
+        return self._cursor.text
+
+
+class _PageInfo(relay.PageInfo):
+    def __init__(
+        self,
+        has_next_page: bool,
+        has_previous_page: bool,
+        start: PageCursor | None,
+        end: PageCursor | None,
+    ) -> None:
+        self.has_next_page = has_next_page
+        self.has_previous_page = has_previous_page
+        self._start = start
+        self._end = end
+
+    @property
+    def start_cursor(self) -> str | None:  # type: ignore[override] # the page's
+        return self._start.text if self._start is not None else None
+
+    @property
+    def end_cursor(self) -> str | None:  # type: ignore[override] # the page's
+        return self._end.text if self._end is not None else None
+
+
+def selects(info: Info, *path: str) -> bool:
+    """Whether the query selects the field at `path` below the field being resolved
+    (`selects(info, "edges", "node", "poster")`), through fragments and aliases.
+    `@skip`/`@include` are not looked at: a field skipped counts as selected, which
+    may cost a read ahead that was not needed but never leaves one out."""
+    # Strawberry gives the field being resolved (once per node naming it), with its
+    # selections below.
+    return any(_selects(field.selections, path) for field in info.selected_fields)
+
+
+def _selects(selections: Iterable[Selection], path: tuple[str, ...]) -> bool:
+    if not path:
+        return True
+    for selection in selections:
+        # A fragment's selections are the parent's own; a field's are one level down.
+        if isinstance(selection, FragmentSpread | InlineFragment):
+            if _selects(selection.selections, path):
+                return True
+        elif selection.name == path[0] and _selects(selection.selections, path[1:]):
+            return True
+    return False
 
 
 @strawberry.type

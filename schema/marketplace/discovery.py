@@ -75,7 +75,7 @@ def provider_connection(info: Info, found: ProviderPage) -> ProviderConnection:
     loaders = info.context.loaders
     loaders.users.prime_many(found.users)
     loaders.provider_profiles.prime_many(
-        {profile_owner(profile): profile for _, profile in found.profiles.edges}
+        {profile_owner(profile): profile for profile in found.profiles.documents}
     )
 
     def provider(profile: ProviderProfile) -> Provider:

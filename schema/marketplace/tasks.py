@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import inspect
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from enum import Enum
 
@@ -18,7 +19,7 @@ from resolvers.common.pagination import Page, paginate
 from resolvers.marketplace import task_search
 from resolvers.marketplace.offers import can_see_offer
 from resolvers.marketplace.task_search import TaskSort
-from schema.accounts.users import UserNode, user_node
+from schema.accounts.users import UserNode, user_node, user_node_now
 from schema.common.context import Info
 from schema.common.copying import copied
 from schema.common.limits import bounded
@@ -27,6 +28,7 @@ from schema.common.relay import (
     decode_id,
     object_ids,
     requested_page,
+    selects,
     to_connection,
     visible_documents,
 )
@@ -115,9 +117,12 @@ class TaskNode(relay.Node):
     def place(self) -> PlaceType | None:
         return PlaceType.of(self.doc.place)
 
-    @strawberry.field
-    async def poster(self, info: Info) -> UserNode:
-        poster = await user_node(info, self.doc.poster_id)
+    @strawberry.field(graphql_type=UserNode)
+    def poster(self, info: Info) -> UserNode | Awaitable[UserNode]:
+        # Complete at once when the page read its posters ahead (`task_connection`).
+        poster = user_node_now(info, self.doc.poster_id)
+        if inspect.isawaitable(poster):
+            return _present(poster)
         assert poster is not None
         return poster
 
@@ -260,7 +265,26 @@ class TaskRole(Enum):
     TASKER = "tasker"
 
 
-def task_connection(page: Page[Task]) -> TaskConnection:
+async def _present(poster: Awaitable[UserNode | None]) -> UserNode:
+    found = await poster
+    assert found is not None
+    return found
+
+
+OTHER_USERS_OF_A_TASK = ("assignedTasker", "history")
+"""Fields of a task that read users in the same pass as `poster` (and so in the same
+loader batch)."""
+
+
+async def task_connection(info: Info, page: Page[Task]) -> TaskConnection:
+    if selects(info, "edges", "node", "poster") and not any(
+        selects(info, "edges", "node", field) for field in OTHER_USERS_OF_A_TASK
+    ):
+        # The posters in one read now, the one the loader would make, so that each
+        # task's `poster` is complete at once: no coroutine and no task per edge. Not
+        # when the page shows other users of its tasks: those would then need a read
+        # of their own, where the loader reads them all in one.
+        await info.context.loaders.users.load_many([task.poster_id for task in page.documents])
     return to_connection(
         TaskConnection,
         page,
@@ -294,7 +318,7 @@ class TaskQuery:
             sort=sort,
         )
         page = await task_search.search_tasks(query, requested_page(info, first, after))
-        return task_connection(page)
+        return await task_connection(info, page)
 
     @strawberry.field(
         extensions=allow(IsAuthenticated()),
@@ -315,7 +339,7 @@ class TaskQuery:
             tasker_id=viewer.user_id if role is TaskRole.TASKER else None,
         )
         page = await task_search.search_tasks(query, requested_page(info, first, after))
-        return task_connection(page)
+        return await task_connection(info, page)
 
     @strawberry.field(
         extensions=allow(IsAuthenticated()),

@@ -222,7 +222,7 @@ async def deliveries_of(
         filter.to_filter() if filter else DeliveryFilter(),
         requested_page(info, first, after),
     )
-    events = await deliveries.events_of([d for _, d in page.edges])
+    events = await deliveries.events_of(page.documents)
     return to_connection(
         WebhookDeliveryConnection,
         page,

@@ -9,7 +9,7 @@ Cursors stay valid while data changes, and on every instance sharing the JWT sec
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,7 @@ import pytest
 from bson import ObjectId, Regex, json_util
 from pydantic import SecretStr
 
-from resolvers.common.cursors import CursorKey
+from resolvers.common.cursors import CursorKey, Cursors
 from server.runtime import Runtime
 from tests.conftest import TEST_JWT_SECRET, serve
 from tests.support.graphql_client import GraphQLClient, Tokens, graphql_error_codes
@@ -197,3 +197,37 @@ async def test_cursors_stay_valid_while_data_changes_and_on_every_instance(
         httpx.AsyncClient(base_url=other) as http,
     ):
         assert refused(await tasks_page(GraphQLClient(http), cursor))
+
+
+async def test_cursors_are_signed_only_when_selected_and_the_same_when_they_are(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signing a cursor costs a JSON encoding, an HMAC and base64: a page signs only the
+    cursors a query reads, and they are the ones it would have signed for every item."""
+    await three_tasks(client)
+    signed: list[list[Any]] = []
+    sign = Cursors.encode
+
+    def counting(self: Cursors, order: str, values: Sequence[Any]) -> str:
+        signed.append(list(values))
+        return sign(self, order, values)
+
+    monkeypatch.setattr("resolvers.common.cursors.Cursors.encode", counting)
+    nodes_only = "query { tasks(first: 3) { edges { node { id } } pageInfo { hasNextPage } } }"
+    assert "errors" not in await client.execute(nodes_only)
+    assert signed == []
+
+    end_only = "query { tasks(first: 3) { edges { node { id } } pageInfo { endCursor } } }"
+    end = (await client.execute(end_only))["data"]["tasks"]["pageInfo"]["endCursor"]
+    assert len(signed) == 1
+
+    signed.clear()
+    every = """query { tasks(first: 3) { edges { cursor node { id } }
+      pageInfo { startCursor endCursor } } }"""
+    tasks = (await client.execute(every))["data"]["tasks"]
+    cursors = [edge["cursor"] for edge in tasks["edges"]]
+    assert len(signed) == 3  # each once, though the first and last are read twice
+    assert tasks["pageInfo"] == {"startCursor": cursors[0], "endCursor": cursors[-1]}
+    assert cursors[-1] == end
+    ours = CursorKey(TEST_JWT_SECRET).of("Query.tasks")
+    assert cursors == [sign(ours, NEWEST, values) for values in signed]
