@@ -49,6 +49,13 @@ async def feed_commands(
     return data, list(commands)
 
 
+def tasks_then_one_users_read(commands: list[tuple[str, str]]) -> bool:
+    """The feed reads tasks (in one or more windows of their creation time), then all
+    the page's users in one read."""
+    *tasks, last = commands
+    return bool(tasks) and set(tasks) == {("find", "tasks")} and last == ("find", "users")
+
+
 async def test_a_page_of_tasks_completes_its_posters_without_waiting_per_edge(
     runtime: Runtime, client: GraphQLClient, command_log: CommandLog
 ) -> None:
@@ -58,14 +65,14 @@ async def test_a_page_of_tasks_completes_its_posters_without_waiting_per_edge(
     edges = data["tasks"]["edges"]
     assert len(edges) == 20 and all(e["node"]["poster"]["name"] for e in edges)
     assert gathered == []  # none: each edge's poster was there when its task completed
-    assert commands == [("find", "tasks"), ("find", "users")]
+    assert tasks_then_one_users_read(commands), commands
 
     data, commands = await feed_commands(
         client, command_log, FEED_IN_FRAGMENTS, "feed-posters-0002"
     )
     owners = [e["node"]["owner"]["id"] for e in data["tasks"]["edges"]]
     assert owners == [e["node"]["poster"]["id"] for e in edges]
-    assert commands == [("find", "tasks"), ("find", "users")]
+    assert tasks_then_one_users_read(commands), commands
 
 
 async def test_posters_and_other_users_of_a_page_still_cost_one_read(
@@ -76,7 +83,7 @@ async def test_posters_and_other_users_of_a_page_still_cost_one_read(
       edges { node { poster { name } assignedTasker { name } } } } }"""
     data, commands = await feed_commands(client, command_log, query, "feed-posters-0004")
     assert any(e["node"]["assignedTasker"] for e in data["tasks"]["edges"])
-    assert commands == [("find", "tasks"), ("find", "users")]
+    assert tasks_then_one_users_read(commands), commands
 
 
 async def test_a_page_of_tasks_reads_no_posters_it_does_not_show(
@@ -84,4 +91,4 @@ async def test_a_page_of_tasks_reads_no_posters_it_does_not_show(
 ) -> None:
     await seed_demo(runtime.services, tasks=10, providers=10, posters=4, seed=5)
     _, commands = await feed_commands(client, command_log, NO_POSTERS, "feed-posters-0003")
-    assert commands == [("find", "tasks")]
+    assert set(commands) == {("find", "tasks")}, commands
