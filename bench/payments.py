@@ -200,6 +200,9 @@ async def seed_escrows(count: int) -> list[Escrow]:
     )
     escrows = [
         Escrow(
+            # Ids chosen here: insert_many does not set them on the objects, and the
+            # events name each escrow in their metadata, which the handler checks.
+            id=ObjectId(),
             deal=f"task:{ObjectId()}",
             payer_id=ObjectId(),
             provider_id=ObjectId(),
