@@ -68,7 +68,7 @@ async def receive(
             raise
         return await process(services, existing.event_id, handlers) or existing
     # Stored claimed: this delivery holds it, as if it had claimed it.
-    return await _run(services, stored, handlers)
+    return await _run(services, stored, handlers) or stored
 
 
 def _parsed(services: Services, payload: bytes, signature: str | None) -> WebhookEvent:
@@ -239,4 +239,5 @@ async def _record_outcome(event: WebhookEvent, fields: dict[str, Any]) -> Webhoo
         return None
     # The stored event is the one read or stored by this runner with these fields: it
     # holds it, so nobody else wrote it since.
-    return event.model_validate({**event.model_dump(), **fields})
+    recorded_event: WebhookEvent = WebhookEvent.model_validate({**event.model_dump(), **fields})
+    return recorded_event
