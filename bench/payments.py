@@ -22,6 +22,7 @@ import json
 import secrets
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,6 +58,9 @@ from server.runtime import open_runtime
 GIGQL = "gigql"
 LOG_LEVEL = "WARNING"
 WEBHOOK_SECRET = f"whsec_bench_{secrets.token_hex(16)}"
+METRICS_TOKEN = secrets.token_hex(16)
+"""Lets the benchmark read gigql's `/metrics`: its MongoDB command counts per row."""
+COMMAND_COUNT = "gigql_mongodb_command_duration_seconds_count"
 IGNORED_TYPE = "customer.tax_id.created"
 PRICE, FEE, COMMISSION = 10_000, 1_000, 1_000
 
@@ -73,7 +77,10 @@ class Row:
     seconds: float
     latencies_ms: list[float] = field(repr=False)
     attempts: int = 0
-    """Transaction attempts (ledger rows): more than `done` means write conflicts."""
+    """Transaction attempts: more than `done` means write conflicts (for webhook rows,
+    every transaction the server began, from its command counts)."""
+    commands: int = 0
+    """Database commands gigql sent during the row (webhook rows, from `/metrics`)."""
 
     @property
     def per_s(self) -> float:
@@ -89,6 +96,7 @@ class Row:
             "p50_ms": round(percentile(self.latencies_ms, 0.5), 2),
             "p99_ms": round(percentile(self.latencies_ms, 0.99), 2),
             "attempts": self.attempts,
+            "commands": self.commands,
         }
 
 
@@ -163,10 +171,25 @@ def payment_events(escrows: list[Escrow]) -> Iterator[bytes]:
         yield event_body("payment_intent.succeeded", intent)
 
 
+async def command_counts(http: httpx.AsyncClient) -> Counter[str]:
+    """How many database commands gigql has sent so far, by command name (all outcomes;
+    background jobs and the scrape's own count included, a few per row)."""
+    response = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    if response.status_code != 200:
+        fail(f"/metrics: HTTP {response.status_code} {response.text}")
+    counts: Counter[str] = Counter()
+    for line in response.text.splitlines():
+        if line.startswith(COMMAND_COUNT + "{"):
+            labels, _, value = line.rpartition(" ")
+            command = labels.split('command="', 1)[1].split('"', 1)[0]
+            counts[command] += int(float(value))
+    return counts
+
+
 async def post_events(
     server: Server, what: str, events: Iterator[bytes], expected: str, args: argparse.Namespace
 ) -> Row:
-    limits = httpx.Limits(max_connections=args.webhook_concurrency)
+    limits = httpx.Limits(max_connections=args.webhook_concurrency + 1)
     async with httpx.AsyncClient(
         base_url=f"http://{HOST}:{server.port}", limits=limits, timeout=30
     ) as http:
@@ -185,7 +208,13 @@ async def post_events(
                 fail(f"{what}: HTTP {response.status_code} {response.text}")
             return True
 
-        return await timed(what, args.webhook_concurrency, args.duration, step)
+        before = await command_counts(http)
+        row = await timed(what, args.webhook_concurrency, args.duration, step)
+        sent = await command_counts(http) - before
+        row.commands = sum(sent.values())
+        # Every transaction ends in one commit or one abort (a write conflict: retried).
+        row.attempts = sent["commitTransaction"] + sent["abortTransaction"]
+        return row
 
 
 async def seed_escrows(count: int) -> list[Escrow]:
@@ -200,6 +229,9 @@ async def seed_escrows(count: int) -> list[Escrow]:
     )
     escrows = [
         Escrow(
+            # Ids chosen here: insert_many does not set them on the objects, and the
+            # events name each escrow in their metadata, which the handler checks.
+            id=ObjectId(),
             deal=f"task:{ObjectId()}",
             payer_id=ObjectId(),
             provider_id=ObjectId(),
@@ -374,7 +406,11 @@ def run(args: argparse.Namespace) -> Report:
     load_before = load_average_before()
     with workspace() as space:
         escrows = asyncio.run(prepare(space, args.escrows))
-        env = {**space.gigql_environment(LOG_LEVEL), "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET}
+        env = {
+            **space.gigql_environment(LOG_LEVEL),
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "GIGQL_METRICS_TOKEN": METRICS_TOKEN,
+        }
         app = "server.cli:app_from_environment"
         with serve(GIGQL, app, space.workdir, env, factory=True) as server:
             warm, webhooks = asyncio.run(drive_webhooks(server, escrows, args))
@@ -397,11 +433,14 @@ def run(args: argparse.Namespace) -> Report:
     return Report(machine, webhooks, postings, stored, held, verification)
 
 
-def _table(rows: list[Row], unit: str, attempts: bool) -> list[str]:
+def _table(rows: list[Row], unit: str, attempts: bool, commands: bool = False) -> list[str]:
     extra = " attempts per posting |" if attempts else ""
+    if commands:
+        extra = " database commands per event | transactions per event |"
+    columns = 2 if commands else 1 if attempts else 0
     lines = [
         f"| what | concurrency | {unit} | {unit}/s | p50 ms | p99 ms |{extra}",
-        "| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if attempts else ""),
+        "| --- | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * columns,
     ]
     for row in rows:
         cells = [
@@ -412,7 +451,9 @@ def _table(rows: list[Row], unit: str, attempts: bool) -> list[str]:
             f"{percentile(row.latencies_ms, 0.5):.2f}",
             f"{percentile(row.latencies_ms, 0.99):.2f}",
         ]
-        if attempts:
+        if commands:
+            cells.append(f"{row.commands / max(row.done, 1):.1f}")
+        if attempts or commands:
             cells.append(f"{row.attempts / max(row.done, 1):.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -421,7 +462,7 @@ def _table(rows: list[Row], unit: str, attempts: bool) -> list[str]:
 def markdown(report: Report) -> str:
     lines = machine_markdown(report.machine)
     lines += ["", "### Webhook events over HTTP", ""]
-    lines += _table(report.webhooks, "events", attempts=False)
+    lines += _table(report.webhooks, "events", attempts=False, commands=True)
     lines += [
         "",
         f"Stored afterwards: {report.stored}; escrows held: {report.escrows_held}.",

@@ -64,8 +64,8 @@ class WebhookEvent(Document):
     status: WebhookStatus = WebhookStatus.RECEIVED
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
-    """When a runner may take it next: now for fresh events, later while one holds it or
-    after a failure (backoff)."""
+    """When a runner may take it next: later while one holds it (a fresh event is stored
+    held by the delivery that stores it, for a lease) or after a failure (backoff)."""
     last_error: str | None = None
     differences: list[EventDifference] = Field(default_factory=list)
     """Why it was rejected, if it was."""

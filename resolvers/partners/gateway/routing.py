@@ -3,9 +3,9 @@
 Partner credits and withdrawals share the gateway's event types with the marketplace
 (payment intents, refunds, transfers, payouts). An event is a partner's when its
 object's metadata names a partner transaction (every object we make for one does), or,
-for an object that may not carry our metadata (a charge, a refund made at the gateway),
-when its payment intent is a partner credit's. Everything else goes to the
-marketplace's handler, unchanged.
+for an object that names neither that nor an escrow of ours (a charge, a refund made at
+the gateway), when its payment intent is a partner credit's. Everything else goes to
+the marketplace's handler, unchanged.
 """
 
 from __future__ import annotations
@@ -22,9 +22,18 @@ from resolvers.partners.gateway.records import partner_transaction_id
 Handler = Callable[[Services, GatewayEvent], Awaitable[None]]
 
 
+ESCROW_ID = "escrow_id"
+"""The metadata key every gateway object made for a marketplace deal carries
+(resolvers/payments/escrow/escrows.py `payment_metadata`); partner objects never do."""
+
+
 async def is_partners(obj: Mapping[str, Any]) -> bool:
     if partner_transaction_id(obj) is not None:
         return True
+    metadata = obj.get("metadata")
+    if isinstance(metadata, Mapping) and isinstance(metadata.get(ESCROW_ID), str):
+        # A deal's: no partner transaction to look for (one read less per payment).
+        return False
     intent_id = (
         obj.get("id") if obj.get("object") == "payment_intent" else obj.get("payment_intent")
     )

@@ -18,6 +18,7 @@ from beanie import PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
@@ -131,7 +132,7 @@ async def change_escrow(
     escrow whose history has its `event_id` does not match."""
     now = utcnow()
     declared = [state.value for state in ESCROW.sources_into(status, by)]
-    query = {"$and": [query, {"status": {"$in": declared}}]}
+    query = within_statuses(query, declared)
     if event_id is not None:
         query = {**query, "history.event_id": {"$ne": event_id}}
     change = EscrowChange(status=status, at=now, note=note, event_id=event_id)
@@ -140,10 +141,53 @@ async def change_escrow(
         "$push": {"history": change.model_dump()},
         **(more or {}),
     }
-    raw = await Escrow.get_pymongo_collection().find_one_and_update(
-        query, update, return_document=ReturnDocument.AFTER, session=session
-    )
+    collection = Escrow.get_pymongo_collection()
+    if session is not None and session.in_transaction and "_id" in query:
+        raw = await _update_then_read(collection, query, update, session)
+    else:
+        raw = await collection.find_one_and_update(
+            query, update, return_document=ReturnDocument.AFTER, session=session
+        )
     return None if raw is None else Escrow.model_validate(raw)
+
+
+async def _update_then_read(
+    collection: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    update: dict[str, Any],
+    session: AsyncClientSession,
+) -> dict[str, Any] | None:
+    """What `find_one_and_update` returns (the matching escrow as changed, or None), as a
+    conditional update and a read of it by id. Inside a transaction the read sees the
+    update and nothing else can come between them, so it is the same post-image on any
+    database. Why not one command: SecantusDB runs findAndModify's write as a scan of the
+    whole collection, inside the transaction, while the other transactions wait on it
+    (bench/README.md, Issue 16: payment webhooks); an update and a read by id use
+    the `_id` index."""
+    changed = await collection.update_one(query, update, session=session)
+    if changed.matched_count == 0:
+        return None
+    return await collection.find_one({"_id": query["_id"]}, session=session)
+
+
+def within_statuses(query: dict[str, Any], statuses: list[str]) -> dict[str, Any]:
+    """`query`, matching only escrows whose status is also one of `statuses`.
+
+    The two status conditions become one `$in` of the statuses both allow, beside the
+    query's other fields, rather than an `$and` of the two: the same documents match,
+    and the `_id` (or `deal`) stays a top-level equality that any planner serves from
+    its index (SecantusDB scans the whole collection for a top-level `$and`, inside the
+    caller's transaction). A shape it does not know is combined with `$and`."""
+    wanted = query.get("status")
+    if wanted is None:
+        allowed = statuses
+    elif isinstance(wanted, str):
+        allowed = [wanted] if wanted in statuses else []
+    elif isinstance(wanted, dict) and set(wanted) == {"$in"}:
+        allowed = [state for state in wanted["$in"] if state in statuses]
+    else:
+        return {"$and": [query, {"status": {"$in": statuses}}]}
+    return {**query, "status": {"$in": allowed}}
 
 
 async def escrow_by_id(

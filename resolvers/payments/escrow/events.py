@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo.asynchronous.client_session import AsyncClientSession
+
 from documents.events import EventKind
 from documents.money import Money
 from documents.payments.escrow import (
@@ -36,17 +38,19 @@ from resolvers.payments.escrow.event_checks import (
     check_transfer,
 )
 from resolvers.payments.escrow.postings import post_payment, post_reversal
-from resolvers.payments.escrow.progress import after_commit
+from resolvers.payments.escrow.progress import after_commit, awaits_next_step
 from resolvers.payments.escrow.refunds import claim_refund, record_external_refund, record_refund
 from resolvers.payments.escrow.release import freeze, record_release
 from resolvers.payments.webhooks.checks import EventMismatch, NotReady
 
 
-async def _escrow_for(obj: dict[str, Any], intent_id: str | None) -> Escrow:
+async def _escrow_for(
+    obj: dict[str, Any], intent_id: str | None, session: AsyncClientSession | None = None
+) -> Escrow:
     escrow_id = (obj.get("metadata") or {}).get("escrow_id")
-    escrow = await escrow_by_id(escrow_id) if escrow_id else None
+    escrow = await escrow_by_id(escrow_id, session) if escrow_id else None
     if escrow is None and intent_id:
-        escrow = await Escrow.find_one({"payment_intent_id": intent_id})
+        escrow = await Escrow.find_one({"payment_intent_id": intent_id}, session=session)
     if escrow is None:
         raise NotReady(f"no escrow for {obj.get('object')} {obj.get('id')} yet")
     return escrow
@@ -56,11 +60,11 @@ async def payment_held(services: Services, event: GatewayEvent) -> None:
     """payment_intent.succeeded, and amount_capturable_updated for an authorisation:
     the money is held. A payment for a deal cancelled meanwhile is refunded in full."""
     intent = PaymentIntent.from_stripe(event.data_object)
-    escrow = await _escrow_for(event.data_object, intent.id)
     captured = intent.status == "succeeded"
 
     async def work(unit: UnitOfWork) -> Escrow:
-        current = await reload(unit, escrow)
+        # Found in the transaction, so it is read once and as the change sees it.
+        current = await _escrow_for(event.data_object, intent.id, unit.session)
         await check_intent(event, current, intent, paid=True, session=unit.session)
         ids = {"payment_intent_id": intent.id, "charge_id": intent.latest_charge_id}
         if current.status in PAID_STATUSES:
@@ -97,7 +101,8 @@ async def payment_held(services: Services, event: GatewayEvent) -> None:
         return held
 
     held = await transact(services, work)
-    await after_commit(services, held.id)
+    if awaits_next_step(held):
+        await after_commit(services, held.id)
 
 
 async def payment_failed(services: Services, event: GatewayEvent) -> None:

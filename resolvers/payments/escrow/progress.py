@@ -38,6 +38,22 @@ SWEEP_BATCH = 100
 _HOLDING = {"$in": [s.value for s in HOLDING_STATUSES]}
 
 
+def awaits_next_step(escrow: Escrow) -> bool:
+    """Whether `advance` would find something to do for the escrow as it is: a caller
+    that has just committed it so can skip reading it again. What changes it later is
+    advanced by whoever changes it, and by the sweep."""
+    return (
+        (escrow.status is EscrowStatus.AWAITING_PAYMENT and not escrow.payment_intent_id)
+        or (escrow.status is EscrowStatus.FAILED and escrow.deal_cancelled)
+        or escrow.pending_refund is not None
+        or (
+            escrow.status in HOLDING_STATUSES
+            and (escrow.deal_cancelled or escrow.release_requested)
+        )
+        or escrow.status is EscrowStatus.RELEASING
+    )
+
+
 async def advance(services: Services, escrow_id: ObjectId) -> Escrow | None:
     """Do whatever the escrow waits for next; raises GatewayError if the gateway fails."""
     escrow = await escrow_by_id(escrow_id)

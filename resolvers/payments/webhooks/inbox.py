@@ -10,6 +10,11 @@ differed, and logged as an alert (`webhook_mismatch`): retrying would not change
 Any number of deliveries of one event may race (the gateway retries, instances run the
 retry job): the unique event id stores it once, and a claim (a conditional update
 pushing `next_attempt_at` past a lease) lets exactly one runner process it at a time.
+The delivery that stores an event stores it claimed, by itself (its first attempt, the
+lease running), so a new event costs one write before its processing and one after:
+the later deliveries and the retry job find it held. Claims are compare-and-set updates
+on the attempts read, not findAndModify, which SecantusDB runs as a scan of the whole
+collection (bench/README.md, Issue 16: payment webhooks).
 """
 
 from __future__ import annotations
@@ -61,8 +66,9 @@ async def receive(
         existing = await WebhookEvent.find_one({"event_id": stored.event_id})
         if existing is None:  # pragma: no cover - the unique index says it exists
             raise
-        stored = existing
-    return await process(services, stored.event_id, handlers) or stored
+        return await process(services, existing.event_id, handlers) or existing
+    # Stored claimed: this delivery holds it, as if it had claimed it.
+    return await _run(services, stored, handlers) or stored
 
 
 def _parsed(services: Services, payload: bytes, signature: str | None) -> WebhookEvent:
@@ -70,12 +76,17 @@ def _parsed(services: Services, payload: bytes, signature: str | None) -> Webhoo
     WebhookSignatureError (not a ValueError) comes first."""
     try:
         event = services.payments.parse_event(payload, signature or "")
+        now = utcnow()
         return WebhookEvent(
             event_id=event.id,
             type=event.type,
             account=event.account,
             created=event.created,
             payload=payload.decode(),
+            # Claimed by whoever stores it: what `_claim` would set.
+            attempts=1,
+            next_attempt_at=now + LEASE,
+            received_at=now,
         )
     except (ValueError, KeyError, TypeError, OverflowError, OSError) as error:
         # Not JSON, fields missing or of the wrong type, a `created` out of range.
@@ -90,6 +101,13 @@ async def process(
     claimed = await _claim(event_id)
     if claimed is None:
         return None
+    return await _run(services, claimed, handlers)
+
+
+async def _run(
+    services: Services, claimed: WebhookEvent, handlers: Mapping[str, Handler]
+) -> WebhookEvent | None:
+    """Process an event this runner holds, and record how it ended."""
     event = GatewayEvent.from_stripe(json.loads(claimed.payload))
     handler = handlers.get(event.type)
     if handler is None:
@@ -117,19 +135,29 @@ async def retry_due(
 
 async def revive(event_id: str) -> WebhookEvent | None:
     """A dead event back in the queue with fresh attempts (an admin fixed the cause)."""
-    return await _update(
+    fields = {"status": WebhookStatus.FAILED.value, "attempts": 0, "next_attempt_at": utcnow()}
+    raw = await WebhookEvent.get_pymongo_collection().find_one_and_update(
         {"event_id": event_id, "status": WebhookStatus.DEAD.value},
-        {"status": WebhookStatus.FAILED.value, "attempts": 0, "next_attempt_at": utcnow()},
+        {"$set": fields},
+        return_document=ReturnDocument.AFTER,
     )
+    return None if raw is None else WebhookEvent.model_validate(raw)
 
 
 async def _claim(event_id: str) -> WebhookEvent | None:
+    """The event, held by this runner, if it is due: read, then taken on the condition
+    that nobody took it since (its attempts still the ones read: every claim counts one),
+    so of any number of runners exactly one holds it."""
     now = utcnow()
-    return await _update(
-        {"event_id": event_id, **_due(now)},
-        {"next_attempt_at": now + LEASE},
-        increment_attempts=True,
+    due = _due(now)
+    found = await WebhookEvent.find_one({"event_id": event_id, **due})
+    if found is None:
+        return None
+    held = {"next_attempt_at": now + LEASE, "attempts": found.attempts + 1}
+    taken = await WebhookEvent.get_pymongo_collection().update_one(
+        {"_id": found.id, "attempts": found.attempts, **due}, {"$set": held}
     )
+    return found.model_copy(update=held) if taken.modified_count else None
 
 
 def _due(now: datetime) -> dict[str, Any]:
@@ -147,8 +175,8 @@ def _still_held(event: WebhookEvent) -> dict[str, Any]:
 
 
 async def _finish(event: WebhookEvent, status: WebhookStatus) -> WebhookEvent | None:
-    return await _update(
-        _still_held(event),
+    return await _record_outcome(
+        event,
         {"status": status.value, "processed_at": utcnow(), "last_error": None},
     )
 
@@ -168,8 +196,8 @@ async def _rejected(event: WebhookEvent, mismatch: EventMismatch) -> WebhookEven
             "differences": differences,
         },
     )
-    return await _update(
-        _still_held(event),
+    return await _record_outcome(
+        event,
         {
             "status": WebhookStatus.REJECTED.value,
             "processed_at": utcnow(),
@@ -187,8 +215,8 @@ async def _failed(services: Services, event: WebhookEvent, error: Exception) -> 
         log.exception("webhook %s (%s) failed", event.event_id, event.type, exc_info=error)
     dead = event.attempts >= settings.webhook_max_attempts
     backoff = min(settings.webhook_retry_base * 2 ** (event.attempts - 1), MAX_BACKOFF)
-    return await _update(
-        _still_held(event),
+    return await _record_outcome(
+        event,
         {
             "status": (WebhookStatus.DEAD if dead else WebhookStatus.FAILED).value,
             "next_attempt_at": utcnow() + backoff,
@@ -197,13 +225,14 @@ async def _failed(services: Services, event: WebhookEvent, error: Exception) -> 
     )
 
 
-async def _update(
-    query: dict[str, Any], fields: dict[str, Any], *, increment_attempts: bool = False
-) -> WebhookEvent | None:
-    update: dict[str, Any] = {"$set": fields}
-    if increment_attempts:
-        update["$inc"] = {"attempts": 1}
-    raw = await WebhookEvent.get_pymongo_collection().find_one_and_update(
-        query, update, return_document=ReturnDocument.AFTER
+async def _record_outcome(event: WebhookEvent, fields: dict[str, Any]) -> WebhookEvent | None:
+    """Set `fields` on the event this runner holds; None if it no longer does."""
+    recorded = await WebhookEvent.get_pymongo_collection().update_one(
+        _still_held(event), {"$set": fields}
     )
-    return None if raw is None else WebhookEvent.model_validate(raw)
+    if not recorded.matched_count:
+        return None
+    # The stored event is the one read or stored by this runner with these fields: it
+    # holds it, so nobody else wrote it since.
+    recorded_event: WebhookEvent = WebhookEvent.model_validate({**event.model_dump(), **fields})
+    return recorded_event
