@@ -361,15 +361,20 @@ class ClusterBroker:
         between the RESYNC's re-read and the SSUBSCRIBE would be lost)."""
         backoff = 0.1
         while self._orphans:
-            async with self._lock:
-                with contextlib.suppress(*SHARD_FAILURES):  # then the slot map at hand
-                    await self._cluster.nodes_manager.initialize()
-                await self._place({topic for topic in self._orphans if topic not in self._home})
-                back = {topic for topic in self._orphans if topic in self._home}
-                self._orphans -= back
-                if back:
-                    self._hub.resync(back)
-                    BROKER_RECONNECTS.inc()
+            try:
+                async with self._lock:
+                    with contextlib.suppress(*SHARD_FAILURES):  # then the slot map at hand
+                        await self._cluster.nodes_manager.initialize()
+                    await self._place({t for t in self._orphans if t not in self._home})
+                    back = {topic for topic in self._orphans if topic in self._home}
+                    self._orphans -= back
+                    if back:
+                        self._hub.resync(back)
+                        BROKER_RECONNECTS.inc()
+            except Exception:
+                # Nothing else restarts this task until another topic is lost: whatever
+                # went wrong, try again after the backoff rather than leave topics deaf.
+                log.exception("subscribing lost redis cluster topics again failed")
             if self._orphans:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MOST_BACKOFF)

@@ -64,13 +64,12 @@ class ClusterAddress:
         return Redis(host=host, port=port, **self.options(), **options)
 
     def limits_uri(self) -> str:
-        """The URI `limits`' cluster storage takes (TLS goes as an option: its scheme list
-        has no `rediss+cluster`)."""
-        login = ""
-        if self.username or self.password:
-            login = f"{self.username or ''}:{self.password or ''}@"
-        nodes = ",".join(f"{host}:{port}" for host, port in self.seeds)
-        return f"async+redis+cluster://{login}{nodes}"
+        """The URI `limits`' cluster storage takes: the nodes alone. The login goes as
+        options (`options()`): put back into a URI, a password with `/`, `?` or `#` would
+        not parse, and the parse error would print it. TLS goes as an option too (its
+        scheme list has no `rediss+cluster`)."""
+        nodes = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.seeds)
+        return f"async+redis+cluster://{nodes}"
 
 
 def quick_retry() -> Retry:
@@ -86,7 +85,11 @@ def cluster_address(url: str) -> ClusterAddress | None:
         return None
     # urlsplit cannot take several host:port pairs: split the login off by hand.
     login, _, hosts = rest.rpartition("@")
-    hosts = hosts.split("/", 1)[0].split("?", 1)[0]
+    if "?" in hosts:
+        # Silently dropping `?ssl_cert_reqs=...` and the like would connect otherwise than
+        # asked. (No part of the URL goes into the message: it may hold the password.)
+        raise ValueError(f"{scheme}:// takes no ?options; TLS is rediss+cluster://")
+    hosts = hosts.split("/", 1)[0]
     username, _, password = login.partition(":") if login else ("", "", "")
     seeds = tuple(_host_and_port(part) for part in hosts.split(",") if part.strip())
     if not seeds:

@@ -167,7 +167,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         # Admitting, counting and preparing it come first, in GigqlSchema.stream. This runs
         # in the operation's own task: a framed subscription writes its results itself,
         # under this operation's id (schema/live/framed.py).
-        frame_target.set(FrameTarget(operation.id, legacy=False, send_text=self._send_text))
+        async def send_unless_completed(text: str) -> None:
+            # As Strawberry's own `send_next`: nothing after the operation's `error` or
+            # `complete` (a session ending sends `error` before it cancels the task).
+            if not operation.completed:
+                await self._send_text(text)
+
+        frame_target.set(FrameTarget(operation.id, legacy=False, send_text=send_unless_completed))
         with self._holding_off_close(operation), password_scope():
             await super().run_operation(operation)
 

@@ -357,7 +357,7 @@ def _shared_storage(redis_url: str) -> tuple[RedisStorage, Redis | RedisCluster]
             key_prefix=KEY_PREFIX,
             # limits' options are typed as scalars; redis-py's client takes a Retry too.
             **{**timeouts, "retry": quick_retry()},
-            **({"ssl": True} if cluster.tls else {}),
+            **cluster.options(),
         )
         # The bridge's client is not in its declared type (each implementation has its own).
         return storage, cast("RedisCluster", cast("Any", storage.bridge).get_connection())

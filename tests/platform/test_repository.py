@@ -84,6 +84,7 @@ STATUS_WRITERS = {
     "resolvers/notifications/outbox.py": "deliveries: sent, skipped, dead, retried",
     "resolvers/notifications/scheduled.py": "scheduled messages: done, dropped, cancelled",
     "resolvers/partners/webhooks/sender.py": "partner webhook deliveries: sent, dead, redelivered",
+    "resolvers/payments/webhooks/inbox.py": "Stripe's events: processed, ignored, failed, dead, revived",
 }
 """Every module that writes a status, and whose. A deal's status (documents/lifecycles.py)
 is written only by the function that checks its declaration."""

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import redis.asyncio as redis
@@ -15,6 +16,7 @@ from redis.crc import key_slot
 from realtime.broker import RESYNC, Message, Subscription
 from realtime.cluster import ClusterBroker
 from realtime.redis_urls import cluster_address
+from schema.common.rate_limits import _shared_storage
 from tests.support.redis_cluster import ClusterNode, OwnCluster, move_slot, own_cluster
 
 TIMEOUT = 10.0
@@ -76,12 +78,22 @@ def test_cluster_urls_name_their_seed_nodes_and_login() -> None:
     assert address is not None
     assert address.seeds == (("10.0.0.1", 7000), ("10.0.0.2", 6379), ("::1", 7002))
     assert (address.username, address.password, address.tls) == ("ann", "s@cret", True)
-    assert address.limits_uri() == (
-        "async+redis+cluster://ann:s@cret@10.0.0.1:7000,10.0.0.2:6379,::1:7002"
-    )
+    # The login goes to `limits` as options, never back into a URI.
+    assert address.limits_uri() == ("async+redis+cluster://10.0.0.1:7000,10.0.0.2:6379,[::1]:7002")
     assert cluster_address("redis://127.0.0.1:6379/0") is None
     with pytest.raises(ValueError, match="at least one host:port"):
         cluster_address("redis+cluster://")
+    with pytest.raises(ValueError, match="takes no \\?options"):
+        cluster_address("redis+cluster://10.0.0.1:7000?ssl_cert_reqs=none")
+
+
+def test_a_cluster_password_any_characters_reaches_the_rate_limits_and_no_uri() -> None:
+    # Generated passwords hold `/`, `?` and `#`: put back into a URI they broke its parse,
+    # whose error printed the password.
+    url = "redis+cluster://:s3cr%2Fe%3Ft%23@10.0.0.1:7000,10.0.0.2:7001"
+    storage, _ = _shared_storage(url)
+    bridge = cast("Any", storage.bridge)
+    assert bridge.parsed_auth == {"password": "s3cr/e?t#"}
 
 
 async def test_a_cluster_carries_messages_between_instances_on_every_shard(

@@ -135,10 +135,15 @@ async def retry_due(
 
 async def revive(event_id: str) -> WebhookEvent | None:
     """A dead event back in the queue with fresh attempts (an admin fixed the cause)."""
-    fields = {"status": WebhookStatus.FAILED.value, "attempts": 0, "next_attempt_at": utcnow()}
     raw = await WebhookEvent.get_pymongo_collection().find_one_and_update(
         {"event_id": event_id, "status": WebhookStatus.DEAD.value},
-        {"$set": fields},
+        {
+            "$set": {
+                "status": WebhookStatus.FAILED.value,
+                "attempts": 0,
+                "next_attempt_at": utcnow(),
+            }
+        },
         return_document=ReturnDocument.AFTER,
     )
     return None if raw is None else WebhookEvent.model_validate(raw)
