@@ -82,6 +82,7 @@ from schema.persisted.policy import PersistedQueryRefused, Requested, admin_toke
 from schema.schema import GigqlSchema
 from server import strict_json
 from server.edge import media_types
+from server.edge.headers import HTTPRequest
 from server.edge.media_types import GRAPHQL_RESPONSE, JSON, JSONBodyRequestAdapter
 from server.graphiql import page as graphiql_page
 from server.persisted.requests import NamedRequestData, requests_of
@@ -355,7 +356,7 @@ class GraphQLView(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope, receive)
+        request = HTTPRequest(scope, receive)
         try:
             with password_scope():  # one for the whole request, a batch included
                 response: Response = await self.run_http(request)

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 
+from server.edge.headers import RequestHeaders
 from server.middleware import BodySizeLimitMiddleware
 from tests.support.graphql_client import GraphQLClient
 
@@ -64,3 +66,23 @@ async def test_a_body_framed_by_its_content_length_is_not_watched() -> None:
         seen.clear()
         await limited(_http_scope(headers), _receive, _send)
         assert seen[0] != (_receive, _send)
+
+
+def test_request_headers_answer_as_starlettes_without_raising_for_absent_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scope = _http_scope(
+        [(b"accept", b"application/json"), (b"x-twice", b"first"), (b"x-twice", b"second")]
+    )
+    expected = {
+        name: Headers(scope=scope).get(name, "none")
+        for name in ("Accept", "accept", "x-twice", "authorization")
+    }
+
+    def no_getitem(self: Headers, key: str) -> str:
+        raise AssertionError("looked up through __getitem__ and its KeyError")
+
+    monkeypatch.setattr(Headers, "__getitem__", no_getitem)
+    headers = RequestHeaders(scope=scope)
+    assert {name: headers.get(name, "none") for name in expected} == expected
+    assert expected["x-twice"] == "first" and expected["authorization"] == "none"
