@@ -83,6 +83,7 @@ from schema.persisted.policy import PersistedQueryRefused, Requested, admin_toke
 from schema.schema import GigqlSchema
 from server import strict_json
 from server.edge import media_types
+from server.edge.headers import HTTPRequest
 from server.edge.media_types import GRAPHQL_RESPONSE, JSON, JSONBodyRequestAdapter
 from server.graphiql import page as graphiql_page
 from server.persisted.requests import NamedRequestData, requests_of
@@ -384,10 +385,10 @@ class GraphQLView(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope, receive)
+        request = HTTPRequest(scope, receive)
         try:
             with password_scope():  # one for the whole request, a batch included
-                response: Response = await self.run(request)
+                response: Response = await self.run_http(request)
         except HTTPException as error:
             allow = error.allow if isinstance(error, MethodNotAllowed) else "GET, POST"
             response = graphql_error_response(
@@ -408,6 +409,45 @@ class GraphQLView(GraphQL[Context, None]):
                 refused, media_types.error_media_type(request.headers)
             )
         await response(scope, receive, send)
+
+    async def run_http(self, request: Request) -> Response:
+        """Strawberry's `run` for an HTTP request, less what cannot apply here: without an
+        HTTP stream transport (none is configured: subscriptions are served over
+        websocket) a result is an ExecutionResult or a batch's list of them, never a
+        stream to tell apart by a runtime-checked protocol, which alone cost about 4 % of
+        a `{ __typename }` request (bench/README.md, "Issue 16: per-request cost")."""
+        if self._stream_transport_map:
+            return await self.run(request)
+        request_adapter = self.request_adapter_class(request)
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, response=sub_response)
+        if not self.is_request_allowed(request_adapter):
+            raise HTTPException(405, "GraphQL only supports GET and POST requests.")
+        if self.should_render_graphql_ide(request_adapter):
+            if self.graphql_ide:
+                return await self.render_graphql_ide(request)
+            raise HTTPException(404, "Not Found")
+        try:
+            request_data = await self.parse_http_body(request_adapter)
+        except json.JSONDecodeError as error:  # as Strawberry's `run` answers them
+            raise HTTPException(400, "Unable to parse request body as JSON") from error
+        except KeyError as error:
+            raise HTTPException(400, "File(s) missing in form data") from error
+        result = await self.execute_operation(
+            request, request_adapter, request_data, context, None, sub_response
+        )
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse]
+        if isinstance(result, list):
+            response_data = [await self._processed(request, single) for single in result]
+        else:
+            response_data = await self._processed(request, cast("ExecutionResult", result))
+        return self.create_response(response_data, sub_response)
+
+    async def _processed(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        processed = await self.process_result(request, result)
+        if result.errors:
+            self._handle_errors(result.errors, processed)
+        return processed
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         # Our own page and packaged files in place of Strawberry's CDN-loaded ones.
@@ -525,7 +565,12 @@ class GraphQLView(GraphQL[Context, None]):
             if request.method == "GET"
             else self.parse_json(await request.get_body())
         )
-        transport = self._get_stream_transport_from_headers(request.headers)
+        # Without HTTP stream transports (see `run`), every request is plain HTTP.
+        transport = (
+            self._get_stream_transport_from_headers(request.headers)
+            if self._stream_transport_map
+            else None
+        )
         protocol = transport.protocol if transport else "http"
         if isinstance(data, list):
             self._validate_batch_request(data, protocol=protocol)

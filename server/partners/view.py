@@ -9,7 +9,6 @@ per-address ones. Partner keys are not taken over websocket.
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -23,6 +22,7 @@ from resolvers.partners.keys import PartnerAccess, authenticate, looks_like_key
 from schema.common.context import Context
 from schema.common.rate_limits import count_partner_operations
 from schema.partners.context import PartnerContext
+from server.edge.headers import HTTPRequest, RequestHeaders
 from server.edge.media_types import error_media_type
 from server.graphql_view import GraphQLView, bearer_token, graphql_error_response
 from server.runtime import Runtime
@@ -40,7 +40,7 @@ class ByCredential:
         self.partners = partners
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        header = Headers(scope=scope).get("authorization")
+        header = RequestHeaders(scope=scope).get("authorization")
         chosen = self.partners if looks_like_key(bearer_token(header)) else self.main
         await chosen(scope, receive, send)
 
@@ -48,7 +48,7 @@ class ByCredential:
 class PartnerGraphQLView(GraphQLView):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http", "partner keys are not taken over websocket"
-        request = Request(scope, receive)
+        request = HTTPRequest(scope, receive)
         runtime: Runtime = request.app.state.runtime
         presented = bearer_token(request.headers.get("authorization")) or ""
         try:

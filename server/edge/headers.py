@@ -1,0 +1,37 @@
+"""Request headers read on every request, without an exception for each one absent.
+
+Starlette's `Headers.get` is `Mapping.get`: it looks a header up through `__getitem__`,
+which raises KeyError when the request lacks it, and catches that. A `/graphql` request
+reads five headers or so (Accept, Content-Type, Authorization, User-Agent), most of
+them absent from a plain client's request, and the raised and caught KeyErrors were
+about 4 % of a `{ __typename }` request's CPU (bench/README.md, "Issue 16: per-request
+cost").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+
+
+class RequestHeaders(Headers):
+    """Starlette's request headers, whose `get` finds the first value by one scan."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        name = key.lower().encode("latin-1")
+        for header, value in self._list:
+            if header == name:
+                return value.decode("latin-1")
+        return default
+
+
+class HTTPRequest(Request):
+    """A Starlette request whose `headers` are RequestHeaders."""
+
+    @property
+    def headers(self) -> Headers:
+        if not hasattr(self, "_headers"):
+            self._headers = RequestHeaders(scope=self.scope)
+        return self._headers
