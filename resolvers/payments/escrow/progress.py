@@ -38,34 +38,44 @@ SWEEP_BATCH = 100
 _HOLDING = {"$in": [s.value for s in HOLDING_STATUSES]}
 
 
+def _needs_intent(escrow: Escrow) -> bool:
+    return escrow.status is EscrowStatus.AWAITING_PAYMENT and not escrow.payment_intent_id
+
+
+def _unpaid_and_cancelled(escrow: Escrow) -> bool:
+    return escrow.status is EscrowStatus.FAILED and escrow.deal_cancelled
+
+
+def _due_to_provider(escrow: Escrow) -> bool:
+    return escrow.status in HOLDING_STATUSES and (escrow.deal_cancelled or escrow.release_requested)
+
+
 def awaits_next_step(escrow: Escrow) -> bool:
     """Whether `advance` would find something to do for the escrow as it is: a caller
     that has just committed it so can skip reading it again. What changes it later is
     advanced by whoever changes it, and by the sweep."""
     return (
-        (escrow.status is EscrowStatus.AWAITING_PAYMENT and not escrow.payment_intent_id)
-        or (escrow.status is EscrowStatus.FAILED and escrow.deal_cancelled)
+        _needs_intent(escrow)
+        or _unpaid_and_cancelled(escrow)
         or escrow.pending_refund is not None
-        or (
-            escrow.status in HOLDING_STATUSES
-            and (escrow.deal_cancelled or escrow.release_requested)
-        )
+        or _due_to_provider(escrow)
         or escrow.status is EscrowStatus.RELEASING
     )
 
 
 async def advance(services: Services, escrow_id: ObjectId) -> Escrow | None:
-    """Do whatever the escrow waits for next; raises GatewayError if the gateway fails."""
+    """Do whatever the escrow waits for next (each step as `awaits_next_step` sees it);
+    raises GatewayError if the gateway fails."""
     escrow = await escrow_by_id(escrow_id)
     if escrow is None:
         return None
-    if escrow.status is EscrowStatus.AWAITING_PAYMENT and not escrow.payment_intent_id:
+    if _needs_intent(escrow):
         await ensure_intent(services, escrow)
-    elif escrow.status is EscrowStatus.FAILED and escrow.deal_cancelled:
+    elif _unpaid_and_cancelled(escrow):
         await cancel_unpaid(services, escrow)
     if escrow.pending_refund is not None:
         escrow = await settle_refund(services, escrow)
-    if escrow.status in HOLDING_STATUSES and (escrow.deal_cancelled or escrow.release_requested):
+    if _due_to_provider(escrow):
         # What a cancellation did not refund is the provider's; approved work is too.
         note = "kept by the provider on cancellation" if escrow.deal_cancelled else "approved"
         escrow = await transact(services, partial(_claim, escrow.id, note)) or escrow
