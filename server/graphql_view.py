@@ -155,7 +155,21 @@ class NotExecuted(ExecutionResult):
     ran, so an `application/graphql-response+json` answer has no `data` and is a 400."""
 
 
-class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+class _TextFrames:
+    """Writing a frame already serialised (a shared or pre-framed result), on either
+    protocol's handler."""
+
+    websocket: AsyncWebSocketAdapter
+
+    async def _send_text(self, text: str) -> None:
+        websocket = cast("ASGIWebSocketAdapter", self.websocket)
+        try:
+            await websocket.ws.send_text(text)
+        except WebSocketDisconnect as error:  # as Strawberry's send_json
+            raise WebSocketDisconnected from error
+
+
+class TransportWSHandler(_TextFrames, BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws as Strawberry speaks it, with two changes: a query or mutation
     holds off a graceful close until its result is sent, and an operation that fails
     before it runs (a document that does not parse, an unknown operation name, besides
@@ -249,13 +263,6 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 return
         await super().send_message(message)
 
-    async def _send_text(self, text: str) -> None:
-        websocket = cast("ASGIWebSocketAdapter", self.websocket)
-        try:
-            await websocket.ws.send_text(text)
-        except WebSocketDisconnect as error:  # as Strawberry's send_json
-            raise WebSocketDisconnected from error
-
     @staticmethod
     def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
         """Nothing an operation's own text does closes the socket: a syntax error, an
@@ -267,7 +274,7 @@ _LEGACY_MESSAGES = frozenset({"connection_init", "connection_terminate", "start"
 """What a client of the legacy protocol sends (subscriptions-transport-ws's PROTOCOL.md)."""
 
 
-class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
+class LegacyWSHandler(_TextFrames, BaseGraphQLWSHandler[Context, None]):
     """The legacy `graphql-ws` protocol names no initialisation timeout, but a socket that
     never initialises would hold its slot for ever: it gets graphql-transport-ws's. A
     message of a type the protocol does not have is answered, not ignored, as the
@@ -330,13 +337,6 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         # this operation's id, in this protocol's `data` frame (schema/live/framed.py).
         frame_target.set(FrameTarget(operation_id, legacy=True, send_text=self._send_text))
         await super().handle_async_results(operation_id, query, operation_name, variables)
-
-    async def _send_text(self, text: str) -> None:
-        websocket = cast("ASGIWebSocketAdapter", self.websocket)
-        try:
-            await websocket.ws.send_text(text)
-        except WebSocketDisconnect as error:  # as Strawberry's send_json
-            raise WebSocketDisconnected from error
 
     async def _end_session(self, error: DomainError) -> None:
         """Each running operation gets an `error` saying why (and `complete`), then the
