@@ -39,14 +39,36 @@ class _Route:
         self.duration.observe(seconds)
 
 
+class HttpRoutes:
+    """The counting itself, apart from any layer: requests by route and status with their
+    duration, bodies refused for their size, and open websockets. HttpMetricsMiddleware
+    counts through it, and so does the app's one edge layer (server/middleware.py)."""
+
+    def __init__(self, routes: list[str]) -> None:
+        self._routes = {path: _Route(path) for path in routes}
+        self._other = _Route(OTHER_ROUTE)
+
+    def count(self, path: str, status: int, seconds: float) -> None:
+        self._routes.get(path, self._other).count(status, seconds)
+        if status == PAYLOAD_TOO_LARGE:
+            LIMIT_REFUSALS.labels("body_size").inc()
+
+    @staticmethod
+    def socket_opened() -> None:
+        WEBSOCKETS_OPEN.inc()
+
+    @staticmethod
+    def socket_closed() -> None:
+        WEBSOCKETS_OPEN.dec()
+
+
 class HttpMetricsMiddleware:
     """Requests by route and status with their duration, open websockets, and bodies
-    refused for their size (a limit like the others)."""
+    refused for their size (a limit like the others), as a layer of its own."""
 
     def __init__(self, app: ASGIApp, routes: list[str]) -> None:
         self.app = app
-        self._routes = {path: _Route(path) for path in routes}
-        self._other = _Route(OTHER_ROUTE)
+        self.routes = HttpRoutes(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -67,10 +89,7 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, observed_send)
         finally:
-            route = self._routes.get(scope["path"], self._other)
-            route.count(status, time.perf_counter() - started)
-            if status == PAYLOAD_TOO_LARGE:
-                LIMIT_REFUSALS.labels("body_size").inc()
+            self.routes.count(scope["path"], status, time.perf_counter() - started)
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         accepted = False
@@ -79,11 +98,11 @@ class HttpMetricsMiddleware:
             nonlocal accepted
             if message["type"] == "websocket.accept" and not accepted:
                 accepted = True
-                WEBSOCKETS_OPEN.inc()
+                self.routes.socket_opened()
             await send(message)
 
         try:
             await self.app(scope, receive, observed_send)
         finally:
             if accepted:
-                WEBSOCKETS_OPEN.dec()
+                self.routes.socket_closed()

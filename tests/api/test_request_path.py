@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import sys
+from functools import partial
 from typing import Any
 
 import pytest
 from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 
 from server.edge.headers import RequestHeaders
-from server.middleware import BodySizeLimitMiddleware
+from server.middleware import BodySizeLimitMiddleware, EdgeMiddleware
+from server.observability.http_metrics import HttpRoutes
 from tests.support.graphql_client import GraphQLClient
 
 TYPENAME = {"query": "{ __typename }"}
@@ -86,3 +90,107 @@ def test_request_headers_answer_as_starlettes_without_raising_for_absent_ones(
     headers = RequestHeaders(scope=scope)
     assert {name: headers.get(name, "none") for name in expected} == expected
     assert expected["x-twice"] == "first" and expected["authorization"] == "none"
+
+
+def _edge(app: Any) -> EdgeMiddleware:
+    cors = partial(CORSMiddleware, allow_origins=["https://app.example.com"])
+    return EdgeMiddleware(app, max_bytes=100, cors=cors, routes=HttpRoutes(["/graphql"]))
+
+
+async def _answer(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+async def _answered(app: Any, scope: Scope) -> list[Message]:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, _receive, send)
+    return sent
+
+
+async def test_the_edge_wraps_a_request_without_origin_once() -> None:
+    """Request id, metrics, CORS and the body limit in one layer: a request without
+    Origin reaches the app with the server's own receive and a single send wrapper, and
+    its answer carries what CORS adds to one (`Vary: Origin`) and the request id, as the
+    separate layers answered it."""
+    depths: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        assert receive is _receive
+        await _answer(scope, receive, send)
+
+    async def server_send(message: Message) -> None:
+        # The frames between the app's code and the server's send: the edge's one wrapper.
+        frame, depth = sys._getframe(1), 0
+        while frame.f_code is not _answer.__code__:
+            frame, depth = frame.f_back, depth + 1  # type: ignore[assignment]
+        depths.append(depth)
+
+    scope = _http_scope([(b"content-length", b"2")])
+    await _edge(app)(scope, _receive, server_send)
+    assert depths == [1, 1]
+
+    [start, _] = await _answered(_edge(_answer), _http_scope([(b"content-length", b"2")]))
+    names = [name for name, _ in start["headers"]]
+    assert names == [b"vary", b"x-request-id"] and start["headers"][0] == (b"vary", b"Origin")
+
+
+async def test_the_edge_joins_vary_and_hands_requests_with_origin_to_cors() -> None:
+    async def varying(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"vary", b"Accept"), (b"vary", b"Cookie")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    [start, _] = await _answered(_edge(varying), _http_scope([]))
+    assert Headers(raw=start["headers"]).getlist("vary") == ["Accept, Cookie, Origin"]
+
+    allowed = [(b"origin", b"https://app.example.com"), (b"content-length", b"2")]
+    [start, _] = await _answered(_edge(_answer), _http_scope(allowed))
+    headers = Headers(raw=start["headers"])
+    assert headers["access-control-allow-origin"] == "https://app.example.com"
+    assert headers["vary"] == "Origin" and "x-request-id" in headers
+    # Too large a body is refused inside CORS, as the body limit's own layer was.
+    large = [(b"origin", b"https://evil.example.com"), (b"content-length", b"101")]
+    [start, _] = await _answered(_edge(_answer), _http_scope(large))
+    assert start["status"] == 413 and "access-control-allow-origin" not in dict(start["headers"])
+
+
+async def test_the_edges_own_error_answer_bears_the_request_id_alone() -> None:
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("a bug")
+
+    [start, body] = await _answered(_edge(broken), _http_scope([(b"content-length", b"2")]))
+    assert start["status"] == 500
+    assert [name for name, _ in start["headers"]] == [
+        b"content-type",
+        b"content-length",
+        b"x-request-id",
+    ]
+    assert b"INTERNAL_SERVER_ERROR" in body["body"]
+
+
+async def test_websocket_frames_pass_one_wrapper_of_the_edge() -> None:
+    """After the handshake a frame goes from the app to the server through the edge's one
+    gate (size limit and open-socket count), not through a wrapper per layer."""
+    depths: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.send", "text": "frame"})
+
+    async def server_send(message: Message) -> None:
+        frame, depth = sys._getframe(1), 0
+        while frame.f_code is not app.__code__:
+            frame, depth = frame.f_back, depth + 1  # type: ignore[assignment]
+        depths.append(depth)
+
+    async def server_receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    scope = {"type": "websocket", "path": "/graphql", "headers": []}
+    await _edge(app)(scope, server_receive, server_send)
+    assert depths == [1, 1]
