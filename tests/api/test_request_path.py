@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 
@@ -70,6 +71,32 @@ async def test_a_body_framed_by_its_content_length_is_not_watched() -> None:
         seen.clear()
         await limited(_http_scope(headers), _receive, _send)
         assert seen[0] != (_receive, _send)
+
+
+async def test_http_requests_skip_strawberrys_execute_operation_and_response(
+    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without stream transports the view runs a single operation or a batch itself, and
+    builds its answer's headers once, with no Starlette Response built for the headers
+    resolvers may set (tests/accounts/test_sessions.py: the login's cookie still comes)."""
+
+    async def generic(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("an HTTP request went through AsyncBaseHTTPView.execute_operation")
+
+    def no_init_headers(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a response's headers were worked out by Starlette")
+
+    monkeypatch.setattr(AsyncBaseHTTPView, "execute_operation", generic)
+    monkeypatch.setattr(Response, "init_headers", no_init_headers)
+    single = await client.http.post("/graphql", json=TYPENAME)
+    assert single.json() == {"data": {"__typename": "Query"}}
+    assert single.headers["content-type"] in {
+        "application/json; charset=utf-8",
+        "application/graphql-response+json; charset=utf-8",
+    }
+    assert single.headers["content-length"] == str(len(single.content))
+    batch = await client.http.post("/graphql", json=[TYPENAME, TYPENAME])
+    assert batch.json() == [{"data": {"__typename": "Query"}}] * 2
 
 
 def test_request_headers_answer_as_starlettes_without_raising_for_absent_ones(
