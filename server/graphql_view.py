@@ -83,7 +83,7 @@ from schema.live.framed import FrameTarget, frame_target
 from schema.persisted.policy import PersistedQueryRefused, Requested, admin_token
 from schema.schema import GigqlSchema
 from server import strict_json
-from server.edge import media_types
+from server.edge import answer_json, media_types
 from server.edge.headers import HTTPRequest
 from server.edge.media_types import GRAPHQL_RESPONSE, JSON, JSONBodyRequestAdapter
 from server.edge.root_typename import root_typename_data
@@ -561,8 +561,7 @@ class GraphQLView(GraphQL[Context, None]):
         single = isinstance(response_data, dict)
         if media_type == GRAPHQL_RESPONSE and single and "data" not in response_data:
             status = 400
-        body = self.encode_json(response_data)
-        encoded = body.encode() if isinstance(body, str) else body
+        encoded = answer_json.dumps(response_data)
         headers = [
             (b"content-length", str(len(encoded)).encode()),
             (b"content-type", _CONTENT_TYPES[media_type]),

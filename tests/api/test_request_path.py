@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from datetime import UTC, datetime
 from functools import partial
 from inspect import isawaitable
 from typing import Any
@@ -19,6 +21,7 @@ from strawberry.http.async_base_view import AsyncBaseHTTPView
 from documents.settings import Settings
 from schema.schema import build_schema
 from server import graphql_view
+from server.edge import answer_json
 from server.edge.headers import RequestHeaders
 from server.middleware import BodySizeLimitMiddleware, EdgeMiddleware
 from server.observability.http_metrics import HttpRoutes
@@ -91,8 +94,12 @@ async def test_http_requests_skip_strawberrys_execute_operation_and_response(
     def no_init_headers(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a response's headers were worked out by Starlette")
 
+    def no_json_module(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("an answer was encoded by Strawberry's json.dumps")
+
     monkeypatch.setattr(AsyncBaseHTTPView, "execute_operation", generic)
     monkeypatch.setattr(Response, "init_headers", no_init_headers)
+    monkeypatch.setattr(AsyncBaseHTTPView, "encode_json", no_json_module)
     single = await client.http.post("/graphql", json=TYPENAME)
     assert single.json() == {"data": {"__typename": "Query"}}
     assert single.headers["content-type"] in {
@@ -269,3 +276,34 @@ async def test_the_roots_typename_is_answered_as_the_executor_answers_it(
         assert executed == []
     else:
         assert executed != []
+
+
+SAME_BYTES = [
+    {"data": {"__typename": "Query"}},
+    {"data": None, "errors": [{"message": "x", "path": ["a", 0], "extensions": {"code": "X"}}]},
+    [{"data": {"n": -3, "ok": True, "none": None, "list": [1, "two", 3.5]}}],
+    {"text": 'quotes " and \\ and \n\t\u0001 controls'},
+    {"big": 2**70, "surrogate": "\ud800"},  # to json.dumps: orjson refuses them
+    {1: "a key that is not a string"},
+]
+SAME_VALUE = [
+    {"data": {"name": "Zoë 🚲 \u2013 東京", "sep": "\u2028"}},
+    {"data": {"float": 1e16, "small": 1.5e-7}},
+]
+
+
+@pytest.mark.parametrize("value", SAME_BYTES + SAME_VALUE)
+def test_answers_are_the_json_they_were(value: Any) -> None:
+    """orjson writes an HTTP answer: the same JSON value as `json.dumps`, with the same
+    keys in the same order, byte for byte in ASCII; other characters as UTF-8, floats in
+    their shortest form (README, "GraphQL over HTTP")."""
+    before = json.dumps(value, separators=(",", ":"))
+    after = answer_json.dumps(value)
+    assert json.loads(after) == json.loads(before)
+    if value in SAME_BYTES:
+        assert after == before.encode()
+
+
+def test_answers_refuse_what_json_refused() -> None:
+    with pytest.raises(TypeError):
+        answer_json.dumps({"when": datetime.now(UTC)})
