@@ -14,6 +14,7 @@ import pytest
 from graphql import execute, parse
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.http.async_base_view import AsyncBaseHTTPView
@@ -22,7 +23,7 @@ from documents.settings import Settings
 from schema.schema import build_schema
 from server import graphql_view
 from server.edge import answer_json
-from server.edge.headers import RequestHeaders
+from server.edge.headers import HTTPRequest, RequestHeaders
 from server.middleware import BodySizeLimitMiddleware, EdgeMiddleware
 from server.observability.http_metrics import HttpRoutes
 from tests.support.graphql_client import GraphQLClient
@@ -307,3 +308,53 @@ def test_answers_are_the_json_they_were(value: Any) -> None:
 def test_answers_refuse_what_json_refused() -> None:
     with pytest.raises(TypeError):
         answer_json.dumps({"when": datetime.now(UTC)})
+
+
+BODIES: list[list[Message]] = [
+    [{"type": "http.request", "body": b"{}", "more_body": False}],
+    [{"type": "http.request"}],
+    [
+        {"type": "http.request", "body": b"[1,", "more_body": True},
+        {"type": "http.request", "body": b"", "more_body": True},
+        {"type": "http.request", "body": b"2]"},
+    ],
+    [{"type": "http.request", "body": b"[1,", "more_body": True}, {"type": "http.disconnect"}],
+]
+
+
+@pytest.mark.parametrize("messages", BODIES)
+async def test_a_requests_body_reads_as_starlettes(
+    messages: list[Message], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The view's request reads its body without Starlette's `stream` generator, to the
+    same bytes and the same ClientDisconnect."""
+
+    async def outcome(request: Request) -> tuple[object, ...]:
+        try:
+            first = await request.body()
+        except ClientDisconnect:
+            return ("disconnected", await request.is_disconnected())
+        return (first, await request.body())
+
+    def receiver() -> Receive:
+        pending = list(messages)
+
+        async def receive() -> Message:
+            return pending.pop(0)
+
+        return receive
+
+    def no_stream(self: Request) -> None:
+        raise AssertionError("the body was read through Request.stream")
+
+    scope = _http_scope([])
+    with monkeypatch.context() as patched:
+        patched.setattr(HTTPRequest, "stream", no_stream)
+        ours = await outcome(HTTPRequest(scope, receiver()))
+    assert ours == await outcome(Request(scope, receiver()))
+    consumed = HTTPRequest(scope, receiver())
+    async for _ in consumed.stream():
+        break
+    if messages[-1]["type"] != "http.disconnect" and len(messages) == 1:
+        with pytest.raises(RuntimeError, match="Stream consumed"):
+            await consumed.body()
