@@ -5,9 +5,9 @@ call (its keyword arguments differ from the defaults): 4.4 µs for `{ __typename
 answer, against 0.1 µs for orjson, about 6 % of such a request (bench/README.md,
 "Issue 16, second pass: the edge"). The JSON is the same value, with the same keys in
 the same order and no whitespace; its bytes differ only where JSON allows a choice
-(README, "API conventions"): characters outside ASCII are written as UTF-8 rather than
-`\\u` escapes (as error answers already were), and floats in the shortest form that
-reads back the same (`1e16` rather than `1e+16`).
+(README, "GraphQL over HTTP"): characters outside ASCII are written as UTF-8 rather
+than `\\u` escapes (as the view's own error answers, Starlette's JSONResponse, already
+were), and floats in the shortest form that reads back the same (`1e16`, not `1e+16`).
 
 What orjson would write differently from `json.dumps`, not just in form, goes to
 `json.dumps` as before: integers past 64 bits, strings with lone surrogates, keys that

@@ -1,4 +1,5 @@
-"""Counting every HTTP request and websocket by route, as pure ASGI middleware.
+"""Counting every HTTP request and websocket by route, for the app's edge layer
+(server/middleware.py `EdgeMiddleware`), which calls it without a layer of its own.
 
 Routes are the app's own paths, anything else `other`, so a scan of made-up paths adds no
 series. Label children are bound once per route and status; a request costs two dict
@@ -7,10 +8,7 @@ lookups, a counter increment and a histogram observation (bench/README.md, "Metr
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client.metrics import Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from documents.metrics import (
     HTTP_REQUEST_DURATION,
@@ -41,8 +39,7 @@ class _Route:
 
 class HttpRoutes:
     """The counting itself, apart from any layer: requests by route and status with their
-    duration, bodies refused for their size, and open websockets. HttpMetricsMiddleware
-    counts through it, and so does the app's one edge layer (server/middleware.py)."""
+    duration, bodies refused for their size, and open websockets."""
 
     def __init__(self, routes: list[str]) -> None:
         self._routes = {path: _Route(path) for path in routes}
@@ -60,49 +57,3 @@ class HttpRoutes:
     @staticmethod
     def socket_closed() -> None:
         WEBSOCKETS_OPEN.dec()
-
-
-class HttpMetricsMiddleware:
-    """Requests by route and status with their duration, open websockets, and bodies
-    refused for their size (a limit like the others), as a layer of its own."""
-
-    def __init__(self, app: ASGIApp, routes: list[str]) -> None:
-        self.app = app
-        self.routes = HttpRoutes(routes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
-            return
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # unless a response starts: what the server answers for an escape
-
-        async def observed_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed_send)
-        finally:
-            self.routes.count(scope["path"], status, time.perf_counter() - started)
-
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        accepted = False
-
-        async def observed_send(message: Message) -> None:
-            nonlocal accepted
-            if message["type"] == "websocket.accept" and not accepted:
-                accepted = True
-                self.routes.socket_opened()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed_send)
-        finally:
-            if accepted:
-                self.routes.socket_closed()
