@@ -66,16 +66,17 @@ PAYMENT_COMMANDS = [
     ("find", "ledger_transactions"),
     ("insert", "ledger_transactions"),
     ("update", "ledger_balances"),
-    # is the task disputed? then the event, its notifications and deliveries.
+    # is the task disputed? then the domain event, the outbox's record.
     ("find", "tasks"),
     ("insert", "events"),
+    ("commitTransaction", "1"),
+    # After the commit: the event's notifications and deliveries derived from it, the
+    # event marked derived and published in one write, the webhook event finished. No
+    # partner transaction is looked for (the intent names an escrow) and the escrow is
+    # not fetched again (nothing waits for the gateway).
     ("insert", "notifications"),
     ("find", "notification_preferences"),
     ("insert", "notification_deliveries"),
-    ("commitTransaction", "1"),
-    # After the commit: the event marked published, the webhook event finished. No
-    # partner transaction is looked for (the intent names an escrow) and the escrow is
-    # not fetched again (nothing waits for the gateway).
     ("update", "events"),
     ("update", "webhook_events"),
 ]
