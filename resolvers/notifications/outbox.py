@@ -57,6 +57,8 @@ DERIVE_AFTER = timedelta(seconds=30)
 """How long after it occurred the job derives an event still pending: by then the request
 that committed it has derived it, or has died. (Were both to run, nothing doubles.)"""
 DUPLICATE_KEY = 11000
+CLAIM_CANDIDATES = 10
+"""How many due deliveries `claim` reads to find one nobody holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,8 +238,46 @@ async def claim_due(
 
 async def claim(now: datetime) -> Delivery | None:
     """One due delivery, leased to this caller until `now + LEASE`; None if none is due."""
-    raw = await claim_due(Delivery.get_pymongo_collection(), now, LEASE, lease_id=uuid.uuid4().hex)
-    return None if raw is None else Delivery.model_validate(raw)
+    for candidate in await due(now, CLAIM_CANDIDATES):
+        taken = await take(candidate, now)
+        if taken is not None:
+            return taken
+    return None
+
+
+async def due(now: datetime, limit: int) -> list[Delivery]:
+    """Up to `limit` pending deliveries due by `now`, earliest first, that nobody holds:
+    the candidates a sender then `take`s one by one.
+
+    One read for a sender's whole run, not one per delivery: the embedded database reads
+    every pending due delivery to answer either (it sorts before it limits), and takes a
+    `findAndModify` as a scan of the collection, so a claim per delivery by
+    `findAndModify` cost in proportion to the backlog, each time (bench/README.md, Issue
+    16, second pass). The filter is the `(status, due_at)` index's; a lease still
+    running is left out here rather than by an `$or`, which that database answers with a
+    collection scan."""
+    found = Delivery.find({"status": DeliveryStatus.PENDING.value, "due_at": {"$lte": now}})
+    candidates = await found.sort("due_at").limit(limit).to_list()
+    return [d for d in candidates if d.lease_until is None or d.lease_until <= now]
+
+
+async def take(candidate: Delivery, now: datetime) -> Delivery | None:
+    """`candidate` (read by `due`) leased to this caller until `now + LEASE`, if it is
+    still as it was read: pending, due then, and held by nobody since (a claim sets a new
+    lease, a postponement a new due time, an ending a new status), so of any number of
+    senders exactly one takes it. None if another did."""
+    held = {"lease_until": now + LEASE, "lease_id": uuid.uuid4().hex}
+    taken = await Delivery.get_pymongo_collection().update_one(
+        {
+            "_id": candidate.id,
+            "status": DeliveryStatus.PENDING.value,
+            "due_at": candidate.due_at,
+            "lease_until": candidate.lease_until,
+            "lease_id": candidate.lease_id,
+        },
+        {"$set": held},
+    )
+    return candidate.model_copy(update=held) if taken.modified_count else None
 
 
 async def finish(
