@@ -16,8 +16,8 @@ bench/README.md, Issue 16, second pass: payment webhooks).
 
 A scheduled message (scheduled.py) is already such a record: `plan` writes its
 deliveries in the transaction that marks it done. `sending.send_due` runs on every
-instance in the background: it claims one due
-delivery at a time with a lease, so that exactly one instance sends it and a crashed
+instance in the background: it reads its run's due deliveries once (`due`) and takes
+each in turn with a lease (`take`), so that exactly one instance sends it and a crashed
 sender's delivery is taken up again once the lease runs out; it retries failures with
 backoff and ends a delivery as dead after the last attempt, with its error, for an
 admin to retry (`retry`).
