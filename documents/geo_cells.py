@@ -10,18 +10,19 @@ Why not `$geoNear` and a 2dsphere index: the embedded database (SecantusDB 0.7) 
 2dsphere query up under every coarser S2 cell up to the cube face, so any radius
 decodes every place on that face (bench/README.md, "Issue 16: the embedded database at
 demo size"). An `$in` over an ascending index is a set of point lookups on every
-engine. On MongoDB it is an index scan with one interval per cell, the plan `$geoNear`
-itself makes from its S2 covering; it stops less early for a distance order (it reads
-the whole circle, not rings until the page is full), which at the largest radius
-allowed is what a rating or price order reads from `$geoNear` anyway.
+engine, not a trick of one: on MongoDB it is an index scan with one interval per cell,
+much as the plan `$geoNear` makes from its own S2 covering. Nearest first, a search
+reads the circle outwards, in parts of growing reach, until the page is full
+(resolvers/marketplace/task_search.py `outwards`), as `$geoNear` walks out in annuli.
 
-How it scales: the sizes are 0.05°, 0.2°, 1° and 5° of latitude and longitude, and a
-search takes the finest size whose covering has at most `MOST_CELLS` cells. A circle of
-radius r touches about (2r / side + 1)² cells of a side, fewer once those it misses are
-dropped: up to ~25 km the 0.05° cells (5.5 km), up to ~100 km the 0.2° ones, up to the
-500 km maximum radius 1° cells, and 5° ones near the poles, where meridians converge
-and a cell of a degree is narrow. The candidates read are therefore the places within
-the circle and a border about one cell wide, never a whole region.
+How it scales: the sizes are 0.02°, 0.1°, 0.5° and 5° of latitude and longitude, and a
+circle takes the finest size whose covering has at most `MOST_CELLS` cells. A circle of
+radius r touches about π/4 (2r / side + 1)² cells of a side, once the corners it misses
+are dropped: at mid latitudes the 0.02° cells (2 km) up to about 15 km, the 0.1° ones
+up to about 80 km, the 0.5° ones up to about 400 km, and 5° cells up to the maximum
+radius of 500 km; nearer the poles, where meridians converge and a cell is narrower,
+each size gives way sooner. The places read are those within the circle and a border
+about one cell wide: at most a few times the circle's own, never a whole region.
 
 Privacy: cells are derived from the area alone (never from the exact point) and are
 coarser than it, so they tell nothing the area does not; distances are measured from

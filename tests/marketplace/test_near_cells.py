@@ -18,7 +18,9 @@ from pymongo import GEOSPHERE, IndexModel
 from documents.accounts.profiles import ProviderProfile
 from documents.geo import Address, GeoPoint, Place, fill_in_areas
 from documents.geo_cells import CELLS_FIELD, SIDES, area_cells, covering, great_circle_m
-from resolvers.common.cursors import CursorKey
+from documents.marketplace.tasks import Task, TaskStatus
+from documents.money import Money
+from resolvers.common.cursors import CursorKey, Cursors
 from resolvers.common.pagination import Page, PageRequest, paginate_outwards, paginate_pipeline
 from resolvers.marketplace.discovery import (
     ORDERS,
@@ -26,7 +28,17 @@ from resolvers.marketplace.discovery import (
     ProviderSort,
     within_service_radius,
 )
-from resolvers.marketplace.task_search import MAX_RADIUS_KM, Near, measure, near_stages, outwards
+from resolvers.marketplace.task_search import (
+    MAX_RADIUS_KM,
+    Near,
+    TaskQuery,
+    TaskSort,
+    measure,
+    near_stages,
+    outwards,
+    search_tasks,
+)
+from resolvers.marketplace.task_search import ORDERS as TASK_ORDERS
 from tests.conftest import TEST_JWT_SECRET
 
 ADDRESS = Address(line1="1 Test St", city="Testville", country="AU")
@@ -72,12 +84,16 @@ def _geo_near(near: Near, query: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 async def geo_index() -> AsyncIterator[None]:
-    """The 2dsphere index `$geoNear` needs, for the comparison (places no longer have it)."""
-    collection = ProviderProfile.get_pymongo_collection()
+    """The 2dsphere indexes `$geoNear` needs, for the comparison (places no longer have
+    them)."""
     index = IndexModel([("place.area", GEOSPHERE)], **{"2dsphereIndexVersion": 3})
-    [name] = await collection.create_indexes([index])
+    made = []
+    for model in (ProviderProfile, Task):
+        collection = model.get_pymongo_collection()
+        made += [(collection, name) for name in await collection.create_indexes([index])]
     yield
-    await collection.drop_index(name)
+    for collection, name in made:
+        await collection.drop_index(name)
 
 
 def _searches(rng: random.Random, profiles: list[dict[str, Any]]) -> list[Near]:
@@ -184,15 +200,15 @@ async def test_on_the_service_radius_itself(geo_index: None) -> None:
     assert edges > 5
 
 
-Read = Callable[[PageRequest], Awaitable[Page[ProviderProfile]]]
+Read = Callable[[PageRequest], Awaitable[Page[Any]]]
 
 
-async def _walk(read: Read, size: int) -> list[Any]:
+async def _walk(read: Read, size: int, cursors: Cursors = CURSORS) -> list[Any]:
     """Every page, from the first on by cursor: cursors, ids, distances, `hasNextPage`."""
     walked: list[Any] = []
     after = None
     while True:
-        page = await read(PageRequest(size, after, CURSORS))
+        page = await read(PageRequest(size, after, cursors))
         items = [(cursor.text, profile.id) for cursor, profile in page.items]
         walked.append((items, page.computed, page.has_next_page))
         if not page.has_next_page:
@@ -255,3 +271,41 @@ async def test_places_stored_before_cells_are_found_once_filled_in() -> None:
     stored = await collection.find_one({"_id": profile["_id"]})
     assert stored is not None
     assert stored["place"]["cells"] == area_cells(-33.87, 151.21)
+
+
+@pytest.mark.parametrize("sort", list(TaskSort))
+async def test_the_task_feed_near_a_point_pages_as_with_geo_near(
+    geo_index: None, sort: TaskSort
+) -> None:
+    """The feed near a point reads through the same parts and stages as providers do."""
+    rng = random.Random(9)  # noqa: S311 - test data, not secrets
+    poster = ObjectId()
+    tasks = [
+        Task(
+            poster_id=poster,
+            title="Mow the lawn",
+            description="Front and back.",
+            category="gardening",
+            budget=Money(amount=rng.randrange(3000, 9000, 500), currency="AUD"),
+            place=Place(point=_near(rng, *rng.choice(CLUSTERS[:2])), address=ADDRESS),
+            status=rng.choice([TaskStatus.OPEN, TaskStatus.OPEN, TaskStatus.COMPLETED]),
+        )
+        for _ in range(300)
+    ]
+    await Task.insert_many(tasks)
+    cursors = CursorKey(TEST_JWT_SECRET).of("Query.tasks")
+    order = TASK_ORDERS[sort]
+    for near in [Near(-33.87, 151.21, 30), Near(-17.5, 179.99, 45)]:
+        query = TaskQuery(near=near, sort=sort)
+        stages = [_geo_near(near, {"status": TaskStatus.OPEN.value})]
+
+        async def old(request: PageRequest, stages: list[dict[str, Any]] = stages) -> Page[Task]:
+            return await paginate_pipeline(Task, stages, order, request, ["distance"])
+
+        async def new(request: PageRequest, query: TaskQuery = query) -> Page[Task]:
+            return await search_tasks(query, request)
+
+        for size in (1, 8):
+            expected = await _walk(old, size, cursors)
+            assert len(expected) > 2, "several pages"
+            assert await _walk(new, size, cursors) == expected, (near, size)
