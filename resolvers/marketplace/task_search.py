@@ -133,9 +133,12 @@ def outwards(near: Near, query: dict[str, Any], fields: Sequence[str] = ()) -> O
     A page of the nearest needs only the places out to its last one, not the whole
     radius: both MongoDB's `$geoNear` and SecantusDB read a document per place in the
     cells looked up, so reading the circle outwards saves most of them when places
-    are dense. The next reach is guessed from how many the last one found (places per
-    area), and a part that found few at least doubles it, so a sparse area costs a few
-    more round trips, never many.
+    are dense. The next reach is guessed from how many the reach so far holds (places
+    per area), at least half as far again, and four times as far while it holds fewer
+    than four: from a sixteenth of the radius, at most eight parts, and two or three
+    where places are dense. A part reads only cells no earlier one did, unless the
+    cells grow a size (`covering`), when the disk read so far is read again in larger
+    cells; a document read twice counts once.
     """
     radius_m = near.radius_km * 1000
     read: set[int] = set()
@@ -152,7 +155,7 @@ def outwards(near: Near, query: dict[str, Any], fields: Sequence[str] = ()) -> O
             else:
                 inside = sum(1 for measured in measures if measured < reach)
                 grow = 1.2 * math.sqrt(wanted / inside) if inside >= 4 else 4.0
-                reach = min(reach * max(grow, 1.25), radius_m)
+                reach = min(reach * max(grow, 1.5), radius_m)
             cells = [
                 cell for cell in covering(near.latitude, near.longitude, reach) if cell not in read
             ]
