@@ -139,11 +139,16 @@ def distance_expression(latitude: float, longitude: float) -> dict[str, Any]:
     }
 
 
-def covering(latitude: float, longitude: float, radius_m: float) -> list[int]:
+def covering(
+    latitude: float, longitude: float, radius_m: float, beyond_m: float = 0.0
+) -> list[int]:
     """Cells of one size holding every area within `radius_m` of the point: the finest
-    size with at most `MOST_CELLS` of them, or the coarsest."""
+    size with at most `MOST_CELLS` of them, or the coarsest. With `beyond_m`, without
+    the cells whose every area is nearer than that (they hold none a page after a
+    cursor at that distance can show)."""
     for i in range(len(SIDES)):
-        cells = _covering(i, latitude, longitude, radius_m, last=i == len(SIDES) - 1)
+        last = i == len(SIDES) - 1
+        cells = _covering(i, latitude, longitude, radius_m, beyond_m, last=last)
         if cells is not None and len(cells) <= MOST_CELLS:
             return cells
     assert cells is not None
@@ -151,7 +156,13 @@ def covering(latitude: float, longitude: float, radius_m: float) -> list[int]:
 
 
 def _covering(
-    size_index: int, latitude: float, longitude: float, radius_m: float, *, last: bool
+    size_index: int,
+    latitude: float,
+    longitude: float,
+    radius_m: float,
+    beyond_m: float,
+    *,
+    last: bool,
 ) -> list[int] | None:
     """The covering at one size; None, without working it out, if the rectangle
     around the circle holds so many cells that too many would be left (dropping those
@@ -187,18 +198,19 @@ def _covering(
     for row in rows:
         for span in spans:
             column = span % columns
-            if _may_reach(side, row, column, latitude, longitude, reach):
+            nearest, farthest = _bounds(side, row, column, latitude, longitude)
+            if nearest <= reach and farthest >= beyond_m:
                 cells.append(_cell(size_index, row, column))
     return sorted(set(cells))
 
 
-def _may_reach(
-    side: int, row: int, column: int, latitude: float, longitude: float, reach: float
-) -> bool:
-    """Whether an area in the cell may lie within `reach` of the point: unless the
-    distance to the cell's centre exceeds `reach` by more than the farthest of the cell's
-    areas is from that centre (on a cell less than half the globe wide, that is a
-    corner: along a meridian or a parallel the distance from a point peaks at an end)."""
+def _bounds(
+    side: int, row: int, column: int, latitude: float, longitude: float
+) -> tuple[float, float]:
+    """Bounds on the distance from the point of any area in the cell: the distance to
+    the cell's centre, less and plus the farthest of the cell's areas is from that
+    centre (on a cell less than half the globe wide, that is a corner: along a meridian
+    or a parallel the distance from a point peaks at an end), and a metre for rounding."""
     south = row * side - _LATITUDE_SPAN
     north = min(south + side - 1, _LATITUDE_SPAN)
     west = column * side - _LONGITUDE_SPAN
@@ -210,7 +222,8 @@ def _may_reach(
         for lat in (south, north)
         for lng in (west, east)
     )
-    return great_circle_m(mid_lat, mid_lng, latitude, longitude) <= reach + corner + 1.0
+    centre = great_circle_m(mid_lat, mid_lng, latitude, longitude)
+    return centre - corner - 1.0, centre + corner + 1.0
 
 
 def _hundredths_floor(degrees: float) -> int:

@@ -123,11 +123,11 @@ async def paginate_pipeline(
     return _page(model, await cursor.to_list(), order, request, computed)
 
 
-Outwards = Callable[[Sequence[float], int], tuple[list[dict[str, Any]], float] | None]
+Outwards = Callable[[Sequence[float], int, float], tuple[list[dict[str, Any]], float] | None]
 """The next part of a read outwards: given the measures of the documents kept so far (in
-order) and how many are wanted, the stages of the next part and a bound such that every
-document the parts so far have not read measures at least that; None once every part
-has been read."""
+order), how many are wanted and the least measure one may have (the cursor's, or 0), the
+stages of the next part and a bound such that every document the parts so far have not
+read measures at least that; None once every part has been read."""
 
 Measure = Callable[[Mapping[str, Any]], float | None]
 """What a document read by a part measures (such as its distance), None to leave it out."""
@@ -171,7 +171,8 @@ async def read_outwards(
     assert list(order) == [(field, 1), ("_id", 1)], "by a measure, then _id"
     kept: dict[Any, tuple[float, Any]] = {}
     ordered: list[tuple[float, Any]] = []
-    while (part := outwards([key[0] for key in ordered], wanted)) is not None:
+    floor = after[0] if after is not None and after[0] is not None else 0.0
+    while (part := outwards([key[0] for key in ordered], wanted, floor)) is not None:
         stages, bound = part
         for raw in await (await collection.aggregate(stages)).to_list():
             measured = measure(raw)

@@ -146,18 +146,26 @@ def outwards(near: Near, query: dict[str, Any], fields: Sequence[str] = ()) -> O
     projection = {name: 1 for name in (AREA_FIELD, *fields)}
 
     def next_part(
-        measures: Sequence[float], wanted: int
+        measures: Sequence[float], wanted: int, floor: float
     ) -> tuple[list[dict[str, Any]], float] | None:
         nonlocal reach
         while reach < radius_m:
+            # After a cursor, out from the cursor's distance: the ring between it and
+            # the reach holds what the page may show.
             if reach == 0:
-                reach = radius_m * FIRST_REACH
+                reach = min(floor + radius_m * FIRST_REACH, radius_m)
             else:
                 inside = sum(1 for measured in measures if measured < reach)
-                grow = 1.2 * math.sqrt(wanted / inside) if inside >= 4 else 4.0
-                reach = min(reach * max(grow, 1.5), radius_m)
+                ring = reach * reach - floor * floor
+                guess = (
+                    math.sqrt(floor * floor + ring * 1.44 * wanted / inside) if inside >= 4 else 0.0
+                )
+                farther = floor + (reach - floor) * (1.5 if inside >= 4 else 4.0)
+                reach = min(max(guess, farther), radius_m)
             cells = [
-                cell for cell in covering(near.latitude, near.longitude, reach) if cell not in read
+                cell
+                for cell in covering(near.latitude, near.longitude, reach, floor)
+                if cell not in read
             ]
             read.update(cells)
             if cells:

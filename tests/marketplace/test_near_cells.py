@@ -133,25 +133,31 @@ async def _aggregate(stages: list[dict[str, Any]]) -> list[tuple[ObjectId, float
 
 
 def test_every_area_within_reach_is_in_the_covering() -> None:
+    """And, past a cursor's distance, every area from that distance out."""
     rng = random.Random(16)  # noqa: S311 - test data, not secrets
+    checked = 0
     for _ in range(400):
         latitude, longitude, spread = rng.choice(CLUSTERS)
         centre = _near(rng, latitude, longitude, spread * 3)
         radius_m = rng.choice([100.0, 1_000.0, 20_000.0, 120_000.0, MAX_RADIUS_KM * 1000])
-        cells = set(covering(centre.latitude, centre.longitude, radius_m))
+        beyond_m = rng.choice([0.0, 0.0, rng.uniform(0, radius_m)])
+        cells = set(covering(centre.latitude, centre.longitude, radius_m, beyond_m))
         size = {cell // 100_000_000 for cell in cells}
         # None when no area at all lies within reach (areas are 0.01° apart).
         assert len(size) <= 1, "one cell size per search"
         for _ in range(200):
-            area = _near(rng, centre.latitude, centre.longitude, 6.0).approximate()
+            spread = rng.choice([6.0, radius_m / 80_000])
+            area = _near(rng, centre.latitude, centre.longitude, spread).approximate()
             metres = great_circle_m(
                 area.latitude, area.longitude, centre.latitude, centre.longitude
             )
-            if metres <= radius_m:
+            if beyond_m <= metres <= radius_m:
                 [cell] = [
                     c for c in area_cells(area.latitude, area.longitude) if c // 100_000_000 in size
                 ]
-                assert cell in cells, (centre, radius_m, area)
+                assert cell in cells, (centre, radius_m, beyond_m, area)
+                checked += 1
+    assert checked > 10_000
 
 
 async def test_the_same_places_and_distances_as_geo_near(geo_index: None) -> None:
