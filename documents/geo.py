@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from beanie import Document
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pymongo import UpdateOne
 
-from documents.geo_cells import area_cells
+from documents.geo_cells import CELL_NAMES, area_cells
 
 # Rounding a coordinate to two decimals moves it by at most ~0.6 km: an area, not a door.
 APPROXIMATE_DECIMALS = 2
@@ -72,9 +72,10 @@ class Place(BaseModel):
     area: GeoPoint = GeoPoint.at(0, 0)
     """`point` snapped to the grid: always derived from it by the validator below,
     whatever was stored or given (the default only spares callers from passing it)."""
-    cells: tuple[int, ...] = ()
-    """The grid cells of `area`, one per size, that searches near a point look places up
-    by (documents/geo_cells.py); derived like `area`, and from it alone."""
+    cells: dict[str, int] = Field(default_factory=dict)
+    """The grid cells of `area`, by size (`s2` for 0.02° and so on), that searches near
+    a point look places up by (documents/geo_cells.py); derived like `area`, and from it
+    alone."""
 
     @model_validator(mode="before")
     @classmethod
@@ -91,7 +92,8 @@ class Place(BaseModel):
 def _derived(point: GeoPoint) -> dict[str, Any]:
     """What a place derives from its exact point: its area, and the area's cells."""
     area = point.approximate()
-    return {"area": area, "cells": tuple(area_cells(area.latitude, area.longitude))}
+    cells = area_cells(area.latitude, area.longitude)
+    return {"area": area, "cells": dict(zip(CELL_NAMES, cells, strict=True))}
 
 
 FILL_BATCH = 1000
@@ -114,7 +116,7 @@ async def fill_in_areas(model: type[Document]) -> int:
         update = {
             "$set": {
                 "place.area": derived["area"].model_dump(),
-                "place.cells": list(derived["cells"]),
+                "place.cells": derived["cells"],
             }
         }
         batch.append(UpdateOne({"_id": raw["_id"], **missing}, update))

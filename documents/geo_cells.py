@@ -2,9 +2,9 @@
 search circle touches, and the great-circle distance as an aggregation expression.
 
 Every place stores the cells its area falls in, one per cell size (`area_cells`, kept
-by `Place`'s validator). A search within a radius matches the places whose cell of one
-size is among the cells that touch the circle (`covering`), then measures each from its
-area (`distance_expression`) and keeps those within the radius.
+by `Place`'s validator, in `CELL_FIELDS`). A search within a radius matches the places
+whose cell of one size is among the cells that touch the circle (`covering`), then
+measures each from its area (`distance_expression`) and keeps those within the radius.
 
 Why not `$geoNear` and a 2dsphere index: the embedded database (SecantusDB 0.7) looks a
 2dsphere query up under every coarser S2 cell up to the cube face, so any radius
@@ -49,6 +49,11 @@ SIDES = (2, 10, 50, 500)
 MOST_CELLS = 160
 """The largest covering sent before the next coarser size is tried."""
 
+CELL_NAMES = tuple(f"s{side}" for side in SIDES)
+"""A place's cells are a document of one number per size, `s2` to `s500`, each a field of
+its own with its own index, rather than one array: SecantusDB re-checks an `$in`
+against every element of an array (and the array itself), which made that check cost
+five times as much (bench/README.md)."""
 CELLS_FIELD = "place.cells"
 AREA_FIELD = "place.area"
 
@@ -57,6 +62,20 @@ _LONGITUDE_SPAN = 180 * PER_DEGREE
 _TURN = 360 * PER_DEGREE
 _SIZE_CODE = 100_000_000
 _ROW_CODE = 10_000
+
+
+def cell_field(cell: int) -> str:
+    """The field of a place holding cells of `cell`'s size."""
+    return f"{CELLS_FIELD}.{CELL_NAMES[cell // _SIZE_CODE - 1]}"
+
+
+CELL_FIELDS = tuple(f"{CELLS_FIELD}.{name}" for name in CELL_NAMES)
+
+
+def in_cells(cells: list[int]) -> dict[str, Any]:
+    """A filter for the places in `cells`, all of one size."""
+    field = cell_field(cells[0]) if cells else CELL_FIELDS[0]
+    return {field: {"$in": cells}}
 
 
 def _cell(size_index: int, row: int, column: int) -> int:
@@ -70,7 +89,8 @@ def _hundredths(degrees: float) -> int:
 
 
 def area_cells(latitude: float, longitude: float) -> list[int]:
-    """The cell of each size holding an area (a point on the hundredths grid)."""
+    """The cell of each size holding an area (a point on the hundredths grid), finest
+    first."""
     lat, lng = _hundredths(latitude), _hundredths(longitude)
     return [
         _cell(i, (lat + _LATITUDE_SPAN) // side, ((lng + _LONGITUDE_SPAN) % _TURN) // side)

@@ -14,7 +14,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
 from documents.geo import Place
-from documents.geo_cells import CELLS_FIELD
+from documents.geo_cells import CELL_FIELDS
 from documents.money import Money
 
 MINUTES_PER_DAY = 24 * 60
@@ -112,7 +112,7 @@ class ProviderProfile(Document):
             # Provider search (resolvers/marketplace/discovery.py): near a point; best rated, in a
             # skill or not; cheapest in a currency. Near a point, by the cells of their
             # areas (documents/geo_cells.py).
-            IndexModel([(CELLS_FIELD, ASCENDING)]),
+            *[IndexModel([(field, ASCENDING)]) for field in CELL_FIELDS],
             IndexModel(
                 [("skills", ASCENDING), ("rating.average", DESCENDING), ("_id", DESCENDING)]
             ),

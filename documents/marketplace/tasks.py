@@ -12,7 +12,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
 from documents.geo import Place
-from documents.geo_cells import CELLS_FIELD
+from documents.geo_cells import CELL_FIELDS
 from documents.money import Money
 
 
@@ -94,7 +94,7 @@ class Task(Document):
         use_revision = False
         indexes = [
             # Near a point, by the cells of their areas (documents/geo_cells.py), then status.
-            IndexModel([(CELLS_FIELD, ASCENDING), ("status", ASCENDING)]),
+            *[IndexModel([(field, ASCENDING), ("status", ASCENDING)]) for field in CELL_FIELDS],
             IndexModel([("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
             IndexModel(
                 [("status", ASCENDING), ("category", ASCENDING), ("created_at", DESCENDING)]

@@ -15,10 +15,10 @@ from pymongo import IndexModel
 from documents.errors import DomainError, ErrorCode
 from documents.geo_cells import (
     AREA_FIELD,
-    CELLS_FIELD,
     covering,
     distance_expression,
     great_circle_m,
+    in_cells,
 )
 from documents.marketplace.tasks import Task, TaskStatus
 from documents.money import minor_unit_exponent
@@ -111,7 +111,7 @@ def near_stages(
     if cells is None:
         cells = covering(near.latitude, near.longitude, radius_m)
     return [
-        {"$match": {CELLS_FIELD: {"$in": cells}}},
+        {"$match": in_cells(cells)},
         *([{"$match": query}] if query else []),
         {"$addFields": {"distance": distance_expression(near.latitude, near.longitude)}},
         {"$match": {"distance": {"$lte": radius_m}}},
@@ -170,7 +170,7 @@ def outwards(near: Near, query: dict[str, Any], fields: Sequence[str] = ()) -> O
             read.update(cells)
             if cells:
                 stages = [
-                    {"$match": {CELLS_FIELD: {"$in": cells}}},
+                    {"$match": in_cells(cells)},
                     *([{"$match": query}] if query else []),
                     {"$project": projection},
                 ]

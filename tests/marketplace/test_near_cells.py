@@ -17,7 +17,7 @@ from pymongo import GEOSPHERE, IndexModel
 
 from documents.accounts.profiles import ProviderProfile
 from documents.geo import Address, GeoPoint, Place, fill_in_areas
-from documents.geo_cells import CELLS_FIELD, SIDES, area_cells, covering, great_circle_m
+from documents.geo_cells import CELL_NAMES, CELLS_FIELD, SIDES, area_cells, covering, great_circle_m
 from documents.marketplace.tasks import Task, TaskStatus
 from documents.money import Money
 from resolvers.common.cursors import CursorKey, Cursors
@@ -276,7 +276,9 @@ async def test_places_stored_before_cells_are_found_once_filled_in() -> None:
     assert found == profile["_id"]
     stored = await collection.find_one({"_id": profile["_id"]})
     assert stored is not None
-    assert stored["place"]["cells"] == area_cells(-33.87, 151.21)
+    assert stored["place"]["cells"] == dict(
+        zip(CELL_NAMES, area_cells(-33.87, 151.21), strict=True)
+    )
 
 
 @pytest.mark.parametrize("sort", list(TaskSort))
