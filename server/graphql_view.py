@@ -86,7 +86,6 @@ from server import strict_json
 from server.edge import answer_json, media_types
 from server.edge.headers import HTTPRequest
 from server.edge.media_types import GRAPHQL_RESPONSE, JSON, JSONBodyRequestAdapter
-from server.edge.root_typename import root_typename_data
 from server.graphiql import page as graphiql_page
 from server.persisted.requests import NamedRequestData, requests_of
 from server.request_shape import CheckedWebSocketAdapter
@@ -708,10 +707,6 @@ class GraphQLView(GraphQL[Context, None]):
         if refusal is not None:
             metrics.record(name, kind, Outcome.INVALID, time.perf_counter() - started)
             raise refusal
-        data = root_typename_data(schema._schema, operation)
-        if data is not None:  # `{ __typename }`: what the executor would answer
-            metrics.record(name, kind, Outcome.OK, time.perf_counter() - started)
-            return ExecutionResult(data=data, errors=None)
         result: Any = execute(
             schema._schema,
             prepared.document,

@@ -7,11 +7,9 @@ import json
 import sys
 from datetime import UTC, datetime
 from functools import partial
-from inspect import isawaitable
 from typing import Any
 
 import pytest
-from graphql import execute, parse
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
@@ -19,9 +17,6 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 
-from documents.settings import Settings
-from schema.schema import build_schema
-from server import graphql_view
 from server.edge import answer_json
 from server.edge.headers import HTTPRequest, RequestHeaders
 from server.middleware import BodySizeLimitMiddleware, EdgeMiddleware
@@ -234,49 +229,6 @@ async def test_websocket_frames_pass_one_wrapper_of_the_edge() -> None:
     scope = {"type": "websocket", "path": "/graphql", "headers": []}
     await _edge(app)(scope, server_receive, server_send)
     assert depths == [1, 1]
-
-
-ANSWERED_FROM_THE_ROOT = [
-    "{ __typename }",
-    "query Probe { __typename }",
-    "{ b: __typename __typename a: __typename b: __typename }",
-    "mutation { __typename }",
-]
-EXECUTED = [
-    "{ __typename @include(if: true) }",
-    "{ __typename @skip(if: true) }",
-    "query ($x: Boolean = true) { __typename @include(if: $x) }",
-    "{ ... on Query { __typename } }",
-    "{ ...Root } fragment Root on Query { __typename }",
-    "{ __typename ping: __typename tasks(first: 1) { __typename } }",
-]
-
-
-@pytest.mark.parametrize("document", ANSWERED_FROM_THE_ROOT + EXECUTED)
-async def test_the_roots_typename_is_answered_as_the_executor_answers_it(
-    client: GraphQLClient, monkeypatch: pytest.MonkeyPatch, document: str
-) -> None:
-    """An operation that asks the root only for its `__typename` is answered without an
-    executor, with the executor's own data (keys in order, variables sent but undeclared
-    ignored); any directive, fragment, variable definition or other field executes."""
-    variables = {"unused": 1}
-    executed = []
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        executed.append(args)
-        return execute(*args, **kwargs)
-
-    monkeypatch.setattr(graphql_view, "execute", counted)
-    answer = await client.http.post("/graphql", json={"query": document, "variables": variables})
-    if document in ANSWERED_FROM_THE_ROOT:
-        schema = build_schema(Settings(environment="development"))._schema
-        expected = execute(schema, parse(document), variable_values=variables)
-        assert not isawaitable(expected)
-        assert answer.json() == {"data": expected.data} and expected.errors is None
-        assert list(answer.json()["data"]) == list(expected.data or {})
-        assert executed == []
-    else:
-        assert executed != []
 
 
 SAME_BYTES = [
