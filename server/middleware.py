@@ -39,46 +39,6 @@ def _incoming_request_id(scope: Scope) -> str:
     return os.urandom(16).hex()
 
 
-class RequestContextMiddleware:
-    """Give every request an id (response header, log lines) and log one line per request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        request_id = _incoming_request_id(scope)
-        token = request_id_var.set(request_id)
-        started = time.perf_counter()
-        status = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (REQUEST_ID_HEADER, request_id.encode()),
-                ]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            if scope["type"] != "http" or status:
-                raise  # the server closes the websocket, or the response half sent
-            # Whatever slipped through answers as an unexpected error in GraphQL (README:
-            # API conventions), not as the server's plain text; the log has the traceback.
-            error_log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
-            unexpected = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
-            await _send_error(scope, send_with_id, 500, "Internal server error", unexpected)
-        finally:
-            _log_access(scope, status, time.perf_counter() - started)
-            request_id_var.reset(token)
-
-
 class BodySizeLimitMiddleware:
     """Refuse request bodies over `max_bytes` with 413, by header or while streaming, and
     close a websocket with 1009 (message too big) on a message over `max_bytes`."""
