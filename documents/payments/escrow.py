@@ -173,6 +173,11 @@ class Escrow(Document):
     """The work was approved before the payment arrived: release once it does."""
     deal_cancelled: bool = False
     """The task or booking was cancelled: a payment arriving now is refunded."""
+    disputes_while_unpaid: int = 0
+    """How often its task's dispute was opened or decided while this escrow awaited
+    payment. Counting it is a write to the escrow that a payment committing at the same
+    moment conflicts with (resolvers/payments/escrow/release.py `mark_unpaid`); nothing
+    reads it."""
     frozen_by: str | None = None
     """While disputed, what froze it: `FROZEN_BY_DEAL`, `FROZEN_BY_REVERSAL` or
     `frozen_by_chargeback(id)`. A cause that ends thaws only what it froze itself."""

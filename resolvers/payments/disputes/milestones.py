@@ -40,6 +40,7 @@ from resolvers.payments.escrow.escrows import escrow_of_deal
 from resolvers.payments.escrow.milestones import move_milestone
 from resolvers.payments.escrow.progress import advance_deals
 from resolvers.payments.escrow.refunds import cancel_deal
+from resolvers.payments.escrow.release import mark_unpaid
 
 
 def disputed_deal(task: Task, number: int | None) -> str:
@@ -116,6 +117,9 @@ async def decided(
     for deal in later:
         await _thaw(unit, deal, note)
     if outcome is not DisputeOutcome.REFUND and later:
+        # The task goes on: a later milestone being paid now must not be frozen as if it
+        # were still disputed (a refund fails the unpaid ones instead, writing them).
+        await mark_unpaid(unit, later)
         return TaskStatus.IN_PROGRESS
     for deal in later:
         await cancel_deal(unit, deal, None, note)

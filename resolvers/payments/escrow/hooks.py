@@ -20,7 +20,12 @@ from resolvers.marketplace.deal_terms import DealTerms
 from resolvers.payments.escrow.escrows import open_escrow
 from resolvers.payments.escrow.milestones import open_milestone_escrow
 from resolvers.payments.escrow.refunds import cancel_deal
-from resolvers.payments.escrow.release import claim_release, freeze, schedule_release
+from resolvers.payments.escrow.release import (
+    claim_release,
+    freeze,
+    mark_unpaid,
+    schedule_release,
+)
 from resolvers.payments.fees import FeePolicy
 
 
@@ -69,8 +74,13 @@ async def task_moved(
     unit: UnitOfWork, terms: DealTerms, task: Task, *, changes_requested: bool, note: str | None
 ) -> None:
     """`task` as it is after the move."""
-    for deal in _unapproved_deals(task):
+    deals = _unapproved_deals(task)
+    for deal in deals:
         await _deal_moved(unit, terms, task, deal, changes_requested=changes_requested, note=note)
+    if task.status is TaskStatus.DISPUTED and task.milestones:
+        # A later milestone may be paid ahead while the dispute commits. (A task's one
+        # escrow, or a booking's, must hold money to be disputed, and `freeze` writes it.)
+        await mark_unpaid(unit, deals)
 
 
 async def _deal_moved(

@@ -239,3 +239,22 @@ async def freeze(unit: UnitOfWork, deal: str, note: str) -> None:
         note=note,
         fields={"auto_release_at": None, "frozen_by": FROZEN_BY_DEAL},
     )
+
+
+async def mark_unpaid(unit: UnitOfWork, deals: list[str]) -> None:
+    """Within the transaction that opens or decides a task's dispute: each of `deals`'
+    escrows still awaiting payment is written, though its status stays.
+
+    Why: a payment's transaction reads the task's status (is it disputed?) and writes
+    only its escrow, while the dispute's move writes the task and only the escrows that
+    hold money. Under snapshot isolation the two would touch disjoint documents and both
+    commit, the payment acting on the status from before the move: an escrow held
+    (releasable) on a disputed task, or frozen on a task no longer disputed, with
+    nothing to thaw it. Writing the escrow too makes them conflict, so one is retried
+    and sees the other's result. The count changes the document whatever it held, so
+    the write is never a no-op (which would not conflict)."""
+    await Escrow.get_pymongo_collection().update_many(
+        {"deal": {"$in": deals}, "status": EscrowStatus.AWAITING_PAYMENT.value},
+        {"$inc": {"disputes_while_unpaid": 1}, "$set": {"updated_at": utcnow()}},
+        session=unit.session,
+    )
