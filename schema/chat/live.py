@@ -65,10 +65,15 @@ class TypingIndicator:
 class _Watch:
     """A viewer's subscription to one conversation, checking their access as it goes."""
 
+    __slots__ = ("context", "conversation_id", "expires_at", "topics", "user_id")
+
     def __init__(self, context: Context, viewer: Viewer, conversation: Conversation) -> None:
         assert conversation.id is not None
-        self.context = context
-        self.viewer = viewer
+        # Not the viewer itself (their account as read at the start): a subscription lives
+        # as long as its socket, and every re-check reads the caller afresh.
+        self.context = context.without_caller()
+        self.user_id = viewer.user_id
+        self.expires_at = viewer.expires_at
         self.conversation_id = conversation.id
         self.topics = [conversation_topic(conversation.id), user_topic(viewer.user_id)]
 
@@ -86,9 +91,9 @@ class _Watch:
         return chat_signals.decode(message) if message.topic == self.topics[0] else None
 
     async def recheck(self) -> None:
-        self.viewer = await recheck_caller(self.context)
+        viewer = await recheck_caller(self.context)
         conversation = await Conversation.get(self.conversation_id)
-        if conversation is None or not await chat.may_read(self.viewer, conversation):
+        if conversation is None or not await chat.may_read(viewer, conversation):
             raise DomainError(
                 ErrorCode.FORBIDDEN, "You can no longer read this conversation.", "conversationId"
             )
@@ -105,7 +110,7 @@ class _Watch:
 
         feed = Feed(self.topics, history, decode, position=lambda m: m.seq, contiguous=True)
         broker = self.context.services.broker
-        return follow(broker, feed, after, expires_at=self.viewer.expires_at)
+        return follow(broker, feed, after, expires_at=self.expires_at)
 
     async def signals(self, info: Info, kind: type[S]) -> AsyncIterator[S]:
         """Live signals of one kind, from now on: what they report is not replayed."""
@@ -115,7 +120,7 @@ class _Watch:
             return signal if isinstance(signal, kind) else None
 
         broker = self.context.services.broker
-        stream = listen(broker, self.topics, decode, expires_at=self.viewer.expires_at)
+        stream = listen(broker, self.topics, decode, expires_at=self.expires_at)
         async for signal in delivered(info, stream):
             yield signal
 
@@ -168,7 +173,7 @@ class ChatSubscription:
     ) -> AsyncGenerator[TypingIndicator, None]:
         watch = await _Watch.start(info.context, conversation_id)
         async for signal in watch.signals(info, chat_signals.Typing):
-            if signal.user_id != watch.viewer.user_id:
+            if signal.user_id != watch.user_id:
                 yield TypingIndicator(typing=signal.typing, at=signal.at, user_id=signal.user_id)
 
 

@@ -50,6 +50,7 @@ from strawberry.types.field import StrawberryField
 
 from documents.metrics import SLOW_SUBSCRIBERS_CLOSED
 from realtime.broker import SubscriberOverflow
+from realtime.going_away import OpenSocket
 from schema.common.context import Context
 from schema.common.shared_events import is_viewer_independent
 
@@ -189,7 +190,9 @@ class FramedSubscriptions:
             # own words (and logs what must be).
             return None
         selection = self._selection(operation, executor)
-        return _written(items, selection, target, context, report_errors)
+        # The socket alone, not the operation's context (its caller as read at the start):
+        # the stream lives as long as the socket.
+        return _written(items, selection, target, context.socket, context.request, report_errors)
 
     def _arguments(self, field: GraphQLField, node: FieldNode, executor: Executor[Any]) -> Any:
         """The root field's arguments as its resolver would receive them: by their Python
@@ -225,12 +228,12 @@ async def _written(
     items: AsyncIterator[object],
     selection: FramedSelection,
     target: FrameTarget,
-    context: Context,
+    open_socket: OpenSocket | None,
+    socket: object,
     report_errors: ReportErrors,
 ) -> AsyncGenerator[StreamedResult, None]:
     """Writes each item's frame to the socket itself; yields only the error that ends the
     stream, which the handler sends as it sends any result (then `complete`)."""
-    open_socket = context.socket
     try:
         async for item in items:
             frame = target.frame(selection.data_json(item))
@@ -238,7 +241,7 @@ async def _written(
             with open_socket.working() if open_socket else nullcontext():
                 await target.send_text(frame)
     except SubscriberOverflow:
-        await _close_slow(context.request)
+        await _close_slow(socket)
         raise
     except Exception as error:
         # As Strawberry ends a stream whose source raised (strawberry/schema/schema.py).

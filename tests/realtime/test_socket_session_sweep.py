@@ -18,7 +18,7 @@ from tests.realtime.test_socket_sessions import (
     _refusal,
 )
 from tests.support.graphql_client import GraphQLClient
-from tests.support.ws_client import ws
+from tests.support.ws_client import LEGACY_WS, TRANSPORT_WS, ws
 
 SWEEP_EVERY = 0.5
 
@@ -85,3 +85,29 @@ async def test_the_sweep_ends_a_session_that_ended_unannounced(
         assert await bobs.silent(timeout=2 * SWEEP_EVERY)
         await bobs.subscribe("me", ME)  # and goes on working
         assert (await bobs.next_data("me"))["me"]["status"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_initialised_socket_keeps_no_initialisation_deadline_waiting(
+    base_url: str, client: GraphQLClient, protocol: str
+) -> None:
+    """The initialisation timeout no longer applies once `connection_init` is answered:
+    its task is not kept waiting for the socket's life."""
+    deadlines = ("handle_connection_init_timeout", "_close_unless_initialised")
+
+    def waiting() -> int:
+        return sum(
+            1
+            for task in asyncio.all_tasks()
+            if not task.done() and task.get_coro().__qualname__.endswith(deadlines)  # type: ignore[union-attr]
+        )
+
+    ann = await client.member("ann@example.com")
+    async with ws(base_url, protocol) as socket:
+        await socket.send({"type": "ping"} if protocol == TRANSPORT_WS else {"type": "x"})
+        await socket.receive()
+        assert waiting() == 1  # not initialised yet: the deadline waits
+        await socket.init(ann.access)
+        await socket.subscribe("live", LIVE)
+        await asyncio.sleep(0.05)
+        assert waiting() == 0

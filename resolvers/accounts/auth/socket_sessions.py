@@ -153,6 +153,12 @@ class SocketSession:
         """Trust `viewer` for a while, if no signal came since the read began (`reads`)."""
         if reads == self._reads:
             self._known, self._known_until = viewer, time.monotonic() + KNOWN_FOR
+            # Not kept past its use: an idle socket holds no account document.
+            asyncio.get_running_loop().call_later(KNOWN_FOR, self._forget, viewer)
+
+    def _forget(self, viewer: Viewer) -> None:
+        if self._known is viewer:
+            self._known = None
 
     async def _listen(self) -> None:
         """Listen on the access topic (retrying while the broker fails), then read once:
