@@ -53,6 +53,7 @@ from realtime.broker import SubscriberOverflow
 from realtime.going_away import OpenSocket
 from schema.common.context import Context
 from schema.common.shared_events import is_viewer_independent
+from schema.live.leaf_plan import LeafPlan
 
 SLOW_CONSUMER = 1013
 """WebSocket close code "try again later": the client fell too far behind (as
@@ -109,6 +110,7 @@ class FramedSelection:
 
     def __init__(self, executor: Executor[Any]) -> None:
         self._executor = executor
+        self._plan = LeafPlan.of(executor)
         self._recent: OrderedDict[int, tuple[object, str]] = OrderedDict()
 
     def data_json(self, payload: object) -> str:
@@ -116,6 +118,18 @@ class FramedSelection:
         if found is not None and found[0] is payload:
             return found[1]
         FramedSelection.executions += 1
+        data = self._plan.run(payload) if self._plan is not None else None
+        if data is None:
+            data = self.executed(payload)
+        # As Strawberry encodes its messages (strawberry/http/base.py encode_json).
+        data_json = json.dumps(data, separators=(",", ":"))
+        self._recent[id(payload)] = (payload, data_json)  # kept so its id stays its own
+        if len(self._recent) > self.SIZE:
+            self._recent.popitem(last=False)
+        return data_json
+
+    def executed(self, payload: object) -> dict[str, Any]:
+        """The event's `data` through graphql-core's executor (what the plan shortens)."""
         executor = self._executor.build_per_event_executor(payload)
         # graphql-core 3.3 memoises collected subfields in a dict its per-event copies
         # share with the executor they came from, keyed by each event's own field lists:
@@ -125,12 +139,7 @@ class FramedSelection:
         if not isinstance(result, ExecutionResult) or result.errors or result.data is None:
             # A plain selection neither awaits nor fails; one that does is a bug here.
             raise RuntimeError(f"a framed selection did not execute plainly: {result!r}")
-        # As Strawberry encodes its messages (strawberry/http/base.py encode_json).
-        data_json = json.dumps(result.data, separators=(",", ":"))
-        self._recent[id(payload)] = (payload, data_json)  # kept so its id stays its own
-        if len(self._recent) > self.SIZE:
-            self._recent.popitem(last=False)
-        return data_json
+        return result.data
 
 
 class FramedSubscriptions:
