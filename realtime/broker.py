@@ -324,7 +324,13 @@ class RedisBroker:
         backoff = 0.1
         while True:
             try:
-                raw = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                # While connected, wait for the next message without a timeout: arming one
+                # around every read cost about 4 % of a busy fan-out's CPU. After a loss, a
+                # read returns within a second even with nothing published, which is how
+                # the return of the connection is noticed (and RESYNC sent) at once.
+                raw = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=1.0 if self._lost else None
+                )
             except RedisError:
                 # redis-py reconnects and re-subscribes on the next read; wait a little.
                 if not self._lost:
