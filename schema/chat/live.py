@@ -10,7 +10,6 @@ database, then live ones follow, a jump in seq being filled from the database.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -32,6 +31,7 @@ from schema.accounts.users import UserNode, user_node
 from schema.chat.conversations import MessageNode, conversation_id_of
 from schema.common.context import Context, Info
 from schema.common.permissions import IsAuthenticated, allow
+from schema.live.framed import FramedItems
 from schema.notifications.live import delivered, recheck_caller, shared_node
 
 REPLAY_LIMIT = 500
@@ -177,17 +177,13 @@ class ChatSubscription:
                 yield TypingIndicator(typing=signal.typing, at=signal.at, user_id=signal.user_id)
 
 
-async def framed_message_added(
-    context: Context, arguments: dict[str, Any]
-) -> AsyncIterator[MessageNode]:
+async def framed_message_added(context: Context, arguments: dict[str, Any]) -> FramedItems:
     """`messageAdded` for a selection that cannot depend on the viewer
     (schema/live/framed.py): authorised here as the resolver authorises it, then the
     same stream; each live message's node is one object for all its subscribers."""
     watch = await _Watch.start(context, arguments["conversation_id"])
-    return _nodes(watch.added(arguments.get("after")))
+    return watch.added(arguments.get("after")), _message_node
 
 
-async def _nodes(messages: AsyncGenerator[ChatMessage, None]) -> AsyncIterator[MessageNode]:
-    async with aclosing(messages):  # its subscription ends with this stream, not when collected
-        async for message in messages:
-            yield shared_node(message, MessageNode.of)
+def _message_node(message: ChatMessage) -> MessageNode:
+    return shared_node(message, MessageNode.of)

@@ -62,10 +62,14 @@ schema/notifications/live.py `delivered` closes the ordinary path's)."""
 ReportErrors: TypeAlias = Callable[[list[GraphQLError]], None]
 """How the schema reports errors (and gives them their codes) before they are sent."""
 
-FramedSource: TypeAlias = Callable[[Context, dict[str, Any]], Awaitable[AsyncIterator[object]]]
+FramedItems: TypeAlias = tuple[AsyncIterator[Any], Callable[[Any], object]]
+"""A subscriber's stream of items, and what makes each item's event payload (the root
+value its selection is executed on): applied as each is written, with no stream of its
+own in between."""
+FramedSource: TypeAlias = Callable[[Context, dict[str, Any]], Awaitable[FramedItems]]
 """A root field's events for one subscriber: given the operation's context and the
 field's arguments as its resolver receives them, authorise as the resolver would
-(raising as it would) and return the stream of event payloads (root values)."""
+(raising as it would) and return its items and how each becomes a payload."""
 
 
 class FrameTarget:
@@ -193,7 +197,7 @@ class FramedSubscriptions:
         assert subscription is not None
         field = subscription.fields[root.name.value]
         try:
-            items = await source(context, self._arguments(field, root, executor))
+            items, payload_of = await source(context, self._arguments(field, root, executor))
         except Exception:
             # Refused, or it failed: the ordinary path runs it again and answers in its
             # own words (and logs what must be).
@@ -201,7 +205,9 @@ class FramedSubscriptions:
         selection = self._selection(operation, executor)
         # The socket alone, not the operation's context (its caller as read at the start):
         # the stream lives as long as the socket.
-        return _written(items, selection, target, context.socket, context.request, report_errors)
+        return _written(
+            items, payload_of, selection, target, context.socket, context.request, report_errors
+        )
 
     def _arguments(self, field: GraphQLField, node: FieldNode, executor: Executor[Any]) -> Any:
         """The root field's arguments as its resolver would receive them: by their Python
@@ -234,7 +240,8 @@ class FramedSubscriptions:
 
 
 async def _written(
-    items: AsyncIterator[object],
+    items: AsyncIterator[Any],
+    payload_of: Callable[[Any], object],
     selection: FramedSelection,
     target: FrameTarget,
     open_socket: OpenSocket | None,
@@ -245,7 +252,7 @@ async def _written(
     stream, which the handler sends as it sends any result (then `complete`)."""
     try:
         async for item in items:
-            frame = target.frame(selection.data_json(item))
+            frame = target.frame(selection.data_json(payload_of(item)))
             # While it is being sent, a graceful shutdown waits (realtime/going_away.py).
             with open_socket.working() if open_socket else nullcontext():
                 await target.send_text(frame)
