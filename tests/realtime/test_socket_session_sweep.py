@@ -69,6 +69,7 @@ async def test_the_sweep_ends_a_session_that_ended_unannounced(
     """No signal at all (the database changed alone): the sweep, one read for all the
     sockets, ends the sockets of that session, and only those."""
     monkeypatch.setattr(socket_sessions, "RECHECK_EVERY", SWEEP_EVERY)
+    monkeypatch.setattr(socket_sessions._Sweep, "BATCH", 2)  # two reads for three sockets
     ann = await client.member("ann@example.com")
     bob = await client.member("bob@example.com")
     async with ws(base_url) as ann_1, ws(base_url) as ann_2, ws(base_url) as bobs:

@@ -226,8 +226,10 @@ class _Sweep:
     accounts of all the sockets listening in this process, read in one query each
     (instead of a read per socket and a task per socket waiting for its turn)."""
 
-    BATCH = 1000
-    """Ids per `$in`."""
+    BATCH = 50
+    """Sockets per read. Decoding the documents read (an account and a session each) is
+    CPU on the event loop: a thousand at once held every delivery up for hundreds of
+    milliseconds on a loaded machine, fifty hold it up for a few."""
 
     _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweep] = (
         weakref.WeakKeyDictionary()
@@ -272,11 +274,16 @@ class _Sweep:
         """Read every listening socket's session and account; end those that are over."""
         sessions = list(self.sessions)
         for start in range(0, len(sessions), self.BATCH):
-            await _sweep(sessions[start : start + self.BATCH])
+            # Those closed meanwhile are not read for.
+            await _sweep([s for s in sessions[start : start + self.BATCH] if s in self.sessions])
 
 
 async def _sweep(sockets: list[SocketSession]) -> None:
-    reads = [socket._reads for socket in sockets]
+    """End the sockets whose session is over. What it read is not kept for operations
+    to come (`_keep`): a thousand accounts held for a second, for operations that
+    seldom start just then."""
+    if not sockets:
+        return
     user_ids = list({socket._claims.user_id for socket in sockets})
     session_ids = list({socket._claims.session_id for socket in sockets})
     users, sessions = await asyncio.gather(
@@ -285,17 +292,13 @@ async def _sweep(sockets: list[SocketSession]) -> None:
     )
     user_by_id: dict[ObjectId | None, User] = {user.id: user for user in users}
     session_by_id: dict[ObjectId | None, Session] = {s.id: s for s in sessions}
-    for socket, read in zip(sockets, reads, strict=True):
+    for socket in sockets:
         claims = socket._claims
         try:
-            viewer = viewer_of(
-                claims, user_by_id.get(claims.user_id), session_by_id.get(claims.session_id)
-            )
+            viewer_of(claims, user_by_id.get(claims.user_id), session_by_id.get(claims.session_id))
         except DomainError as error:
             if error.code in SESSION_OVER:
                 socket._end_soon(error)
-            continue
-        socket._keep(read, viewer)
 
 
 _reading: dict[tuple[ObjectId, int], tuple[Message, asyncio.Future[Viewer]]] = {}
