@@ -11,7 +11,11 @@ signal can have gone unheard: it listens on its person's access topic
 whichever instance it is made, nothing it was sent waits unread, and the broker has its
 connection. A signal makes the socket read again at once, and end if its session is
 over; so does RESYNC (the broker lost messages), and, should a signal be lost all the
-same, a read every `RECHECK_EVERY` while the socket only runs subscriptions.
+same, a sweep every `RECHECK_EVERY` that reads the sessions and accounts of all the
+process's sockets, a few dozen a query, and ends those that are over.
+
+While idle a socket's session holds no task: signals reach it in the broker's own call
+(`Subscription.on_message`), and a task lives only while it reads in answer.
 
 Ending tells each running operation why and closes the socket with 4403; the client
 reconnects with a fresh login.
@@ -50,8 +54,8 @@ KNOWN_FOR = 1.0
 """Seconds an operation may be admitted on what the socket last read: however signals
 fare, a session that ends refuses every operation within this long."""
 RECHECK_EVERY = 60.0
-"""Seconds between reads of a socket that heard nothing: what bounds a running
-subscription's life after its session ended, if the signal was lost."""
+"""Seconds between sweeps (`_Sweep`): what bounds a running subscription's life after
+its session ended, if the signal was lost."""
 RETRY_BACKOFF = (0.5, 5.0)
 """Seconds before listening again after the broker or the database failed: first, at most."""
 
