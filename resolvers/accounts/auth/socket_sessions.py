@@ -230,10 +230,13 @@ class _Sweep:
     accounts of all the sockets listening in this process, read in one query each
     (instead of a read per socket and a task per socket waiting for its turn)."""
 
-    BATCH = 50
+    BATCH = 20
     """Sockets per read. Decoding the documents read (an account and a session each) is
     CPU on the event loop: a thousand at once held every delivery up for hundreds of
-    milliseconds on a loaded machine, fifty hold it up for a few."""
+    milliseconds on a loaded machine; twenty, a millisecond or two."""
+    PAUSE = 0.01
+    """Seconds between reads: what else waits runs in between (a thousand sockets take
+    half a second)."""
 
     _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweep] = (
         weakref.WeakKeyDictionary()
@@ -278,6 +281,8 @@ class _Sweep:
         """Read every listening socket's session and account; end those that are over."""
         sessions = list(self.sessions)
         for start in range(0, len(sessions), self.BATCH):
+            if start:
+                await asyncio.sleep(self.PAUSE)
             # Those closed meanwhile are not read for.
             await _sweep([s for s in sessions[start : start + self.BATCH] if s in self.sessions])
 
