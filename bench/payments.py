@@ -36,6 +36,7 @@ from bench.harness import (
     HOST,
     Server,
     Workspace,
+    cpu_seconds,
     fail,
     host_facts,
     load_average_before,
@@ -44,6 +45,7 @@ from bench.harness import (
     serve,
     workspace,
 )
+from documents.events import EventKind, Notification
 from documents.money import Money
 from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus, FeeBreakdown
@@ -81,6 +83,11 @@ class Row:
     every transaction the server began, from its command counts)."""
     commands: int = 0
     """Database commands gigql sent during the row (webhook rows, from `/metrics`)."""
+    server_cpu: float = 0.0
+    database_cpu: float = 0.0
+    """CPU seconds gigql's process and the embedded database's used during the row
+    (webhook rows; background jobs included): per event, they move far less with the
+    machine's other load than the rate does."""
 
     @property
     def per_s(self) -> float:
@@ -97,6 +104,8 @@ class Row:
             "p99_ms": round(percentile(self.latencies_ms, 0.99), 2),
             "attempts": self.attempts,
             "commands": self.commands,
+            "server_cpu_ms_per_event": round(self.server_cpu * 1000 / max(self.done, 1), 2),
+            "database_cpu_ms_per_event": round(self.database_cpu * 1000 / max(self.done, 1), 2),
         }
 
 
@@ -187,7 +196,12 @@ async def command_counts(http: httpx.AsyncClient) -> Counter[str]:
 
 
 async def post_events(
-    server: Server, what: str, events: Iterator[bytes], expected: str, args: argparse.Namespace
+    server: Server,
+    what: str,
+    events: Iterator[bytes],
+    expected: str,
+    args: argparse.Namespace,
+    database_pid: int | None = None,
 ) -> Row:
     limits = httpx.Limits(max_connections=args.webhook_concurrency + 1)
     async with httpx.AsyncClient(
@@ -209,7 +223,12 @@ async def post_events(
             return True
 
         before = await command_counts(http)
+        server_before = cpu_seconds(server.pid)
+        database_before = cpu_seconds(database_pid) if database_pid else 0.0
         row = await timed(what, args.webhook_concurrency, args.duration, step)
+        row.server_cpu = cpu_seconds(server.pid) - server_before
+        if database_pid:
+            row.database_cpu = cpu_seconds(database_pid) - database_before
         sent = await command_counts(http) - before
         row.commands = sum(sent.values())
         # Every transaction ends in one commit or one abort (a write conflict: retried).
@@ -376,6 +395,12 @@ async def check_and_post(space: Workspace, args: argparse.Namespace) -> tuple[An
         held = await Escrow.get_pymongo_collection().count_documents(
             {"status": EscrowStatus.HELD.value}
         )
+        # Each payment tells its payer and its provider, once each.
+        notified = await Notification.get_pymongo_collection().count_documents(
+            {"kind": EventKind.PAYMENT_SUCCEEDED.value}
+        )
+        if notified != 2 * held:
+            fail(f"{held} escrows held, {notified} payment notifications (expected 2 each)")
         rows = await ledger_rows(args)
         result = await verify()
     if not result.ok:
@@ -384,19 +409,22 @@ async def check_and_post(space: Workspace, args: argparse.Namespace) -> tuple[An
 
 
 async def drive_webhooks(
-    server: Server, escrows: list[Escrow], args: argparse.Namespace
+    server: Server, escrows: list[Escrow], args: argparse.Namespace, database_pid: int | None
 ) -> tuple[Row, list[Row]]:
     """An unmeasured second of ignored events first (connections, caches), then the rows."""
     warm_up = argparse.Namespace(**{**vars(args), "duration": 1})
     warm = await post_events(server, "warm-up", ignored_events(), "ignored", warm_up)
     rows = [
-        await post_events(server, "event gigql ignores", ignored_events(), "ignored", args),
+        await post_events(
+            server, "event gigql ignores", ignored_events(), "ignored", args, database_pid
+        ),
         await post_events(
             server,
             "payment_intent.succeeded (escrow held)",
             payment_events(escrows),
             "processed",
             args,
+            database_pid,
         ),
     ]
     return warm, rows
@@ -413,7 +441,7 @@ def run(args: argparse.Namespace) -> Report:
         }
         app = "server.cli:app_from_environment"
         with serve(GIGQL, app, space.workdir, env, factory=True) as server:
-            warm, webhooks = asyncio.run(drive_webhooks(server, escrows, args))
+            warm, webhooks = asyncio.run(drive_webhooks(server, escrows, args, space.database_pid))
         stored, held, postings, verification = asyncio.run(check_and_post(space, args))
     ignored, payments = webhooks
     expected = {
@@ -436,8 +464,11 @@ def run(args: argparse.Namespace) -> Report:
 def _table(rows: list[Row], unit: str, attempts: bool, commands: bool = False) -> list[str]:
     extra = " attempts per posting |" if attempts else ""
     if commands:
-        extra = " database commands per event | transactions per event |"
-    columns = 2 if commands else 1 if attempts else 0
+        extra = (
+            " database commands per event | transactions per event |"
+            " gigql CPU ms per event | database CPU ms per event |"
+        )
+    columns = 4 if commands else 1 if attempts else 0
     lines = [
         f"| what | concurrency | {unit} | {unit}/s | p50 ms | p99 ms |{extra}",
         "| --- | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * columns,
@@ -455,6 +486,9 @@ def _table(rows: list[Row], unit: str, attempts: bool, commands: bool = False) -
             cells.append(f"{row.commands / max(row.done, 1):.1f}")
         if attempts or commands:
             cells.append(f"{row.attempts / max(row.done, 1):.2f}")
+        if commands:
+            cells.append(f"{row.server_cpu * 1000 / max(row.done, 1):.1f}")
+            cells.append(f"{row.database_cpu * 1000 / max(row.done, 1):.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -3,8 +3,8 @@ with no GraphQL and no Beanie.
 
 A Starlette route at POST /graphql, served by uvicorn exactly as gigql is, answers the
 two operations of the benchmark by their `operationName` with the JSON gigql gives for
-them. The queries are built from gigql's own pure pieces (filters, orders, the
-`$geoNear` stage) and sent with PyMongo's async client, configured as gigql's; the
+them. The queries are built from gigql's own pure pieces (filters, orders, the stages
+of a search near a point) and sent with PyMongo's async client, configured as gigql's; the
 answers are plain dicts built from the raw documents. bench/marketplace.py checks that
 both servers send the same commands and give the same answers before it loads them.
 """
@@ -32,7 +32,7 @@ from documents.accounts.users import Role, User, UserStatus
 from documents.clock import utcnow
 from documents.marketplace.tasks import Task
 from resolvers.common.cursors import CursorKey, Cursors
-from resolvers.common.pagination import Order, _encode
+from resolvers.common.pagination import Order, _encode, read_outwards
 from resolvers.marketplace import discovery, task_search
 from resolvers.marketplace.discovery import ProviderQuery, ProviderSort
 from resolvers.marketplace.task_search import Near, TaskQuery, TaskSort
@@ -58,19 +58,15 @@ USER_PROJECTION = get_projection(User)
 FEED_FILTER = task_search._filters(TaskQuery())
 FEED_ORDER = task_search.ORDERS[TaskSort.NEWEST]
 
-# `searchProviders(first: 20, filter: {near: ...}, sort: DISTANCE)`: the stages
-# resolvers/marketplace/discovery.py builds, then paginate_pipeline's sort and limit. Discovery
-# reads
-# one profile more than the page (to top the page up if an account must be hidden) and
-# paginate_pipeline one more again, so the limit is the page plus two.
+# `searchProviders(first: 20, filter: {near: ...}, sort: DISTANCE)`: the parts
+# resolvers/marketplace/discovery.py reads outwards from the point, measured as it measures
+# them, then the page's profiles (`read_outwards`, which sends the commands and nothing
+# else). Discovery reads one profile more than the page (to top the page up if an account
+# must be hidden) and the read one more again, so it wants the page plus two.
 PROVIDER_QUERY = ProviderQuery(near=SYDNEY, sort=ProviderSort.DISTANCE)
 PROVIDER_ORDER = discovery.ORDERS[ProviderSort.DISTANCE]
-PROVIDER_PIPELINE = [
-    task_search.geo_near(SYDNEY, discovery._filters(PROVIDER_QUERY)),
-    discovery.WITHIN_SERVICE_RADIUS,
-    {"$sort": dict(PROVIDER_ORDER)},
-    {"$limit": PAGE + 2},
-]
+PROVIDER_FILTERS = discovery._filters(PROVIDER_QUERY)
+PROVIDER_DISTANCE = task_search.measure(SYDNEY, discovery.within_service_radius)
 
 
 def global_id(type_name: str, object_id: ObjectId) -> str:
@@ -143,8 +139,10 @@ async def task_feed(database: Database, key: CursorKey, reads: str) -> Raw:
 
 
 async def nearby_providers(database: Database, key: CursorKey, reads: str) -> Raw:
-    cursor = await database[PROFILES].aggregate(PROVIDER_PIPELINE)
-    raws = await cursor.to_list()
+    parts = task_search.outwards(SYDNEY, PROVIDER_FILTERS, fields=["service_radius_km"])
+    raws = await read_outwards(
+        database[PROFILES], parts, PROVIDER_DISTANCE, PROVIDER_ORDER, PAGE + 2, None
+    )
     read = raws[: PAGE + 1]
     # The accounts that may be shown, in one query, as resolvers/marketplace/discovery.py
     # reads them.

@@ -1,10 +1,13 @@
 """Domain events and the notifications they leave for people.
 
-An event is written in the same transaction as the state change it reports, together
-with one notification per person it concerns (other than whoever caused it); only
-after the commit is it published through the broker. The stored events are what other
-parts (payments, subscriptions replaying what a client missed) read reliably; the
-broker only makes them arrive at once.
+An event is written in the same transaction as the state change it reports: it is the
+outbox record of everything the change tells people. After the commit the notifications
+(one per person it concerns, other than whoever caused it) and their deliveries are
+derived from it, idempotently, and it is published through the broker; a job derives
+what a crash between the commit and that step left underived
+(resolvers/notifications/outbox.py). The stored events are what other parts (payments,
+subscriptions replaying what a client missed) read reliably; the broker only makes them
+arrive at once.
 """
 
 from __future__ import annotations
@@ -78,7 +81,14 @@ class DomainEvent(Document):
     booking_id: PydanticObjectId | None = None
     review_id: PydanticObjectId | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+    title: str = ""
+    """The in-app notification's title, stored so that it is derived from the event."""
     published_at: datetime | None = None
+    notify_pending_since: datetime | None = None
+    """Set, to when it occurred, on an event stored with notifications still to derive;
+    removed once they are. Only pending events carry it (events stored before it was
+    introduced had theirs made in their transaction), and its index is sparse, so the
+    job that finds the pending ones reads only those."""
 
     class Settings:
         name = "events"
@@ -88,6 +98,7 @@ class DomainEvent(Document):
             IndexModel([("task_id", ASCENDING), ("_id", ASCENDING)], sparse=True),
             IndexModel([("booking_id", ASCENDING), ("_id", ASCENDING)], sparse=True),
             IndexModel([("published_at", ASCENDING), ("occurred_at", ASCENDING)]),
+            IndexModel([("notify_pending_since", ASCENDING)], sparse=True),
         ]
 
 
@@ -109,4 +120,7 @@ class Notification(Document):
         indexes = [
             IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
             IndexModel([("user_id", ASCENDING), ("read_at", ASCENDING)]),
+            # One per event and person: deriving an event's notifications twice (a retry,
+            # the job beside the request) cannot double them.
+            IndexModel([("event_id", ASCENDING), ("user_id", ASCENDING)], unique=True),
         ]

@@ -1,11 +1,12 @@
-"""Places: GeoJSON points (for the 2dsphere indexes) and postal addresses.
+"""Places: GeoJSON points and postal addresses.
 
 A place has two points: the exact one, for the few people who may see it, and its area,
 the exact point snapped to a fixed grid, which anyone may see. Everything measured for
 others (distances, distance order, radius and service-radius checks) is measured from
 the area, so that no number of questions from different points narrows a place down
 further than its grid cell. The cell is a function of the point alone: asking again
-gives the same area, so there is no noise to average away.
+gives the same area, so there is no noise to average away. Searches near a point find
+places by the coarser cells of their area (documents/geo_cells.py).
 """
 
 from __future__ import annotations
@@ -13,23 +14,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from beanie import Document
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
-from pymongo import GEOSPHERE, IndexModel, UpdateOne
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pymongo import UpdateOne
+
+from documents.geo_cells import CELL_NAMES, area_cells
 
 # Rounding a coordinate to two decimals moves it by at most ~0.6 km: an area, not a door.
 APPROXIMATE_DECIMALS = 2
-
-SEARCHED_POINT = "place.area"
-"""The field searches measure from (`$geoNear` and its 2dsphere index): a place's area."""
-
-
-def geo_index(field: str) -> IndexModel:
-    """A 2dsphere index on a GeoPoint field.
-
-    The index version is MongoDB's default, spelled out: SecantusDB records it on the
-    index and then refuses the same index without it at the next start-up.
-    """
-    return IndexModel([(field, GEOSPHERE)], **{"2dsphereIndexVersion": 3})
 
 
 class GeoPoint(BaseModel):
@@ -81,6 +72,10 @@ class Place(BaseModel):
     area: GeoPoint = GeoPoint.at(0, 0)
     """`point` snapped to the grid: always derived from it by the validator below,
     whatever was stored or given (the default only spares callers from passing it)."""
+    cells: dict[str, int] = Field(default_factory=dict)
+    """The grid cells of `area`, by size (`s2` for 0.02° and so on), that searches near
+    a point look places up by (documents/geo_cells.py); derived like `area`, and from it
+    alone."""
 
     @model_validator(mode="before")
     @classmethod
@@ -91,24 +86,39 @@ class Place(BaseModel):
             point = GeoPoint.model_validate(data["point"])
         except ValidationError:
             return data
-        return {**data, "area": point.approximate()}
+        return {**data, **_derived(point)}
+
+
+def _derived(point: GeoPoint) -> dict[str, Any]:
+    """What a place derives from its exact point: its area, and the area's cells."""
+    area = point.approximate()
+    cells = area_cells(area.latitude, area.longitude)
+    return {"area": area, "cells": dict(zip(CELL_NAMES, cells, strict=True))}
 
 
 FILL_BATCH = 1000
 
 
 async def fill_in_areas(model: type[Document]) -> int:
-    """Store the area of every place of `model` saved before places had one, so that
-    searches find them; returns how many. Repeating it, or running it on several
-    instances at once, is harmless: an update applies only while the area is missing (a
-    place saved since carries its own)."""
+    """Store the area and its cells on every place of `model` saved before places had
+    them, so that searches find them; returns how many. Repeating it, or running it on
+    several instances at once, is harmless: an update applies only while one of them is
+    missing (a place saved since carries its own)."""
     collection = model.get_pymongo_collection()
-    missing = {"place.point": {"$exists": True}, "place.area": {"$exists": False}}
+    missing = {
+        "place.point": {"$exists": True},
+        "$or": [{"place.area": {"$exists": False}}, {"place.cells": {"$exists": False}}],
+    }
     filled = 0
     batch: list[UpdateOne] = []
     async for raw in collection.find(missing, {"place.point": 1}):
-        area = GeoPoint.model_validate(raw["place"]["point"]).approximate()
-        update = {"$set": {"place.area": area.model_dump()}}
+        derived = _derived(GeoPoint.model_validate(raw["place"]["point"]))
+        update = {
+            "$set": {
+                "place.area": derived["area"].model_dump(),
+                "place.cells": derived["cells"],
+            }
+        }
         batch.append(UpdateOne({"_id": raw["_id"], **missing}, update))
         if len(batch) == FILL_BATCH:
             filled += (await collection.bulk_write(batch, ordered=False)).modified_count

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -23,9 +24,9 @@ from server import background, sandbox_pages
 from server.graphiql import page as graphiql_page
 from server.graphql_view import GraphQLView
 from server.health import healthz, readyz
-from server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from server.middleware import EdgeMiddleware
 from server.notifications.unsubscribe_page import unsubscribe_page
-from server.observability.edge import edge_middleware, start_tracing
+from server.observability.edge import edge_middleware, http_routes, start_tracing
 from server.observability.exposition import PATH as METRICS_PATH
 from server.observability.exposition import MetricsEndpoint
 from server.observability.multiprocess import worker_stopped
@@ -107,19 +108,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         debug=settings.debug,
         routes=routes,
         middleware=[
-            *edge_middleware(settings, routes, tracing),
-            Middleware(RequestContextMiddleware),
-            *sandbox_pages.middleware(settings),
+            *edge_middleware(settings, tracing),
+            # Request ids and the access log, metrics, the sandbox pages' origin, CORS and
+            # the size limits, in one layer (server/middleware.py).
             Middleware(
-                CORSMiddleware,
-                allow_origins=settings.cors_origins,
-                allow_methods=["GET", "POST"],
-                allow_headers=["authorization", "content-type", "x-request-id"],
-                expose_headers=["x-request-id"],
-                allow_credentials=True,
-                max_age=600,
+                EdgeMiddleware,
+                max_bytes=settings.max_body_bytes,
+                cors=partial(
+                    CORSMiddleware,
+                    allow_origins=settings.cors_origins,
+                    allow_methods=["GET", "POST"],
+                    allow_headers=["authorization", "content-type", "x-request-id"],
+                    expose_headers=["x-request-id"],
+                    allow_credentials=True,
+                    max_age=600,
+                ),
+                routes=http_routes(settings, routes),
+                remember_origin=sandbox_pages.served(settings),
             ),
-            Middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes),
         ],
         lifespan=lifespan,
     )

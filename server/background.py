@@ -36,6 +36,7 @@ from resolvers.common.services import Services
 from resolvers.marketplace.lapses import lapse_unpaid_deals
 from resolvers.marketplace.request_expiry import expire_unanswered_requests
 from resolvers.marketplace.reviews import publish_due_reviews
+from resolvers.notifications.outbox import derive_pending as derive_pending_notifications
 from resolvers.notifications.scheduled import turn_due as turn_due_scheduled_messages
 from resolvers.notifications.sending import send_due as send_due_notifications
 from resolvers.partners.gateway.cancellations import expire_pending_credits
@@ -84,6 +85,13 @@ def marketplace_jobs(services: Services) -> list[PeriodicJob]:
             "turn-due-scheduled-messages",
             services.settings.notification_send_interval,
             partial(turn_due_scheduled_messages, services),
+        ),
+        PeriodicJob(
+            # Notifications of events whose request stopped between their commit and
+            # deriving them (it does so itself at once otherwise).
+            "derive-pending-notifications",
+            services.settings.notification_send_interval,
+            derive_pending_notifications,
         ),
         PeriodicJob(
             # The outbox: e-mail, SMS and push messages due.

@@ -26,6 +26,7 @@ from graphql import (
     get_operation_ast,
 )
 from graphql.execution import execute
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -82,7 +83,7 @@ from schema.live.framed import FrameTarget, frame_target
 from schema.persisted.policy import PersistedQueryRefused, Requested, admin_token
 from schema.schema import GigqlSchema
 from server import strict_json
-from server.edge import media_types
+from server.edge import answer_json, media_types
 from server.edge.headers import HTTPRequest
 from server.edge.media_types import GRAPHQL_RESPONSE, JSON, JSONBodyRequestAdapter
 from server.graphiql import page as graphiql_page
@@ -139,6 +140,42 @@ def graphql_errors_response(
     response = JSONResponse({"errors": errors}, status_code=status, headers=headers)
     response.headers["content-type"] = media_types.content_type(media_type)
     return response
+
+
+_CONTENT_TYPES = {
+    media_type: media_types.content_type(media_type).encode()
+    for media_type in (JSON, GRAPHQL_RESPONSE)
+}
+
+
+class _SubResponse(Response):
+    """What resolvers set on the answer (status, headers, cookies, background), and the
+    media type it is sent in: Strawberry's empty Response, built without working out the
+    headers of a body it never has (a per-request cost, bench/README.md "Issue 16,
+    second pass: the edge")."""
+
+    def __init__(self, media_type: str | None) -> None:
+        self.status_code = None  # type: ignore[assignment]  # as Strawberry's: unset
+        self.media_type = media_type
+        self.background = None
+        self.body = b""
+        self.raw_headers = []
+
+
+class _Answer(Response):
+    """A response whose headers the view has made ready (`create_response`)."""
+
+    def __init__(
+        self,
+        body: bytes,
+        status_code: int,
+        raw_headers: list[tuple[bytes, bytes]],
+        background: BackgroundTask | None,
+    ) -> None:
+        self.body = body
+        self.status_code = status_code
+        self.raw_headers = raw_headers
+        self.background = background
 
 
 class MethodNotAllowed(HTTPException):
@@ -519,9 +556,7 @@ class GraphQLView(GraphQL[Context, None]):
         """The answer's headers and status as resolvers set them, and its media type, as
         the request's `Accept` asks (server/edge/media_types.py); None if it allows
         none we send, which is refused before anything is read or run."""
-        sub_response = await super().get_sub_response(request)
-        sub_response.media_type = media_types.response_media_type(request.headers.get("accept"))
-        return sub_response
+        return _SubResponse(media_types.response_media_type(request.headers.get("accept")))
 
     def create_response(
         self,
@@ -537,15 +572,13 @@ class GraphQLView(GraphQL[Context, None]):
         single = isinstance(response_data, dict)
         if media_type == GRAPHQL_RESPONSE and single and "data" not in response_data:
             status = 400
-        response = Response(
-            self.encode_json(response_data),
-            status_code=status,
-            media_type=media_types.content_type(media_type),
-        )
-        response.headers.raw.extend(sub_response.headers.raw)
-        if sub_response.background:
-            response.background = sub_response.background
-        return response
+        encoded = answer_json.dumps(response_data)
+        headers = [
+            (b"content-length", str(len(encoded)).encode()),
+            (b"content-type", _CONTENT_TYPES[media_type]),
+            *sub_response.raw_headers,
+        ]
+        return _Answer(encoded, status, headers, sub_response.background)
 
     async def process_result(
         self, request: Request, result: ExecutionResult
@@ -619,8 +652,21 @@ class GraphQLView(GraphQL[Context, None]):
                 known = self.schema.documents.cached(data.query) if data.query else None
                 metrics.record(*metrics.label(known, data.operation_name), Outcome.RATE_LIMITED)
             raise
-        return await super().execute_operation(
-            request, request_adapter, request_data, context, root_value, sub_response
+        if self._stream_transport_map:
+            return await super().execute_operation(
+                request, request_adapter, request_data, context, root_value, sub_response
+            )
+        # What Strawberry's does without stream transports, less its work for them.
+        if isinstance(request_data, list):
+            results = [
+                self.execute_single(
+                    request, request_adapter, sub_response, context, root_value, data
+                )
+                for data in request_data
+            ]
+            return list(await asyncio.gather(*results))
+        return await self.execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
         )
 
     async def resolve_document(self, context: Context, operation: GraphQLRequestData) -> None:

@@ -1,6 +1,8 @@
 """Pure ASGI middleware (no per-request task or body buffering): request ids, access
-logs and the size limit of request bodies and websocket messages. The websocket's log
-lines carry the request id as well."""
+logs, the size limit of request bodies and websocket messages, and `EdgeMiddleware`,
+the one layer the app puts in front of its routes, which does all of that with the
+metrics, the sandbox pages' origin and CORS in a single wrapper per request. The
+websocket's log lines carry the request id as well."""
 
 from __future__ import annotations
 
@@ -9,12 +11,16 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
 
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from integrations.payments.sandbox import page_origin
 from resolvers.common.request_ids import request_id_var
 from server.edge import media_types
+from server.observability.http_metrics import HttpRoutes
+from server.sandbox_pages import origin_of
 
 access_log = logging.getLogger("gigql.access")
 error_log = logging.getLogger("gigql.errors")
@@ -31,58 +37,6 @@ def _incoming_request_id(scope: Scope) -> str:
     # 128 random bits in 32 hex digits, as uuid4().hex was, for a fifth of its cost: the
     # id only has to be unique, and building a UUID object cost 2.5 % of a small request.
     return os.urandom(16).hex()
-
-
-class RequestContextMiddleware:
-    """Give every request an id (response header, log lines) and log one line per request."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        request_id = _incoming_request_id(scope)
-        token = request_id_var.set(request_id)
-        started = time.perf_counter()
-        status = 0
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", ()),
-                    (REQUEST_ID_HEADER, request_id.encode()),
-                ]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            if scope["type"] != "http" or status:
-                raise  # the server closes the websocket, or the response half sent
-            # Whatever slipped through answers as an unexpected error in GraphQL (README:
-            # API conventions), not as the server's plain text; the log has the traceback.
-            error_log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
-            unexpected = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
-            await _send_error(scope, send_with_id, 500, "Internal server error", unexpected)
-        finally:
-            access_log.info(
-                "%s %s %s",
-                scope.get("method", "WEBSOCKET"),
-                scope["path"],
-                status,
-                extra={
-                    "method": scope.get("method", "WEBSOCKET"),
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "client": scope["client"][0] if scope.get("client") else None,
-                },
-            )
-            request_id_var.reset(token)
 
 
 class BodySizeLimitMiddleware:
@@ -138,24 +92,8 @@ class BodySizeLimitMiddleware:
     async def _limit_messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         """`gigql serve` has uvicorn refuse such messages already (`ws_max_size`); this
         holds wherever else the app is served, whatever the server's own limit."""
-        closed = False
-
-        async def limited_receive() -> Message:
-            nonlocal closed
-            message = await receive()
-            if message["type"] == "websocket.receive" and _size(message) > self.max_bytes:
-                closed = True
-                reason = f"Messages are limited to {self.max_bytes} bytes"
-                await send({"type": "websocket.close", "code": MESSAGE_TOO_BIG, "reason": reason})
-                return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
-            return message
-
-        async def open_send(message: Message) -> None:
-            # Once closed here, whatever the app still sends has nowhere to go.
-            if not closed:
-                await send(message)
-
-        await self.app(scope, limited_receive, open_send)
+        gate = _SocketGate(receive, send, self.max_bytes, None)
+        await self.app(scope, gate.receive, gate.send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         message = f"Request body is larger than {self.max_bytes} bytes."
@@ -164,6 +102,178 @@ class BodySizeLimitMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _SocketGate:
+    """A websocket's receive and send: a message over `max_bytes` closes it with 1009, and
+    nothing the app sends after that goes out; the accept is counted as an open socket.
+    Each frame the app sends passes this one wrapper, and nothing else of the edge's."""
+
+    __slots__ = ("_receive", "_send", "accepted", "closed", "max_bytes", "routes")
+
+    def __init__(
+        self, receive: Receive, send: Send, max_bytes: int, routes: HttpRoutes | None
+    ) -> None:
+        self._receive = receive
+        self._send = send
+        self.max_bytes = max_bytes
+        self.routes = routes
+        self.accepted = False
+        self.closed = False
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "websocket.receive" and _size(message) > self.max_bytes:
+            self.closed = True
+            reason = f"Messages are limited to {self.max_bytes} bytes"
+            await self._send({"type": "websocket.close", "code": MESSAGE_TOO_BIG, "reason": reason})
+            return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
+        return message
+
+    async def send(self, message: Message) -> None:
+        # Once closed here, whatever the app still sends has nowhere to go.
+        if self.closed:
+            return
+        if not self.accepted and message["type"] == "websocket.accept":
+            self.accepted = True
+            if self.routes is not None:
+                self.routes.socket_opened()
+        await self._send(message)
+
+
+class EdgeMiddleware:
+    """What every request passes before its route, as one layer instead of five: its id
+    (response header, log lines) and access log line, the metrics (requests by route and
+    status, open websockets), the sandbox pages' origin, CORS, and the size limit of
+    bodies and websocket messages. Each was a layer of its own, with a `send` wrapper
+    apiece, about 15 % of a `{ __typename }` request's CPU (bench/README.md, "Issue 16,
+    second pass: the edge"); together they wrap `send` once.
+
+    CORS is Starlette's own middleware, answered only for requests with an `Origin`
+    header: without one it only adds `Vary: Origin` to the response, which this layer
+    does itself. What each answers, and in which order, is as the separate layers did:
+    metrics outermost, then the request id, the origin, CORS and the body limit.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        cors: Callable[[ASGIApp], ASGIApp],
+        routes: HttpRoutes | None = None,
+        remember_origin: bool = False,
+    ) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self._limited = BodySizeLimitMiddleware(app, max_bytes)
+        self._cors = cors(self._limited)
+        self.routes = routes
+        self.remember_origin = remember_origin
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = _incoming_request_id(scope)
+        id_header = (REQUEST_ID_HEADER, request_id.encode())
+        token = request_id_var.set(request_id)
+        origin = page_origin.set(origin_of(scope)) if self.remember_origin else None
+        cross_origin = _has_origin(scope)
+        status = 0
+        vary = not cross_origin  # what CORS adds to an answer to a request without Origin
+
+        async def edge_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", ()))
+                if vary:
+                    _vary_on_origin(headers)
+                headers.append(id_header)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            if cross_origin:
+                await self._cors(scope, receive, edge_send)
+            else:
+                await self._limited(scope, receive, edge_send)
+        except Exception:
+            if status:
+                raise  # the response half sent
+            # Whatever slipped through answers as an unexpected error in GraphQL (README:
+            # API conventions), not as the server's plain text; the log has the traceback.
+            # Outside CORS, as it was: the error bears the request id alone.
+            vary = False
+            error_log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
+            unexpected = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+            await _send_error(scope, edge_send, 500, "Internal server error", unexpected)
+        finally:
+            seconds = time.perf_counter() - started
+            _log_access(scope, status, seconds)
+            if origin is not None:
+                page_origin.reset(origin)
+            request_id_var.reset(token)
+            if self.routes is not None:
+                # 500 unless a response started: what the server answers for an escape.
+                self.routes.count(scope["path"], status or 500, seconds)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        token = request_id_var.set(_incoming_request_id(scope))
+        origin = page_origin.set(origin_of(scope)) if self.remember_origin else None
+        gate = _SocketGate(receive, send, self.max_bytes, self.routes)
+        try:
+            await self.app(scope, gate.receive, gate.send)
+        finally:
+            if gate.accepted and self.routes is not None:
+                self.routes.socket_closed()
+            _log_access(scope, 0, time.perf_counter() - started)
+            if origin is not None:
+                page_origin.reset(origin)
+            request_id_var.reset(token)
+
+
+def _has_origin(scope: Scope) -> bool:
+    return any(name == b"origin" for name, _ in scope["headers"])
+
+
+def _vary_on_origin(headers: list[tuple[bytes, bytes]]) -> None:
+    """`Vary: Origin`, joined to any Vary already there, as Starlette's CORSMiddleware
+    adds it to an answer to a request without Origin."""
+    if not any(name == b"vary" for name, _ in headers):
+        headers.append((b"vary", b"Origin"))
+        return
+    mutable = MutableHeaders(raw=headers)
+    mutable["Vary"] = ", ".join([*mutable.getlist("Vary"), "Origin"])
+
+
+def _log_access(scope: Scope, status: int, seconds: float) -> None:
+    # Checked first: at the production level (WARNING) the line is not made at all.
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    method = scope.get("method", "WEBSOCKET")
+    access_log.info(
+        "%s %s %s",
+        method,
+        scope["path"],
+        status,
+        extra={
+            "method": method,
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(seconds * 1000, 2),
+            "client": scope["client"][0] if scope.get("client") else None,
+        },
+    )
 
 
 def _declared_length(scope: Scope) -> int | None:

@@ -22,11 +22,10 @@ import re
 from urllib.parse import parse_qs
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from documents.errors import DomainError, ErrorCode
 from documents.settings import Settings
@@ -38,7 +37,6 @@ from integrations.payments.sandbox import (
     LinkKind,
     PageLink,
     SandboxGateway,
-    page_origin,
 )
 from resolvers.accounts.auth.guessing import token_check
 from resolvers.common.request_ids import request_id_var
@@ -77,29 +75,14 @@ def routes(settings: Settings) -> list[BaseRoute]:
     ]
 
 
-def middleware(settings: Settings) -> list[Middleware]:
-    return [Middleware(RememberOrigin)] if uses_sandbox(settings) else []
-
-
-class RememberOrigin:
-    """Keeps the scheme and host each request came to (`page_origin`), so that the links
+def served(settings: Settings) -> bool:
+    """Whether the pages are served: then each request keeps the scheme and host it came
+    to (`page_origin`, set by server/middleware.py from `origin_of`), so that the links
     the sandbox makes while serving it lead back to this server."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        token = page_origin.set(_origin(scope))
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            page_origin.reset(token)
+    return uses_sandbox(settings)
 
 
-def _origin(scope: Scope) -> str | None:
+def origin_of(scope: Scope) -> str | None:
     scheme = _SCHEMES.get(scope.get("scheme", ""), "http")
     for name, value in scope.get("headers", ()):
         if name == b"host":

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field, model_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
-from documents.geo import SEARCHED_POINT, Place, geo_index
+from documents.geo import Place
+from documents.geo_cells import CELL_FIELDS
 from documents.money import Money
 
 MINUTES_PER_DAY = 24 * 60
@@ -109,8 +110,9 @@ class ProviderProfile(Document):
         use_revision = False
         indexes = [
             # Provider search (resolvers/marketplace/discovery.py): near a point; best rated, in a
-            # skill or not; cheapest in a currency.
-            geo_index(SEARCHED_POINT),
+            # skill or not; cheapest in a currency. Near a point, by the cells of their
+            # areas (documents/geo_cells.py).
+            *[IndexModel([(field, ASCENDING)]) for field in CELL_FIELDS],
             IndexModel(
                 [("skills", ASCENDING), ("rating.average", DESCENDING), ("_id", DESCENDING)]
             ),

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from documents.clock import utcnow
-from documents.geo import SEARCHED_POINT, Place, geo_index
+from documents.geo import Place
+from documents.geo_cells import CELL_FIELDS
 from documents.money import Money
 
 
@@ -92,7 +93,8 @@ class Task(Document):
         name = "tasks"
         use_revision = False
         indexes = [
-            geo_index(SEARCHED_POINT),
+            # Near a point, by the cells of their areas (documents/geo_cells.py), then status.
+            *[IndexModel([(field, ASCENDING), ("status", ASCENDING)]) for field in CELL_FIELDS],
             IndexModel([("status", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
             IndexModel(
                 [("status", ASCENDING), ("category", ASCENDING), ("created_at", DESCENDING)]

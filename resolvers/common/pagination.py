@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -112,7 +112,7 @@ async def paginate_pipeline(
     computed: Sequence[str] = (),
 ) -> Page[D]:
     """Like `paginate`, over the output of aggregation `stages` (which may add `computed`
-    fields, such as a `$geoNear` distance, to sort and page by; they are numbers)."""
+    fields, such as a distance, to sort and page by; they are numbers)."""
     assert order and order[-1][0] == "_id", "an order must end with _id to be total"
     pipeline = list(stages)
     if request.after is not None:
@@ -121,6 +121,75 @@ async def paginate_pipeline(
     pipeline += [{"$sort": dict(order)}, {"$limit": request.first + 1}]
     cursor = await model.get_pymongo_collection().aggregate(pipeline)
     return _page(model, await cursor.to_list(), order, request, computed)
+
+
+Outwards = Callable[[Sequence[float], int, float], tuple[list[dict[str, Any]], float] | None]
+"""The next part of a read outwards: given the measures of the documents kept so far (in
+order), how many are wanted and the least measure one may have (the cursor's, or 0), the
+stages of the next part and a bound such that every document the parts so far have not
+read measures at least that; None once every part has been read."""
+
+Measure = Callable[[Mapping[str, Any]], float | None]
+"""What a document read by a part measures (such as its distance), None to leave it out."""
+
+
+async def paginate_outwards(
+    model: type[D],
+    outwards: Outwards,
+    measure: Measure,
+    order: Order,
+    request: PageRequest,
+) -> Page[D]:
+    """`paginate_pipeline` for an order by a measure computed here (such as a distance),
+    then `_id`, over the union of parts read nearest first (see `read_outwards`)."""
+    field = order[0][0]
+    after = _decode(model, order, (field,), request) if request.after is not None else None
+    collection = model.get_pymongo_collection()
+    raws = await read_outwards(collection, outwards, measure, order, request.first + 1, after)
+    return _page(model, raws, order, request, computed=[field])
+
+
+async def read_outwards(
+    collection: Any,
+    outwards: Outwards,
+    measure: Measure,
+    order: Order,
+    wanted: int,
+    after: list[Any] | None,
+) -> list[dict[str, Any]]:
+    """Up to `wanted` documents in the order `[(measure, 1), ("_id", 1)]` after the cursor
+    values `after` (if any), each with its measure in the order's first field.
+
+    The parts are aggregations of the few fields `measure` needs, read one after the
+    other until `wanted` documents measure less than the bound of the parts read, which
+    no document of a later part can precede; then the documents of the page alone are
+    read whole, by id. A document in several parts counts once. Measuring here rather
+    than in the database keeps the expression off SecantusDB, where it costs more than
+    reading the document (bench/README.md).
+    """
+    field = order[0][0]
+    assert list(order) == [(field, 1), ("_id", 1)], "by a measure, then _id"
+    kept: dict[Any, tuple[float, Any]] = {}
+    ordered: list[tuple[float, Any]] = []
+    floor = after[0] if after is not None and after[0] is not None else 0.0
+    while (part := outwards([key[0] for key in ordered], wanted, floor)) is not None:
+        stages, bound = part
+        for raw in await (await collection.aggregate(stages)).to_list():
+            measured = measure(raw)
+            if measured is None:
+                continue
+            if after is None or _sorts_after({**raw, field: measured}, order, after):
+                kept[raw["_id"]] = (measured, raw["_id"])
+        ordered = sorted(kept.values())
+        if len(ordered) >= wanted and ordered[wanted - 1][0] < bound:
+            break
+    page = ordered[:wanted]
+    if not page:
+        return []
+    found = await collection.find({"_id": {"$in": [_id for _, _id in page]}}).to_list()
+    whole = {raw["_id"]: raw for raw in found}
+    # One removed since it was measured is left out, as if it had gone a moment sooner.
+    return [{**whole[_id], field: measured} for measured, _id in page if _id in whole]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,14 @@
 
 `work` may run more than once (a transaction retries on a write conflict), so it must
 do everything through `unit.session` and nothing else with side effects; events are
-collected afresh on each attempt and published once, after the commit.
+collected afresh on each attempt and stored with the change.
+
+The stored event is the outbox's record: the notifications and deliveries it makes are
+derived from it right after the commit, in the same request, then it is published and
+marked derived and published in one write (resolvers/notifications/outbox.py: a job
+derives what a crash in between left pending). Its transaction holds only the change and
+the event: on the embedded database each statement of a transaction waits for every
+other transaction's (bench/README.md, Issue 16, second pass: payment webhooks).
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from pydantic_core import to_jsonable_python
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from documents.clock import utcnow
-from documents.events import DomainEvent, EventKind, Notification
+from documents.events import DomainEvent, EventKind
 from documents.transactions import run_in_transaction
 from realtime.broker import Broker
 from realtime.topics import booking_topic, task_topic, user_topic
@@ -39,7 +46,6 @@ class UnitOfWork:
     def __init__(self, session: AsyncClientSession) -> None:
         self.session = session
         self.events: list[DomainEvent] = []
-        self._titles: list[str] = []
 
     def emit(
         self,
@@ -56,10 +62,12 @@ class UnitOfWork:
     ) -> None:
         """Record an event; everyone in `audience` but the actor gets a notification."""
         people = list(dict.fromkeys(a for a in [*audience, actor_id] if a is not None))
+        now = utcnow()
         self.events.append(
             DomainEvent(
                 id=ObjectId(),
                 kind=kind,
+                occurred_at=now,
                 actor_id=actor_id,
                 audience=people,
                 task_id=task_id,
@@ -68,34 +76,15 @@ class UnitOfWork:
                 review_id=review_id,
                 # Plain JSON (ids as strings): it is stored, sent between instances and shown.
                 data=to_jsonable_python(data, fallback=str),
+                title=title,
+                # Pending until its notifications are derived (none to derive: not pending).
+                notify_pending_since=now if outbox.has_recipients(people, actor_id) else None,
             )
         )
-        self._titles.append(title)
 
     async def _save(self) -> None:
-        if not self.events:
-            return
-        await DomainEvent.insert_many(self.events, session=self.session)
-        notifications = [
-            Notification(
-                user_id=person,
-                event_id=event.id,
-                kind=event.kind,
-                title=title,
-                created_at=event.occurred_at,
-                task_id=event.task_id,
-                offer_id=event.offer_id,
-                booking_id=event.booking_id,
-                review_id=event.review_id,
-            )
-            for event, title in zip(self.events, self._titles, strict=True)
-            for person in event.audience
-            if person != event.actor_id
-        ]
-        if notifications:
-            await Notification.insert_many(notifications, session=self.session)
-        # What people hear beyond the app, in the outbox, committed with the change.
-        await outbox.plan(self.session, outbox.from_events(self.events, self._titles))
+        if self.events:
+            await DomainEvent.insert_many(self.events, session=self.session)
 
 
 async def transact(services: Services, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
@@ -106,13 +95,53 @@ async def transact(services: Services, work: Callable[[UnitOfWork], Awaitable[T]
         return result, unit.events
 
     result, events = await run_in_transaction(attempt)
-    await publish(services.broker, events)
+    await after_commit(services.broker, events)
     return result
 
 
+async def after_commit(broker: Broker, events: list[DomainEvent]) -> None:
+    """Derive the committed events' notifications, then publish the events (so a live
+    subscriber who hears of one finds its notification), then mark both in one write.
+    A derivation that fails is left pending for the job (outbox.derive_pending)."""
+    if not events:
+        return
+    pending = [event for event in events if event.notify_pending_since is not None]
+    derived: list[ObjectId] = []
+    if pending:
+        try:
+            await outbox.derive(pending)
+            derived = [event.id for event in pending if event.id is not None]
+        except Exception:
+            log.warning("notifications of %d events left to the job", len(pending), exc_info=True)
+    await _mark(await _send(broker, events), derived)
+
+
+async def _mark(published: list[ObjectId], derived: list[ObjectId]) -> None:
+    """Record what was published and derived: one write when both are the same events,
+    as they are unless the broker or the database failed."""
+    now = utcnow()
+    both = set(published) & set(derived)
+    groups: list[tuple[list[ObjectId], dict[str, Any]]] = [
+        ([i for i in published if i in both], {"$set": {"published_at": now}, **_DERIVED}),
+        ([i for i in published if i not in both], {"$set": {"published_at": now}}),
+        ([i for i in derived if i not in both], _DERIVED),
+    ]
+    for ids, update in groups:
+        if ids:
+            await DomainEvent.get_pymongo_collection().update_many({"_id": {"$in": ids}}, update)
+
+
+_DERIVED: dict[str, Any] = {"$unset": {"notify_pending_since": ""}}
+
+_INTERNAL_FIELDS = {"title", "notify_pending_since"}
+"""Fields of the stored event that the broker does not carry: the notification's title
+is for the people notified, and the marker is the outbox's."""
+
+
 def event_message(event: DomainEvent) -> bytes:
-    """The event as the broker carries it between instances: the stored document's JSON."""
-    return str(event.model_dump_json(by_alias=True)).encode()
+    """The event as the broker carries it between instances: the stored document's JSON
+    (less its outbox fields)."""
+    return str(event.model_dump_json(by_alias=True, exclude=_INTERNAL_FIELDS)).encode()
 
 
 def decode_event(data: bytes) -> DomainEvent | None:
@@ -135,7 +164,16 @@ def event_topics(event: DomainEvent) -> list[str]:
 
 async def publish(broker: Broker, events: list[DomainEvent]) -> None:
     """Send committed events to their topics; what cannot be sent stays marked unpublished."""
-    published = []
+    published = await _send(broker, events)
+    if published:
+        await DomainEvent.get_pymongo_collection().update_many(
+            {"_id": {"$in": published}}, {"$set": {"published_at": utcnow()}}
+        )
+
+
+async def _send(broker: Broker, events: list[DomainEvent]) -> list[ObjectId]:
+    """Send committed events to their topics; the ids of those sent."""
+    published: list[ObjectId] = []
     for event in events:
         message = event_message(event)
         try:
@@ -144,8 +182,6 @@ async def publish(broker: Broker, events: list[DomainEvent]) -> None:
         except Exception:
             log.warning("could not publish event %s (%s)", event.id, event.kind, exc_info=True)
             continue
-        published.append(event.id)
-    if published:
-        await DomainEvent.get_pymongo_collection().update_many(
-            {"_id": {"$in": published}}, {"$set": {"published_at": utcnow()}}
-        )
+        if event.id is not None:  # stored: it has its id
+            published.append(event.id)
+    return published

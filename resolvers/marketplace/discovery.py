@@ -15,7 +15,7 @@ is an extra round trip per page in the rare case that hidden providers fill part
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
@@ -32,9 +32,17 @@ from resolvers.common.pagination import (
     PageCursor,
     PageRequest,
     paginate,
+    paginate_outwards,
     paginate_pipeline,
 )
-from resolvers.marketplace.task_search import Near, check_near, geo_near, money_range
+from resolvers.marketplace.task_search import (
+    Near,
+    check_near,
+    measure,
+    money_range,
+    near_stages,
+    outwards,
+)
 
 MIN_RATING = 1.0
 MAX_RATING = 5.0
@@ -55,11 +63,17 @@ ORDERS: dict[ProviderSort, Order] = {
     ProviderSort.PRICE: [("hourly_rate.amount", 1), ("_id", 1)],
 }
 
-# After `$geoNear`: only providers whose own service radius, drawn around their area,
+# After `near_stages`: only providers whose own service radius, drawn around their area,
 # reaches the point searched (around their exact home, it would tell where that is).
 WITHIN_SERVICE_RADIUS = {
     "$match": {"$expr": {"$lte": ["$distance", {"$multiply": ["$service_radius_km", 1000]}]}}
 }
+
+
+def within_service_radius(raw: Mapping[str, Any], distance: float) -> bool:
+    """`WITHIN_SERVICE_RADIUS`, for a distance measured by gigql (nearest first)."""
+    radius_km = raw.get("service_radius_km")
+    return isinstance(radius_km, int | float) and distance <= radius_km * 1000
 
 
 @dataclass(frozen=True)
@@ -152,12 +166,20 @@ async def search_providers(query: ProviderQuery, request: PageRequest) -> Provid
 
     else:
         check_near(near)
-        stages = [geo_near(near, filters), WITHIN_SERVICE_RADIUS]
+        if query.sort is ProviderSort.DISTANCE:
 
-        async def read(part: PageRequest) -> Page[ProviderProfile]:
-            return await paginate_pipeline(
-                ProviderProfile, stages, order, part, computed=["distance"]
-            )
+            async def read(part: PageRequest) -> Page[ProviderProfile]:
+                parts = outwards(near, filters, fields=["service_radius_km"])
+                distance = measure(near, within_service_radius)
+                return await paginate_outwards(ProviderProfile, parts, distance, order, part)
+
+        else:
+            stages = [*near_stages(near, filters), WITHIN_SERVICE_RADIUS]
+
+            async def read(part: PageRequest) -> Page[ProviderProfile]:
+                return await paginate_pipeline(
+                    ProviderProfile, stages, order, part, computed=["distance"]
+                )
 
     return await _shown(read, request)
 

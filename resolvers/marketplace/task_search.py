@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -11,17 +13,26 @@ from bson import ObjectId
 from pymongo import IndexModel
 
 from documents.errors import DomainError, ErrorCode
-from documents.geo import SEARCHED_POINT
+from documents.geo_cells import (
+    AREA_FIELD,
+    covering,
+    distance_expression,
+    great_circle_m,
+    in_cells,
+)
 from documents.marketplace.tasks import Task, TaskStatus
 from documents.money import minor_unit_exponent
 from resolvers.common import search
 from resolvers.common.pagination import (
+    Measure,
     Order,
+    Outwards,
     Page,
     PageRequest,
     Windows,
     paginate,
     paginate_in_windows,
+    paginate_outwards,
     paginate_pipeline,
 )
 
@@ -82,22 +93,110 @@ def check_near(near: Near, field_name: str = "near") -> None:
         )
 
 
-def geo_near(near: Near, query: dict[str, Any]) -> dict[str, Any]:
-    """A `$geoNear` stage adding each document's distance in metres as `distance`.
+def near_stages(
+    near: Near, query: dict[str, Any], cells: list[int] | None = None
+) -> list[dict[str, Any]]:
+    """Aggregation stages for the documents matching `query` within the radius of
+    `near`, each with its distance in metres from the point as `distance`; only those
+    in `cells` if given (part of the circle's covering, read outwards).
 
     Measured from each place's public area, never its exact point (documents/geo.py):
     the distance, the radius and the order are seen by people who may not see the place.
+    Places are looked up by the cells of their areas that the circle touches, and
+    measured as `$geoNear` measured them (documents/geo_cells.py tells why it is not
+    used). The cells come first, alone: SecantusDB plans only a pipeline's first
+    `$match`, and only a filter without top-level operators; MongoDB merges the two.
     """
-    return {
-        "$geoNear": {
-            "near": {"type": "Point", "coordinates": [near.longitude, near.latitude]},
-            "distanceField": "distance",
-            "maxDistance": near.radius_km * 1000,
-            "query": query,
-            "key": SEARCHED_POINT,
-            "spherical": True,
-        }
-    }
+    radius_m = near.radius_km * 1000
+    if cells is None:
+        cells = covering(near.latitude, near.longitude, radius_m)
+    return [
+        {"$match": in_cells(cells)},
+        *([{"$match": query}] if query else []),
+        {"$addFields": {"distance": distance_expression(near.latitude, near.longitude)}},
+        {"$match": {"distance": {"$lte": radius_m}}},
+    ]
+
+
+FIRST_REACH = 1 / 16
+"""Nearest first, the first part read reaches this share of the radius."""
+
+Keep = Callable[[Mapping[str, Any], float], bool]
+"""Whether a document at a distance is kept, beyond being within the radius."""
+
+
+def outwards(near: Near, query: dict[str, Any], fields: Sequence[str] = ()) -> Outwards:
+    """The parts of a search nearest first (`paginate_outwards`): circles of growing
+    reach, each read as the cells it touches that no smaller one did, and the fields
+    `measure` needs (the area, and `fields`).
+
+    A page of the nearest needs only the places out to its last one, not the whole
+    radius: both MongoDB's `$geoNear` and SecantusDB read a document per place in the
+    cells looked up, so reading the circle outwards saves most of them when places
+    are dense. The next reach is guessed from how many the reach so far holds (places
+    per area), at least half as far again, and four times as far while it holds fewer
+    than four: from a sixteenth of the radius, at most eight parts, and two or three
+    where places are dense. A part reads only cells no earlier one did, unless the
+    cells grow a size (`covering`), when the disk read so far is read again in larger
+    cells; a document read twice counts once.
+    """
+    radius_m = near.radius_km * 1000
+    read: set[int] = set()
+    reach = 0.0
+    projection = {name: 1 for name in (AREA_FIELD, *fields)}
+
+    def next_part(
+        measures: Sequence[float], wanted: int, floor: float
+    ) -> tuple[list[dict[str, Any]], float] | None:
+        nonlocal reach
+        while reach < radius_m:
+            # After a cursor, out from the cursor's distance: the ring between it and
+            # the reach holds what the page may show.
+            if reach == 0:
+                reach = min(floor + radius_m * FIRST_REACH, radius_m)
+            else:
+                inside = sum(1 for measured in measures if measured < reach)
+                ring = reach * reach - floor * floor
+                guess = (
+                    math.sqrt(floor * floor + ring * 1.44 * wanted / inside) if inside >= 4 else 0.0
+                )
+                farther = floor + (reach - floor) * (1.5 if inside >= 4 else 4.0)
+                reach = min(max(guess, farther), radius_m)
+            cells = [
+                cell
+                for cell in covering(near.latitude, near.longitude, reach, floor)
+                if cell not in read
+            ]
+            read.update(cells)
+            if cells:
+                stages = [
+                    {"$match": in_cells(cells)},
+                    *([{"$match": query}] if query else []),
+                    {"$project": projection},
+                ]
+                return stages, reach if reach < radius_m else math.inf
+        return None
+
+    return next_part
+
+
+def measure(near: Near, keep: Keep | None = None) -> Measure:
+    """A document's distance from the point, measured from its area exactly as
+    `near_stages` measures it in the database (documents/geo_cells.py); None beyond the
+    radius or if `keep` says no."""
+    radius_m = near.radius_km * 1000
+
+    def distance(raw: Mapping[str, Any]) -> float | None:
+        area = (raw.get("place") or {}).get("area")
+        if area is None:
+            return None
+        longitude, latitude = area["coordinates"]
+        metres = great_circle_m(latitude, longitude, near.latitude, near.longitude)
+        if metres > radius_m or (keep is not None and not keep(raw, metres)):
+            return None
+        return metres
+
+    return distance
 
 
 def money_range(
@@ -202,8 +301,11 @@ async def search_tasks(query: TaskQuery, request: PageRequest) -> Page[Task]:
             return await paginate_in_windows(Task, filters, order, request, FEED_WINDOWS)
         return await paginate(Task, filters, order, request)
     check_near(query.near)
+    if query.sort is TaskSort.DISTANCE:
+        parts = outwards(query.near, filters)
+        return await paginate_outwards(Task, parts, measure(query.near), order, request)
     return await paginate_pipeline(
-        Task, [geo_near(query.near, filters)], order, request, computed=["distance"]
+        Task, near_stages(query.near, filters), order, request, computed=["distance"]
     )
 
 

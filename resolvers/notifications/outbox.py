@@ -1,10 +1,23 @@
-"""The delivery outbox: deliveries written with the change that causes them, sent after.
+"""The delivery outbox: what a committed change tells people, derived from it, sent after.
 
-`plan` runs inside the transaction of the change (resolvers/common/unit_of_work.py): for
-each person an event concerns, the notification kind it makes for them
-(recipients.py) on each channel they receive it on (their preferences, read in the same
-transaction). `sending.send_due` runs on every instance in the background: it claims one due
-delivery at a time with a lease, so that exactly one instance sends it and a crashed
+A change's domain events are stored in its transaction (resolvers/common/unit_of_work.py):
+they are the outbox's record. Right after the commit, `derive` makes from them the in-app
+notifications (one per person an event concerns but whoever caused it) and the
+deliveries (for each such person, the notification kind it makes for them,
+recipients.py, on each channel they receive it on, their preferences); then the events
+are marked derived. An event stored marked pending whose notifications a crash kept from
+being made is derived by `derive_pending`, a background job, once `DERIVE_AFTER` has
+passed. Both may run for one event (a slow request beside the job, two instances): each
+notification is unique per event and person and each delivery per key, and what exists
+already is kept, so nothing is made twice; a rolled-back change stored no event, so it
+tells nobody. Keeping them out of the transaction keeps the change's transaction short
+(on the embedded database every statement of a transaction waits for the others':
+bench/README.md, Issue 16, second pass: payment webhooks).
+
+A scheduled message (scheduled.py) is already such a record: `plan` writes its
+deliveries in the transaction that marks it done. `sending.send_due` runs on every
+instance in the background: it reads its run's due deliveries once (`due`) and takes
+each in turn with a lease (`take`), so that exactly one instance sends it and a crashed
 sender's delivery is taken up again once the lease runs out; it retries failures with
 backoff and ends a delivery as dead after the last attempt, with its error, for an
 admin to retry (`retry`).
@@ -19,14 +32,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from beanie import PydanticObjectId
+from beanie import Document, PydanticObjectId
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
 
 from documents.clock import utcnow
-from documents.events import DomainEvent
+from documents.events import DomainEvent, Notification
 from documents.notifications.catalogue import NotificationKind
 from documents.notifications.deliveries import Delivery, DeliveryStatus
 from documents.notifications.preferences import NotificationPreferences
@@ -39,6 +53,12 @@ LEASE = timedelta(minutes=2)
 MAX_ATTEMPTS = 6
 FIRST_RETRY = timedelta(seconds=30)
 """The wait before the second attempt; each later wait doubles (30 s ... 8 min)."""
+DERIVE_AFTER = timedelta(seconds=30)
+"""How long after it occurred the job derives an event still pending: by then the request
+that committed it has derived it, or has died. (Were both to run, nothing doubles.)"""
+DUPLICATE_KEY = 11000
+CLAIM_CANDIDATES = 10
+"""How many due deliveries `claim` reads to find one nobody holds."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +75,74 @@ class Planned:
     drop_after: datetime | None = None
 
 
-def from_events(events: Sequence[DomainEvent], titles: Sequence[str]) -> list[Planned]:
-    """What `events` (and their in-app titles) tell people beyond the app."""
+def has_recipients(audience: Iterable[ObjectId], actor_id: ObjectId | None) -> bool:
+    """Whether an event with this audience notifies anyone (its actor is not notified)."""
+    return any(person != actor_id for person in audience)
+
+
+async def derive(events: Sequence[DomainEvent]) -> None:
+    """The in-app notifications and the deliveries of committed `events`, made once: what
+    an earlier run made is kept. The caller marks the events derived after this returns."""
+    notifications = [
+        Notification(
+            user_id=person,
+            event_id=event.id,
+            kind=event.kind,
+            title=event.title,
+            created_at=event.occurred_at,
+            task_id=event.task_id,
+            offer_id=event.offer_id,
+            booking_id=event.booking_id,
+            review_id=event.review_id,
+        )
+        for event in events
+        for person in event.audience
+        if person != event.actor_id
+    ]
+    await _insert_once(Notification, notifications)
+    await _insert_once(Delivery, await _deliveries(None, from_events(events)))
+
+
+async def derive_pending(limit: int = 100, now: datetime | None = None) -> int:
+    """Derive the events whose notifications a crash after their commit left unmade (the
+    background job); returns how many events it derived."""
+    cutoff = (now or utcnow()) - DERIVE_AFTER
+    pending = (
+        await DomainEvent.find({"notify_pending_since": {"$lte": cutoff}})
+        .sort("notify_pending_since")
+        .limit(limit)
+        .to_list()
+    )
+    if not pending:
+        return 0
+    await derive(pending)
+    await DomainEvent.get_pymongo_collection().update_many(
+        {"_id": {"$in": [event.id for event in pending]}},
+        {"$unset": {"notify_pending_since": ""}},
+    )
+    log.warning("derived the notifications of %d events after their request", len(pending))
+    return len(pending)
+
+
+async def _insert_once(document: type[Document], rows: Sequence[Document]) -> None:
+    """Insert `rows`, keeping any already there by a unique key (an earlier derivation)."""
+    if not rows:
+        return
+    try:
+        await document.insert_many(rows, ordered=False)
+    except BulkWriteError as error:
+        details = error.details
+        if details.get("writeConcernErrors") or any(
+            failure.get("code") != DUPLICATE_KEY for failure in details.get("writeErrors", [])
+        ):
+            raise
+
+
+def from_events(events: Sequence[DomainEvent]) -> list[Planned]:
+    """What `events` tell people beyond the app."""
     planned = []
-    for event, title in zip(events, titles, strict=True):
+    for event in events:
+        title = event.title
         for person in event.audience:
             if person == event.actor_id:
                 continue
@@ -95,16 +179,23 @@ def _context(event: DomainEvent) -> dict[str, Any]:
 async def plan(session: AsyncClientSession | None, planned: Iterable[Planned]) -> int:
     """Write the deliveries of `planned` inside the caller's transaction: one per channel
     each person receives that kind on. Returns how many were written."""
-    planned = list(planned)
+    deliveries = await _deliveries(session, list(planned))
+    if deliveries:
+        await Delivery.insert_many(deliveries, session=session)
+    return len(deliveries)
+
+
+async def _deliveries(session: AsyncClientSession | None, planned: list[Planned]) -> list[Delivery]:
+    """The deliveries of `planned`, by the preferences of the people it concerns."""
     if not planned:
-        return 0
+        return []
     people = list({p.user_id for p in planned})
     found = await NotificationPreferences.find(
         {"user_id": {"$in": people}}, session=session
     ).to_list()
     preferences: dict[ObjectId, NotificationPreferences] = {p.user_id: p for p in found}
     now = utcnow()
-    deliveries = [
+    return [
         Delivery(
             key=f"{item.key}:{item.kind.value}:{channel.value}",
             user_id=item.user_id,
@@ -120,9 +211,6 @@ async def plan(session: AsyncClientSession | None, planned: Iterable[Planned]) -
         for item in planned
         for channel in sorted(_preferences(preferences, item.user_id).channels(item.kind))
     ]
-    if deliveries:
-        await Delivery.insert_many(deliveries, session=session)
-    return len(deliveries)
 
 
 async def claim_due(
@@ -150,8 +238,46 @@ async def claim_due(
 
 async def claim(now: datetime) -> Delivery | None:
     """One due delivery, leased to this caller until `now + LEASE`; None if none is due."""
-    raw = await claim_due(Delivery.get_pymongo_collection(), now, LEASE, lease_id=uuid.uuid4().hex)
-    return None if raw is None else Delivery.model_validate(raw)
+    for candidate in await due(now, CLAIM_CANDIDATES):
+        taken = await take(candidate, now)
+        if taken is not None:
+            return taken
+    return None
+
+
+async def due(now: datetime, limit: int) -> list[Delivery]:
+    """Up to `limit` pending deliveries due by `now`, earliest first, that nobody holds:
+    the candidates a sender then `take`s one by one.
+
+    One read for a sender's whole run, not one per delivery: the embedded database reads
+    every pending due delivery to answer either (it sorts before it limits), and takes a
+    `findAndModify` as a scan of the collection, so a claim per delivery by
+    `findAndModify` cost in proportion to the backlog, each time (bench/README.md, Issue
+    16, second pass). The filter is the `(status, due_at)` index's; a lease still
+    running is left out here rather than by an `$or`, which that database answers with a
+    collection scan."""
+    found = Delivery.find({"status": DeliveryStatus.PENDING.value, "due_at": {"$lte": now}})
+    candidates = await found.sort("due_at").limit(limit).to_list()
+    return [d for d in candidates if d.lease_until is None or d.lease_until <= now]
+
+
+async def take(candidate: Delivery, now: datetime) -> Delivery | None:
+    """`candidate` (read by `due`) leased to this caller until `now + LEASE`, if it is
+    still as it was read: pending, due then, and held by nobody since (a claim sets a new
+    lease, a postponement a new due time, an ending a new status), so of any number of
+    senders exactly one takes it. None if another did."""
+    held = {"lease_until": now + LEASE, "lease_id": uuid.uuid4().hex}
+    taken = await Delivery.get_pymongo_collection().update_one(
+        {
+            "_id": candidate.id,
+            "status": DeliveryStatus.PENDING.value,
+            "due_at": candidate.due_at,
+            "lease_until": candidate.lease_until,
+            "lease_id": candidate.lease_id,
+        },
+        {"$set": held},
+    )
+    return candidate.model_copy(update=held) if taken.modified_count else None
 
 
 async def finish(

@@ -1,8 +1,9 @@
 """How each kind of notification reaches me, and when I am not to be disturbed.
 
 A choice counts from the next change on: deliveries are planned with the preferences
-read in the transaction of the change that causes them (outbox.plan), and checked again
-when they go out (sending.py), so a kind turned off meanwhile is not sent either. Kinds
+read when they are made, right after the change that causes them commits (outbox.derive),
+and checked again when they go out (sending.py), so a kind turned off meanwhile is not
+sent either. Kinds
 that may not be turned off (security messages, payment receipts) keep their default
 channels: a choice that drops one is refused, and nothing is changed.
 

@@ -1,8 +1,8 @@
 """Which notifications a domain event makes, for whom.
 
 Every event already leaves an in-app notification for each person it concerns but its
-actor (resolvers/common/unit_of_work.py); this decides which of those people also hear
-of it on other channels, and as which kind of the catalogue
+actor (derived after its commit: resolvers/notifications/outbox.py); this decides which
+of those people also hear of it on other channels, and as which kind of the catalogue
 (documents/notifications/catalogue.py). An event that concerns nobody outside the app
 (a task edited, an offer updated) makes none.
 """

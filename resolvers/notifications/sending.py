@@ -31,13 +31,15 @@ BATCH = 50
 
 
 async def send_due(services: Services, now: datetime | None = None) -> int:
-    """Send what is due, one claimed delivery at a time; returns how many were handled."""
+    """Send what is due, one claimed delivery at a time; returns how many were handled.
+    The run's candidates are read once (outbox.due) and each is taken as its turn comes,
+    unless another sender took it meanwhile."""
     handled = 0
-    while handled < BATCH:
+    for candidate in await outbox.due(now or utcnow(), BATCH):
         moment = now or utcnow()
-        delivery = await outbox.claim(moment)
+        delivery = await outbox.take(candidate, moment)
         if delivery is None:
-            break
+            continue
         try:
             await send(services, delivery, moment)
         except Exception as error:  # the channel's failure is the delivery's, not the job's

@@ -1,4 +1,5 @@
-"""Request headers read on every request, without an exception for each one absent.
+"""Request headers read on every request, without an exception for each one absent, and
+the request's body read without an asynchronous generator.
 
 Starlette's `Headers.get` is `Mapping.get`: it looks a header up through `__getitem__`,
 which raises KeyError when the request lacks it, and catches that. A `/graphql` request
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 
 class RequestHeaders(Headers):
@@ -28,7 +29,28 @@ class RequestHeaders(Headers):
 
 
 class HTTPRequest(Request):
-    """A Starlette request whose `headers` are RequestHeaders."""
+    """A Starlette request whose `headers` are RequestHeaders, and whose `body` reads the
+    messages itself rather than through `stream`, an asynchronous generator closed
+    by `aclosing` (about 3 % of a `{ __typename }` request): the same body, and the same
+    errors for a stream consumed or a client gone."""
+
+    async def body(self) -> bytes:
+        if not hasattr(self, "_body"):
+            if self._stream_consumed:
+                raise RuntimeError("Stream consumed")
+            chunks: list[bytes] = []
+            while not self._stream_consumed:
+                message = await self._receive()
+                if message["type"] == "http.request":
+                    if not message.get("more_body", False):
+                        self._stream_consumed = True
+                    if chunk := message.get("body", b""):
+                        chunks.append(chunk)
+                elif message["type"] == "http.disconnect":
+                    self._is_disconnected = True
+                    raise ClientDisconnect()
+            self._body = b"".join(chunks)
+        return self._body
 
     @property
     def headers(self) -> Headers:

@@ -9,7 +9,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from documents.settings import Settings
 from schema.schema import GigqlSchema
-from server.observability.http_metrics import HttpMetricsMiddleware
+from server.observability.http_metrics import HttpRoutes
 from server.observability.metrics_port import MetricsPortOnly
 
 if TYPE_CHECKING:
@@ -27,18 +27,21 @@ def start_tracing(settings: Settings, *schemas: GigqlSchema) -> Tracing | None:
     return tracing
 
 
-def edge_middleware(
-    settings: Settings, routes: list[BaseRoute], tracing: Tracing | None
-) -> list[Middleware]:
-    """Outermost first: the metrics port's gate, the request's span, its counting."""
+def edge_middleware(settings: Settings, tracing: Tracing | None) -> list[Middleware]:
+    """Outermost first: the metrics port's gate, the request's span. The requests' counting
+    is done by the app's edge layer (server/middleware.py), through `http_routes`."""
     middleware = []
     if settings.metrics_port is not None:
         middleware.append(Middleware(MetricsPortOnly, port=settings.metrics_port))
     if tracing is not None:
         middleware.append(tracing.middleware())
-    if settings.metrics:
-        paths = sorted(
-            {route.path for route in routes if isinstance(route, Route | WebSocketRoute)}
-        )
-        middleware.append(Middleware(HttpMetricsMiddleware, routes=paths))
     return middleware
+
+
+def http_routes(settings: Settings, routes: list[BaseRoute]) -> HttpRoutes | None:
+    """What counts requests by route, None with the metrics off."""
+    if not settings.metrics:
+        return None
+    return HttpRoutes(
+        sorted({route.path for route in routes if isinstance(route, Route | WebSocketRoute)})
+    )

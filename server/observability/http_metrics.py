@@ -1,4 +1,5 @@
-"""Counting every HTTP request and websocket by route, as pure ASGI middleware.
+"""Counting every HTTP request and websocket by route, for the app's edge layer
+(server/middleware.py `EdgeMiddleware`), which calls it without a layer of its own.
 
 Routes are the app's own paths, anything else `other`, so a scan of made-up paths adds no
 series. Label children are bound once per route and status; a request costs two dict
@@ -7,10 +8,7 @@ lookups, a counter increment and a histogram observation (bench/README.md, "Metr
 
 from __future__ import annotations
 
-import time
-
 from prometheus_client.metrics import Counter, Histogram
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from documents.metrics import (
     HTTP_REQUEST_DURATION,
@@ -39,51 +37,23 @@ class _Route:
         self.duration.observe(seconds)
 
 
-class HttpMetricsMiddleware:
-    """Requests by route and status with their duration, open websockets, and bodies
-    refused for their size (a limit like the others)."""
+class HttpRoutes:
+    """The counting itself, apart from any layer: requests by route and status with their
+    duration, bodies refused for their size, and open websockets."""
 
-    def __init__(self, app: ASGIApp, routes: list[str]) -> None:
-        self.app = app
+    def __init__(self, routes: list[str]) -> None:
         self._routes = {path: _Route(path) for path in routes}
         self._other = _Route(OTHER_ROUTE)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
-            return
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # unless a response starts: what the server answers for an escape
+    def count(self, path: str, status: int, seconds: float) -> None:
+        self._routes.get(path, self._other).count(status, seconds)
+        if status == PAYLOAD_TOO_LARGE:
+            LIMIT_REFUSALS.labels("body_size").inc()
 
-        async def observed_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
+    @staticmethod
+    def socket_opened() -> None:
+        WEBSOCKETS_OPEN.inc()
 
-        try:
-            await self.app(scope, receive, observed_send)
-        finally:
-            route = self._routes.get(scope["path"], self._other)
-            route.count(status, time.perf_counter() - started)
-            if status == PAYLOAD_TOO_LARGE:
-                LIMIT_REFUSALS.labels("body_size").inc()
-
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        accepted = False
-
-        async def observed_send(message: Message) -> None:
-            nonlocal accepted
-            if message["type"] == "websocket.accept" and not accepted:
-                accepted = True
-                WEBSOCKETS_OPEN.inc()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed_send)
-        finally:
-            if accepted:
-                WEBSOCKETS_OPEN.dec()
+    @staticmethod
+    def socket_closed() -> None:
+        WEBSOCKETS_OPEN.dec()

@@ -20,7 +20,7 @@ from documents.marketplace.tasks import Task
 from documents.payments.webhooks import WebhookEvent
 from documents.settings import Settings
 from server.app import create_app
-from server.middleware import RequestContextMiddleware
+from server.middleware import EdgeMiddleware
 from server.runtime import Runtime
 from server.strict_json import MAX_DEPTH
 from tests.conftest import serve, serve_asgi
@@ -346,7 +346,9 @@ async def test_an_unexpected_error_is_a_graphql_error_with_the_request_id() -> N
         raise RuntimeError("a bug")
 
     async with (
-        serve_asgi(RequestContextMiddleware(broken), lifespan="off") as url,
+        serve_asgi(
+            EdgeMiddleware(broken, max_bytes=1 << 20, cors=lambda app: app), lifespan="off"
+        ) as url,
         httpx.AsyncClient(base_url=url) as http,
     ):
         response = await http.post("/graphql", json={"query": "{ __typename }"})

@@ -124,12 +124,16 @@ async def change_escrow(
     fields: dict[str, Any] | None = None,
     more: dict[str, Any] | None = None,
     by: Party = Party.SYSTEM,
+    read: Escrow | None = None,
 ) -> Escrow | None:
     """Set `status` (and `fields`) on the escrow matching `query`, recording the change
     in its history; None if none matches. Only an escrow in a state the lifecycle
     (documents/lifecycles.py `ESCROW`) lets `by` move to `status` from matches, so no
     caller can make a move that is not declared. A gateway event is recorded once: an
-    escrow whose history has its `event_id` does not match."""
+    escrow whose history has its `event_id` does not match.
+
+    `read`: the escrow `query["_id"]` names, as this transaction read it and has not
+    written it since; the escrow as changed is then made from it, not read back."""
     now = utcnow()
     declared = [state.value for state in ESCROW.sources_into(status, by)]
     query = within_statuses(query, declared)
@@ -143,7 +147,7 @@ async def change_escrow(
     }
     collection = Escrow.get_pymongo_collection()
     if session is not None and session.in_transaction and "_id" in query:
-        raw = await _update_then_read(collection, query, update, session)
+        raw = await _update_then_read(collection, query, update, session, read)
     else:
         raw = await collection.find_one_and_update(
             query, update, return_document=ReturnDocument.AFTER, session=session
@@ -156,6 +160,7 @@ async def _update_then_read(
     query: dict[str, Any],
     update: dict[str, Any],
     session: AsyncClientSession,
+    read: Escrow | None = None,
 ) -> dict[str, Any] | None:
     """What `find_one_and_update` returns (the matching escrow as changed, or None), as a
     conditional update and a read of it by id. Inside a transaction the read sees the
@@ -163,11 +168,34 @@ async def _update_then_read(
     database. Why not one command: SecantusDB runs findAndModify's write as a scan of the
     whole collection, inside the transaction, while the other transactions wait on it
     (bench/README.md, Issue 16: payment webhooks); an update and a read by id use
-    the `_id` index."""
+    the `_id` index.
+
+    Given the escrow as this transaction `read` it, the read is not needed either: the
+    update matched the document of the transaction's snapshot (a change committed by
+    anyone since would have been a write conflict), so it is `read` with the update
+    applied (`_applied`, for the plain `$set` and `$push` this module writes)."""
     changed = await collection.update_one(query, update, session=session)
     if changed.matched_count == 0:
         return None
+    if read is not None and read.id == query["_id"]:
+        applied = _applied(read, update)
+        if applied is not None:
+            return applied
     return await collection.find_one({"_id": query["_id"]}, session=session)
+
+
+def _applied(read: Escrow, update: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored escrow `read` with `update` applied, as the database applies it, for an
+    update of only `$set` and `$push` on top-level fields; None for any other."""
+    if set(update) - {"$set", "$push"} or any(
+        "." in field for operator in update.values() for field in operator
+    ):
+        return None
+    stored: dict[str, Any] = read.model_dump(by_alias=True)
+    stored.update(update.get("$set", {}))
+    for field, value in update.get("$push", {}).items():
+        stored[field] = [*stored.get(field, []), value]
+    return stored
 
 
 def within_statuses(query: dict[str, Any], statuses: list[str]) -> dict[str, Any]:

@@ -88,6 +88,8 @@ async def payment_held(services: Services, event: GatewayEvent) -> None:
                 "payment_failure_code": None,
                 "requires_action": False,
             },
+            # Read above in this transaction: the change is made from it, not read back.
+            read=current,
         )
         assert held is not None
         await post_payment(unit.session, held)

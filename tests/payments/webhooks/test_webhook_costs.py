@@ -58,24 +58,25 @@ async def test_an_ignored_event_is_stored_claimed_and_finished_in_two_writes(
 PAYMENT_COMMANDS = [
     # Stored, already held by this delivery: no claim of its own.
     ("insert", "webhook_events"),
-    # One transaction: the escrow found once, changed by id and read back as changed,
+    # One transaction: the escrow found once and changed by id (the change is made from
+    # what was found, not read back),
     ("find", "escrows"),
     ("update", "escrows"),
-    ("find", "escrows"),
     # the payment posted once (its key looked up first) with its balances,
     ("find", "ledger_transactions"),
     ("insert", "ledger_transactions"),
     ("update", "ledger_balances"),
-    # is the task disputed? then the event, its notifications and deliveries.
+    # is the task disputed? then the domain event, the outbox's record.
     ("find", "tasks"),
     ("insert", "events"),
+    ("commitTransaction", "1"),
+    # After the commit: the event's notifications and deliveries derived from it, the
+    # event marked derived and published in one write, the webhook event finished. No
+    # partner transaction is looked for (the intent names an escrow) and the escrow is
+    # not fetched again (nothing waits for the gateway).
     ("insert", "notifications"),
     ("find", "notification_preferences"),
     ("insert", "notification_deliveries"),
-    ("commitTransaction", "1"),
-    # After the commit: the event marked published, the webhook event finished. No
-    # partner transaction is looked for (the intent names an escrow) and the escrow is
-    # not fetched again (nothing waits for the gateway).
     ("update", "events"),
     ("update", "webhook_events"),
 ]
