@@ -56,6 +56,7 @@ class Subscription:
     holds two: its session's and its operation's)."""
 
     __slots__ = (
+        "_callback",
         "_ended",
         "_hub",
         "_overflowed",
@@ -77,9 +78,31 @@ class Subscription:
         self._overflowed = False
         self._ended: Callable[[], Exception] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._callback: Callable[[Message], None] | None = None
+
+    def on_message(self, callback: Callable[[Message], None]) -> None:
+        """From now on, hand each message (RESYNC too) to `callback`, in the hub's own
+        call, instead of queueing it for `get`: for a consumer that only needs to know
+        that something came (a socket's session), which then needs no task of its own
+        waiting. The callback must not block nor raise. What was queued before comes
+        first."""
+        queue, self._queue = self._queue, None
+        overflowed, self._overflowed = self._overflowed, False
+        self._callback = callback
+        if overflowed:
+            callback(RESYNC)  # some were dropped: as after a lost connection, look again
+        for message in queue or ():
+            callback(message)
 
     def _deliver(self, message: Message) -> bool:
         """Queue the message; False when the queue is full and it was dropped."""
+        callback = self._callback
+        if callback is not None:
+            try:
+                callback(message)
+            except Exception:  # one consumer's bug must not stop the others' delivery
+                log.exception("a subscription's callback failed")
+            return True
         queue = self._queue
         if queue is None:
             queue = self._queue = deque()
@@ -301,7 +324,13 @@ class RedisBroker:
         backoff = 0.1
         while True:
             try:
-                raw = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                # While connected, wait for the next message without a timeout: arming one
+                # around every read cost about 4 % of a busy fan-out's CPU. After a loss, a
+                # read returns within a second even with nothing published, which is how
+                # the return of the connection is noticed (and RESYNC sent) at once.
+                raw = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=1.0 if self._lost else None
+                )
             except RedisError:
                 # redis-py reconnects and re-subscribes on the next read; wait a little.
                 if not self._lost:

@@ -28,31 +28,39 @@ DRAIN_TIMEOUT = 10.0
 
 
 class OpenSocket:
-    """One GraphQL websocket and the work under way on it."""
+    """One GraphQL websocket and the work under way on it.
+
+    `working()` is the socket itself as a plain context manager, entered for every event
+    delivered, and the future a closing waits on is made only when one waits: an
+    asyncio.Event per socket and a generator per delivery cost memory and time for a
+    shutdown that comes once."""
+
+    __slots__ = ("_busy", "_idle", "websocket")
 
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         self._busy = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle: asyncio.Future[None] | None = None
 
-    @contextlib.contextmanager
-    def working(self) -> Iterator[None]:
+    def working(self) -> OpenSocket:
         """Hold off closing this websocket while the block runs."""
+        return self
+
+    def __enter__(self) -> None:
         self._busy += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._busy -= 1
-            if not self._busy:
-                self._idle.set()
+
+    def __exit__(self, *_: object) -> None:
+        self._busy -= 1
+        idle = self._idle
+        if not self._busy and idle is not None and not idle.done():
+            idle.set_result(None)
 
     async def go_away(self, timeout: float) -> None:
         try:
             async with asyncio.timeout(timeout):
                 while self._busy:  # work may start again before this task resumes
-                    await self._idle.wait()
+                    self._idle = asyncio.get_running_loop().create_future()
+                    await self._idle
         except TimeoutError:
             log.warning("closing a websocket whose work did not finish in %.0f s", timeout)
         if self.websocket.application_state is WebSocketState.CONNECTED:

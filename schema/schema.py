@@ -287,9 +287,13 @@ class GigqlSchema(strawberry.Schema):
         if not isinstance(prepared, Prepared) or prepared.errors or prepared.document is None:
             return None
 
+        # Only the request id: the closure lives as long as the stream, and the operation's
+        # context (its caller as read at the start, its loaders) need not.
+        request_id = context.meta.request_id if isinstance(context, Context) else None
+        debug = self.settings.debug
+
         def report(errors: list[GraphQLError]) -> None:
-            request_id = context.meta.request_id if isinstance(context, Context) else None
-            report_errors(errors, request_id, self.settings.debug)
+            report_errors(errors, request_id, debug)
 
         return await self.framed.start(
             context, prepared.document, operation_name, variables, report

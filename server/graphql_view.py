@@ -250,6 +250,11 @@ class TransportWSHandler(_TextFrames, BaseGraphQLTransportWSHandler[Context, Non
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         await super().handle_connection_init(message)
+        # Its timeout no longer applies (Strawberry's task would only wake to see that):
+        # not kept, waiting, for the socket's life.
+        timeout, self.connection_init_timeout_task = self.connection_init_timeout_task, None
+        if timeout is not None:
+            timeout.cancel()
         if self.connection_acknowledged and self.context.session is not None:
             self.context.session.watch(self._end_session)
 
@@ -336,16 +341,23 @@ class LegacyWSHandler(_TextFrames, BaseGraphQLWSHandler[Context, None]):
     schema: GigqlSchema
 
     async def handle(self) -> None:
-        deadline = asyncio.create_task(self._close_unless_initialised())
+        self._deadline: asyncio.Task[None] | None = asyncio.create_task(
+            self._close_unless_initialised()
+        )
         try:
             await super().handle()
         finally:
-            deadline.cancel()
+            if self._deadline is not None:
+                self._deadline.cancel()
             if self.context.session is not None:
                 await self.context.session.stop()
 
     async def handle_connection_init(self, message: LegacyConnectionInit) -> None:
         await super().handle_connection_init(message)
+        if self.connection_acknowledged and self._deadline is not None:
+            # Not kept, waiting, for the socket's life.
+            self._deadline.cancel()
+            self._deadline = None
         if self.connection_acknowledged and self.context.session is not None:
             self.context.session.watch(self._end_session)
 

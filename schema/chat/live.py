@@ -10,7 +10,6 @@ database, then live ones follow, a jump in seq being filled from the database.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import aclosing
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -32,6 +31,7 @@ from schema.accounts.users import UserNode, user_node
 from schema.chat.conversations import MessageNode, conversation_id_of
 from schema.common.context import Context, Info
 from schema.common.permissions import IsAuthenticated, allow
+from schema.live.framed import FramedItems
 from schema.notifications.live import delivered, recheck_caller, shared_node
 
 REPLAY_LIMIT = 500
@@ -65,10 +65,15 @@ class TypingIndicator:
 class _Watch:
     """A viewer's subscription to one conversation, checking their access as it goes."""
 
+    __slots__ = ("context", "conversation_id", "expires_at", "topics", "user_id")
+
     def __init__(self, context: Context, viewer: Viewer, conversation: Conversation) -> None:
         assert conversation.id is not None
-        self.context = context
-        self.viewer = viewer
+        # Not the viewer itself (their account as read at the start): a subscription lives
+        # as long as its socket, and every re-check reads the caller afresh.
+        self.context = context.without_caller()
+        self.user_id = viewer.user_id
+        self.expires_at = viewer.expires_at
         self.conversation_id = conversation.id
         self.topics = [conversation_topic(conversation.id), user_topic(viewer.user_id)]
 
@@ -86,9 +91,9 @@ class _Watch:
         return chat_signals.decode(message) if message.topic == self.topics[0] else None
 
     async def recheck(self) -> None:
-        self.viewer = await recheck_caller(self.context)
+        viewer = await recheck_caller(self.context)
         conversation = await Conversation.get(self.conversation_id)
-        if conversation is None or not await chat.may_read(self.viewer, conversation):
+        if conversation is None or not await chat.may_read(viewer, conversation):
             raise DomainError(
                 ErrorCode.FORBIDDEN, "You can no longer read this conversation.", "conversationId"
             )
@@ -105,7 +110,7 @@ class _Watch:
 
         feed = Feed(self.topics, history, decode, position=lambda m: m.seq, contiguous=True)
         broker = self.context.services.broker
-        return follow(broker, feed, after, expires_at=self.viewer.expires_at)
+        return follow(broker, feed, after, expires_at=self.expires_at)
 
     async def signals(self, info: Info, kind: type[S]) -> AsyncIterator[S]:
         """Live signals of one kind, from now on: what they report is not replayed."""
@@ -115,7 +120,7 @@ class _Watch:
             return signal if isinstance(signal, kind) else None
 
         broker = self.context.services.broker
-        stream = listen(broker, self.topics, decode, expires_at=self.viewer.expires_at)
+        stream = listen(broker, self.topics, decode, expires_at=self.expires_at)
         async for signal in delivered(info, stream):
             yield signal
 
@@ -168,21 +173,17 @@ class ChatSubscription:
     ) -> AsyncGenerator[TypingIndicator, None]:
         watch = await _Watch.start(info.context, conversation_id)
         async for signal in watch.signals(info, chat_signals.Typing):
-            if signal.user_id != watch.viewer.user_id:
+            if signal.user_id != watch.user_id:
                 yield TypingIndicator(typing=signal.typing, at=signal.at, user_id=signal.user_id)
 
 
-async def framed_message_added(
-    context: Context, arguments: dict[str, Any]
-) -> AsyncIterator[MessageNode]:
+async def framed_message_added(context: Context, arguments: dict[str, Any]) -> FramedItems:
     """`messageAdded` for a selection that cannot depend on the viewer
     (schema/live/framed.py): authorised here as the resolver authorises it, then the
     same stream; each live message's node is one object for all its subscribers."""
     watch = await _Watch.start(context, arguments["conversation_id"])
-    return _nodes(watch.added(arguments.get("after")))
+    return watch.added(arguments.get("after")), _message_node
 
 
-async def _nodes(messages: AsyncGenerator[ChatMessage, None]) -> AsyncIterator[MessageNode]:
-    async with aclosing(messages):  # its subscription ends with this stream, not when collected
-        async for message in messages:
-            yield shared_node(message, MessageNode.of)
+def _message_node(message: ChatMessage) -> MessageNode:
+    return shared_node(message, MessageNode.of)

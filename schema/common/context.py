@@ -48,6 +48,12 @@ class Context:
         known.set_result(viewer)
         return dataclasses.replace(self, loaders=Loaders(), _viewer=known)
 
+    def without_caller(self) -> Context:
+        """The same, less what was read for the operation's start (the caller, the
+        prepared document): for a stream kept for the socket's life, which reads the
+        caller afresh whenever it checks again, and need not keep them meanwhile."""
+        return dataclasses.replace(self, _viewer=None, prepared=None)
+
     async def viewer(self) -> Viewer | None:
         """The authenticated caller, or None without a token; raises if the token is bad.
 

@@ -50,8 +50,10 @@ from strawberry.types.field import StrawberryField
 
 from documents.metrics import SLOW_SUBSCRIBERS_CLOSED
 from realtime.broker import SubscriberOverflow
+from realtime.going_away import OpenSocket
 from schema.common.context import Context
 from schema.common.shared_events import is_viewer_independent
+from schema.live.leaf_plan import LeafPlan
 
 SLOW_CONSUMER = 1013
 """WebSocket close code "try again later": the client fell too far behind (as
@@ -60,10 +62,14 @@ schema/notifications/live.py `delivered` closes the ordinary path's)."""
 ReportErrors: TypeAlias = Callable[[list[GraphQLError]], None]
 """How the schema reports errors (and gives them their codes) before they are sent."""
 
-FramedSource: TypeAlias = Callable[[Context, dict[str, Any]], Awaitable[AsyncIterator[object]]]
+FramedItems: TypeAlias = tuple[AsyncIterator[Any], Callable[[Any], object]]
+"""A subscriber's stream of items, and what makes each item's event payload (the root
+value its selection is executed on): applied as each is written, with no stream of its
+own in between."""
+FramedSource: TypeAlias = Callable[[Context, dict[str, Any]], Awaitable[FramedItems]]
 """A root field's events for one subscriber: given the operation's context and the
 field's arguments as its resolver receives them, authorise as the resolver would
-(raising as it would) and return the stream of event payloads (root values)."""
+(raising as it would) and return its items and how each becomes a payload."""
 
 
 class FrameTarget:
@@ -108,6 +114,7 @@ class FramedSelection:
 
     def __init__(self, executor: Executor[Any]) -> None:
         self._executor = executor
+        self._plan = LeafPlan.of(executor)
         self._recent: OrderedDict[int, tuple[object, str]] = OrderedDict()
 
     def data_json(self, payload: object) -> str:
@@ -115,6 +122,18 @@ class FramedSelection:
         if found is not None and found[0] is payload:
             return found[1]
         FramedSelection.executions += 1
+        data = self._plan.run(payload) if self._plan is not None else None
+        if data is None:
+            data = self.executed(payload)
+        # As Strawberry encodes its messages (strawberry/http/base.py encode_json).
+        data_json = json.dumps(data, separators=(",", ":"))
+        self._recent[id(payload)] = (payload, data_json)  # kept so its id stays its own
+        if len(self._recent) > self.SIZE:
+            self._recent.popitem(last=False)
+        return data_json
+
+    def executed(self, payload: object) -> dict[str, Any]:
+        """The event's `data` through graphql-core's executor (what the plan shortens)."""
         executor = self._executor.build_per_event_executor(payload)
         # graphql-core 3.3 memoises collected subfields in a dict its per-event copies
         # share with the executor they came from, keyed by each event's own field lists:
@@ -124,12 +143,7 @@ class FramedSelection:
         if not isinstance(result, ExecutionResult) or result.errors or result.data is None:
             # A plain selection neither awaits nor fails; one that does is a bug here.
             raise RuntimeError(f"a framed selection did not execute plainly: {result!r}")
-        # As Strawberry encodes its messages (strawberry/http/base.py encode_json).
-        data_json = json.dumps(result.data, separators=(",", ":"))
-        self._recent[id(payload)] = (payload, data_json)  # kept so its id stays its own
-        if len(self._recent) > self.SIZE:
-            self._recent.popitem(last=False)
-        return data_json
+        return result.data
 
 
 class FramedSubscriptions:
@@ -183,13 +197,17 @@ class FramedSubscriptions:
         assert subscription is not None
         field = subscription.fields[root.name.value]
         try:
-            items = await source(context, self._arguments(field, root, executor))
+            items, payload_of = await source(context, self._arguments(field, root, executor))
         except Exception:
             # Refused, or it failed: the ordinary path runs it again and answers in its
             # own words (and logs what must be).
             return None
         selection = self._selection(operation, executor)
-        return _written(items, selection, target, context, report_errors)
+        # The socket alone, not the operation's context (its caller as read at the start):
+        # the stream lives as long as the socket.
+        return _written(
+            items, payload_of, selection, target, context.socket, context.request, report_errors
+        )
 
     def _arguments(self, field: GraphQLField, node: FieldNode, executor: Executor[Any]) -> Any:
         """The root field's arguments as its resolver would receive them: by their Python
@@ -222,23 +240,24 @@ class FramedSubscriptions:
 
 
 async def _written(
-    items: AsyncIterator[object],
+    items: AsyncIterator[Any],
+    payload_of: Callable[[Any], object],
     selection: FramedSelection,
     target: FrameTarget,
-    context: Context,
+    open_socket: OpenSocket | None,
+    socket: object,
     report_errors: ReportErrors,
 ) -> AsyncGenerator[StreamedResult, None]:
     """Writes each item's frame to the socket itself; yields only the error that ends the
     stream, which the handler sends as it sends any result (then `complete`)."""
-    open_socket = context.socket
     try:
         async for item in items:
-            frame = target.frame(selection.data_json(item))
+            frame = target.frame(selection.data_json(payload_of(item)))
             # While it is being sent, a graceful shutdown waits (realtime/going_away.py).
             with open_socket.working() if open_socket else nullcontext():
                 await target.send_text(frame)
     except SubscriberOverflow:
-        await _close_slow(context.request)
+        await _close_slow(socket)
         raise
     except Exception as error:
         # As Strawberry ends a stream whose source raised (strawberry/schema/schema.py).

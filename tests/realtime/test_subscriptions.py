@@ -10,7 +10,7 @@ import tracemalloc
 
 import pytest
 
-from realtime.broker import InProcessBroker, SubscriberOverflow
+from realtime.broker import RESYNC, InProcessBroker, Message, SubscriberOverflow
 
 IDLE = 500
 MOST_BYTES_IDLE = 1024
@@ -81,3 +81,37 @@ async def test_a_cancelled_wait_leaves_the_subscription_usable() -> None:
         await broker.publish("a", b"again")
         subscription.discard_pending()
         assert not subscription.pending
+
+
+async def test_a_callback_takes_what_was_queued_first_then_each_message_in_order() -> None:
+    """`on_message`: the consumer needs no task waiting; nothing is queued for it."""
+    broker = InProcessBroker()
+    async with await broker.subscribe("a") as subscription:
+        await broker.publish("a", b"queued")
+        heard: list[bytes] = []
+        subscription.on_message(lambda message: heard.append(message.data))
+        await broker.publish("a", b"live")
+        assert heard == [b"queued", b"live"]
+        assert not subscription.pending
+
+
+async def test_a_callback_hears_resync_for_what_was_dropped_before_it() -> None:
+    broker = InProcessBroker(queue_size=1)
+    async with await broker.subscribe("a") as subscription:
+        for data in (b"kept", b"dropped"):
+            await broker.publish("a", data)
+        heard: list[Message] = []
+        subscription.on_message(heard.append)
+        assert heard[0] is RESYNC and [m.data for m in heard[1:]] == [b"kept"]
+
+
+async def test_a_failing_callback_stops_no_one_elses_delivery() -> None:
+    broker = InProcessBroker()
+    async with await broker.subscribe("a") as failing, await broker.subscribe("a") as other:
+
+        def fail(message: Message) -> None:
+            raise RuntimeError("a bug of its own")
+
+        failing.on_message(fail)
+        await broker.publish("a", b"for both")
+        assert (await other.get()).data == b"for both"

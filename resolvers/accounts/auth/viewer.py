@@ -42,6 +42,12 @@ async def viewer_as_of_now(claims: AccessClaims) -> Viewer:
     """The account and session a verified token names, as they are now: raises if either
     has ended (the token's own expiry is the caller's to check)."""
     user, session = await asyncio.gather(User.get(claims.user_id), Session.get(claims.session_id))
+    return viewer_of(claims, user, session)
+
+
+def viewer_of(claims: AccessClaims, user: User | None, session: Session | None) -> Viewer:
+    """What `viewer_as_of_now` decides, given the account and session it reads (or a
+    batch read of many sockets' found): raises if either has ended."""
     if user is None or session is None or session.user_id != user.id:
         raise DomainError(ErrorCode.INVALID_TOKEN, "The access token is not valid.")
     if user.status is UserStatus.SUSPENDED:
