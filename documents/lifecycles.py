@@ -62,6 +62,11 @@ class Guard(StrEnum):
     """No milestone of the task has been handed in since it was last approved: work
     handed in is not taken back by cancelling, only by the tasker's own step back or an
     admin's dispute decision."""
+    DEAL_CANCELLED = "deal_cancelled"
+    """An escrow's deal was cancelled (its `deal_cancelled`), so what it receives now goes
+    back to the payer. Escrows move through `change_escrow`, not `transition`: it matches
+    a move with this guard only where its own update's condition requires it, so the
+    database checks it in the same write."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +113,17 @@ class Lifecycle(Generic[S]):
                 targets[source].add(m.target)
         return {state: frozenset(found) for state, found in targets.items()}
 
-    def sources_into(self, target: S, party: Party) -> frozenset[S]:
+    def sources_into(
+        self, target: S, party: Party, met: frozenset[Guard] = frozenset()
+    ) -> frozenset[S]:
         """The states `party` may move a document from to reach `target`, and `target`
         itself while it is not final (a change recorded on the document, its status
-        kept): for writes that name the status they lead to rather than a move."""
+        kept): for writes that name the status they lead to rather than a move. A move
+        with guards counts only if the caller's write requires every one of them (`met`)."""
         sources = {
             source
             for m in self.moves.values()
-            if m.target == target and party in m.by
+            if m.target == target and party in m.by and set(m.guards) <= met
             for source in m.sources
         }
         if target not in self.final():
@@ -244,6 +252,16 @@ ESCROW = Lifecycle(
     ES.AWAITING_PAYMENT,
     move("pay", [ES.AWAITING_PAYMENT], ES.HELD, [P.SYSTEM], "paid"),
     move("fail", [ES.AWAITING_PAYMENT], ES.FAILED, [P.SYSTEM], "failed"),
+    # Paid at the gateway in the moment its deal was cancelled unpaid (before, or instead
+    # of, the intent's cancellation there): recorded as held, then refunded in full.
+    move(
+        "pay_after_cancel",
+        [ES.FAILED],
+        ES.HELD,
+        [P.SYSTEM],
+        "paid after its deal was cancelled",
+        G.DEAL_CANCELLED,
+    ),
     move("release", _HOLDING, ES.RELEASING, [P.SYSTEM, P.ADMIN], "released"),
     move("released", [ES.RELEASING], ES.RELEASED, [P.SYSTEM], "released"),
     move("refund_part", _HOLDING, ES.PARTIALLY_REFUNDED, [P.SYSTEM, P.ADMIN], "refunded in part"),

@@ -23,7 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
 from documents.events import EventKind
-from documents.lifecycles import ESCROW, Party
+from documents.lifecycles import ESCROW, Guard, Party
 from documents.money import Money
 from documents.payments.escrow import Escrow, EscrowChange, EscrowStatus
 from integrations.payments.errors import GatewayError
@@ -129,13 +129,14 @@ async def change_escrow(
     """Set `status` (and `fields`) on the escrow matching `query`, recording the change
     in its history; None if none matches. Only an escrow in a state the lifecycle
     (documents/lifecycles.py `ESCROW`) lets `by` move to `status` from matches, so no
-    caller can make a move that is not declared. A gateway event is recorded once: an
+    caller can make a move that is not declared (a guarded one only where `query` requires
+    its guard's condition: `_GUARD_CONDITIONS`). A gateway event is recorded once: an
     escrow whose history has its `event_id` does not match.
 
     `read`: the escrow `query["_id"]` names, as this transaction read it and has not
     written it since; the escrow as changed is then made from it, not read back."""
     now = utcnow()
-    declared = [state.value for state in ESCROW.sources_into(status, by)]
+    declared = [state.value for state in ESCROW.sources_into(status, by, _guards_met(query))]
     query = within_statuses(query, declared)
     if event_id is not None:
         query = {**query, "history.event_id": {"$ne": event_id}}
@@ -153,6 +154,23 @@ async def change_escrow(
             query, update, return_document=ReturnDocument.AFTER, session=session
         )
     return None if raw is None else Escrow.model_validate(raw)
+
+
+_GUARD_CONDITIONS: dict[Guard, tuple[str, object]] = {
+    Guard.DEAL_CANCELLED: ("deal_cancelled", True)
+}
+"""The condition on the escrow that each guard of an escrow's move stands for."""
+
+
+def _guards_met(query: dict[str, Any]) -> frozenset[Guard]:
+    """The guards `query` itself requires of the escrow it matches: a guarded move is
+    made only by a write whose condition holds its guard, checked by the database in
+    the same update as the status."""
+    return frozenset(
+        guard
+        for guard, (field, value) in _GUARD_CONDITIONS.items()
+        if field in query and query[field] == value and type(query[field]) is type(value)
+    )
 
 
 async def _update_then_read(

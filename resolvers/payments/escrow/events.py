@@ -77,9 +77,13 @@ async def payment_held(services: Services, event: GatewayEvent) -> None:
             return current
         held = await change_escrow(
             unit.session,
-            {"_id": current.id, "status": current.status.value},
+            _payable(current, intent),
             EscrowStatus.HELD,
-            note="payment received",
+            note=(
+                "payment received after the deal was cancelled"
+                if current.status is EscrowStatus.FAILED
+                else "payment received"
+            ),
             event_id=event.id,
             fields={
                 **ids,
@@ -91,7 +95,18 @@ async def payment_held(services: Services, event: GatewayEvent) -> None:
             # Read above in this transaction: the change is made from it, not read back.
             read=current,
         )
-        assert held is not None
+        if held is None:
+            # Read in this transaction and not yet paid: only an escrow failed without
+            # its deal cancelled is left (the intent was cancelled at the gateway, as its
+            # own event said), and no payment can follow that. Rejected for an admin
+            # rather than believed.
+            raise EventMismatch(
+                [
+                    EventDifference(
+                        field="status", recorded=current.status.value, received=intent.status
+                    )
+                ]
+            )
         await post_payment(unit.session, held)
         notify(unit, held, EventKind.PAYMENT_SUCCEEDED, f"{held.fees.charged} paid into escrow")
         if held.deal_cancelled:
@@ -105,6 +120,19 @@ async def payment_held(services: Services, event: GatewayEvent) -> None:
     held = await transact(services, work)
     if awaits_next_step(held):
         await after_commit(services, held.id)
+
+
+def _payable(escrow: Escrow, intent: PaymentIntent) -> dict[str, Any]:
+    """The condition under which a payment makes `escrow` held: still in the status it
+    was read in, and, for one that failed because its deal was cancelled unpaid (the
+    payer paid in the moment before its intent was cancelled, or the cancellation came
+    too late), only with that deal cancelled and for its own intent (`check_intent`
+    compared the event's with it already): held, then refunded in full."""
+    query: dict[str, Any] = {"_id": escrow.id, "status": escrow.status.value}
+    if escrow.status is EscrowStatus.FAILED:
+        query["deal_cancelled"] = True
+        query["payment_intent_id"] = {"$in": [None, intent.id]}
+    return query
 
 
 async def payment_failed(services: Services, event: GatewayEvent) -> None:

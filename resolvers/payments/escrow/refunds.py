@@ -92,7 +92,7 @@ async def settle_refund(services: Services, escrow: Escrow) -> Escrow:
     uncaptured = escrow.capture_manually and not escrow.captured
     if uncaptured and refund.amount == escrow.refundable:
         # An authorisation never captured: letting it go is the whole refund.
-        await gateway.cancel_payment_intent(escrow.payment_intent_id, idempotency_key=key)
+        await _let_go(services, escrow.payment_intent_id, key)
         return await record_refund(services, escrow, refund.number, None)
     if is_late(services, refund.at):
         found = await made_refund(gateway, escrow, refund)
@@ -110,6 +110,18 @@ async def settle_refund(services: Services, escrow: Escrow) -> Escrow:
         idempotency_key=key,
     )
     return await record_refund(services, escrow, refund.number, made.id)
+
+
+async def _let_go(services: Services, intent_id: str, key: str) -> None:
+    """Cancel an authorisation. One cancelled already (its deal was cancelled unpaid and
+    `cancel_unpaid` let it go as it was being authorised) is let go: the gateway refuses a
+    second cancellation, so it is asked what the intent is rather than trusted to repeat."""
+    gateway = services.payments
+    try:
+        await gateway.cancel_payment_intent(intent_id, idempotency_key=key)
+    except InvalidRequest:
+        if (await gateway.retrieve_payment_intent(intent_id)).status != "canceled":
+            raise
 
 
 async def record_refund(
