@@ -92,10 +92,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     )
     tracing = start_tracing(settings, view.schema, partners.schema)
 
+    # Served from the edge layer, past the HTTP-only layers (server/middleware.py).
+    sockets = [WebSocketRoute("/graphql", view)]
     routes = [
         # Every method: the view answers those it does not serve (405, with Allow).
         Route("/graphql", by_credential),
-        WebSocketRoute("/graphql", view),
+        *sockets,
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route(METRICS_PATH, MetricsEndpoint(settings).serve),
@@ -125,6 +127,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 ),
                 routes=http_routes(settings, routes),
                 remember_origin=sandbox_pages.served(settings),
+                sockets=sockets,
             ),
         ],
         lifespan=lifespan,

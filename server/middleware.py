@@ -11,9 +11,10 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import Match, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from integrations.payments.sandbox import page_origin
@@ -153,6 +154,21 @@ class EdgeMiddleware:
     header: without one it only adds `Vary: Origin` to the response, which this layer
     does itself. What each answers, and in which order, is as the separate layers did:
     metrics outermost, then the request id, the origin, CORS and the body limit.
+
+    A websocket whose path one of `sockets` serves goes from here straight to that
+    route's app, past what Starlette puts between its user middleware and the routes
+    (`ExceptionMiddleware`, then the router's three calls). For a websocket those only
+    wrap `send` to see whether an HTTP response started, and turn Starlette's own
+    `WebSocketException` and `HTTPException` (which our socket endpoints never raise)
+    into a close; yet every frame a subscription writes passed the wrapper, and every
+    open socket kept their suspended frames and a `WebSocket` for its whole life
+    (bench/README.md, "Issue 16, second pass: subscriptions, round two"). The route
+    matches as the router would match it (`WebSocketRoute.matches`, with the scope's
+    root path, adding `endpoint` and `path_params`); any other websocket path, and
+    every HTTP request, goes through the whole stack as before. An exception escaping
+    the endpoint reaches the server as it did (Starlette's exception middleware
+    re-raised it). The routes' endpoints are ASGI apps (the GraphQL view): a function
+    endpoint would look in the scope for the exception handlers this skips.
     """
 
     def __init__(
@@ -163,8 +179,10 @@ class EdgeMiddleware:
         cors: Callable[[ASGIApp], ASGIApp],
         routes: HttpRoutes | None = None,
         remember_origin: bool = False,
+        sockets: Sequence[WebSocketRoute] = (),
     ) -> None:
         self.app = app
+        self.sockets = tuple(sockets)
         self.max_bytes = max_bytes
         self._limited = BodySizeLimitMiddleware(app, max_bytes)
         self._cors = cors(self._limited)
@@ -232,7 +250,7 @@ class EdgeMiddleware:
         origin = page_origin.set(origin_of(scope)) if self.remember_origin else None
         gate = _SocketGate(receive, send, self.max_bytes, self.routes)
         try:
-            await self.app(scope, gate.receive, gate.send)
+            await self._socket_app(scope)(scope, gate.receive, gate.send)
         finally:
             if gate.accepted and self.routes is not None:
                 self.routes.socket_closed()
@@ -240,6 +258,16 @@ class EdgeMiddleware:
             if origin is not None:
                 page_origin.reset(origin)
             request_id_var.reset(token)
+
+    def _socket_app(self, scope: Scope) -> ASGIApp:
+        """The app a websocket goes to: its route's own when one of `sockets` matches its
+        path (the scope gains what the router would add), else the whole stack."""
+        for route in self.sockets:
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                return route.app
+        return self.app
 
 
 def _has_origin(scope: Scope) -> bool:

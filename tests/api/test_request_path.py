@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Router, WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from strawberry.http.async_base_view import AsyncBaseHTTPView
 
@@ -22,6 +24,7 @@ from server.edge.headers import HTTPRequest, RequestHeaders
 from server.middleware import BodySizeLimitMiddleware, EdgeMiddleware
 from server.observability.http_metrics import HttpRoutes
 from tests.support.graphql_client import GraphQLClient
+from tests.support.ws_client import ws
 
 TYPENAME = {"query": "{ __typename }"}
 
@@ -310,3 +313,71 @@ async def test_a_requests_body_reads_as_starlettes(
     if messages[-1]["type"] != "http.disconnect" and len(messages) == 1:
         with pytest.raises(RuntimeError, match="Stream consumed"):
             await consumed.body()
+
+
+async def test_websockets_of_a_served_path_skip_the_http_layers() -> None:
+    """A websocket on one of the edge's socket routes goes to that route's app from the
+    edge (with what the router would add to its scope), past Starlette's exception
+    middleware and router; any other websocket path goes through the whole stack."""
+    reached: list[tuple[str, Any]] = []
+
+    class Endpoint:  # an ASGI app, as the view is (a function would be a session's)
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            reached.append(("endpoint", scope["path_params"]))
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.send", "text": "frame"})
+
+    endpoint = Endpoint()
+
+    async def whole_stack(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(("stack", scope["path"]))
+        await send({"type": "websocket.close", "code": 1000})
+
+    sent: list[Message] = []
+
+    async def server_send(message: Message) -> None:
+        sent.append(message)
+
+    async def server_receive() -> Message:
+        return {"type": "websocket.connect"}
+
+    cors = partial(CORSMiddleware, allow_origins=["https://app.example.com"])
+    edge = EdgeMiddleware(
+        whole_stack, max_bytes=100, cors=cors, sockets=[WebSocketRoute("/graphql", endpoint)]
+    )
+    served: Scope = {"type": "websocket", "path": "/graphql", "root_path": "", "headers": []}
+    await edge(served, server_receive, server_send)
+    other: Scope = {"type": "websocket", "path": "/elsewhere", "root_path": "", "headers": []}
+    await edge(other, server_receive, server_send)
+    assert reached == [("endpoint", {}), ("stack", "/elsewhere")]
+    assert served["endpoint"] is endpoint
+    assert [message["type"] for message in sent] == [
+        "websocket.accept",
+        "websocket.send",
+        "websocket.close",
+    ]
+
+
+async def test_the_apps_graphql_websocket_enters_no_http_only_layer(
+    base_url: str, client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's `/graphql` websocket is served from the edge layer: neither Starlette's
+    exception middleware nor its router is entered for it, and it still speaks."""
+
+    def refusing(cls: type) -> None:
+        through = cls.__call__
+
+        async def call(self: Any, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "websocket":
+                raise AssertionError(f"a websocket went through {cls.__name__}")
+            await through(self, scope, receive, send)
+
+        monkeypatch.setattr(cls, "__call__", call)
+
+    tokens = await client.member("edge@example.com")
+    refusing(ExceptionMiddleware)
+    refusing(Router)
+    async with ws(base_url) as socket:
+        assert await socket.init(tokens.access) == {"type": "connection_ack"}
+        await socket.send({"type": "ping"})
+        assert await socket.receive() == {"type": "pong"}
