@@ -48,6 +48,7 @@ from schema.marketplace.reviews import ReviewMutation, ReviewQuery
 from schema.marketplace.task_actions import TaskMutation
 from schema.marketplace.tasks import TaskQuery
 from schema.marketplace.terms import MarketplaceQuery
+from schema.node_ids import speed_up_node_ids
 from schema.notifications.admin import NotificationAdminMutation, NotificationAdminQuery
 from schema.notifications.inbox import NotificationMutation, NotificationQuery
 from schema.notifications.live import LiveSubscription
@@ -225,6 +226,9 @@ class GigqlSchema(strawberry.Schema):
             ),
             **kwargs,
         )
+        # Every node on a page shows its id: resolved directly where Strawberry's own
+        # resolution would give the same text (schema/node_ids.py).
+        speed_up_node_ids(self._schema)
         self.framed = FramedSubscriptions(self, framed_sources)
         """Subscriptions written as pre-framed text (schema/live/framed.py)."""
 
