@@ -38,6 +38,7 @@ from schema.common.rate_limits import RateLimited, RateLimits, count_socket_oper
 from schema.common.relay import NodeQuery
 from schema.common.scalars import SCALAR_OVERRIDES
 from schema.common.shared_events import is_viewer_independent, shared_results
+from schema.direct_resolvers import call_resolvers_directly
 from schema.live.framed import FramedSource, FramedSubscriptions
 from schema.marketplace.booking_actions import BookingMutation
 from schema.marketplace.bookings import BookingQuery
@@ -226,8 +227,11 @@ class GigqlSchema(strawberry.Schema):
             ),
             **kwargs,
         )
-        # Every node on a page shows its id: resolved directly where Strawberry's own
-        # resolution would give the same text (schema/node_ids.py).
+        # Per-field work that does not depend on the field, done once here: resolvers
+        # without arguments or extensions are called directly (schema/direct_resolvers.py),
+        # and node ids computed where Strawberry's own resolution gives the same text
+        # (schema/node_ids.py; after the first, whose resolver it falls back on).
+        call_resolvers_directly(self.schema_converter)
         speed_up_node_ids(self._schema)
         self.framed = FramedSubscriptions(self, framed_sources)
         """Subscriptions written as pre-framed text (schema/live/framed.py)."""
