@@ -1,5 +1,10 @@
 """Resolvers without arguments or extensions called without Strawberry's generic wrapping.
 
+A field with no resolver at all (a document's title, say) Strawberry reads through two
+calls, `_get_basic_result` then `StrawberryField.get_result` with an empty list and
+dict built for nothing; here it is one call of the schema's default resolver (`getattr`
+unless configured otherwise) with the field's Python name, as `get_result` makes it.
+
 Strawberry calls every field that has a resolver through the same chain: an `Info`, the
 arguments converted, the field extensions folded around the call (`reduce` and a
 `partial` per extension, even with none), `get_result`, the resolver object's `__call__`,
@@ -48,16 +53,18 @@ def _direct(
     field = graphql_field.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
     if not isinstance(field, StrawberryField) or graphql_field.resolve is None:
         return None
-    resolver = field.base_resolver
     if (
-        resolver is None
-        or field.extensions
+        field.extensions
         or field.arguments
         or graphql_field.args
         or field.is_subscription
         or converter._get_field_exception_handlers(field)
-        or not callable(resolver.wrapped_func)
     ):
+        return None
+    resolver = field.base_resolver
+    if resolver is None:
+        return _read_attribute(field)
+    if not callable(resolver.wrapped_func):
         return None
     function = resolver.wrapped_func
     pass_self = resolver.self_parameter is not None
@@ -82,3 +89,15 @@ def _direct(
         return function(**named)
 
     return resolve_directly
+
+
+def _read_attribute(field: StrawberryField) -> Callable[..., Any]:
+    """What Strawberry's basic-field path comes down to: the default resolver (the one
+    `from_resolver` gave the field) on the source and the field's Python name."""
+    default_resolver = field.default_resolver
+    name = field.python_name
+
+    def read_attribute(source: Any, info: GraphQLResolveInfo[Any], **kwargs: Any) -> Any:
+        return default_resolver(source, name)
+
+    return read_attribute

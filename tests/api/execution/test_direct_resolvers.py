@@ -179,10 +179,70 @@ def test_the_graphs_permission_fields_keep_their_extensions() -> None:
             for graphql_field in implementation.fields.values():
                 name = getattr(graphql_field.resolve, "__name__", "")
                 field = graphql_field.extensions.get("strawberry-definition")
-                if name == "resolve_directly":
+                if name in ("resolve_directly", "read_attribute"):
                     direct += 1
                     assert not field.extensions and not graphql_field.args
         assert direct > 0
     task = main._schema.type_map["Task"]
     assert isinstance(task, GraphQLObjectType)
     assert getattr(task.fields["poster"].resolve, "__name__", "") == "resolve_directly"
+
+
+@strawberry.type
+class Row:
+    title: str
+    python_named_field: int
+    guarded_title: str | None = strawberry.field(
+        extensions=[PermissionExtension(permissions=[Never()])]
+    )
+
+
+@strawberry.type
+class RowQuery:
+    @strawberry.field
+    def rows(self) -> list[Row]:
+        # Dicts, read by the configured default resolver below.
+        return [
+            {"title": "a", "python_named_field": 1, "guarded_title": "x"},  # type: ignore[list-item]
+            {"title": "b", "python_named_field": 2, "guarded_title": "y"},  # type: ignore[list-item]
+        ]
+
+
+def _row_schema(direct: bool) -> strawberry.Schema:
+    schema = strawberry.Schema(
+        query=RowQuery,
+        config=strawberry.schema.config.StrawberryConfig(
+            default_resolver=lambda source, name: source[name]
+        ),
+    )
+    if direct:
+        call_resolvers_directly(schema.schema_converter)
+    return schema
+
+
+def test_plain_fields_read_through_the_configured_default_resolver() -> None:
+    query = "{ rows { title pythonNamedField guardedTitle } }"
+    expected = _row_schema(direct=False).execute_sync(query)
+    schema = _row_schema(direct=True)
+    answered = schema.execute_sync(query)
+    assert answered.data == expected.data
+    assert answered.data == {
+        "rows": [
+            {"title": "a", "pythonNamedField": 1, "guardedTitle": None},
+            {"title": "b", "pythonNamedField": 2, "guardedTitle": None},
+        ]
+    }
+    assert [e.message for e in expected.errors or []] == ["not for you"] * 2
+    assert [e.formatted for e in answered.errors or []] == [
+        e.formatted for e in expected.errors or []
+    ]
+    row = schema._schema.type_map["Row"]
+    assert isinstance(row, GraphQLObjectType)
+    assert getattr(row.fields["title"].resolve, "__name__", "") == "read_attribute"
+    # A field with a permission extension keeps Strawberry's path, and its check.
+    assert getattr(row.fields["guardedTitle"].resolve, "__name__", "") != "read_attribute"
+
+
+def test_plain_attribute_fields_of_the_item_are_read_directly() -> None:
+    assert _resolver_name(_schema(direct=True), "name") == "read_attribute"
+    assert _resolver_name(_schema(direct=False), "name") != "read_attribute"
