@@ -68,6 +68,7 @@ from schema.payments.disputes import DisputeMutation, DisputeQuery
 from schema.payments.escrow import EscrowMutation
 from schema.payments.wallets import WalletMutation, WalletQuery
 from schema.persisted.policy import PersistedDocuments
+from schema.released import released_when_complete
 
 Query = merge_types(
     "Query",
@@ -162,7 +163,8 @@ class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):
         # subscriber that came before it was done.
         if self._share_as is not None and isinstance(result, ExecutionResult):
             shared_results.put(self._share_as, self.operation, result)
-        return result
+        # A query's objects go with its answer, not at a later collection (schema/released.py).
+        return released_when_complete(self, result)
 
 
 class _Executed:
