@@ -88,6 +88,9 @@ def _direct(
             return function(source, **named)
         return function(**named)
 
+    # What Strawberry marks its own with, for extensions that skip default resolvers
+    # (strawberry.resolvers.is_default_resolver, used by its tracing extensions).
+    resolve_directly._is_default = False  # type: ignore[attr-defined]
     return resolve_directly
 
 
@@ -100,4 +103,5 @@ def _read_attribute(field: StrawberryField) -> Callable[..., Any]:
     def read_attribute(source: Any, info: GraphQLResolveInfo[Any], **kwargs: Any) -> Any:
         return default_resolver(source, name)
 
+    read_attribute._is_default = True  # type: ignore[attr-defined] # as Strawberry's
     return read_attribute

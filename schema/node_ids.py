@@ -83,4 +83,5 @@ def _direct_resolver(
                 return base64.b64encode(f"{type_name}:{node_id}".encode()).decode()
         return strawberry_resolver(root, info, **kwargs)
 
+    resolve_node_id._is_default = False  # type: ignore[attr-defined] # as Strawberry's
     return resolve_node_id

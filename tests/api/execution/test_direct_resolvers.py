@@ -10,6 +10,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLObjectType
 from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.resolvers import is_default_resolver
 from strawberry.types import Info
 
 from documents.settings import Settings
@@ -246,3 +247,15 @@ def test_plain_fields_read_through_the_configured_default_resolver() -> None:
 def test_plain_attribute_fields_of_the_item_are_read_directly() -> None:
     assert _resolver_name(_schema(direct=True), "name") == "read_attribute"
     assert _resolver_name(_schema(direct=False), "name") != "read_attribute"
+
+
+def test_default_resolvers_are_marked_as_strawberrys_are() -> None:
+    """Extensions that skip default resolvers (Strawberry's tracing) see the same."""
+    stock, direct = _schema(direct=False), _schema(direct=True)
+    item_stock, item_direct = stock._schema.type_map["Item"], direct._schema.type_map["Item"]
+    assert isinstance(item_stock, GraphQLObjectType)
+    assert isinstance(item_direct, GraphQLObjectType)
+    for name, field in item_stock.fields.items():
+        assert is_default_resolver(item_direct.fields[name].resolve) == is_default_resolver(
+            field.resolve
+        ), name

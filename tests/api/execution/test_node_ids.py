@@ -10,6 +10,7 @@ import strawberry
 from graphql import GraphQLObjectType
 from strawberry import relay
 from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.resolvers import is_default_resolver
 from strawberry.types import Info
 from strawberry.types.base import get_object_definition
 
@@ -124,6 +125,7 @@ def test_types_that_change_their_id_keep_strawberrys_resolver() -> None:
     resolvers = {name: _id_resolver(direct, name) for name in names}
     originals = {name: _id_resolver(stock, name) for name in names}
     assert resolvers["Plain"].__name__ == "resolve_node_id"
+    assert is_default_resolver(resolvers["Plain"]) == is_default_resolver(originals["Plain"])
     for name in ("OwnId", "OwnTypename"):
         assert resolvers[name] is not None
         assert resolvers[name].__name__ == originals[name].__name__
