@@ -38,6 +38,7 @@ from schema.common.rate_limits import RateLimited, RateLimits, count_socket_oper
 from schema.common.relay import NodeQuery
 from schema.common.scalars import SCALAR_OVERRIDES
 from schema.common.shared_events import is_viewer_independent, shared_results
+from schema.direct_resolvers import call_resolvers_directly
 from schema.live.framed import FramedSource, FramedSubscriptions
 from schema.marketplace.booking_actions import BookingMutation
 from schema.marketplace.bookings import BookingQuery
@@ -48,6 +49,7 @@ from schema.marketplace.reviews import ReviewMutation, ReviewQuery
 from schema.marketplace.task_actions import TaskMutation
 from schema.marketplace.tasks import TaskQuery
 from schema.marketplace.terms import MarketplaceQuery
+from schema.node_ids import speed_up_node_ids
 from schema.notifications.admin import NotificationAdminMutation, NotificationAdminQuery
 from schema.notifications.inbox import NotificationMutation, NotificationQuery
 from schema.notifications.live import LiveSubscription
@@ -66,6 +68,7 @@ from schema.payments.disputes import DisputeMutation, DisputeQuery
 from schema.payments.escrow import EscrowMutation
 from schema.payments.wallets import WalletMutation, WalletQuery
 from schema.persisted.policy import PersistedDocuments
+from schema.released import released_when_complete
 
 Query = merge_types(
     "Query",
@@ -160,7 +163,8 @@ class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):
         # subscriber that came before it was done.
         if self._share_as is not None and isinstance(result, ExecutionResult):
             shared_results.put(self._share_as, self.operation, result)
-        return result
+        # A query's objects go with its answer, not at a later collection (schema/released.py).
+        return released_when_complete(self, result)
 
 
 class _Executed:
@@ -225,6 +229,12 @@ class GigqlSchema(strawberry.Schema):
             ),
             **kwargs,
         )
+        # Per-field work that does not depend on the field, done once here: resolvers
+        # without arguments or extensions are called directly (schema/direct_resolvers.py),
+        # and node ids computed where Strawberry's own resolution gives the same text
+        # (schema/node_ids.py; after the first, whose resolver it falls back on).
+        call_resolvers_directly(self.schema_converter)
+        speed_up_node_ids(self._schema)
         self.framed = FramedSubscriptions(self, framed_sources)
         """Subscriptions written as pre-framed text (schema/live/framed.py)."""
 
