@@ -95,18 +95,27 @@ async def gateway_refunds(runtime: Runtime, escrow: Escrow) -> list[int]:
     return [refund.amount async for refund in listed]
 
 
-async def test_a_payment_after_the_deal_was_cancelled_unpaid_is_recorded_and_refunded_once(
+async def paid_then_cancelled(
     client: GraphQLClient, runtime: Runtime
-) -> None:
+) -> tuple[Escrow, LateGateway, bytes]:
+    """A task's escrow paid at the gateway, its event held back, then the task cancelled:
+    the cancellation commits the escrow failed, and its cancellation at the gateway comes
+    too late and is refused (the intent was paid). The escrow, the gateway holding the
+    event, and the event's body."""
     deal, escrow = await unpaid(client)
     payer = LateGateway(runtime)
     paid = await payer.pays(runtime, escrow)
-    # The cancellation commits the escrow failed; its cancellation at the gateway comes
-    # too late and is refused: the intent was paid.
     cancelled = await client.mutate(
         "cancelTask", {"taskId": deal.task_id, "reason": "Plans changed."}, token=deal.poster.access
     )
     assert cancelled["errors"] == [], cancelled
+    return escrow, payer, paid
+
+
+async def test_a_payment_after_the_deal_was_cancelled_unpaid_is_recorded_and_refunded_once(
+    client: GraphQLClient, runtime: Runtime
+) -> None:
+    escrow, payer, paid = await paid_then_cancelled(client, runtime)
     failed = await stored_escrow(global_id(escrow))
     assert failed.status is EscrowStatus.FAILED and failed.deal_cancelled
     intent = await runtime.services.payments.retrieve_payment_intent(escrow.payment_intent_id or "")
@@ -138,13 +147,7 @@ async def test_the_same_late_payment_from_another_event_is_refunded_once(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     """Stripe may say the same twice under two event ids: the second finds it recorded."""
-    deal, escrow = await unpaid(client)
-    payer = LateGateway(runtime)
-    paid = await payer.pays(runtime, escrow)
-    cancelled = await client.mutate(
-        "cancelTask", {"taskId": deal.task_id, "reason": "Plans changed."}, token=deal.poster.access
-    )
-    assert cancelled["errors"] == [], cancelled
+    escrow, payer, paid = await paid_then_cancelled(client, runtime)
     intent = await runtime.services.payments.retrieve_payment_intent(escrow.payment_intent_id or "")
     same = {**succeeded(escrow, intent.latest_charge_id or ""), "amount_received": intent.amount}
     events = await asyncio.gather(
