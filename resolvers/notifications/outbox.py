@@ -115,13 +115,40 @@ async def derive_pending(limit: int = 100, now: datetime | None = None) -> int:
     )
     if not pending:
         return 0
-    await derive(pending)
-    await DomainEvent.get_pymongo_collection().update_many(
-        {"_id": {"$in": [event.id for event in pending]}},
-        {"$unset": {"notify_pending_since": ""}},
-    )
-    log.warning("derived the notifications of %d events after their request", len(pending))
-    return len(pending)
+    try:
+        await derive(pending)
+        derived = pending
+    except Exception:
+        derived = await _derive_one_by_one(pending, now or utcnow())
+    if derived:
+        await DomainEvent.get_pymongo_collection().update_many(
+            {"_id": {"$in": [event.id for event in derived]}},
+            {"$unset": {"notify_pending_since": ""}},
+        )
+        log.warning("derived the notifications of %d events after their request", len(derived))
+    return len(derived)
+
+
+async def _derive_one_by_one(pending: Sequence[DomainEvent], now: datetime) -> list[DomainEvent]:
+    """The events of a batch that failed, derived each on its own: one that cannot be (its
+    data or a recipient's stored preferences broken) must not hold up the others behind
+    it, so it goes to the back of the queue, tried again after `DERIVE_AFTER`, and logged
+    for an operator."""
+    derived = []
+    for event in pending:
+        try:
+            await derive([event])
+        except Exception:
+            log.exception(
+                "could not derive the notifications of event %s (%s)", event.id, event.kind
+            )
+            await DomainEvent.get_pymongo_collection().update_one(
+                {"_id": event.id, "notify_pending_since": {"$exists": True}},
+                {"$set": {"notify_pending_since": now}},
+            )
+            continue
+        derived.append(event)
+    return derived
 
 
 async def _insert_once(document: type[Document], rows: Sequence[Document]) -> None:

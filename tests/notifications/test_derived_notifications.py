@@ -20,6 +20,7 @@ from documents.clock import utcnow
 from documents.events import DomainEvent, EventKind, Notification
 from documents.notifications.catalogue import NotificationKind
 from documents.notifications.deliveries import Delivery
+from documents.notifications.preferences import NotificationPreferences
 from documents.transactions import run_in_transaction
 from resolvers.common.unit_of_work import UnitOfWork, after_commit, event_message, transact
 from resolvers.notifications.outbox import DERIVE_AFTER, derive, derive_pending
@@ -107,6 +108,32 @@ async def test_a_crash_after_the_commit_leaves_the_event_to_the_job_which_derive
     assert stored is not None and stored.notify_pending_since is None
     assert await derive_pending(now=later) == 0
     assert await made_for(event) == (notifications, deliveries)
+
+
+async def test_an_event_that_cannot_be_derived_holds_up_no_other(runtime: Runtime) -> None:
+    """A recipient's stored preferences that no longer read make their event fail; the
+    job derives the events behind it and sends that one to the back of the queue."""
+    broken_payer, payer, provider = ObjectId(), ObjectId(), ObjectId()
+    await NotificationPreferences.get_pymongo_collection().insert_one(
+        {"user_id": broken_payer, "choices": "not a mapping", "updated_at": utcnow()}
+    )
+    stuck = await committed_then_crashed(broken_payer, provider)
+    fine = await committed_then_crashed(payer, provider)
+
+    later = fine.occurred_at + DERIVE_AFTER
+    assert await derive_pending(now=later) == 1
+    notifications, _ = await made_for(fine)
+    assert [person for person, _ in notifications] == sorted([payer, provider])
+    # Its in-app notifications may be made (they are, before the deliveries fail), and
+    # are kept once when it is derived again; its deliveries are not.
+    assert (await made_for(stuck))[1] == []
+    kept = await DomainEvent.get(stuck.id)
+    assert kept is not None and kept.notify_pending_since == later
+    # Not retried before its turn comes again, and still pending when it does.
+    assert await derive_pending(now=later + DERIVE_AFTER / 2) == 0
+    assert await derive_pending(now=later + DERIVE_AFTER) == 0
+    kept = await DomainEvent.get(stuck.id)
+    assert kept is not None and kept.notify_pending_since == later + DERIVE_AFTER
 
 
 async def test_runners_deriving_one_event_at_once_make_each_notification_once(
