@@ -10,14 +10,17 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from documents.accounts.users import User
 from resolvers.accounts.auth import socket_sessions
 from tests.realtime.test_socket_sessions import (
     LIVE,
     ME,
     QUIET_ENDINGS,
     _refusal,
+    _revoke_quietly,
 )
 from tests.support.graphql_client import GraphQLClient
+from tests.support.marketplace import object_id
 from tests.support.ws_client import LEGACY_WS, TRANSPORT_WS, ws
 
 SWEEP_EVERY = 0.5
@@ -86,6 +89,29 @@ async def test_the_sweep_ends_a_session_that_ended_unannounced(
         assert await bobs.silent(timeout=2 * SWEEP_EVERY)
         await bobs.subscribe("me", ME)  # and goes on working
         assert (await bobs.next_data("me"))["me"]["status"] == "ACTIVE"
+
+
+async def test_a_batch_the_sweep_cannot_read_holds_up_no_other(
+    base_url: str, client: GraphQLClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An account stored in a shape that no longer reads fails its batch; the sweep still
+    reads the batches after it and ends the session that ended unannounced there."""
+    monkeypatch.setattr(socket_sessions, "RECHECK_EVERY", SWEEP_EVERY)
+    monkeypatch.setattr(socket_sessions._Sweep, "BATCH", 1)
+    carl = await client.member("carl@example.com")
+    ann = await client.member("ann@example.com")
+    async with ws(base_url) as carls, ws(base_url) as anns:
+        for socket, who in ((carls, carl), (anns, ann)):  # swept in this order
+            await socket.init(who.access)
+            await socket.subscribe("live", LIVE)
+        await _until_quiet()
+        await User.get_pymongo_collection().update_one(
+            {"_id": object_id(carl.user_id)}, {"$set": {"roles": "not a list"}}
+        )
+        await _revoke_quietly(ann.user_id)
+        refusal = await anns.receive(timeout=6 * SWEEP_EVERY)
+        assert _refusal(refusal) == ("live", "SESSION_REVOKED")
+        assert await anns.closed() == (4403, "SESSION_REVOKED")
 
 
 @pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])

@@ -243,7 +243,9 @@ class _Sweep:
     )
 
     def __init__(self) -> None:
-        self.sessions: set[SocketSession] = set()
+        self.sessions: dict[SocketSession, None] = {}
+        """The listening sockets, in the order they came (a dict as an ordered set): a
+        sweep reads them in that order, the same from one sweep to the next."""
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -255,12 +257,12 @@ class _Sweep:
         return sweep
 
     def add(self, session: SocketSession) -> None:
-        self.sessions.add(session)
+        self.sessions[session] = None
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="socket-session-sweep")
 
     def discard(self, session: SocketSession) -> None:
-        self.sessions.discard(session)
+        self.sessions.pop(session, None)
         if not self.sessions and self._task is not None:
             # Nothing to sweep: no task left waiting (a process's last socket closed).
             self._task.cancel()
@@ -284,7 +286,15 @@ class _Sweep:
             if start:
                 await asyncio.sleep(self.PAUSE)
             # Those closed meanwhile are not read for.
-            await _sweep([s for s in sessions[start : start + self.BATCH] if s in self.sessions])
+            batch = [s for s in sessions[start : start + self.BATCH] if s in self.sessions]
+            try:
+                await _sweep(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # One batch's failure (a stored account that no longer reads) must not
+                # leave every batch after it unswept, sweep after sweep.
+                log.warning("the session sweep of %d sockets failed", len(batch), exc_info=True)
 
 
 async def _sweep(sockets: list[SocketSession]) -> None:
