@@ -164,11 +164,7 @@ def event_topics(event: DomainEvent) -> list[str]:
 
 async def publish(broker: Broker, events: list[DomainEvent]) -> None:
     """Send committed events to their topics; what cannot be sent stays marked unpublished."""
-    published = await _send(broker, events)
-    if published:
-        await DomainEvent.get_pymongo_collection().update_many(
-            {"_id": {"$in": published}}, {"$set": {"published_at": utcnow()}}
-        )
+    await _mark(await _send(broker, events), derived=[])
 
 
 async def _send(broker: Broker, events: list[DomainEvent]) -> list[ObjectId]:
