@@ -14,10 +14,11 @@ import logging
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.connection import Connection
 from redis.exceptions import RedisError
 
 from documents.metrics import (
@@ -30,6 +31,11 @@ from documents.metrics import (
 log = logging.getLogger(__name__)
 
 SUBSCRIBER_QUEUE_SIZE = 1000
+HEALTH_CHECK_SECONDS = 10.0
+"""How long the Redis subscriber connection may stay silent before a PING asks whether
+Redis is still at the other end."""
+PONG_TIMEOUT = 5.0
+"""How long the answer to that PING may take before the connection is given up on."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,12 +303,24 @@ class _RedisHub(_LocalHub):
 
 
 class RedisBroker:
-    def __init__(self, url: str, queue_size: int = SUBSCRIBER_QUEUE_SIZE) -> None:
+    def __init__(
+        self,
+        url: str,
+        queue_size: int = SUBSCRIBER_QUEUE_SIZE,
+        *,
+        health_check_seconds: float = HEALTH_CHECK_SECONDS,
+        pong_timeout: float = PONG_TIMEOUT,
+    ) -> None:
         self._redis: Redis = Redis.from_url(url)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._hub = _RedisHub(self._pubsub)
         self._queue_size = queue_size
         self._reader: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._health_check_seconds = health_check_seconds
+        self._pong_timeout = pong_timeout
+        self._heard = 0.0
+        """The event loop's time when the reader last read anything (a pong too)."""
         self._lost = False
 
     @property
@@ -317,7 +335,9 @@ class RedisBroker:
         subscription = Subscription(self._hub, frozenset(topics), self._queue_size)
         await self._hub.attach(subscription)
         if self._reader is None:
+            self._heard = asyncio.get_running_loop().time()
             self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
+            self._watchdog = asyncio.create_task(self._watch(), name="redis-broker-watchdog")
         return subscription
 
     async def _read(self) -> None:
@@ -331,6 +351,7 @@ class RedisBroker:
                 raw = await self._pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=1.0 if self._lost else None
                 )
+                self._heard = asyncio.get_running_loop().time()
             except RedisError:
                 # redis-py reconnects and re-subscribes on the next read; wait a little.
                 if not self._lost:
@@ -351,14 +372,48 @@ class RedisBroker:
             topic = channel.decode() if isinstance(channel, bytes) else str(channel)
             self._hub.dispatch(Message(topic, raw["data"]))
 
+    async def _watch(self) -> None:
+        """Drops the subscriber connection when Redis no longer answers on it.
+
+        A half-open connection (a partition, a host gone without closing) never fails the
+        reader's read, which waits without a timeout: the broker would stay deaf, and what
+        is published meanwhile would be lost with no RESYNC to say so. So a connection
+        silent for a while is sent a PING, whose pong the reader reads; with no answer in
+        time the connection is closed under the reader, whose read then fails and takes
+        the path of any lost connection (reconnect, subscribe again, RESYNC). One wake-up
+        per period, whatever the traffic: nothing is added to each read."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._health_check_seconds)
+            if self._lost or loop.time() - self._heard < self._health_check_seconds:
+                continue
+            asked = loop.time()
+            try:
+                async with asyncio.timeout(self._pong_timeout):
+                    await self._pubsub.ping()
+            except (RedisError, OSError, TimeoutError):
+                pass  # not even sent: the reader meets the same failure, or the check below
+            await asyncio.sleep(max(asked + self._pong_timeout - loop.time(), 0))
+            if self._silent_since(asked):
+                log.warning("redis subscriber connection silent; dropping it to reconnect")
+                # redis-py leaves `PubSub.connection` unannotated, so it types as None.
+                connection = cast("Connection | None", self._pubsub.connection)
+                if connection is not None:
+                    await connection.disconnect()
+
+    def _silent_since(self, asked: float) -> bool:
+        """Connected, as far as the reader knows, yet nothing read since `asked`."""
+        return not self._lost and self._heard < asked
+
     async def ping(self) -> None:
         with redis_round_trip("ping"):
             await self._redis.ping()
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for task in (self._watchdog, self._reader):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._pubsub.aclose()
         await self._redis.aclose()
