@@ -119,7 +119,11 @@ def near_stages(
 
 
 FIRST_REACH = 1 / 16
-"""Nearest first, the first part read reaches this share of the radius."""
+"""Nearest first, the first part read reaches this share of the radius,"""
+FIRST_REACH_M = 2_000.0
+"""but no farther than this: a wide radius searched from inside a city would otherwise
+read the whole city (a sixteenth of the widest radius is 31 km) before knowing how
+crowded it is. Later parts are sized by the places per area the earlier ones found."""
 
 Keep = Callable[[Mapping[str, Any], float], bool]
 """Whether a document at a distance is kept, beyond being within the radius."""
@@ -135,10 +139,10 @@ def outwards(near: Near, query: dict[str, Any], fields: Sequence[str] = ()) -> O
     cells looked up, so reading the circle outwards saves most of them when places
     are dense. The next reach is guessed from how many the reach so far holds (places
     per area), at least half as far again, and four times as far while it holds fewer
-    than four: from a sixteenth of the radius, at most eight parts, and two or three
-    where places are dense. A part reads only cells no earlier one did, unless the
-    cells grow a size (`covering`), when the disk read so far is read again in larger
-    cells; a document read twice counts once.
+    than four: from a sixteenth of the radius or 2 km, whichever is nearer, at most
+    eight parts, and two or three where places are dense. A part reads only cells no
+    earlier one did, unless the cells grow a size (`covering`), when the disk read so
+    far is read again in larger cells; a document read twice counts once.
     """
     radius_m = near.radius_km * 1000
     read: set[int] = set()
@@ -153,7 +157,7 @@ def outwards(near: Near, query: dict[str, Any], fields: Sequence[str] = ()) -> O
             # After a cursor, out from the cursor's distance: the ring between it and
             # the reach holds what the page may show.
             if reach == 0:
-                reach = min(floor + radius_m * FIRST_REACH, radius_m)
+                reach = min(floor + min(radius_m * FIRST_REACH, FIRST_REACH_M), radius_m)
             else:
                 inside = sum(1 for measured in measures if measured < reach)
                 ring = reach * reach - floor * floor

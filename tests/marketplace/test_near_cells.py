@@ -317,3 +317,45 @@ async def test_the_task_feed_near_a_point_pages_as_with_geo_near(
             expected = await _walk(old, size, cursors)
             assert len(expected) > 2, "several pages"
             assert await _walk(new, size, cursors) == expected, (near, size)
+
+
+async def test_a_dense_area_is_read_no_farther_than_its_page_needs() -> None:
+    """Nearest first over the widest radius, from the middle of a crowded city: the parts
+    read the places near the point, not every place out to a sixteenth of the radius
+    (31 km here), which in a city is all of them."""
+    rng = random.Random(11)  # noqa: S311 - test data, not secrets
+    centre = GeoPoint.at(-33.87, 151.21)
+    close = [_profile(rng, _near(rng, -33.87, 151.21, 0.004), 500) for _ in range(200)]
+    suburbs: list[dict[str, Any]] = []
+    while len(suburbs) < 400:  # 8 to 25 km out: the same city
+        point = _near(rng, -33.87, 151.21, 0.25)
+        metres = great_circle_m(point.latitude, point.longitude, -33.87, 151.21)
+        if 8_000 < metres < 25_000:
+            suburbs.append(_profile(rng, point, 500))
+    await ProviderProfile.get_pymongo_collection().insert_many(close + suburbs)
+
+    near = Near(centre.latitude, centre.longitude, MAX_RADIUS_KM)
+    measured = 0
+    distance = measure(near, within_service_radius)
+
+    def counted(raw: Any) -> float | None:
+        nonlocal measured
+        measured += 1
+        return distance(raw)
+
+    order = ORDERS[ProviderSort.DISTANCE]
+    parts = outwards(near, {}, fields=["service_radius_km"])
+    page = await paginate_outwards(
+        ProviderProfile, parts, counted, order, PageRequest(20, None, CURSORS)
+    )
+
+    expected = await paginate_pipeline(
+        ProviderProfile,
+        [*near_stages(near, {}), WITHIN_SERVICE_RADIUS],
+        order,
+        PageRequest(20, None, CURSORS),
+        ["distance"],
+    )
+    assert [p.id for _, p in page.items] == [p.id for _, p in expected.items]
+    assert page.computed == expected.computed
+    assert measured <= len(close) + 50, measured
