@@ -21,8 +21,12 @@ from schema.common.loaders import Loaders
 from schema.common.prepared import Prepared
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
+    """Slotted: a websocket keeps one for its life, and each subscription on it one or two
+    of its own (`for_operation`, `without_caller`); without a `__dict__` each is about
+    0.3 KB smaller."""
+
     services: Services
     meta: RequestMeta
     request: Request | WebSocket
