@@ -38,11 +38,13 @@ from server.webhook_route import stripe_webhook
 
 
 class App(Starlette):
-    """Starlette, less the `ServerErrorMiddleware` it puts outermost, for a websocket:
-    that middleware answers HTTP alone and passes a websocket through, yet every open
-    socket kept its suspended frame for its life. A websocket goes from here straight to
-    the first of the user middleware, with the scope's `app` set as Starlette sets it;
-    HTTP and the lifespan take Starlette's whole path as before. (Still a coroutine
+    """Starlette, less two calls for a websocket: the `ServerErrorMiddleware` it puts
+    outermost answers HTTP alone and passes a websocket through, and the edge layer's
+    `__call__` only dispatches on the scope's type; yet every open socket kept both
+    suspended frames for its life. A websocket goes from here straight to the first of
+    the user middleware (the edge's `websocket` when that is first, as without the
+    metrics port or tracing), with the scope's `app` set as Starlette sets it; HTTP and
+    the lifespan take Starlette's whole path as before. (`__call__` stays a coroutine
     function: servers tell ASGI 3 apps by that.)"""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -54,7 +56,10 @@ class App(Starlette):
             self.middleware_stack = self.build_middleware_stack()
         stack = self.middleware_stack
         inner = stack.app if isinstance(stack, ServerErrorMiddleware) else stack
-        await inner(scope, receive, send)
+        if isinstance(inner, EdgeMiddleware):
+            await inner.websocket(scope, receive, send)  # past its dispatch too
+        else:
+            await inner(scope, receive, send)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import Match, WebSocketRoute
@@ -189,15 +189,14 @@ class EdgeMiddleware:
         self.routes = routes
         self.remember_origin = remember_origin
 
-    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        # Not a coroutine function: the caller awaits the one returned, and an open
-        # websocket keeps no suspended frame of this dispatch for its life.
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            return self._http(scope, receive, send)
-        if kind == "websocket":
-            return self._websocket(scope, receive, send)
-        return self.app(scope, receive, send)
+            await self._http(scope, receive, send)
+        elif kind == "websocket":
+            await self.websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -245,7 +244,9 @@ class EdgeMiddleware:
                 # 500 unless a response started: what the server answers for an escape.
                 self.routes.count(scope["path"], status or 500, seconds)
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A websocket's whole life at the edge; the app (server/app.py `App`) calls it
+        directly, so that an open socket keeps no frame of `__call__`'s dispatch."""
         started = time.perf_counter()
         token = request_id_var.set(_incoming_request_id(scope))
         origin = page_origin.set(origin_of(scope)) if self.remember_origin else None
