@@ -73,13 +73,9 @@ class OpenSockets:
     def __init__(self) -> None:
         self._open: dict[WebSocket, OpenSocket] = {}
 
-    @contextlib.contextmanager
-    def opened(self, websocket: WebSocket) -> Iterator[OpenSocket]:
-        socket = self._open[websocket] = OpenSocket(websocket)
-        try:
-            yield socket
-        finally:
-            del self._open[websocket]
+    def opened(self, websocket: WebSocket) -> _Opened:
+        """`websocket` is open while the block runs (it yields its OpenSocket)."""
+        return _Opened(self._open, websocket)
 
     def of(self, websocket: WebSocket) -> OpenSocket | None:
         return self._open.get(websocket)
@@ -89,6 +85,26 @@ class OpenSockets:
         if sockets:
             log.info("closing %d websockets before stopping", len(sockets))
         await asyncio.gather(*(socket.go_away(timeout) for socket in sockets))
+
+
+class _Opened:
+    """`OpenSockets.opened`: a plain context manager rather than a generator, for it is
+    kept for the socket's whole life (a generator, its frame and the context manager
+    around it cost about 0.4 KB per socket; bench/README.md, "Issue 16, third pass:
+    per-connection memory")."""
+
+    __slots__ = ("_open", "_websocket")
+
+    def __init__(self, open_sockets: dict[WebSocket, OpenSocket], websocket: WebSocket) -> None:
+        self._open = open_sockets
+        self._websocket = websocket
+
+    def __enter__(self) -> OpenSocket:
+        socket = self._open[self._websocket] = OpenSocket(self._websocket)
+        return socket
+
+    def __exit__(self, *_: object) -> None:
+        del self._open[self._websocket]
 
 
 @contextlib.contextmanager

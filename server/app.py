@@ -10,7 +10,9 @@ from functools import partial
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 
 from documents.settings import Settings
 from realtime.going_away import close_before_sigterm
@@ -33,6 +35,31 @@ from server.observability.multiprocess import worker_stopped
 from server.partners.view import ByCredential, PartnerGraphQLView
 from server.runtime import Runtime, open_runtime
 from server.webhook_route import stripe_webhook
+
+
+class App(Starlette):
+    """Starlette, less two calls for a websocket: the `ServerErrorMiddleware` it puts
+    outermost answers HTTP alone and passes a websocket through, and the edge layer's
+    `__call__` only dispatches on the scope's type; yet every open socket kept both
+    suspended frames for its life. A websocket goes from here straight to the first of
+    the user middleware (the edge's `websocket` when that is first, as without the
+    metrics port or tracing), with the scope's `app` set as Starlette sets it; HTTP and
+    the lifespan take Starlette's whole path as before. (`__call__` stays a coroutine
+    function: servers tell ASGI 3 apps by that.)"""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        stack = self.middleware_stack
+        inner = stack.app if isinstance(stack, ServerErrorMiddleware) else stack
+        if isinstance(inner, EdgeMiddleware):
+            await inner.websocket(scope, receive, send)  # past its dispatch too
+        else:
+            await inner(scope, receive, send)
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
@@ -106,7 +133,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *sandbox_pages.routes(settings),  # none with a Stripe key
         *graphiql_page.routes(settings),  # none without GraphiQL
     ]
-    return Starlette(
+    return App(
         debug=settings.debug,
         routes=routes,
         middleware=[

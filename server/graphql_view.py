@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, cast
 
@@ -27,6 +27,7 @@ from graphql import (
 )
 from graphql.execution import execute
 from starlette.background import BackgroundTask
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -38,6 +39,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.async_base_view import AsyncWebSocketAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema._graphql_core import execution_context_class_kwargs
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -423,17 +425,66 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.sockets = OpenSockets()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Coroutine[Any, Any, None]:
+        # Not a coroutine function: the server awaits the coroutine returned, and an open
+        # websocket keeps no suspended frame of this call for its life.
         if scope["type"] == "websocket":
-            websocket = WebSocket(scope, receive=receive, send=send)
-            # Each operation opens its own scope (run_operation); the legacy protocol, which
-            # runs no mutations, shares this one.
-            with self.sockets.opened(websocket), password_scope():
-                await self.run(websocket)
-            return
+            return self._socket(WebSocket(scope, receive=receive, send=send))
         if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
+            return super().__call__(scope, receive, send)
+        return self._http(scope, receive, send)
+
+    async def _socket(self, websocket: WebSocket) -> None:
+        """Strawberry's `run` for a websocket, with the protocol handler's loop awaited
+        here, in the one frame the socket keeps of this view for its life (three before:
+        `__call__`, `run`, and the handler's; bench/README.md, "Issue 16, third pass:
+        per-connection memory")."""
+        # Each operation opens its own scope (run_operation); the legacy protocol, which
+        # runs no mutations, shares this one.
+        with self.sockets.opened(websocket), password_scope():
+            handler = await self._socket_handler(websocket)
+            if handler is not None:
+                await handler.handle()
+
+    async def _socket_handler(
+        self, websocket: WebSocket
+    ) -> TransportWSHandler | LegacyWSHandler | None:
+        """What Strawberry's `run` does for a websocket before its handler's loop, in its
+        order: the origin check (before any of our hooks), the subprotocol, the accept,
+        the context; None once it has refused or closed the socket."""
+        if not self._check_websocket_origin(websocket):
+            await self.reject_websocket(websocket)
+            return None
+        subprotocol = await self.pick_websocket_subprotocol(websocket)
+        response = await self.create_websocket_response(websocket, subprotocol)
+        # Strawberry's adapter is typed for a view of no particular context; ours has one.
+        adapter = self.websocket_adapter_class(self, websocket, response)  # type: ignore[arg-type]
+        context = await self.get_context(websocket, response=response)
+        if subprotocol == GRAPHQL_TRANSPORT_WS_PROTOCOL:
+            return TransportWSHandler(
+                view=self,
+                websocket=adapter,
+                context=context,
+                root_value=None,  # as `get_root_value` gives
+                schema=self.schema,
+                connection_init_wait_timeout=self.connection_init_wait_timeout,
+                max_subscriptions_per_connection=self.max_subscriptions_per_connection,
+            )
+        if subprotocol == GRAPHQL_WS_PROTOCOL:
+            return LegacyWSHandler(
+                view=self,
+                websocket=adapter,
+                context=context,
+                root_value=None,
+                schema=self.schema,
+                keep_alive=self.keep_alive,
+                keep_alive_interval=self.keep_alive_interval,
+                max_subscriptions_per_connection=self.max_subscriptions_per_connection,
+            )
+        await adapter.close(4406, "Subprotocol not acceptable")
+        return None
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = HTTPRequest(scope, receive)
         try:
             with password_scope():  # one for the whole request, a batch included
@@ -502,20 +553,28 @@ class GraphQLView(GraphQL[Context, None]):
         # Our own page and packaged files in place of Strawberry's CDN-loaded ones.
         return graphiql_page.page()
 
+    def get_websocket_headers(self, request: WebSocket) -> Mapping[str, str]:
+        # Not `request.headers`, which the WebSocket would keep, parsed, for its life.
+        return Headers(scope=request.scope)
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
         runtime: Runtime = request.app.state.runtime
+        # A websocket's headers are read once, here, and not kept parsed on it.
+        headers = (
+            Headers(scope=request.scope) if isinstance(request, WebSocket) else request.headers
+        )
         return Context(
             services=runtime.services,
             meta=RequestMeta(
                 ip=request.client.host if request.client else None,
-                user_agent=request.headers.get("user-agent"),
+                user_agent=headers.get("user-agent"),
                 request_id=request_id_var.get(),
             ),
             request=request,
             response=response if isinstance(response, Response) else None,
-            access_token=bearer_token(request.headers.get("authorization")),
+            access_token=bearer_token(headers.get("authorization")),
             socket=self.sockets.of(request) if isinstance(request, WebSocket) else None,
         )
 
@@ -525,6 +584,9 @@ class GraphQLView(GraphQL[Context, None]):
         A bad token refuses the connection, and so does none unless anonymous sockets
         are allowed (resolvers/accounts/auth/socket_sessions.py)."""
         params = context.connection_params or {}
+        # Read here alone: not kept for the socket's life (the token, once verified, is
+        # kept as `access_token`; bench/README.md, "Issue 16, third pass").
+        context.connection_params = None
         given = params.get("Authorization") or params.get("authorization")
         token = bearer_token(given) if isinstance(given, str) else params.get("accessToken")
         try:

@@ -194,7 +194,7 @@ class EdgeMiddleware:
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "websocket":
-            await self._websocket(scope, receive, send)
+            await self.websocket(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -244,7 +244,9 @@ class EdgeMiddleware:
                 # 500 unless a response started: what the server answers for an escape.
                 self.routes.count(scope["path"], status or 500, seconds)
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A websocket's whole life at the edge; the app (server/app.py `App`) calls it
+        directly, so that an open socket keeps no frame of `__call__`'s dispatch."""
         started = time.perf_counter()
         token = request_id_var.set(_incoming_request_id(scope))
         origin = page_origin.set(origin_of(scope)) if self.remember_origin else None

@@ -12,8 +12,11 @@ over websocket, in both protocols.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from json import JSONDecodeError
 
+from starlette.websockets import WebSocketDisconnected, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived
 
 # Message types of graphql-transport-ws and of the legacy graphql-ws that the handlers
 # index without looking. They answer everything else (a connection_init payload that is
@@ -75,13 +78,29 @@ class CheckedWebSocketAdapter(ASGIWebSocketAdapter):
     async def iter_json(
         self, *, ignore_parsing_errors: bool = False
     ) -> AsyncGenerator[object, None]:
-        messages = super().iter_json(ignore_parsing_errors=ignore_parsing_errors)
-        try:
-            async for message in messages:
-                problem = ws_message_problem(message)
-                if problem is not None:
-                    await self.close(4400, problem)
-                    return
-                yield message
-        finally:
-            await messages.aclose()
+        # Strawberry's own loop (ASGIWebSocketAdapter.iter_json, starlette's receive_text)
+        # and the check in one generator: an idle socket waits here for its whole life,
+        # and each generator and frame in between was kept as long (bench/README.md,
+        # "Issue 16, third pass: per-connection memory").
+        ws = self.ws
+        while ws.application_state != WebSocketState.DISCONNECTED:
+            if ws.application_state != WebSocketState.CONNECTED:  # as receive_text refuses
+                raise WebSocketDisconnected(
+                    'WebSocket is not connected. Need to call "accept" first.'
+                )
+            received = await ws.receive()
+            if received["type"] == "websocket.disconnect":
+                return  # the client went: the loop ends, as Strawberry's does
+            if "text" not in received:
+                raise NonTextMessageReceived
+            try:
+                message = self.view.decode_json(received["text"])
+            except JSONDecodeError as error:
+                if ignore_parsing_errors:
+                    continue
+                raise NonJsonMessageReceived from error
+            problem = ws_message_problem(message)
+            if problem is not None:
+                await self.close(4400, problem)
+                return
+            yield message

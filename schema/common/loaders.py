@@ -27,9 +27,17 @@ class Loaders:
     """Each loader is made when first used: most operations use one or two of them, and
     making all of them for every request cost more than some whole requests."""
 
-    def __init__(self) -> None:
-        self._live_offers: dict[ObjectId, DataLoader[ObjectId, Offer | None]] = {}
-        self._counterparts: dict[ObjectId, DataLoader[ObjectId, bool]] = {}
+    # Nothing made up front, not even the per-person loaders' dicts: a websocket's context
+    # keeps a Loaders for the socket's life (and a subscription's stream one of its own),
+    # and most never use it; an instance with no attribute set has no `__dict__` yet.
+
+    @cached_property
+    def _live_offers(self) -> dict[ObjectId, DataLoader[ObjectId, Offer | None]]:
+        return {}
+
+    @cached_property
+    def _counterparts(self) -> dict[ObjectId, DataLoader[ObjectId, bool]]:
+        return {}
 
     @cached_property
     def users(self) -> DataLoader[ObjectId, User | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from datetime import timedelta
@@ -12,6 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from documents.settings import Settings
+from schema.common.context import Context
 from server.runtime import Runtime
 from tests.conftest import serve
 from tests.support.graphql_client import GraphQLClient, Tokens
@@ -275,3 +277,97 @@ def test_the_legacy_keep_alive_suits_common_clients() -> None:
     """subscriptions-transport-ws closes a socket without `ka` for its `timeout` (30 s by
     default, often set to 10 s or so): the default interval stays well under either."""
     assert Settings(_env_file=None).ws_keep_alive_interval <= timedelta(seconds=5)
+
+
+# --- what an idle socket keeps ------------------------------------------------------
+# bench/README.md, "Issue 16, third pass: per-connection memory": what an open socket
+# holds for its life is what an idle subscriber costs.
+
+
+@pytest.mark.parametrize(
+    ("protocol", "code"), [(TRANSPORT_WS, 4400), (LEGACY_WS, 1002)], ids=["transport", "legacy"]
+)
+async def test_binary_messages_close_the_socket_as_each_protocol_says(
+    base_url: str, client: GraphQLClient, protocol: str, code: int
+) -> None:
+    """The receive loop is ours (server/request_shape.py): a binary message ends the
+    socket as Strawberry's own loop ended it, after `connection_init` as before it."""
+    ann = await _member(client)
+    async with ws(base_url, protocol) as socket:
+        await socket.connection.send(b'{"type": "connection_init"}')
+        assert await socket.closed() == (code, "WebSocket message type must be text")
+    async with ws(base_url, protocol) as socket:
+        await socket.init(ann.access)
+        await socket.connection.send(b"\x00")
+        assert await socket.closed() == (code, "WebSocket message type must be text")
+
+
+async def test_the_legacy_protocol_ignores_messages_that_are_not_json(
+    base_url: str, client: GraphQLClient
+) -> None:
+    ann = await _member(client)
+    async with ws(base_url, LEGACY_WS) as socket:
+        await socket.connection.send("not json")
+        assert await socket.init(ann.access) == {"type": "connection_ack"}
+
+
+def _awaited_by(task: asyncio.Task[Any]) -> list[str]:
+    """The qualified names of the coroutines a task is suspended in, outermost first."""
+    names = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and hasattr(awaited, "cr_code"):
+        names.append(awaited.cr_code.co_qualname)
+        awaited = awaited.cr_await
+    return names
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT_WS, LEGACY_WS])
+async def test_an_idle_socket_keeps_only_the_calls_it_needs(
+    base_url: str, client: GraphQLClient, protocol: str
+) -> None:
+    """Between the server and the protocol handler's loop an idle socket is suspended in
+    the app, the edge layer and the view's socket call alone: not in Starlette's own
+    call or its error middleware, the edge's dispatch, the view's `__call__` or
+    Strawberry's `run`."""
+    ann = await _member(client)
+    async with ws(base_url, protocol) as socket:
+        await socket.init(ann.access)
+        await socket.subscribe("live", LIVE)
+        await asyncio.sleep(0.05)
+        chains = [
+            chain
+            for task in asyncio.all_tasks()
+            if "GraphQLView._socket" in (chain := _awaited_by(task))
+        ]
+        assert len(chains) == 1
+        chain = chains[0]
+        start = chain.index("App.__call__")
+        handler = (
+            ["BaseGraphQLTransportWSHandler.handle"]
+            if protocol == TRANSPORT_WS
+            else ["LegacyWSHandler.handle", "BaseGraphQLWSHandler.handle"]
+        )
+        assert chain[start:] == [
+            "App.__call__",
+            "EdgeMiddleware.websocket",
+            "GraphQLView._socket",
+            *handler,
+        ]
+
+
+async def test_connection_init_payload_is_not_kept(base_url: str, client: GraphQLClient) -> None:
+    """`connection_init`'s payload is read when the socket is acknowledged and let go;
+    the token it carried is kept (operations are admitted with it)."""
+    ann = await _member(client)
+    async with ws(base_url) as socket:
+        await socket.init(ann.access)
+        await socket.subscribe("me", "query { me { email } }")
+        assert (await socket.next_data("me"))["me"]["email"] == "ws@example.com"
+        # The socket's own context and those of its operation, by the token they keep.
+        contexts = [
+            o
+            for o in gc.get_objects()
+            if type(o) is Context and o.socket is not None and o.access_token == ann.access
+        ]
+        assert contexts
+        assert all(context.connection_params is None for context in contexts)

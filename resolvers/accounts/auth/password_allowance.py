@@ -13,9 +13,7 @@ together with the one allowance object in it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from documents.errors import DomainError, ErrorCode
 
@@ -30,14 +28,22 @@ class _Allowance:
 _current: ContextVar[_Allowance | None] = ContextVar("password_allowance", default=None)
 
 
-@contextmanager
-def password_scope() -> Iterator[None]:
-    """Everything run inside (and in tasks started inside) shares one password."""
-    token = _current.set(_Allowance())
-    try:
-        yield
-    finally:
-        _current.reset(token)
+class password_scope:  # named as the function it replaced, and used as one
+    """Everything run inside (and in tasks started inside) shares one password.
+
+    A class rather than a `contextmanager` generator: a websocket keeps its scope open
+    for its whole life (and each subscription one of its own), and the generator, its
+    frame and the context manager around it cost about 0.4 KB per socket where this
+    object costs 48 bytes (bench/README.md, "Issue 16, third pass: per-connection
+    memory")."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token: Token[_Allowance | None] = _current.set(_Allowance())
+
+    def __exit__(self, *_: object) -> None:
+        _current.reset(self._token)
 
 
 def spend_password_allowance(field: str) -> None:

@@ -65,7 +65,22 @@ EndSocket = Callable[[DomainError], Coroutine[Any, Any, None]]
 
 class SocketSession:
     """One socket's session. While idle it holds no task: signals come to `_heard` in the
-    broker's own call, and the backstop read is every socket's at once (`_Sweep`)."""
+    broker's own call, and the backstop read is every socket's at once (`_Sweep`).
+    Slotted: one per socket, for its life."""
+
+    __slots__ = (
+        "_access_token",
+        "_broker",
+        "_claims",
+        "_end",
+        "_ending",
+        "_known",
+        "_known_until",
+        "_reads",
+        "_signals",
+        "_task",
+        "_unheard",
+    )
 
     def __init__(self, broker: Broker, access_token: str, claims: AccessClaims) -> None:
         self._broker = broker
