@@ -11,6 +11,8 @@ places by the coarser cells of their area (documents/geo_cells.py).
 
 from __future__ import annotations
 
+import math
+from functools import lru_cache
 from typing import Any, Literal
 
 from beanie import Document
@@ -82,6 +84,10 @@ class Place(BaseModel):
     def _area_of_point(cls, data: Any) -> Any:
         if not isinstance(data, dict) or "point" not in data:
             return data  # field validation reports what is missing
+        plain = _plain_coordinates(data["point"])
+        if plain is not None:
+            area, cells = _derived_at(*plain)
+            return {**data, "area": area, "cells": dict(zip(CELL_NAMES, cells, strict=True))}
         try:
             point = GeoPoint.model_validate(data["point"])
         except ValidationError:
@@ -94,6 +100,48 @@ def _derived(point: GeoPoint) -> dict[str, Any]:
     area = point.approximate()
     cells = area_cells(area.latitude, area.longitude)
     return {"area": area, "cells": dict(zip(CELL_NAMES, cells, strict=True))}
+
+
+# Every place read derives its area again (that is what keeps a shown area true for any
+# stored document), and a page of tasks or providers reads the same places over and over:
+# the derivation is a pure function of the point, so it is remembered by the point's two
+# coordinates. About half of validating a place went to it (GeoPoint's validation, the
+# rounding, the cells). Bounded: a place not seen lately is derived again.
+AREAS_REMEMBERED = 16_384
+
+
+@lru_cache(maxsize=AREAS_REMEMBERED)
+def _derived_at(longitude: float, latitude: float) -> tuple[GeoPoint, tuple[int, ...]]:
+    """`_derived` of the point at these coordinates, the cells as a tuple: the area is a
+    frozen model and may be shared; each place gets a dict of cells of its own."""
+    derived = _derived(GeoPoint(coordinates=(longitude, latitude)))
+    return derived["area"], tuple(derived["cells"].values())
+
+
+def _plain_coordinates(point: object) -> tuple[float, float] | None:
+    """(longitude, latitude) of a point given as GeoPoint validation would surely take
+    it, and that the remembered derivation may answer for: a GeoPoint, or a stored
+    `{"type": "Point", "coordinates": [lng, lat]}` of two floats; both finite and
+    non-zero, since 0.0 and -0.0 are the same key but not the same area (their sign
+    shows) and a NaN is never found again. None for anything else, which takes the
+    validating path."""
+    if isinstance(point, GeoPoint):
+        longitude, latitude = point.coordinates
+    elif type(point) is dict:
+        kind: object = point.get("type", "Point")
+        coordinates: Any = point.get("coordinates")
+        if type(kind) is not str or kind != "Point":
+            return None
+        if type(coordinates) not in (list, tuple) or len(coordinates) != 2:
+            return None
+        longitude, latitude = coordinates
+    else:
+        return None
+    if type(longitude) is not float or type(latitude) is not float:
+        return None
+    if not (math.isfinite(longitude) and math.isfinite(latitude) and longitude and latitude):
+        return None
+    return longitude, latitude
 
 
 FILL_BATCH = 1000

@@ -27,8 +27,11 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import GraphQLField, GraphQLObjectType, GraphQLResolveInfo
+from graphql.pyutils import Path
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
+
+from schema.leaf_fields import mark_leaf
 
 
 def call_resolvers_directly(converter: GraphQLCoreConverter) -> int:
@@ -63,7 +66,7 @@ def _direct(
         return None
     resolver = field.base_resolver
     if resolver is None:
-        return _read_attribute(field)
+        return _read_attribute(field, graphql_field)
     if not callable(resolver.wrapped_func):
         return None
     function = resolver.wrapped_func
@@ -94,14 +97,19 @@ def _direct(
     return resolve_directly
 
 
-def _read_attribute(field: StrawberryField) -> Callable[..., Any]:
+def _read_attribute(field: StrawberryField, graphql_field: GraphQLField) -> Callable[..., Any]:
     """What Strawberry's basic-field path comes down to: the default resolver (the one
-    `from_resolver` gave the field) on the source and the field's Python name."""
+    `from_resolver` gave the field) on the source and the field's Python name. A leaf
+    field is also read so by the executor without an info (schema/leaf_fields.py)."""
     default_resolver = field.default_resolver
     name = field.python_name
 
     def read_attribute(source: Any, info: GraphQLResolveInfo[Any], **kwargs: Any) -> Any:
         return default_resolver(source, name)
 
+    def read_leaf(source: Any, path: Path) -> Any:
+        return default_resolver(source, name)
+
     read_attribute._is_default = True  # type: ignore[attr-defined] # as Strawberry's
+    mark_leaf(read_attribute, graphql_field.type, read_leaf)
     return read_attribute

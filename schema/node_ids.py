@@ -19,8 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import GraphQLObjectType, GraphQLResolveInfo, GraphQLSchema
+from graphql.pyutils import Path
 from strawberry import relay
 from strawberry.types.base import StrawberryObjectDefinition
+
+from schema.leaf_fields import DECLINED, mark_leaf
 
 
 def _function(resolver: object) -> object:
@@ -48,6 +51,7 @@ def speed_up_node_ids(schema: GraphQLSchema) -> int:
         if field is None or field.resolve is None or not _keeps_node_resolution(origin, definition):
             continue
         field.resolve = _direct_resolver(origin, origin.resolve_id_attr(), field.resolve)
+        mark_leaf(field.resolve, field.type, _id_reader(origin, origin.resolve_id_attr()))
         count += 1
     return count
 
@@ -68,6 +72,22 @@ def _keeps_node_resolution(origin: type, definition: StrawberryObjectDefinition)
         getattr(origin, name).__func__ is getattr(relay.Node, name).__func__
         for name in ("resolve_id", "resolve_typename")
     )
+
+
+def _id_reader(origin: type, attribute: str) -> Callable[[Any, Path], Any]:
+    """The same id for the executor's leaf path (schema/leaf_fields.py), which has the
+    field's path but no info: its type name is the one `info.path` would give. Anything
+    the resolver would leave to Strawberry is declined, before anything is read."""
+
+    def read_node_id(root: Any, path: Path) -> Any:
+        if type(root) is origin:
+            node_id = getattr(root, attribute)
+            type_name = path.typename
+            if isinstance(node_id, str) and isinstance(type_name, str):
+                return base64.b64encode(f"{type_name}:{node_id}".encode()).decode()
+        return DECLINED
+
+    return read_node_id
 
 
 def _direct_resolver(

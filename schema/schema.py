@@ -6,8 +6,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import strawberry
-from graphql import ExecutionResult, GraphQLError
+from graphql import ExecutionResult, GraphQLError, GraphQLObjectType
 from graphql.execution import Executor
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.pyutils import Path
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext, StreamResult
 from strawberry.tools import merge_types
@@ -39,6 +41,7 @@ from schema.common.relay import NodeQuery
 from schema.common.scalars import SCALAR_OVERRIDES
 from schema.common.shared_events import is_viewer_independent, shared_results
 from schema.direct_resolvers import call_resolvers_directly
+from schema.leaf_fields import DECLINED, execute_leaf, leaf_read
 from schema.live.framed import FramedSource, FramedSubscriptions
 from schema.marketplace.booking_actions import BookingMutation
 from schema.marketplace.bookings import BookingQuery
@@ -156,6 +159,38 @@ class PerEventExecutor(StrawberryGraphQLCoreExecutionContext):
         if self._shareable:
             executor._share_as = payload
         return executor
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        # Leaf fields read straight off their source, completed in line
+        # (schema/leaf_fields.py); every other field, graphql-core's way.
+        node = field_details_list[0].node
+        field_def = self.schema.get_field(parent_type, node.name.value)
+        leaf = leaf_read(field_def.resolve) if field_def is not None else None
+        manager = self.middleware_manager  # Strawberry's own execute passes an empty one
+        if leaf is not None and not node.arguments and (manager is None or not manager.middlewares):
+            assert field_def is not None
+            answer = execute_leaf(
+                self,
+                leaf,
+                field_def,
+                parent_type,
+                source,
+                field_details_list,
+                path,
+                position_context,
+            )
+            if answer is not DECLINED:
+                return answer
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         result = super().execute_operation(serially)
