@@ -17,11 +17,21 @@ marked derived and published in one write (resolvers/notifications/outbox.py: a 
 derives what a crash in between left pending). Its transaction holds only the change and
 the event: on the embedded database each statement of a transaction waits for every
 other transaction's (bench/README.md, Issue 16, second pass: payment webhooks).
+
+The requests of one process that commit while another's after-commit work is being
+written do theirs together, as one group (a group commit: `_GroupCommit`): one
+derivation (one insert of notifications, one read of preferences, one insert of
+deliveries) and one mark for all their events, instead of those four commands each.
+Each request still returns only once its own events are derived, published and marked,
+so what a request leaves behind, crash or not, is what it left before (bench/README.md,
+Issue 16, third pass).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -101,19 +111,96 @@ async def transact(services: Services, work: Callable[[UnitOfWork], Awaitable[T]
 
 async def after_commit(broker: Broker, events: list[DomainEvent]) -> None:
     """Derive the committed events' notifications, then publish the events (so a live
-    subscriber who hears of one finds its notification), then mark both in one write.
-    A derivation that fails is left pending for the job (outbox.derive_pending)."""
+    subscriber who hears of one finds its notification), then mark both in one write;
+    with the events of other requests committing at the same time, when there are
+    (`_GroupCommit`). A derivation that fails is left pending for the job
+    (outbox.derive_pending)."""
     if not events:
         return
-    pending = [event for event in events if event.notify_pending_since is not None]
-    derived: list[ObjectId] = []
-    if pending:
+    loop = asyncio.get_running_loop()
+    group = _GROUPS.get(loop)
+    if group is None:
+        group = _GROUPS[loop] = _GroupCommit()
+    await group.submit(broker, events)
+
+
+class _GroupCommit:
+    """The after-commit work of the requests of one event loop, written in groups.
+
+    While no group is being written, a request's events start one at once (no waiting
+    for company); those that commit meanwhile queue, and go together as the next group
+    once it is done. Each request waits for its own group. The writing runs in a task of
+    its own, so a request that is cancelled while it waits stops nobody else's (its own
+    events are still derived, published and marked)."""
+
+    def __init__(self) -> None:
+        self._queue: list[tuple[Broker, list[DomainEvent], asyncio.Future[None]]] = []
+        self._writing: asyncio.Task[None] | None = None
+
+    async def submit(self, broker: Broker, events: list[DomainEvent]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((broker, events, done))
+        if self._writing is None:
+            self._writing = asyncio.create_task(self._write_all())
+        await asyncio.shield(done)
+
+    async def _write_all(self) -> None:
         try:
-            await outbox.derive(pending)
-            derived = [event.id for event in pending if event.id is not None]
-        except Exception:
-            log.warning("notifications of %d events left to the job", len(pending), exc_info=True)
-    await _mark(await _send(broker, events), derived)
+            while self._queue:
+                group, self._queue = self._queue, []
+                # One group per broker (a process has one; tests may have several).
+                for broker in dict.fromkeys(b for b, _, _ in group):
+                    mine = [(events, done) for b, events, done in group if b is broker]
+                    try:
+                        await _after_commit_group(broker, [events for events, _ in mine])
+                    except BaseException as error:
+                        for _, done in mine:
+                            if not done.done():
+                                done.set_exception(error)
+                        if not isinstance(error, Exception):
+                            raise
+                        continue
+                    for _, done in mine:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            self._writing = None
+            for _, _, done in self._queue:  # only if this task itself was cancelled
+                if not done.done():
+                    done.set_exception(RuntimeError("after-commit writing stopped"))
+            self._queue = []
+
+
+_GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _after_commit_group(broker: Broker, requests: list[list[DomainEvent]]) -> None:
+    """The after-commit work of the events of `requests` (each request's list), together.
+    If their derivation fails, each request's is tried on its own, as it would have been
+    alone: one event that cannot be derived leaves only its own request's to the job."""
+    events = [event for mine in requests for event in mine]
+    derived = await _derive(events)
+    if derived is None and len(requests) > 1:
+        derived = []
+        for mine in requests:
+            derived += await _derive(mine) or []
+    await _mark(await _send(broker, events), derived or [])
+
+
+async def _derive(events: list[DomainEvent]) -> list[ObjectId] | None:
+    """Derive the notifications of the pending ones of `events`: their ids, or None if
+    that failed (they stay pending, for the job)."""
+    pending = [event for event in events if event.notify_pending_since is not None]
+    if not pending:
+        return []
+    try:
+        await outbox.derive(pending)
+    except Exception:
+        log.warning("notifications of %d events left to the job", len(pending), exc_info=True)
+        return None
+    return [event.id for event in pending if event.id is not None]
 
 
 async def _mark(published: list[ObjectId], derived: list[ObjectId]) -> None:
