@@ -19,7 +19,7 @@ the event: on the embedded database each statement of a transaction waits for ev
 other transaction's (bench/README.md, Issue 16, second pass: payment webhooks).
 
 The requests of one process that commit while another's after-commit work is being
-written do theirs together, as one group (a group commit: `_GroupCommit`): one
+written do theirs together, as one group (a group commit: documents/grouped_writes.py): one
 derivation (one insert of notifications, one read of preferences, one insert of
 deliveries) and one mark for all their events, instead of those four commands each.
 Each request still returns only once its own events are derived, published and marked,
@@ -29,9 +29,7 @@ Issue 16, third pass).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
@@ -41,6 +39,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from documents.clock import utcnow
 from documents.events import DomainEvent, EventKind
+from documents.grouped_writes import GroupedWrites
 from documents.transactions import run_in_transaction
 from realtime.broker import Broker
 from realtime.topics import booking_topic, task_topic, user_topic
@@ -113,67 +112,22 @@ async def after_commit(broker: Broker, events: list[DomainEvent]) -> None:
     """Derive the committed events' notifications, then publish the events (so a live
     subscriber who hears of one finds its notification), then mark both in one write;
     with the events of other requests committing at the same time, when there are
-    (`_GroupCommit`). A derivation that fails is left pending for the job
+    (documents/grouped_writes.py). A derivation that fails is left pending for the job
     (outbox.derive_pending)."""
     if not events:
         return
-    loop = asyncio.get_running_loop()
-    group = _GROUPS.get(loop)
-    if group is None:
-        group = _GROUPS[loop] = _GroupCommit()
-    await group.submit(broker, events)
+    await _GROUPS.submit((broker, events))
 
 
-class _GroupCommit:
-    """The after-commit work of the requests of one event loop, written in groups.
-
-    While no group is being written, a request's events start one at once (no waiting
-    for company); those that commit meanwhile queue, and go together as the next group
-    once it is done. Each request waits for its own group. The writing runs in a task of
-    its own, so a request that is cancelled while it waits stops nobody else's (its own
-    events are still derived, published and marked)."""
-
-    def __init__(self) -> None:
-        self._queue: list[tuple[Broker, list[DomainEvent], asyncio.Future[None]]] = []
-        self._writing: asyncio.Task[None] | None = None
-
-    async def submit(self, broker: Broker, events: list[DomainEvent]) -> None:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((broker, events, done))
-        if self._writing is None:
-            self._writing = asyncio.create_task(self._write_all())
-        await asyncio.shield(done)
-
-    async def _write_all(self) -> None:
-        try:
-            while self._queue:
-                group, self._queue = self._queue, []
-                # One group per broker (a process has one; tests may have several).
-                for broker in dict.fromkeys(b for b, _, _ in group):
-                    mine = [(events, done) for b, events, done in group if b is broker]
-                    try:
-                        await _after_commit_group(broker, [events for events, _ in mine])
-                    except BaseException as error:
-                        for _, done in mine:
-                            if not done.done():
-                                done.set_exception(error)
-                        if not isinstance(error, Exception):
-                            raise
-                        continue
-                    for _, done in mine:
-                        if not done.done():
-                            done.set_result(None)
-        finally:
-            self._writing = None
-            for _, _, done in self._queue:  # only if this task itself was cancelled
-                if not done.done():
-                    done.set_exception(RuntimeError("after-commit writing stopped"))
-            self._queue = []
+async def _write_groups(requests: list[tuple[Broker, list[DomainEvent]]]) -> list[None]:
+    """The after-commit work of the requests that committed together: one group per
+    broker (a process has one; tests may have several)."""
+    for broker in dict.fromkeys(broker for broker, _ in requests):
+        await _after_commit_group(broker, [events for b, events in requests if b is broker])
+    return [None] * len(requests)
 
 
-_GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _GroupCommit] = (
-    weakref.WeakKeyDictionary()
-)
+_GROUPS: GroupedWrites[tuple[Broker, list[DomainEvent]], None] = GroupedWrites(_write_groups)
 
 
 async def _after_commit_group(broker: Broker, requests: list[list[DomainEvent]]) -> None:

@@ -77,3 +77,25 @@ async def test_a_request_whose_event_cannot_be_derived_holds_up_no_other_in_its_
     kept = await DomainEvent.get(stuck.id)
     assert kept is not None and kept.published_at is not None
     assert kept.notify_pending_since == stuck.occurred_at
+
+
+async def test_a_request_cancelled_while_its_group_is_written_stops_nobody_elses(
+    runtime: Runtime,
+) -> None:
+    people = [(ObjectId(), ObjectId()) for _ in range(REQUESTS)]
+    events = [await committed_then_crashed(payer, provider) for payer, provider in people]
+    requests = [
+        asyncio.create_task(after_commit(runtime.services.broker, [event])) for event in events
+    ]
+    await asyncio.sleep(0)  # every request is waiting for its group
+    requests[0].cancel()
+
+    outcomes = await asyncio.gather(*requests, return_exceptions=True)
+
+    assert isinstance(outcomes[0], asyncio.CancelledError)
+    assert outcomes[1:] == [None] * (REQUESTS - 1)
+    # The cancelled request's events were derived and marked all the same.
+    for event in events:
+        stored = await DomainEvent.get(event.id)
+        assert stored is not None and stored.notify_pending_since is None
+        assert stored.published_at is not None

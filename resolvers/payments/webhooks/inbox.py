@@ -11,8 +11,9 @@ Any number of deliveries of one event may race (the gateway retries, instances r
 retry job): the unique event id stores it once, and a claim (a conditional update
 pushing `next_attempt_at` past a lease) lets exactly one runner process it at a time.
 The delivery that stores an event stores it claimed, by itself (its first attempt, the
-lease running), so a new event costs one write before its processing and one after:
-the later deliveries and the retry job find it held. Claims are compare-and-set updates
+lease running), so a new event costs one write before its processing and one after
+(shared with the events finished at the same time): the later deliveries and the retry
+job find it held. Claims are compare-and-set updates
 on the attempts read, not findAndModify, which SecantusDB runs as a scan of the whole
 collection (bench/README.md, Issue 16: payment webhooks).
 """
@@ -29,6 +30,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from documents.clock import utcnow
+from documents.grouped_writes import GroupedWrites
 from documents.payments.webhooks import PENDING_STATUSES, WebhookEvent, WebhookStatus
 from integrations.payments.gateway import GatewayEvent
 from resolvers.common.services import Services
@@ -180,10 +182,51 @@ def _still_held(event: WebhookEvent) -> dict[str, Any]:
 
 
 async def _finish(event: WebhookEvent, status: WebhookStatus) -> WebhookEvent | None:
-    return await _record_outcome(
-        event,
-        {"status": status.value, "processed_at": utcnow(), "last_error": None},
-    )
+    """Record a final outcome (processed, ignored); None if this runner no longer held the
+    event. The outcomes of events finished at the same time are written together, one
+    update for all (documents/grouped_writes.py)."""
+    return await _FINISHING.submit((event, status))
+
+
+async def _finish_all(
+    finished: list[tuple[WebhookEvent, WebhookStatus]],
+) -> list[WebhookEvent | None]:
+    """Each event's outcome, written on the condition that its runner still holds it, as
+    `_record_outcome` writes one: one update per attempts count and status (nearly always
+    one: first attempts). When not all matched, which did is read back: a final status is
+    never claimed again, and any runner that took an event over counted one more attempt,
+    so an event left with these attempts and this status was written by this update."""
+    now = utcnow()
+    groups: dict[tuple[int, WebhookStatus], list[int]] = {}
+    for index, (event, status) in enumerate(finished):
+        groups.setdefault((event.attempts, status), []).append(index)
+    results: list[WebhookEvent | None] = [None] * len(finished)
+    collection = WebhookEvent.get_pymongo_collection()
+    for (attempts, status), indexes in groups.items():
+        fields = {"status": status.value, "processed_at": now, "last_error": None}
+        events = [finished[index][0] for index in indexes]
+        if len(events) == 1:
+            written = await collection.update_one(_still_held(events[0]), {"$set": fields})
+        else:
+            written = await collection.update_many(
+                {"_id": {"$in": [event.id for event in events]}, "attempts": attempts},
+                {"$set": fields},
+            )
+        held = {event.id for event in events}
+        if written.matched_count != len(events):
+            found = collection.find(
+                {"_id": {"$in": list(held)}, "attempts": attempts, "status": status.value},
+                {"_id": 1},
+            )
+            held = {raw["_id"] async for raw in found}
+        for index, event in zip(indexes, events, strict=True):
+            results[index] = _recorded(event, fields) if event.id in held else None
+    return results
+
+
+_FINISHING: GroupedWrites[tuple[WebhookEvent, WebhookStatus], WebhookEvent | None] = GroupedWrites(
+    _finish_all
+)
 
 
 async def _rejected(event: WebhookEvent, mismatch: EventMismatch) -> WebhookEvent | None:
@@ -237,7 +280,11 @@ async def _record_outcome(event: WebhookEvent, fields: dict[str, Any]) -> Webhoo
     )
     if not recorded.matched_count:
         return None
-    # The stored event is the one read or stored by this runner with these fields: it
-    # holds it, so nobody else wrote it since.
+    return _recorded(event, fields)
+
+
+def _recorded(event: WebhookEvent, fields: dict[str, Any]) -> WebhookEvent:
+    """The stored event: the one read or stored by this runner with these fields (it held
+    it, so nobody else wrote it since)."""
     recorded_event: WebhookEvent = WebhookEvent.model_validate({**event.model_dump(), **fields})
     return recorded_event
