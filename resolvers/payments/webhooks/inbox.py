@@ -26,8 +26,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from beanie import PydanticObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.clock import utcnow
 from documents.grouped_writes import GroupedWrites
@@ -44,6 +45,7 @@ LEASE = timedelta(minutes=2)
 MAX_BACKOFF = timedelta(hours=1)
 MAX_ERROR_LENGTH = 1000
 MISMATCH_ALERT = "webhook_mismatch"
+DUPLICATE_KEY = 11000
 """The marker of the log line an event rejected for contradicting our records makes."""
 
 
@@ -62,15 +64,42 @@ async def receive(
     Raises WebhookSignatureError if it is not genuine, NotAnEvent if it is not an event.
     """
     stored = _parsed(services, payload, signature)
-    try:
-        await stored.insert()
-    except DuplicateKeyError:
+    if not await _STORING.submit(stored):
         existing = await WebhookEvent.find_one({"event_id": stored.event_id})
         if existing is None:  # pragma: no cover - the unique index says it exists
-            raise
+            raise RuntimeError(f"event {stored.event_id} was refused as stored, yet is not")
         return await process(services, existing.event_id, handlers) or existing
     # Stored claimed: this delivery holds it, as if it had claimed it.
     return await _run(services, stored, handlers) or stored
+
+
+async def _store_all(events: list[WebhookEvent]) -> list[bool]:
+    """Store the events received at the same time in one insert (documents/grouped_writes.py):
+    for each, whether it was new. Unordered, so that each is stored or refused on its own:
+    an event stored already (by its unique id) is refused alone, as its own insert
+    would have been."""
+    if len(events) == 1:
+        try:
+            await events[0].insert()
+        except DuplicateKeyError:
+            return [False]
+        return [True]
+    for event in events:
+        event.id = PydanticObjectId()
+    try:
+        await WebhookEvent.insert_many(events, ordered=False)
+    except BulkWriteError as error:
+        details = error.details
+        failures = {failure["index"] for failure in details.get("writeErrors", [])}
+        if details.get("writeConcernErrors") or any(
+            failure.get("code") != DUPLICATE_KEY for failure in details.get("writeErrors", [])
+        ):
+            raise
+        return [index not in failures for index in range(len(events))]
+    return [True] * len(events)
+
+
+_STORING: GroupedWrites[WebhookEvent, bool] = GroupedWrites(_store_all)
 
 
 def _parsed(services: Services, payload: bytes, signature: str | None) -> WebhookEvent:

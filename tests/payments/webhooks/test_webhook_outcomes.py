@@ -1,4 +1,4 @@
-"""Outcomes of events finished at the same time, written together.
+"""Events received, and outcomes of events finished, at the same time: written together.
 
 A final outcome (processed, ignored) of each event is written on the condition that its
 runner still holds it; the outcomes of events finished at once share one update
@@ -102,3 +102,29 @@ async def test_an_event_taken_over_meanwhile_keeps_the_other_runners_outcome(
     assert kept.processed_at is None
     for body in bodies[1:]:
         assert (await stored(event_id_of(body))).status is WebhookStatus.PROCESSED
+
+
+async def test_events_received_at_once_are_stored_in_one_insert_each_once(
+    runtime: Runtime, command_log: CommandLog
+) -> None:
+    bodies = [stripe_event() for _ in range(EVENTS)]
+    secret = webhook_secret(runtime.services)
+    # The first event twice more, in the same moment: stored once, the others refused.
+    deliveries = [*bodies, bodies[0], bodies[0]]
+    token = request_id_var.set("received-together")
+    try:
+        with command_log.recording("received-together") as commands:
+            received = await asyncio.gather(
+                *(receive(runtime.services, body, signature(body, secret)) for body in deliveries)
+            )
+    finally:
+        request_id_var.reset(token)
+
+    assert commands.count(("insert", "webhook_events")) == 1, commands
+    assert await WebhookEvent.get_pymongo_collection().count_documents(
+        {"event_id": {"$in": [event_id_of(body) for body in bodies]}}
+    ) == len(bodies)
+    assert {event.event_id for event in received} == {event_id_of(body) for body in bodies}
+    for body in bodies:
+        kept = await stored(event_id_of(body))
+        assert kept.status is WebhookStatus.IGNORED and kept.attempts == 1
