@@ -17,6 +17,14 @@ marked derived and published in one write (resolvers/notifications/outbox.py: a 
 derives what a crash in between left pending). Its transaction holds only the change and
 the event: on the embedded database each statement of a transaction waits for every
 other transaction's (bench/README.md, Issue 16, second pass: payment webhooks).
+
+The requests of one process that commit while another's after-commit work is being
+written do theirs together, as one group (a group commit: documents/grouped_writes.py): one
+derivation (one insert of notifications, one read of preferences, one insert of
+deliveries) and one mark for all their events, instead of those four commands each.
+Each request still returns only once its own events are derived, published and marked,
+so what a request leaves behind, crash or not, is what it left before (bench/README.md,
+Issue 16, third pass).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from documents.clock import utcnow
 from documents.events import DomainEvent, EventKind
+from documents.grouped_writes import GroupedWrites
 from documents.transactions import run_in_transaction
 from realtime.broker import Broker
 from realtime.topics import booking_topic, task_topic, user_topic
@@ -101,19 +110,51 @@ async def transact(services: Services, work: Callable[[UnitOfWork], Awaitable[T]
 
 async def after_commit(broker: Broker, events: list[DomainEvent]) -> None:
     """Derive the committed events' notifications, then publish the events (so a live
-    subscriber who hears of one finds its notification), then mark both in one write.
-    A derivation that fails is left pending for the job (outbox.derive_pending)."""
+    subscriber who hears of one finds its notification), then mark both in one write;
+    with the events of other requests committing at the same time, when there are
+    (documents/grouped_writes.py). A derivation that fails is left pending for the job
+    (outbox.derive_pending)."""
     if not events:
         return
+    await _GROUPS.submit((broker, events))
+
+
+async def _write_groups(requests: list[tuple[Broker, list[DomainEvent]]]) -> list[None]:
+    """The after-commit work of the requests that committed together: one group per
+    broker (a process has one; tests may have several)."""
+    for broker in dict.fromkeys(broker for broker, _ in requests):
+        await _after_commit_group(broker, [events for b, events in requests if b is broker])
+    return [None] * len(requests)
+
+
+_GROUPS: GroupedWrites[tuple[Broker, list[DomainEvent]], None] = GroupedWrites(_write_groups)
+
+
+async def _after_commit_group(broker: Broker, requests: list[list[DomainEvent]]) -> None:
+    """The after-commit work of the events of `requests` (each request's list), together.
+    If their derivation fails, each request's is tried on its own, as it would have been
+    alone: one event that cannot be derived leaves only its own request's to the job."""
+    events = [event for mine in requests for event in mine]
+    derived = await _derive(events)
+    if derived is None and len(requests) > 1:
+        derived = []
+        for mine in requests:
+            derived += await _derive(mine) or []
+    await _mark(await _send(broker, events), derived or [])
+
+
+async def _derive(events: list[DomainEvent]) -> list[ObjectId] | None:
+    """Derive the notifications of the pending ones of `events`: their ids, or None if
+    that failed (they stay pending, for the job)."""
     pending = [event for event in events if event.notify_pending_since is not None]
-    derived: list[ObjectId] = []
-    if pending:
-        try:
-            await outbox.derive(pending)
-            derived = [event.id for event in pending if event.id is not None]
-        except Exception:
-            log.warning("notifications of %d events left to the job", len(pending), exc_info=True)
-    await _mark(await _send(broker, events), derived)
+    if not pending:
+        return []
+    try:
+        await outbox.derive(pending)
+    except Exception:
+        log.warning("notifications of %d events left to the job", len(pending), exc_info=True)
+        return None
+    return [event.id for event in pending if event.id is not None]
 
 
 async def _mark(published: list[ObjectId], derived: list[ObjectId]) -> None:

@@ -11,8 +11,9 @@ Any number of deliveries of one event may race (the gateway retries, instances r
 retry job): the unique event id stores it once, and a claim (a conditional update
 pushing `next_attempt_at` past a lease) lets exactly one runner process it at a time.
 The delivery that stores an event stores it claimed, by itself (its first attempt, the
-lease running), so a new event costs one write before its processing and one after:
-the later deliveries and the retry job find it held. Claims are compare-and-set updates
+lease running), so a new event costs one write before its processing and one after
+(shared with the events finished at the same time): the later deliveries and the retry
+job find it held. Claims are compare-and-set updates
 on the attempts read, not findAndModify, which SecantusDB runs as a scan of the whole
 collection (bench/README.md, Issue 16: payment webhooks).
 """
@@ -25,10 +26,12 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from beanie import PydanticObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from documents.clock import utcnow
+from documents.grouped_writes import GroupedWrites
 from documents.payments.webhooks import PENDING_STATUSES, WebhookEvent, WebhookStatus
 from integrations.payments.gateway import GatewayEvent
 from resolvers.common.services import Services
@@ -42,6 +45,7 @@ LEASE = timedelta(minutes=2)
 MAX_BACKOFF = timedelta(hours=1)
 MAX_ERROR_LENGTH = 1000
 MISMATCH_ALERT = "webhook_mismatch"
+DUPLICATE_KEY = 11000
 """The marker of the log line an event rejected for contradicting our records makes."""
 
 
@@ -60,15 +64,42 @@ async def receive(
     Raises WebhookSignatureError if it is not genuine, NotAnEvent if it is not an event.
     """
     stored = _parsed(services, payload, signature)
-    try:
-        await stored.insert()
-    except DuplicateKeyError:
+    if not await _STORING.submit(stored):
         existing = await WebhookEvent.find_one({"event_id": stored.event_id})
         if existing is None:  # pragma: no cover - the unique index says it exists
-            raise
+            raise RuntimeError(f"event {stored.event_id} was refused as stored, yet is not")
         return await process(services, existing.event_id, handlers) or existing
     # Stored claimed: this delivery holds it, as if it had claimed it.
     return await _run(services, stored, handlers) or stored
+
+
+async def _store_all(events: list[WebhookEvent]) -> list[bool]:
+    """Store the events received at the same time in one insert (documents/grouped_writes.py):
+    for each, whether it was new. Unordered, so that each is stored or refused on its own:
+    an event stored already (by its unique id) is refused alone, as its own insert
+    would have been."""
+    if len(events) == 1:
+        try:
+            await events[0].insert()
+        except DuplicateKeyError:
+            return [False]
+        return [True]
+    for event in events:
+        event.id = PydanticObjectId()
+    try:
+        await WebhookEvent.insert_many(events, ordered=False)
+    except BulkWriteError as error:
+        details = error.details
+        failures = {failure["index"] for failure in details.get("writeErrors", [])}
+        if details.get("writeConcernErrors") or any(
+            failure.get("code") != DUPLICATE_KEY for failure in details.get("writeErrors", [])
+        ):
+            raise
+        return [index not in failures for index in range(len(events))]
+    return [True] * len(events)
+
+
+_STORING: GroupedWrites[WebhookEvent, bool] = GroupedWrites(_store_all)
 
 
 def _parsed(services: Services, payload: bytes, signature: str | None) -> WebhookEvent:
@@ -180,10 +211,51 @@ def _still_held(event: WebhookEvent) -> dict[str, Any]:
 
 
 async def _finish(event: WebhookEvent, status: WebhookStatus) -> WebhookEvent | None:
-    return await _record_outcome(
-        event,
-        {"status": status.value, "processed_at": utcnow(), "last_error": None},
-    )
+    """Record a final outcome (processed, ignored); None if this runner no longer held the
+    event. The outcomes of events finished at the same time are written together, one
+    update for all (documents/grouped_writes.py)."""
+    return await _FINISHING.submit((event, status))
+
+
+async def _finish_all(
+    finished: list[tuple[WebhookEvent, WebhookStatus]],
+) -> list[WebhookEvent | None]:
+    """Each event's outcome, written on the condition that its runner still holds it, as
+    `_record_outcome` writes one: one update per attempts count and status (nearly always
+    one: first attempts). When not all matched, which did is read back: a final status is
+    never claimed again, and any runner that took an event over counted one more attempt,
+    so an event left with these attempts and this status was written by this update."""
+    now = utcnow()
+    groups: dict[tuple[int, WebhookStatus], list[int]] = {}
+    for index, (event, status) in enumerate(finished):
+        groups.setdefault((event.attempts, status), []).append(index)
+    results: list[WebhookEvent | None] = [None] * len(finished)
+    collection = WebhookEvent.get_pymongo_collection()
+    for (attempts, status), indexes in groups.items():
+        fields = {"status": status.value, "processed_at": now, "last_error": None}
+        events = [finished[index][0] for index in indexes]
+        if len(events) == 1:
+            written = await collection.update_one(_still_held(events[0]), {"$set": fields})
+        else:
+            written = await collection.update_many(
+                {"_id": {"$in": [event.id for event in events]}, "attempts": attempts},
+                {"$set": fields},
+            )
+        held = {event.id for event in events}
+        if written.matched_count != len(events):
+            found = collection.find(
+                {"_id": {"$in": list(held)}, "attempts": attempts, "status": status.value},
+                {"_id": 1},
+            )
+            held = {raw["_id"] async for raw in found}
+        for index, event in zip(indexes, events, strict=True):
+            results[index] = _recorded(event, fields) if event.id in held else None
+    return results
+
+
+_FINISHING: GroupedWrites[tuple[WebhookEvent, WebhookStatus], WebhookEvent | None] = GroupedWrites(
+    _finish_all
+)
 
 
 async def _rejected(event: WebhookEvent, mismatch: EventMismatch) -> WebhookEvent | None:
@@ -237,7 +309,11 @@ async def _record_outcome(event: WebhookEvent, fields: dict[str, Any]) -> Webhoo
     )
     if not recorded.matched_count:
         return None
-    # The stored event is the one read or stored by this runner with these fields: it
-    # holds it, so nobody else wrote it since.
+    return _recorded(event, fields)
+
+
+def _recorded(event: WebhookEvent, fields: dict[str, Any]) -> WebhookEvent:
+    """The stored event: the one read or stored by this runner with these fields (it held
+    it, so nobody else wrote it since)."""
     recorded_event: WebhookEvent = WebhookEvent.model_validate({**event.model_dump(), **fields})
     return recorded_event
