@@ -280,12 +280,19 @@ async def due(now: datetime, limit: int) -> list[Delivery]:
     every pending due delivery to answer either (it sorts before it limits), and takes a
     `findAndModify` as a scan of the collection, so a claim per delivery by
     `findAndModify` cost in proportion to the backlog, each time (bench/README.md, Issue
-    16, second pass). The filter is the `(status, due_at)` index's; a lease still
-    running is left out here rather than by an `$or`, which that database answers with a
-    collection scan."""
-    found = Delivery.find({"status": DeliveryStatus.PENDING.value, "due_at": {"$lte": now}})
-    candidates = await found.sort("due_at").limit(limit).to_list()
-    return [d for d in candidates if d.lease_until is None or d.lease_until <= now]
+    16, second pass). The `(status, due_at)` index finds them; a lease still running is
+    left out by the read itself, so that a batch's worth held at the head of the queue
+    (by another sender, or one that died) hides nothing behind it, and as a condition on
+    the field (no lease, or one that ran out) rather than an `$or`, which that database
+    answers with a collection scan."""
+    found = Delivery.find(
+        {
+            "status": DeliveryStatus.PENDING.value,
+            "due_at": {"$lte": now},
+            "lease_until": {"$not": {"$gt": now}},
+        }
+    )
+    return await found.sort("due_at").limit(limit).to_list()
 
 
 async def take(candidate: Delivery, now: datetime) -> Delivery | None:

@@ -10,6 +10,7 @@ and its text.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 
 from documents.accounts.users import User, UserStatus
@@ -27,25 +28,36 @@ from resolvers.notifications.messages import Message, compose
 from resolvers.notifications.preferences import preferences_of
 
 BATCH = 50
-"""Deliveries one run of `send_due` handles at most, so that a run ends soon."""
+"""Deliveries read at once (outbox.due)."""
+RUN_SECONDS = 30.0
+"""How long one run of `send_due` goes on reading batches while the backlog lasts, so
+that it ends now and then (the job then waits its interval)."""
 
 
 async def send_due(services: Services, now: datetime | None = None) -> int:
     """Send what is due, one claimed delivery at a time; returns how many were handled.
-    The run's candidates are read once (outbox.due) and each is taken as its turn comes,
-    unless another sender took it meanwhile."""
+    Candidates are read a batch at a time (outbox.due) and each is taken as its turn
+    comes, unless another sender took it meanwhile. A full batch means more may wait:
+    the run reads again, until a batch comes back short or `RUN_SECONDS` have gone by;
+    one batch a run would cap sending at a batch per interval and instance (10 a second
+    by default), far below what a busy marketplace makes."""
     handled = 0
-    for candidate in await outbox.due(now or utcnow(), BATCH):
-        moment = now or utcnow()
-        delivery = await outbox.take(candidate, moment)
-        if delivery is None:
-            continue
-        try:
-            await send(services, delivery, moment)
-        except Exception as error:  # the channel's failure is the delivery's, not the job's
-            await outbox.failed(delivery, f"{type(error).__name__}: {error}", moment)
-        handled += 1
-    return handled
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + RUN_SECONDS
+    while True:
+        candidates = await outbox.due(now or utcnow(), BATCH)
+        for candidate in candidates:
+            moment = now or utcnow()
+            delivery = await outbox.take(candidate, moment)
+            if delivery is None:
+                continue
+            try:
+                await send(services, delivery, moment)
+            except Exception as error:  # the channel's failure is the delivery's, not the job's
+                await outbox.failed(delivery, f"{type(error).__name__}: {error}", moment)
+            handled += 1
+        if len(candidates) < BATCH or loop.time() >= ends:
+            return handled
 
 
 async def send(services: Services, delivery: Delivery, now: datetime) -> None:

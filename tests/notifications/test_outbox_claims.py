@@ -12,7 +12,7 @@ from documents.notifications.catalogue import Channel, NotificationKind
 from documents.notifications.deliveries import Delivery, DeliveryStatus
 from resolvers.common.request_ids import request_id_var
 from resolvers.notifications.outbox import LEASE, claim, due, postpone, take
-from resolvers.notifications.sending import send_due
+from resolvers.notifications.sending import BATCH, send_due
 from server.runtime import Runtime
 from tests.support.command_log import CommandLog
 
@@ -91,3 +91,27 @@ async def test_a_lease_still_running_is_not_a_candidate_and_one_run_out_is(
     (again,) = await due(later, 10)
     retaken = await take(again, later)
     assert retaken is not None and retaken.lease_id != held.lease_id
+
+
+async def test_a_run_sends_the_whole_backlog_not_one_batch(runtime: Runtime) -> None:
+    """A batch a run (every few seconds) would cap sending at that many per interval and
+    instance, far below what a busy marketplace makes: a run reads again while it finds
+    a full batch."""
+    backlog = await pending(BATCH * 2 + 7)
+    assert await send_due(runtime.services) == len(backlog)
+    assert await Delivery.find({"status": DeliveryStatus.PENDING.value}).count() == 0
+
+
+async def test_deliveries_another_sender_holds_do_not_hide_those_behind_them(
+    runtime: Runtime,
+) -> None:
+    """A full batch's worth held at the head of the queue (being sent by another
+    instance, or by one that died, until its leases run out) is passed over by the read
+    itself, so what is due behind it goes out now."""
+    queue = await pending(BATCH + 3)
+    now = utcnow()
+    for held in queue[:BATCH]:
+        assert await take(held, now) is not None  # by another sender
+    assert await send_due(runtime.services) == 3
+    still_held = await Delivery.find({"status": DeliveryStatus.PENDING.value}).count()
+    assert still_held == BATCH
