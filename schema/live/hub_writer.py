@@ -337,9 +337,12 @@ async def _stepped(send: Coroutine[Any, Any, None], waits_on: Any) -> None:
                 waits_on._asyncio_future_blocking = False
                 await cast("Awaitable[object]", waits_on)
         except asyncio.CancelledError:
-            send.close()
-            raise
-        except BaseException:  # noqa: S110  # the coroutine's own await raises it when stepped
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # this task is told to stop
+                send.close()
+                raise
+            # Else what it waited on was cancelled: its own await raises that, stepped on.
+        except Exception:  # noqa: S110  # the coroutine's own await raises it when stepped
             pass
         try:
             waits_on = send.send(None)
