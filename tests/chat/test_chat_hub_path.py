@@ -83,3 +83,22 @@ async def test_the_legacy_protocol_keeps_a_task_per_operation(
         assert HubWritten.written_in_hub == in_hub
     await asyncio.sleep(SETTLE)
     assert hub_entries(runtime, chat.conversation_id) == 0
+
+
+async def test_a_parked_operation_keeps_its_id_taken(
+    base_url: str, client: GraphQLClient, runtime: Runtime
+) -> None:
+    """Strawberry's bookkeeping still holds it: a second `subscribe` with the same id
+    closes the socket with 4409, as for any operation under way, and the close ends the
+    parked one too."""
+    chat = await task_chat(client)
+    async with ws(base_url) as ann:
+        assert (await ann.init(chat.poster.access))["type"] == "connection_ack"
+        await ann.subscribe("1", PLAIN, {"c": chat.conversation_id})
+        await asyncio.sleep(SETTLE)
+        assert operation_tasks() == [] and hub_entries(runtime, chat.conversation_id) == 1
+        await ann.subscribe("1", PLAIN, {"c": chat.conversation_id})
+        code, reason = await ann.closed()
+        assert (code, reason) == (4409, "Subscriber for 1 already exists")
+    await asyncio.sleep(SETTLE)
+    assert hub_entries(runtime, chat.conversation_id) == 0
