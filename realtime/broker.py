@@ -48,6 +48,10 @@ RESYNC = Message(topic="", data=b"")
 """Delivered to every subscription after the broker lost its connection for a while:
 messages published meanwhile never arrive, so consumers re-read what they follow."""
 
+ENDED = Message(topic="", data=b"ended")
+"""Handed to a subscription's callback (`on_message`) when its `end_after` time comes:
+`get` raises the end from then on, and a callback has no `get` waiting to hear it."""
+
 
 class SubscriberOverflow(Exception):
     """A subscriber fell so far behind that messages for it were dropped."""
@@ -86,12 +90,15 @@ class Subscription:
         self._timer: asyncio.TimerHandle | None = None
         self._callback: Callable[[Message], None] | None = None
 
-    def on_message(self, callback: Callable[[Message], None]) -> None:
-        """From now on, hand each message (RESYNC too) to `callback`, in the hub's own
-        call, instead of queueing it for `get`: for a consumer that only needs to know
-        that something came (a socket's session), which then needs no task of its own
-        waiting. The callback must not block nor raise. What was queued before comes
-        first."""
+    def on_message(self, callback: Callable[[Message], None] | None) -> None:
+        """From now on, hand each message (RESYNC too, and ENDED once `end_after`'s time
+        comes) to `callback`, in the hub's own call, instead of queueing it for `get`: for
+        a consumer that needs no task of its own waiting (a socket's session, a framed
+        subscription written from the hub). The callback must not block nor raise. What
+        was queued before comes first. None: queue for `get` again from now on."""
+        if callback is None:
+            self._callback = None
+            return
         queue, self._queue = self._queue, None
         overflowed, self._overflowed = self._overflowed, False
         self._callback = callback
@@ -120,6 +127,15 @@ class Subscription:
         self._wake()
         return True
 
+    def hold(self, message: Message | None) -> None:
+        """Stop handing messages to the callback and queue them for `get` again, starting
+        with `message` (one the callback was given but leaves to `get`'s reader)."""
+        self._callback = None
+        if message is not None and message is not ENDED:
+            if self._queue is None:
+                self._queue = deque()
+            self._queue.appendleft(message)
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -129,6 +145,11 @@ class Subscription:
     def pending(self) -> bool:
         """Whether something was delivered that the consumer has not taken yet."""
         return self._overflowed or bool(self._queue)
+
+    @property
+    def waiting(self) -> bool:
+        """Whether `get` would return or raise at once: something pending, or the end."""
+        return self._ended is not None or self._overflowed or bool(self._queue)
 
     def discard_pending(self) -> None:
         """Forget what waits unread, a lost part included: for a consumer to whom any
@@ -145,6 +166,12 @@ class Subscription:
     def _end(self, error: Callable[[], Exception]) -> None:
         self._ended = error
         self._wake()
+        callback = self._callback
+        if callback is not None:
+            try:
+                callback(ENDED)
+            except Exception:
+                log.exception("a subscription's callback failed")
 
     async def get(self) -> Message:
         if self._overflowed:

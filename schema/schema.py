@@ -43,6 +43,7 @@ from schema.common.shared_events import is_viewer_independent, shared_results
 from schema.direct_resolvers import call_resolvers_directly
 from schema.leaf_fields import DECLINED, execute_leaf, leaf_read
 from schema.live.framed import FramedSource, FramedSubscriptions
+from schema.live.hub_writer import HubWritten
 from schema.marketplace.booking_actions import BookingMutation
 from schema.marketplace.bookings import BookingQuery
 from schema.marketplace.discovery import DiscoveryQuery
@@ -321,6 +322,12 @@ class GigqlSchema(strawberry.Schema):
             metrics.record(*metrics.label(None, None), metrics.refused(prepared))
             return results
         name, kind = metrics.label(prepared, operation_name)
+        if isinstance(results, HubWritten):
+            # Not a stream to wrap: a subscription, live until the writer is over.
+            metrics.record(name, kind, Outcome.OK)
+            SUBSCRIPTIONS_LIVE.inc()
+            results.on_end(SUBSCRIPTIONS_LIVE.dec)
+            return cast("StreamResult", results)
         return _counted(results, metrics, name, kind)
 
     async def _framed(
@@ -340,9 +347,12 @@ class GigqlSchema(strawberry.Schema):
         def report(errors: list[GraphQLError]) -> None:
             report_errors(errors, request_id, debug)
 
-        return await self.framed.start(
+        results = await self.framed.start(
             context, prepared.document, operation_name, variables, report
         )
+        # Not a generator, for graphql-transport-ws's handler to run in place of one
+        # (server/graphql_view.py `_send_result_stream`).
+        return cast("StreamResult | None", results)
 
     async def _refusal(
         self, query: str | None, operation_name: str | None, context: object

@@ -43,6 +43,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
+    _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
@@ -82,6 +83,7 @@ from schema.common.rate_limits import (
 )
 from schema.common.shared_events import shared_results
 from schema.live.framed import FrameTarget, frame_target
+from schema.live.hub_writer import HubWritten
 from schema.persisted.policy import PersistedQueryRefused, Requested, admin_token
 from schema.schema import GigqlSchema
 from server import strict_json
@@ -227,9 +229,22 @@ class TransportWSHandler(_TextFrames, BaseGraphQLTransportWSHandler[Context, Non
             if not operation.completed:
                 await self._send_text(text)
 
-        frame_target.set(FrameTarget(operation.id, legacy=False, send_text=send_unless_completed))
+        frame_target.set(
+            FrameTarget(operation.id, legacy=False, send_text=send_unless_completed, hub=True)
+        )
         with self._holding_off_close(operation), password_scope():
             await super().run_operation(operation)
+
+    async def _send_result_stream(
+        self, operation: Operation[Context, None], result_source: Any
+    ) -> None:
+        """A framed subscription written from the hub (schema/live/hub_writer.py) writes
+        what it replays, then stands in for this task as the operation's: this task
+        ends without `complete` (as Strawberry's own does when its stream is closed)."""
+        if not isinstance(result_source, HubWritten):
+            await super()._send_result_stream(operation, result_source)
+        elif await result_source.run(operation):
+            raise _OperationStreamClosed
 
     def _holding_off_close(
         self, operation: Operation[Context, None]

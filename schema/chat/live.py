@@ -22,7 +22,7 @@ from documents.chat.conversations import ChatMessage, Conversation
 from documents.errors import DomainError, ErrorCode
 from realtime.broker import Message
 from realtime.signals import is_access_change
-from realtime.streams import Feed, follow, listen
+from realtime.streams import NOT_NOW, Feed, Followed, NotNow, listen
 from realtime.topics import conversation_topic, user_topic
 from resolvers.accounts.auth.viewer import Viewer
 from resolvers.chat import conversations as chat
@@ -90,6 +90,16 @@ class _Watch:
             return None
         return chat_signals.decode(message) if message.topic == self.topics[0] else None
 
+    def added_now(self, message: Message) -> ChatMessage | NotNow | None:
+        """`added`'s decode when it needs no waiting: any message but an access change,
+        whose re-check must be awaited (NOT_NOW)."""
+        if is_access_change(message):
+            return NOT_NOW
+        if message.topic != self.topics[0]:
+            return None
+        signal = chat_signals.decode(message)
+        return signal.message if isinstance(signal, chat_signals.MessageAdded) else None
+
     async def recheck(self) -> None:
         viewer = await recheck_caller(self.context)
         conversation = await Conversation.get(self.conversation_id)
@@ -100,6 +110,10 @@ class _Watch:
 
     def added(self, after: int | None) -> AsyncGenerator[ChatMessage, None]:
         """New messages after `after` (a seq), missed ones first, in order, each once."""
+        return self.following(after).stream()
+
+    def following(self, after: int | None) -> Followed[ChatMessage, int]:
+        """`added`, not started (schema/live/hub_writer.py drives it itself)."""
 
         async def history(last: int | None) -> list[ChatMessage]:
             return await chat.messages_after(self.conversation_id, last, REPLAY_LIMIT)
@@ -108,9 +122,15 @@ class _Watch:
             signal = await self.signal(message)
             return signal.message if isinstance(signal, chat_signals.MessageAdded) else None
 
-        feed = Feed(self.topics, history, decode, position=lambda m: m.seq, contiguous=True)
-        broker = self.context.services.broker
-        return follow(broker, feed, after, expires_at=self.expires_at)
+        feed = Feed(
+            self.topics,
+            history,
+            decode,
+            position=_seq,
+            contiguous=True,
+            decode_now=self.added_now,
+        )
+        return Followed(self.context.services.broker, feed, after, self.expires_at)
 
     async def signals(self, info: Info, kind: type[S]) -> AsyncIterator[S]:
         """Live signals of one kind, from now on: what they report is not replayed."""
@@ -182,7 +202,11 @@ async def framed_message_added(context: Context, arguments: dict[str, Any]) -> F
     (schema/live/framed.py): authorised here as the resolver authorises it, then the
     same stream; each live message's node is one object for all its subscribers."""
     watch = await _Watch.start(context, arguments["conversation_id"])
-    return watch.added(arguments.get("after")), _message_node
+    return watch.following(arguments.get("after")), _message_node
+
+
+def _seq(message: ChatMessage) -> int:
+    return message.seq
 
 
 def _message_node(message: ChatMessage) -> MessageNode:

@@ -14,15 +14,17 @@ own operation id.
 Which root fields have such a source is declared by their area (`FramedSource`); the
 websocket handler says how to frame and send for the operation (`FrameTarget`, set in
 the operation's own task). Anything else, or anything that goes wrong before the stream
-starts, takes the ordinary path, which then answers exactly as it always did.
+starts, takes the ordinary path, which then answers exactly as it always did. A source
+that gives its feed not started (`Followed`) on a handler that allows it (`hub`) is
+written from the broker's hub while caught up (schema/live/hub_writer.py); else the
+operation's task writes each item.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import nullcontext
 from contextvars import ContextVar
 from typing import Any, TypeAlias
@@ -41,31 +43,27 @@ from graphql import (
 )
 from graphql.execution import Executor
 from graphql.execution.values import get_argument_values
-from starlette.websockets import WebSocket, WebSocketState
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types import ExecutionResult as StreamedResult
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
-from documents.metrics import SLOW_SUBSCRIBERS_CLOSED
 from realtime.broker import SubscriberOverflow
 from realtime.going_away import OpenSocket
+from realtime.streams import Followed
 from schema.common.context import Context
 from schema.common.shared_events import is_viewer_independent
+from schema.live.hub_writer import HubWritten, close_slow
 from schema.live.leaf_plan import LeafPlan
-
-SLOW_CONSUMER = 1013
-"""WebSocket close code "try again later": the client fell too far behind (as
-schema/notifications/live.py `delivered` closes the ordinary path's)."""
 
 ReportErrors: TypeAlias = Callable[[list[GraphQLError]], None]
 """How the schema reports errors (and gives them their codes) before they are sent."""
 
-FramedItems: TypeAlias = tuple[AsyncIterator[Any], Callable[[Any], object]]
-"""A subscriber's stream of items, and what makes each item's event payload (the root
-value its selection is executed on): applied as each is written, with no stream of its
-own in between."""
+FramedItems: TypeAlias = tuple[AsyncIterator[Any] | Followed[Any, Any], Callable[[Any], object]]
+"""A subscriber's stream of items (or its feed, not started, for the hub to drive), and
+what makes each item's event payload (the root value its selection is executed on):
+applied as each is written, with no stream of its own in between."""
 FramedSource: TypeAlias = Callable[[Context, dict[str, Any]], Awaitable[FramedItems]]
 """A root field's events for one subscriber: given the operation's context and the
 field's arguments as its resolver receives them, authorise as the resolver would
@@ -75,14 +73,21 @@ field's arguments as its resolver receives them, authorise as the resolver would
 class FrameTarget:
     """Where one websocket operation's results go, and in which protocol's frame."""
 
-    __slots__ = ("_head", "send_text")
+    __slots__ = ("_head", "hub", "send_text")
 
     def __init__(
-        self, operation_id: str, *, legacy: bool, send_text: Callable[[str], Awaitable[None]]
+        self,
+        operation_id: str,
+        *,
+        legacy: bool,
+        send_text: Callable[[str], Coroutine[Any, Any, None]],
+        hub: bool = False,
     ) -> None:
         """`legacy`: the `graphql-ws` protocol (`data` frames) rather than
-        `graphql-transport-ws` (`next`)."""
+        `graphql-transport-ws` (`next`). `hub`: the handler runs a `HubWritten` result
+        in place of its stream (schema/live/hub_writer.py)."""
         self.send_text = send_text
+        self.hub = hub
         # Everything before the data, made once: only the operation id differs between
         # subscribers (and the keys are in the order Strawberry's messages have them).
         quoted = json.dumps(operation_id)
@@ -167,9 +172,10 @@ class FramedSubscriptions:
         operation_name: str | None,
         variables: dict[str, Any] | None,
         report_errors: ReportErrors,
-    ) -> AsyncGenerator[StreamedResult, None] | None:
+    ) -> AsyncGenerator[StreamedResult, None] | HubWritten | None:
         """The operation's results if it goes the framed way, its stream already
-        authorised and started; None for the ordinary path."""
+        authorised (and started, unless written from the hub); None for the ordinary
+        path."""
         target = frame_target.get()
         if target is None or not isinstance(context, Context) or context.socket is None:
             return None
@@ -205,6 +211,18 @@ class FramedSubscriptions:
         selection = self._selection(operation, executor)
         # The socket alone, not the operation's context (its caller as read at the start):
         # the stream lives as long as the socket.
+        if isinstance(items, Followed):
+            if target.hub:
+                return HubWritten(
+                    items,
+                    payload_of,
+                    selection,
+                    target,
+                    context.socket,
+                    context.request,
+                    report_errors,
+                )
+            items = items.stream()
         return _written(
             items, payload_of, selection, target, context.socket, context.request, report_errors
         )
@@ -257,7 +275,7 @@ async def _written(
             with open_socket.working() if open_socket else nullcontext():
                 await target.send_text(frame)
     except SubscriberOverflow:
-        await _close_slow(socket)
+        await close_slow(socket)
         raise
     except Exception as error:
         # As Strawberry ends a stream whose source raised (strawberry/schema/schema.py).
@@ -272,12 +290,3 @@ async def _written(
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-async def _close_slow(socket: object) -> None:
-    if isinstance(socket, WebSocket) and socket.application_state is WebSocketState.CONNECTED:
-        SLOW_SUBSCRIBERS_CLOSED.inc()
-        await socket.close(code=SLOW_CONSUMER, reason="Subscriber too slow; reconnect with after")
-        # The close ends every operation of the connection, this one included. Until then,
-        # neither end nor fail: either would be sent on the closed socket.
-        await asyncio.Future()
