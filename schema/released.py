@@ -41,18 +41,20 @@ def released_when_complete(executor: Executor[Any], result: Any) -> Any:
     if isawaitable(result):
         return _released_after(executor, result)
     if isinstance(result, ExecutionResult):
-        _release(executor)
+        release(executor)
     return result
 
 
 async def _released_after(executor: Executor[Any], result: Awaitable[Any]) -> Any:
     completed = await result
     if isinstance(completed, ExecutionResult):
-        _release(executor)
+        release(executor)
     return completed
 
 
-def _release(executor: Executor[Any]) -> None:
+def release(executor: Executor[Any]) -> None:
+    """Break `executor`'s reference to itself: once its result is complete, or when it
+    is dropped unused (a framed subscription's, whose text has an executor already)."""
     reference = weakref.ref(executor)
 
     def gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:

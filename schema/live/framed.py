@@ -56,6 +56,7 @@ from schema.common.context import Context
 from schema.common.shared_events import is_viewer_independent
 from schema.live.hub_writer import HubWritten, close_slow
 from schema.live.leaf_plan import LeafPlan
+from schema.released import release
 
 ReportErrors: TypeAlias = Callable[[list[GraphQLError]], None]
 """How the schema reports errors (and gives them their codes) before they are sent."""
@@ -207,6 +208,7 @@ class FramedSubscriptions:
         except Exception:
             # Refused, or it failed: the ordinary path runs it again and answers in its
             # own words (and logs what must be).
+            release(executor)
             return None
         selection = self._selection(operation, executor)
         # The socket alone, not the operation's context (its caller as read at the start):
@@ -246,6 +248,8 @@ class FramedSubscriptions:
         found = self._selections.get(id(operation))
         if found is not None and found[0] is operation:
             self._selections.move_to_end(id(operation))
+            # Not kept: without its self-reference it goes now, not at a full collection.
+            release(executor)
             return found[1]
         # Executed with no context: nothing in a viewer-independent selection reads one,
         # and no subscriber's context is kept alive by the selection.

@@ -7,6 +7,9 @@ step by step: tests/realtime/test_hub_writer.py.)"""
 from __future__ import annotations
 
 import asyncio
+import gc
+
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from realtime.topics import conversation_topic
 from schema.live.hub_writer import HubWritten
@@ -102,3 +105,31 @@ async def test_a_parked_operation_keeps_its_id_taken(
         assert (code, reason) == (4409, "Subscriber for 1 already exists")
     await asyncio.sleep(SETTLE)
     assert hub_entries(runtime, chat.conversation_id) == 0
+
+
+def executors() -> int:
+    return sum(isinstance(o, StrawberryGraphQLCoreExecutionContext) for o in gc.get_objects())
+
+
+async def test_operations_of_a_known_selection_leave_no_executor_for_the_collector(
+    base_url: str, client: GraphQLClient
+) -> None:
+    """Each framed operation builds an executor (to coerce its variables), but executes on
+    the one its text was first prepared with. graphql-core's executor refers to itself
+    (schema/released.py), so one not kept stayed in memory, with what it reached, until
+    a full collection: about 2 KB an idle subscription, as an idle server rarely runs one."""
+    chat = await task_chat(client)
+    async with ws(base_url) as ann:
+        assert (await ann.init(chat.poster.access))["type"] == "connection_ack"
+        await ann.subscribe("first", PLAIN, {"c": chat.conversation_id, "after": 0})
+        await asyncio.sleep(SETTLE)
+        gc.collect()
+        gc.disable()
+        try:
+            before = executors()
+            for n in range(OPERATIONS):
+                await ann.subscribe(str(n), PLAIN, {"c": chat.conversation_id, "after": 0})
+            await asyncio.sleep(SETTLE)
+            assert executors() == before
+        finally:
+            gc.enable()
