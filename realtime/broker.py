@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable
@@ -68,11 +70,12 @@ class Subscription:
     __slots__ = (
         "_callback",
         "_ended",
+        "_ending",
         "_hub",
+        "_left",
         "_overflowed",
         "_queue",
         "_queue_size",
-        "_timer",
         "_waiter",
         "topics",
     )
@@ -87,7 +90,9 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self._overflowed = False
         self._ended: Callable[[], Exception] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._ending: Callable[[], Exception] | None = None
+        """What `end_after` will raise, until its time comes."""
+        self._left = False
         self._callback: Callable[[Message], None] | None = None
 
     def on_message(self, callback: Callable[[Message], None] | None) -> None:
@@ -159,11 +164,15 @@ class Subscription:
 
     def end_after(self, seconds: float, error: Callable[[], Exception]) -> None:
         """From `seconds` from now on, `get` raises `error()` instead of returning
-        messages. One timer for the subscription's life: arming a timeout around every
-        `get` cost about 5 % of a busy fan-out's CPU."""
-        self._timer = asyncio.get_running_loop().call_later(max(seconds, 0), self._end, error)
+        messages. Set once for the subscription's life (arming a timeout around every
+        `get` cost about 5 % of a busy fan-out's CPU), on the hub's one timer (`_Ends`)."""
+        self._ending = error
+        self._hub.ends.add(asyncio.get_running_loop().time() + max(seconds, 0), self)
 
-    def _end(self, error: Callable[[], Exception]) -> None:
+    def _end(self) -> None:
+        error, self._ending = self._ending, None
+        if error is None or self._left:
+            return
         self._ended = error
         self._wake()
         callback = self._callback
@@ -201,9 +210,61 @@ class Subscription:
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        self._left = True
+        if self._ending is not None:
+            self._ending = None
+            self._hub.ends.forget()
+        await self._hub.remove(self)
+
+
+class _Ends:
+    """When subscriptions end (`end_after`), on one timer for the earliest of them rather
+    than a timer each: a TimerHandle with its bound method and arguments came to about
+    half a KB an idle websocket (bench/README.md, "Issue 16, third pass").
+
+    A subscription that leaves first stays in the heap, marked, until its time or until
+    those left outnumber the others, when the heap is rebuilt without them: leaving
+    costs no search, and the heap stays within twice what is still waiting."""
+
+    COMPACT_AFTER = 64
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Subscription]] = []
+        self._order = itertools.count()  # ties end in the order they were set
+        self._timer: asyncio.TimerHandle | None = None
+        self._gone = 0
+
+    def add(self, at: float, subscription: Subscription) -> None:
+        heapq.heappush(self._heap, (at, next(self._order), subscription))
+        if self._heap[0][2] is subscription:
+            self._arm()
+
+    def forget(self) -> None:
+        """One subscription waiting here has left."""
+        self._gone += 1
+        if self._gone > self.COMPACT_AFTER and self._gone * 2 > len(self._heap):
+            self._heap = [entry for entry in self._heap if not entry[2]._left]
+            heapq.heapify(self._heap)
+            self._gone = 0
+            self._arm()
+
+    def _arm(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        await self._hub.remove(self)
+            self._timer = None
+        if self._heap:
+            self._timer = asyncio.get_running_loop().call_at(self._heap[0][0], self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        while self._heap and self._heap[0][0] <= now:
+            _, _, subscription = heapq.heappop(self._heap)
+            if subscription._left:
+                self._gone -= 1
+            else:
+                subscription._end()
+        self._arm()
 
 
 class _LocalHub:
@@ -211,6 +272,7 @@ class _LocalHub:
 
     def __init__(self) -> None:
         self._by_topic: dict[str, set[Subscription]] = defaultdict(set)
+        self.ends = _Ends()
 
     def add(self, subscription: Subscription) -> list[str]:
         """Register a subscription; return the topics that had no local subscriber yet."""

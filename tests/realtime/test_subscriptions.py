@@ -7,10 +7,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import tracemalloc
+from collections.abc import Callable
 
 import pytest
 
-from realtime.broker import RESYNC, InProcessBroker, Message, SubscriberOverflow
+from realtime.broker import (
+    ENDED,
+    RESYNC,
+    InProcessBroker,
+    Message,
+    SubscriberOverflow,
+    Subscription,
+)
 
 IDLE = 500
 MOST_BYTES_IDLE = 1024
@@ -115,3 +123,45 @@ async def test_a_failing_callback_stops_no_one_elses_delivery() -> None:
         failing.on_message(fail)
         await broker.publish("a", b"for both")
         assert (await other.get()).data == b"for both"
+
+
+def timers_of(broker: InProcessBroker, subscriptions: list[Subscription]) -> int:
+    """Timers on the running (asyncio) loop for the ends of these subscriptions: set by
+    them, or by their hub."""
+    owners = [*subscriptions, broker._hub.ends]
+    scheduled = asyncio.get_running_loop()._scheduled  # type: ignore[attr-defined]
+    return sum(
+        not handle.cancelled()
+        and any(getattr(handle._callback, "__self__", None) is owner for owner in owners)
+        for handle in scheduled
+    )
+
+
+async def test_ends_come_in_their_order_on_one_timer_and_those_gone_are_forgotten() -> None:
+    """Every socket's subscriptions end with its token: one timer a process for all of
+    them, not a timer each (about half a KB an idle websocket held)."""
+    broker = InProcessBroker()
+    ended: list[str] = []
+
+    def heard(name: str) -> Callable[[Message], None]:
+        return lambda message: ended.append(name) if message is ENDED else None
+
+    subscriptions = [await broker.subscribe("a") for _ in range(4)]
+    gone = await broker.subscribe("a")
+    for name, subscription, seconds in zip(
+        "dcba", subscriptions, (0.2, 0.15, 0.1, 0.05), strict=True
+    ):
+        subscription.on_message(heard(name))
+        subscription.end_after(seconds, lambda: TimeoutError("over"))
+    gone.on_message(heard("gone"))
+    gone.end_after(0.12, lambda: TimeoutError("over"))
+    assert timers_of(broker, [*subscriptions, gone]) == 1
+    await gone.__aexit__(None, None, None)  # leaves before its time
+
+    await asyncio.sleep(0.3)
+    assert ended == ["a", "b", "c", "d"]
+    for subscription in subscriptions:
+        with pytest.raises(TimeoutError, match="over"):
+            await subscription.get()
+        await subscription.__aexit__(None, None, None)
+    assert timers_of(broker, subscriptions) == 0
