@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import itertools
 import logging
@@ -425,8 +426,15 @@ class RedisBroker:
         await self._hub.attach(subscription)
         if self._reader is None:
             self._heard = asyncio.get_running_loop().time()
-            self._reader = asyncio.create_task(self._read(), name="redis-broker-reader")
-            self._watchdog = asyncio.create_task(self._watch(), name="redis-broker-watchdog")
+            # In a context of their own, not the first subscriber's (its request id, its
+            # socket's frame target), which every later subscriber's callback would run
+            # in and the process would keep for its life.
+            self._reader = asyncio.create_task(
+                self._read(), name="redis-broker-reader", context=contextvars.Context()
+            )
+            self._watchdog = asyncio.create_task(
+                self._watch(), name="redis-broker-watchdog", context=contextvars.Context()
+            )
         return subscription
 
     async def _read(self) -> None:

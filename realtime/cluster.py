@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import defaultdict
 
@@ -98,7 +99,10 @@ class _Shard:
         await self._pubsub.ssubscribe(*topics)
         if self._reader is None:
             # Started after the first SSUBSCRIBE: before it there is no connection to read.
-            self._reader = asyncio.create_task(self._read(), name=f"redis-shard-{self.name}")
+            # Not in the first subscriber's context (realtime/broker.py tells why).
+            self._reader = asyncio.create_task(
+                self._read(), name=f"redis-shard-{self.name}", context=contextvars.Context()
+            )
         async with asyncio.timeout(CONFIRM_TIMEOUT):
             await asyncio.gather(*waiting)
 
@@ -352,7 +356,9 @@ class ClusterBroker:
         self._orphans |= topics
         if self._orphans and not self._closed and (self._repair is None or self._repair.done()):
             self._repair = asyncio.get_running_loop().create_task(
-                self._subscribe_orphans(), name="redis-cluster-repair"
+                self._subscribe_orphans(),
+                name="redis-cluster-repair",
+                context=contextvars.Context(),
             )
 
     async def _subscribe_orphans(self) -> None:

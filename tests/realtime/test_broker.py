@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import pytest
 import redis.asyncio as redis
 
-from realtime.broker import InProcessBroker, RedisBroker
+from realtime.broker import InProcessBroker, Message, RedisBroker
+from realtime.cluster import ClusterBroker
+from realtime.redis_urls import cluster_address
+from resolvers.common.request_ids import request_id_var
+from tests.support.redis_cluster import OwnCluster
 
 TIMEOUT = 5
 
@@ -72,3 +77,39 @@ async def test_redis_broker_ping_fails_when_redis_is_unreachable() -> None:
             await broker.ping()
     finally:
         await broker.close()
+
+
+def _hear_request_id(heard: list[str | None], _message: Message) -> None:
+    heard.append(request_id_var.get())
+
+
+async def test_subscribers_hear_messages_outside_the_first_subscribers_context(
+    redis_url: str, redis_cluster: OwnCluster
+) -> None:
+    """The reader that hands every message to the subscriptions is started by whichever
+    subscribes first; it must not run in that caller's context (its request id, its
+    websocket's frame target), which it would otherwise keep for the process's life and
+    lend to every subscriber's callback."""
+    address = cluster_address(redis_cluster.url)
+    assert address is not None
+    brokers: tuple[RedisBroker | ClusterBroker, ...] = (
+        RedisBroker(redis_url),
+        ClusterBroker(address),
+    )
+    for broker in brokers:
+        heard: list[str | None] = []
+        try:
+            token = request_id_var.set("the-first-subscriber")
+            try:
+                subscription = await broker.subscribe("context:one")
+            finally:
+                request_id_var.reset(token)
+            subscription.on_message(partial(_hear_request_id, heard))
+            async with asyncio.timeout(TIMEOUT):
+                while not heard:
+                    await broker.publish("context:one", b"hello")
+                    await asyncio.sleep(0.05)
+            assert heard[0] is None, heard
+            await subscription.__aexit__(None, None, None)
+        finally:
+            await broker.close()
