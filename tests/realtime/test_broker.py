@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as redis
 
-from realtime.broker import InProcessBroker, Message, RedisBroker
+from documents.metrics import BROKER_RECONNECTS
+from realtime.broker import RESYNC, InProcessBroker, Message, RedisBroker
 from realtime.cluster import ClusterBroker
 from realtime.redis_urls import cluster_address
 from resolvers.common.request_ids import request_id_var
 from tests.support.redis_cluster import OwnCluster
+from tests.support.services import SilentProxy
 
 TIMEOUT = 5
 
@@ -113,3 +116,66 @@ async def test_subscribers_hear_messages_outside_the_first_subscribers_context(
             await subscription.__aexit__(None, None, None)
         finally:
             await broker.close()
+
+
+# A subscriber connection gone silent without closing (a partition, a host gone without a
+# word) never fails the reader's read, which waits without a timeout: the broker checks it.
+CHECK_SECONDS, PONG_TIMEOUT = 0.2, 0.3
+"""Quick checks, so that a test sees several."""
+
+
+async def test_a_silent_connection_is_dropped_and_subscribers_told_to_resync(
+    redis_url: str,
+) -> None:
+    address = urlsplit(redis_url)
+    assert address.hostname is not None and address.port is not None
+    direct = redis.Redis.from_url(redis_url)
+    async with SilentProxy(address.hostname, address.port) as proxy:
+        broker = RedisBroker(
+            f"redis://127.0.0.1:{proxy.port}/0",
+            health_check_seconds=CHECK_SECONDS,
+            pong_timeout=PONG_TIMEOUT,
+        )
+        try:
+            async with await broker.subscribe("health:one") as subscription:
+                await direct.publish("health:one", b"before")
+                assert (await asyncio.wait_for(subscription.get(), TIMEOUT)).data == b"before"
+
+                proxy.silence()
+                await direct.publish("health:one", b"lost in the silence")
+                # The silent connection is given up on: RESYNC, so the subscriber reads
+                # again what it follows, then live messages flow on a new connection.
+                assert await asyncio.wait_for(subscription.get(), TIMEOUT) is RESYNC
+                async with asyncio.timeout(TIMEOUT):
+                    while (await direct.pubsub_numsub("health:one"))[0][1] < 2:
+                        await asyncio.sleep(0.02)  # the silent one still counts, and the new
+                await direct.publish("health:one", b"after")
+                assert (await asyncio.wait_for(subscription.get(), TIMEOUT)).data == b"after"
+        finally:
+            await broker.close()
+            await direct.aclose()
+
+
+async def test_a_quiet_but_healthy_connection_is_kept(redis_url: str) -> None:
+    address = urlsplit(redis_url)
+    assert address.hostname is not None and address.port is not None
+    direct = redis.Redis.from_url(redis_url)
+    reconnects = BROKER_RECONNECTS._value.get()
+    async with SilentProxy(address.hostname, address.port) as proxy:
+        broker = RedisBroker(
+            f"redis://127.0.0.1:{proxy.port}/0",
+            health_check_seconds=CHECK_SECONDS,
+            pong_timeout=PONG_TIMEOUT,
+        )
+        try:
+            async with await broker.subscribe("health:two") as subscription:
+                connections = proxy.connections
+                await asyncio.sleep(2.0)  # several checks' worth of nothing published
+                assert not subscription.pending
+                assert proxy.connections == connections
+                assert BROKER_RECONNECTS._value.get() == reconnects
+                await direct.publish("health:two", b"still here")
+                assert (await asyncio.wait_for(subscription.get(), TIMEOUT)).data == b"still here"
+        finally:
+            await broker.close()
+            await direct.aclose()
