@@ -37,12 +37,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from contextlib import aclosing, nullcontext
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator
+from contextlib import aclosing, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from graphql import GraphQLError
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from starlette.websockets import WebSocketDisconnected as SendAfterClose
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.types import ExecutionResult as StreamedResult
 
 from documents.metrics import SLOW_SUBSCRIBERS_CLOSED
@@ -65,6 +67,28 @@ ReportErrors: TypeAlias = Callable[[list[GraphQLError]], None]
 
 _closing: set[asyncio.Task[None]] = set()
 """Closings of writers stopped with no task of their own, kept until they finish."""
+
+_GONE: tuple[type[Exception], ...] = (
+    OSError,  # uvicorn's ClientDisconnected among them
+    WebSocketDisconnect,
+    WebSocketDisconnected,  # what server/graphql_view.py `_send_text` makes of the above
+    SendAfterClose,  # starlette's, once the socket is closed
+)
+"""What a send raises when the client's socket is gone. Only ever matched around a
+send: a TimeoutError (an OSError) from the database must still end the stream with
+its error."""
+
+
+class _SocketGone(Exception):
+    """A send failed because the client is gone: nothing more can be written, not even
+    the error or `complete`, and the connection's end cleans up its operations."""
+
+
+class _SendCancelled(Exception):
+    """What a send waited on was cancelled, not the writer's task: the send failed."""
+
+    def __init__(self) -> None:
+        super().__init__("A result could not be sent.")
 
 
 class HubWritten:
@@ -123,27 +147,31 @@ class HubWritten:
 
     async def run(self, operation: Operation[Any, Any]) -> bool:
         """Start the stream, write what it replays, and park the operation in the hub:
-        True. False: the stream ended (its error, if any, sent): `complete` is due."""
+        True (or the client is gone: nothing more to send). False: the stream ended (its
+        error, if any, sent): `complete` is due."""
         self._operation = operation
         # What the operation's task has set (frame target, request id, password scope),
         # for the tasks that take over later.
         self._context = contextvars.copy_context()
         followed, self._followed = self._followed, None
         assert followed is not None, "run once"
-        parked = False
+        parked = gone = False
         try:
             try:
-                self._follower = await followed.start()
-            except Exception as error:
-                await self._ended_by(error)
-                return False
-            parked = await self._written(history=True)
+                try:
+                    self._follower = await followed.start()
+                except Exception as error:
+                    await self._ended_by(error)
+                    return False
+                parked = await self._written(history=True)
+            except _SocketGone:
+                gone = True  # nothing more to send, `complete` included
         finally:
             if parked and not self._stopped:
                 self._park()
             else:
                 await self._close()
-        return parked
+        return parked or gone
 
     def _park(self) -> None:
         operation = self._operation
@@ -216,9 +244,14 @@ class HubWritten:
         try:
             parked = await self._written(history=False, sending=sending, error=error)
             if not parked and self._operation is not None:
-                await self._operation.send_operation_message(
-                    {"id": self._operation.id, "type": "complete"}
-                )
+                with _gone_on_failure():
+                    await self._operation.send_operation_message(
+                        {"id": self._operation.id, "type": "complete"}
+                    )
+        except _SocketGone:
+            # Not an error of the stream's, nor of the server's: one per subscriber of a
+            # busy room when its client drops. The connection's end ends the operation.
+            log.debug("a framed subscription's client is gone")
         finally:
             self._task = None
             if parked and not self._stopped:
@@ -244,11 +277,12 @@ class HubWritten:
         assert follower is not None
         open_socket = self._open_socket
         try:
-            if error is not None:
-                raise error
-            if sending is not None:
-                with open_socket.working() if open_socket else nullcontext():
-                    await _stepped(*sending)
+            with _gone_on_failure():
+                if error is not None:
+                    raise error
+                if sending is not None:
+                    with open_socket.working() if open_socket else nullcontext():
+                        await _stepped(*sending)
             items = follower.items(history=history, until_caught_up=True)
             async with aclosing(items):
                 async for item in items:
@@ -256,11 +290,14 @@ class HubWritten:
                     # While it is being sent, a graceful shutdown waits
                     # (realtime/going_away.py).
                     with open_socket.working() if open_socket else nullcontext():
-                        await self._target.send_text(frame)
+                        await _sent(self._target.send_text(frame))
             return True
         except SubscriberOverflow:
-            await close_slow(self._socket)
+            with _gone_on_failure():
+                await close_slow(self._socket)
             return False
+        except _SocketGone:
+            raise
         except Exception as failure:
             await self._ended_by(failure)
             return False
@@ -275,18 +312,20 @@ class HubWritten:
         )
         self._report([failure])
         if self._operation is not None:
-            await self._operation.send_next(StreamedResult(data=None, errors=[failure]))
+            with _gone_on_failure():
+                await self._operation.send_next(StreamedResult(data=None, errors=[failure]))
 
     async def _close(self) -> None:
-        """Over: no more frames, and the subscription closed (once)."""
+        """Over: no more frames, the subscription closed, and `on_end` called (once each,
+        also when the stream never started: its start failed or was cancelled)."""
         self._stopped = True
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()
         follower, self._follower = self._follower, None
         if follower is None:
             return
         follower.subscription.on_message(None)
-        on_end, self._on_end = self._on_end, None
-        if on_end is not None:
-            on_end()
         await follower.subscription.__aexit__(None, None, None)
 
     # -- What Strawberry does with an operation's task and its result stream -------------
@@ -318,8 +357,9 @@ class HubWritten:
 
     async def aclose(self) -> None:
         """What `aclosing` around the result stream calls: nothing once parked (the
-        operation goes on in the hub), else the stream is over."""
-        if self._follower is None or self._stopped:
+        operation goes on in the hub), else the stream is over (also if `run` never ran:
+        the operation was cancelled first)."""
+        if self._stopped:
             return
         if self._operation is None or cast("object", self._operation.task) is not self:
             await self._close()
@@ -337,8 +377,7 @@ async def _stepped(send: Coroutine[Any, Any, None], waits_on: Any) -> None:
                 waits_on._asyncio_future_blocking = False
                 await cast("Awaitable[object]", waits_on)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():  # this task is told to stop
+            if _stopping():
                 send.close()
                 raise
             # Else what it waited on was cancelled: its own await raises that, stepped on.
@@ -348,6 +387,40 @@ async def _stepped(send: Coroutine[Any, Any, None], waits_on: Any) -> None:
             waits_on = send.send(None)
         except StopIteration:
             return
+        except asyncio.CancelledError:
+            if _stopping():
+                raise
+            # Its own await of what was cancelled, not this task: the send failed. Else
+            # the task would end cancelled, with neither error nor `complete` sent, and
+            # the operation would keep its id until the socket closes.
+            raise _SendCancelled from None
+
+
+async def _sent(send: Coroutine[Any, Any, None]) -> None:
+    """A send awaited in the writer's task: what it waited on being cancelled (not the
+    task) is the send failing, as in `_stepped`; the client gone, `_SocketGone`."""
+    try:
+        with _gone_on_failure():
+            await send
+    except asyncio.CancelledError:
+        if _stopping():
+            raise
+        raise _SendCancelled from None
+
+
+def _stopping() -> bool:
+    """Whether this task is told to stop (else a CancelledError is of what it awaited)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+@contextmanager
+def _gone_on_failure() -> Iterator[None]:
+    """A send failing because the client is gone, as `_SocketGone`."""
+    try:
+        yield
+    except _GONE as gone:
+        raise _SocketGone from gone
 
 
 def _logged(task: asyncio.Task[None]) -> None:

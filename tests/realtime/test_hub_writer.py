@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
 from datetime import timedelta
 from typing import Any, cast
 
 import pytest
+from starlette.websockets import WebSocketDisconnected as SendAfterClose
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
+from uvicorn.protocols.utils import ClientDisconnected
 
 from documents.clock import utcnow
 from documents.errors import DomainError, ErrorCode
-from realtime.broker import InProcessBroker, Message
+from realtime.broker import InProcessBroker, Message, RedisBroker
 from realtime.streams import NOT_NOW, Feed, Followed, NotNow
 from schema.live.framed import FrameTarget
 from schema.live.hub_writer import HubWritten
@@ -36,6 +41,8 @@ class Socket:
     def __init__(self) -> None:
         self.frames: list[dict[str, Any]] = []
         self.gate: asyncio.Future[None] | None = None
+        self.gone: Exception | None = None
+        """What every send raises once the client is gone."""
 
     def block(self) -> None:
         self.gate = asyncio.get_running_loop().create_future()
@@ -46,6 +53,8 @@ class Socket:
             gate.set_result(None)
 
     async def send_text(self, text: str) -> None:
+        if self.gone is not None:
+            raise self.gone
         # Written at once, as uvicorn writes to the transport, then waits to drain.
         self.frames.append(json.loads(text))
         if self.gate is not None:
@@ -108,8 +117,10 @@ class Stored:
 
 
 class Setup:
-    def __init__(self, expires_in: float | None = None) -> None:
-        self.broker = InProcessBroker(queue_size=50)
+    def __init__(
+        self, expires_in: float | None = None, broker: InProcessBroker | RedisBroker | None = None
+    ) -> None:
+        self.broker = broker if broker is not None else InProcessBroker(queue_size=50)
         self.stored = Stored()
         self.socket = Socket()
         self.handler = Handler(self.socket)
@@ -324,3 +335,191 @@ async def test_a_stream_with_no_position_yet_is_written_by_the_task_then_the_hub
     await setup.publish(2)
     assert setup.socket.seqs() == [1, 2]
     assert written._task is None
+
+
+# -- Every end path ends the writer once -----------------------------------------------
+
+
+class Ends:
+    """`on_end`'s calls: what schema/schema.py's SUBSCRIPTIONS_LIVE gauge is decremented by."""
+
+    def __init__(self, written: HubWritten) -> None:
+        self.count = 0
+        written.on_end(self.ended)
+
+    def ended(self) -> None:
+        self.count += 1
+
+
+def dead_redis_url() -> str:
+    """A Redis URL nothing listens on: Redis is down."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}"
+
+
+async def test_a_stream_whose_start_fails_ends_once() -> None:
+    broker = RedisBroker(dead_redis_url())
+    try:
+        setup = Setup(broker=broker)
+        written, operation = setup.writer(0)
+        ends = Ends(written)
+        assert not await written.run(operation)  # its error sent: `complete` is due
+        assert setup.socket.frames[-1]["payload"]["data"] is None
+        assert ends.count == 1
+        await written.aclose()  # as Strawberry's `aclosing` does next
+        assert ends.count == 1
+    finally:
+        await broker.close()
+
+
+async def test_an_operation_cancelled_while_it_subscribes_ends_once() -> None:
+    broker = RedisBroker(dead_redis_url())
+    try:
+        setup = Setup(broker=broker)
+        written, operation = setup.writer(0)
+        ends = Ends(written)
+        task = asyncio.create_task(written.run(operation))
+        await asyncio.sleep(0)  # in `subscribe`, connecting
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await written.aclose()
+        assert ends.count == 1
+    finally:
+        await broker.close()
+
+
+async def test_an_operation_cancelled_before_it_runs_ends_once() -> None:
+    setup = Setup()
+    written, _ = setup.writer(0)
+    ends = Ends(written)
+    await written.aclose()  # Strawberry's `aclosing`, its task cancelled before `run`
+    await written.aclose()
+    assert ends.count == 1 and setup.subscribers() == 0
+
+
+async def test_a_parked_operation_cancelled_ends_once() -> None:
+    setup = Setup()
+    written, operation = setup.writer(0)
+    ends = Ends(written)
+    assert await written.run(operation)
+    await written.aclose()  # parked: goes on
+    assert ends.count == 0
+    written.cancel()
+    await settled()
+    written.cancel()
+    assert ends.count == 1
+
+
+# -- A send whose awaited future is cancelled, not the task ----------------------------
+
+
+def cancel_the_gate(sock: Socket) -> None:
+    """What a send waits on is cancelled (the writer's task is not); later sends pass."""
+    gate, sock.gate = sock.gate, None
+    assert gate is not None
+    gate.cancel()
+
+
+async def test_a_stepped_send_whose_wait_is_cancelled_ends_the_operation() -> None:
+    setup = Setup()
+    written = await setup.parked()
+    ends = Ends(written)
+    setup.socket.block()
+    await setup.publish(1)  # written, then its send waits: stepped by the task
+    task = written._task
+    assert task is not None
+    await settled()
+    cancel_the_gate(setup.socket)
+    await settled()
+    assert not task.cancelled()
+    frames = setup.socket.frames
+    assert frames[-2]["type"] == "next" and frames[-2]["payload"]["data"] is None
+    assert frames[-1] == {"id": "op", "type": "complete"}
+    assert "op" not in setup.handler.operations  # its id free again
+    assert setup.subscribers() == 0 and len(setup.reported) == 1 and ends.count == 1
+
+
+async def test_a_tasks_send_whose_wait_is_cancelled_ends_the_operation() -> None:
+    setup = Setup()
+    written = await setup.parked()
+    setup.socket.block()
+    await setup.publish(1)
+    await setup.publish(2)  # queued for the task
+    task = written._task
+    assert task is not None
+    setup.socket.unblock()
+    setup.socket.block()  # 2 is sent by the task itself, and waits
+    await settled()
+    assert setup.socket.seqs() == [1, 2]
+    cancel_the_gate(setup.socket)
+    await settled()
+    assert not task.cancelled()
+    assert setup.socket.frames[-1] == {"id": "op", "type": "complete"}
+    assert "op" not in setup.handler.operations and setup.subscribers() == 0
+
+
+# -- The client gone -----------------------------------------------------------------------
+
+GONE = [
+    pytest.param(ClientDisconnected(), id="uvicorn-ClientDisconnected"),
+    pytest.param(WebSocketDisconnected(), id="strawberry-WebSocketDisconnected"),
+    pytest.param(
+        SendAfterClose('Cannot call "send" once a close message has been sent.'),
+        id="starlette-send-after-close",
+    ),
+]
+
+
+@pytest.mark.parametrize("gone", GONE)
+async def test_a_client_gone_while_parked_ends_the_writer_quietly(
+    gone: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup = Setup()
+    written = await setup.parked()
+    ends = Ends(written)
+    sent = len(setup.socket.frames)
+    setup.socket.gone = gone
+    with caplog.at_level(logging.DEBUG, logger="schema.live.hub_writer"):
+        await setup.publish(1)  # its send, in the hub's call, fails
+        await settled()
+        await setup.publish(2)
+        await settled()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert setup.reported == []  # not the stream's error
+    assert len(setup.socket.frames) == sent  # nothing more: no error, no `complete`
+    assert setup.subscribers() == 0 and ends.count == 1 and written.done()
+
+
+@pytest.mark.parametrize("gone", GONE)
+async def test_a_client_gone_while_a_task_owns_it_ends_the_writer_quietly(
+    gone: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    setup = Setup()
+    written = await setup.parked()
+    ends = Ends(written)
+    setup.socket.block()
+    await setup.publish(1)
+    await setup.publish(2)  # queued: the task sends it
+    setup.socket.gone = gone
+    with caplog.at_level(logging.DEBUG, logger="schema.live.hub_writer"):
+        setup.socket.unblock()
+        await settled()
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert setup.reported == [] and setup.socket.seqs() == [1]
+    assert setup.socket.frames[-1]["type"] == "next"  # no error, no `complete`
+    assert setup.subscribers() == 0 and ends.count == 1 and written.done()
+
+
+async def test_a_client_gone_during_the_replay_ends_quietly() -> None:
+    """The operation's own task: nothing more to send, `complete` included."""
+    setup = Setup()
+    await setup.publish(1, 2)
+    written, operation = setup.writer(0)
+    ends = Ends(written)
+    setup.socket.gone = WebSocketDisconnected()
+    assert await written.run(operation)  # as parked: the handler sends no `complete`
+    assert setup.reported == [] and setup.socket.frames == []
+    assert setup.subscribers() == 0 and ends.count == 1
