@@ -10,12 +10,16 @@ group once it is done. Each caller waits for its own group and gets its own resu
 
 The writing runs in a task of its own, so a caller cancelled while it waits stops nobody
 else's write (its own item is still written, as it would have been had the caller not
-been cancelled after sending its command).
+been cancelled after sending its command). That task outlives the request that started
+it, so it runs in a context of its own, not that request's (its request id, in every later
+group's logs and spans); each group is written in a copy of its first caller's context:
+a group of one, the usual case, is attributed to its own request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +31,7 @@ R = TypeVar("R")
 
 @dataclass
 class _Queue(Generic[T, R]):
-    waiting: list[tuple[T, asyncio.Future[R]]] = field(default_factory=list)
+    waiting: list[tuple[T, asyncio.Future[R], contextvars.Context]] = field(default_factory=list)
     writing: asyncio.Task[None] | None = None
 
 
@@ -50,9 +54,9 @@ class GroupedWrites(Generic[T, R]):
         done: asyncio.Future[R] = loop.create_future()
         # A caller cancelled meanwhile does not read its outcome: no "never retrieved".
         done.add_done_callback(lambda f: f.cancelled() or f.exception())
-        queue.waiting.append((item, done))
+        queue.waiting.append((item, done, contextvars.copy_context()))
         if queue.writing is None:
-            queue.writing = loop.create_task(self._write_all(queue))
+            queue.writing = loop.create_task(self._write_all(queue), context=contextvars.Context())
         return await asyncio.shield(done)
 
     async def _write_all(self, queue: _Queue[T, R]) -> None:
@@ -60,23 +64,29 @@ class GroupedWrites(Generic[T, R]):
             while queue.waiting:
                 group, queue.waiting = queue.waiting, []
                 try:
-                    results = await self._write([item for item, _ in group])
+                    # A task of its own, for the group's context (cancelled with this one).
+                    results = await asyncio.get_running_loop().create_task(
+                        self._write_group([item for item, _, _ in group]), context=group[0][2]
+                    )
                     if len(results) != len(group):
                         raise RuntimeError("a grouped write returned a result per item")
                 except BaseException as error:
-                    for _, done in group:
+                    for _, done, _ in group:
                         if not done.done():
                             done.set_exception(error)
                     if isinstance(error, Exception):
                         continue
                     raise
-                for (_, done), result in zip(group, results, strict=True):
+                for (_, done, _), result in zip(group, results, strict=True):
                     if not done.done():
                         done.set_result(result)
         finally:
             queue.writing = None
             # Only if this task was cancelled (the loop is stopping): nobody writes these.
-            for _, done in queue.waiting:
+            for _, done, _ in queue.waiting:
                 if not done.done():
                     done.set_exception(RuntimeError("the grouped writes were stopped"))
             queue.waiting = []
+
+    async def _write_group(self, items: list[T]) -> Sequence[R]:
+        return await self._write(items)

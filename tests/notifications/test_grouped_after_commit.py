@@ -15,6 +15,7 @@ from bson import ObjectId
 
 from documents.clock import utcnow
 from documents.events import DomainEvent
+from documents.grouped_writes import GroupedWrites
 from documents.notifications.preferences import NotificationPreferences
 from resolvers.common.request_ids import request_id_var
 from resolvers.common.unit_of_work import after_commit
@@ -99,3 +100,34 @@ async def test_a_request_cancelled_while_its_group_is_written_stops_nobody_elses
         stored = await DomainEvent.get(event.id)
         assert stored is not None and stored.notify_pending_since is None
         assert stored.published_at is not None
+
+
+async def test_a_later_group_is_not_written_in_the_first_callers_context() -> None:
+    """The task writing the groups outlives the request that started it: a later group's
+    work (its logs, its spans) is attributed to a caller of that group, not to the first."""
+    first_written, release = asyncio.Event(), asyncio.Event()
+    seen: list[str | None] = []
+
+    async def write(items: list[str]) -> list[str | None]:
+        seen.append(request_id_var.get())
+        if not release.is_set():
+            first_written.set()
+            await release.wait()  # the later callers queue meanwhile, as the next group
+        return [request_id_var.get() for _ in items]
+
+    grouped: GroupedWrites[str, str | None] = GroupedWrites(write)
+
+    async def submit_as(request_id: str) -> str | None:
+        request_id_var.set(request_id)  # this task's own context
+        return await grouped.submit(request_id)
+
+    first = asyncio.create_task(submit_as("first"))
+    await first_written.wait()
+    later = [asyncio.create_task(submit_as(name)) for name in ("second", "third")]
+    await asyncio.sleep(0.01)
+    release.set()
+
+    assert await first == "first"
+    assert await asyncio.gather(*later) == ["second", "second"]
+    assert seen == ["first", "second"]
+    assert request_id_var.get() is None

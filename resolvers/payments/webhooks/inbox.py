@@ -28,7 +28,7 @@ from typing import Any
 
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from documents.clock import utcnow
 from documents.grouped_writes import GroupedWrites
@@ -64,7 +64,10 @@ async def receive(
     Raises WebhookSignatureError if it is not genuine, NotAnEvent if it is not an event.
     """
     stored = _parsed(services, payload, signature)
-    if not await _STORING.submit(stored):
+    new = await _STORING.submit(stored)
+    if isinstance(new, Exception):
+        raise new  # this event's alone: the others received with it go on
+    if not new:
         existing = await WebhookEvent.find_one({"event_id": stored.event_id})
         if existing is None:  # pragma: no cover - the unique index says it exists
             raise RuntimeError(f"event {stored.event_id} was refused as stored, yet is not")
@@ -73,33 +76,72 @@ async def receive(
     return await _run(services, stored, handlers) or stored
 
 
-async def _store_all(events: list[WebhookEvent]) -> list[bool]:
+async def _store_all(events: list[WebhookEvent]) -> list[bool | Exception]:
     """Store the events received at the same time in one insert (documents/grouped_writes.py):
-    for each, whether it was new. Unordered, so that each is stored or refused on its own:
-    an event stored already (by its unique id) is refused alone, as its own insert
-    would have been."""
+    for each, whether it was new, or the error that kept it from being stored. Unordered,
+    so that each is stored or refused on its own: an event stored already (by its unique
+    id) is refused alone, as its own insert would have been, and so is one that cannot be
+    stored (too large, not encodable): it fails its own delivery, not the others' (which
+    may well be stored, held by this runner, and must go on to be processed)."""
     if len(events) == 1:
-        try:
-            await events[0].insert()
-        except DuplicateKeyError:
-            return [False]
-        return [True]
+        return [await _store_one(events[0])]
     for event in events:
         event.id = PydanticObjectId()
     try:
         await WebhookEvent.insert_many(events, ordered=False)
     except BulkWriteError as error:
         details = error.details
-        failures = {failure["index"] for failure in details.get("writeErrors", [])}
-        if details.get("writeConcernErrors") or any(
-            failure.get("code") != DUPLICATE_KEY for failure in details.get("writeErrors", [])
-        ):
+        if details.get("writeConcernErrors"):
+            # Not any one event's: the inserts were made but not made durable, as each
+            # event's own insert would have been; none may be acknowledged.
             raise
-        return [index not in failures for index in range(len(events))]
+        # Every batch was sent: the events without an error were inserted.
+        failures = {failure["index"]: failure for failure in details.get("writeErrors", [])}
+        outcomes: list[bool | Exception] = []
+        for index, event in enumerate(events):
+            failure = failures.get(index)
+            if failure is None:
+                outcomes.append(True)
+            elif failure.get("code") == DUPLICATE_KEY:
+                outcomes.append(False)
+            else:
+                # Tried again alone, the event gets what its own insert gets.
+                outcomes.append(await _store_one(event))
+        return outcomes
+    except PyMongoError:
+        # The command or the connection failed (not a document): every event's own
+        # insert would have failed alike.
+        raise
+    except Exception:
+        # The driver could not encode a document (bson's InvalidDocument, a lone surrogate's
+        # UnicodeEncodeError...): raised while building a batch, after any earlier batch
+        # was sent. Each is tried alone; one found stored with the id given here was
+        # stored by this insert.
+        return [await _store_one(event, maybe_stored=True) for event in events]
     return [True] * len(events)
 
 
-_STORING: GroupedWrites[WebhookEvent, bool] = GroupedWrites(_store_all)
+async def _store_one(event: WebhookEvent, *, maybe_stored: bool = False) -> bool | Exception:
+    """Whether the event was new, inserted alone; or the error its insert raised. A
+    duplicate of an event that `maybe_stored` by this runner already (its `_id` set)
+    counts as new if the stored one is that one."""
+    try:
+        await event.insert()
+    except DuplicateKeyError:
+        if maybe_stored:
+            ours = await WebhookEvent.get_pymongo_collection().find_one(
+                {"_id": event.id, "event_id": event.event_id}, {"_id": 1}
+            )
+            return ours is not None
+        return False
+    except PyMongoError:
+        raise
+    except Exception as error:
+        return error
+    return True
+
+
+_STORING: GroupedWrites[WebhookEvent, bool | Exception] = GroupedWrites(_store_all)
 
 
 def _parsed(services: Services, payload: bytes, signature: str | None) -> WebhookEvent:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 
+from pymongo.errors import BulkWriteError, DocumentTooLarge
+
 from documents.payments.webhooks import WebhookEvent, WebhookStatus
 from integrations.payments.gateway import GatewayEvent
 from resolvers.common.request_ids import request_id_var
@@ -125,6 +127,56 @@ async def test_events_received_at_once_are_stored_in_one_insert_each_once(
         {"event_id": {"$in": [event_id_of(body) for body in bodies]}}
     ) == len(bodies)
     assert {event.event_id for event in received} == {event_id_of(body) for body in bodies}
+    for body in bodies:
+        kept = await stored(event_id_of(body))
+        assert kept.status is WebhookStatus.IGNORED and kept.attempts == 1
+
+
+async def test_an_event_that_cannot_be_stored_fails_only_its_own_delivery(
+    runtime: Runtime, command_log: CommandLog
+) -> None:
+    """One event of a group too large for a document: its delivery fails (the gateway
+    retries it), and the others received with it are stored and processed as usual."""
+    bodies = [stripe_event() for _ in range(EVENTS)]
+    too_large = stripe_event(data_object={"id": "obj_large", "blob": "x" * (17 * 1024 * 1024)})
+    secret = webhook_secret(runtime.services)
+    deliveries = [bodies[0], bodies[1], too_large, *bodies[2:]]
+    token = request_id_var.set("one-too-large")
+    try:
+        with command_log.recording("one-too-large") as commands:
+            received = await asyncio.gather(
+                *(receive(runtime.services, body, signature(body, secret)) for body in deliveries),
+                return_exceptions=True,
+            )
+    finally:
+        request_id_var.reset(token)
+
+    failed = received.pop(2)
+    assert isinstance(failed, DocumentTooLarge), failed
+    assert await WebhookEvent.find_one({"event_id": event_id_of(too_large)}) is None
+    assert all(isinstance(event, WebhookEvent) for event in received), received
+    # Received together: one insert (the large one, tried again alone, is refused unsent).
+    assert commands.count(("insert", "webhook_events")) == 1, commands
+    for body in bodies:
+        kept = await stored(event_id_of(body))
+        assert kept.status is WebhookStatus.IGNORED and kept.attempts == 1
+
+
+async def test_an_event_bson_cannot_encode_fails_only_its_own_delivery(runtime: Runtime) -> None:
+    """A genuinely signed event whose id holds a lone surrogate (valid JSON, not UTF-8):
+    the driver cannot encode it, which fails its delivery alone."""
+    bodies = [stripe_event() for _ in range(EVENTS)]
+    unencodable = stripe_event(event_id="evt_\ud800")
+    secret = webhook_secret(runtime.services)
+    deliveries = [bodies[0], bodies[1], unencodable, *bodies[2:]]
+    received = await asyncio.gather(
+        *(receive(runtime.services, body, signature(body, secret)) for body in deliveries),
+        return_exceptions=True,
+    )
+
+    failed = received.pop(2)
+    assert isinstance(failed, Exception) and not isinstance(failed, BulkWriteError), failed
+    assert all(isinstance(event, WebhookEvent) for event in received), received
     for body in bodies:
         kept = await stored(event_id_of(body))
         assert kept.status is WebhookStatus.IGNORED and kept.attempts == 1
