@@ -28,7 +28,7 @@ from typing import Any
 
 from beanie import PydanticObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, WriteError
 
 from documents.clock import utcnow
 from documents.grouped_writes import GroupedWrites
@@ -134,6 +134,8 @@ async def _store_one(event: WebhookEvent, *, maybe_stored: bool = False) -> bool
             )
             return ours is not None
         return False
+    except WriteError as error:
+        return error  # this document's own (refused by the server), not the group's
     except PyMongoError:
         raise
     except Exception as error:
