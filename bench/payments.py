@@ -439,6 +439,8 @@ def run(args: argparse.Namespace) -> Report:
             "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "GIGQL_METRICS_TOKEN": METRICS_TOKEN,
         }
+        if args.notification_send_interval:
+            env["GIGQL_NOTIFICATION_SEND_INTERVAL"] = args.notification_send_interval
         app = "server.cli:app_from_environment"
         with serve(GIGQL, app, space.workdir, env, factory=True) as server:
             warm, webhooks = asyncio.run(drive_webhooks(server, escrows, args, space.database_pid))
@@ -455,7 +457,8 @@ def run(args: argparse.Namespace) -> Report:
     load = (
         f"{args.webhook_concurrency} concurrent HTTP clients (httpx, keep-alive) and "
         f"{args.ledger_concurrency} concurrent posting tasks, up to {args.duration:g} s per "
-        "row, in one benchmark process on the same machine"
+        "row, in one benchmark process on the same machine; notifications sent every "
+        f"{args.notification_send_interval or 'PT5S (the default)'}"
     )
     machine = host_facts(load_before, load)
     return Report(machine, webhooks, postings, stored, held, verification)
@@ -527,6 +530,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ledger-concurrency", type=int, default=16, help="posting tasks (16)")
     parser.add_argument(
         "--escrows", type=int, default=5000, help="escrows seeded for payment events (5000)"
+    )
+    parser.add_argument(
+        "--notification-send-interval",
+        metavar="DURATION",
+        help="GIGQL_NOTIFICATION_SEND_INTERVAL for the server (ISO 8601, such as PT1H: the "
+        "payments' e-mails are then sent after the rows, not during them; default the "
+        "server's own, PT5S)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON to FILE")
     args = parser.parse_args(argv)
