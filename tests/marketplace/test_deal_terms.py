@@ -17,7 +17,7 @@ from documents.payments.escrow import Escrow, EscrowStatus
 from resolvers.marketplace.lapses import lapse_unpaid_deals
 from server.runtime import Runtime
 from tests.payments.escrow.test_escrow_bookings import slot_after
-from tests.support.bookings import act, booked, create_package, provider
+from tests.support.bookings import act, booked, create_package, midday_zone, provider
 from tests.support.graphql_client import GraphQLClient, Tokens, error_codes
 from tests.support.marketplace import aud, make_offer, object_id
 from tests.support.payments.escrow import (
@@ -200,7 +200,7 @@ async def test_once_work_has_started_the_tasker_cannot_step_back(client: GraphQL
 async def test_a_booking_starts_near_its_time_and_the_customer_may_object_after(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
-    worker = await provider(client, "provider@example.com")
+    worker = await provider(client, "provider@example.com", time_zone=midday_zone())
     package = await create_package(client, worker)
     customer = await client.member("customer@example.com")
     later = await booked(

@@ -41,6 +41,15 @@ async def soonest_slot(client: GraphQLClient, provider: Tokens, package_id: str)
     raise AssertionError("the provider has no slot today or tomorrow")
 
 
+def midday_zone() -> str:
+    """A time zone where it is about noon now. A test that books a slot an hour or two
+    ahead and starts it must not meet the end of the provider's day: a two-hour package
+    starts by 22:00, so between about 20:30 and 22:00 the next slot is after midnight,
+    beyond the start window. (`Etc/GMT-9` is nine hours ahead of UTC.)"""
+    offset = 12 - datetime.now(UTC).hour
+    return "Etc/GMT" + (f"{-offset:+d}" if offset else "")
+
+
 def utc(day: date, hour: int, minute: int = 0) -> str:
     """An instant as the API writes it."""
     return datetime.combine(day, time(hour, minute), UTC).isoformat()

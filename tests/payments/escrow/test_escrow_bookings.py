@@ -9,7 +9,7 @@ from documents.clock import utcnow
 from documents.payments import ledger_accounts
 from documents.payments.escrow import Escrow, EscrowStatus
 from server.runtime import Runtime
-from tests.support.bookings import act, booked, create_package, provider, slots
+from tests.support.bookings import act, booked, create_package, midday_zone, provider, slots
 from tests.support.graphql_client import GraphQLClient, Tokens, error_codes
 from tests.support.payments.escrow import (
     assert_ledger_clean,
@@ -36,7 +36,7 @@ async def paid_booking(
     client: GraphQLClient, runtime: Runtime, hours_ahead: float
 ) -> tuple[Tokens, Tokens, str, str]:
     """A confirmed booking `hours_ahead`, paid: (customer, provider, booking id, escrow id)."""
-    worker = await provider(client, "provider@example.com")
+    worker = await provider(client, "provider@example.com", time_zone=midday_zone())
     await onboard(client, runtime, worker)
     package = await create_package(client, worker)
     customer = await client.member("customer@example.com")
