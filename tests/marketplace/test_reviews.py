@@ -15,7 +15,7 @@ from documents.events import DomainEvent, EventKind, Notification
 from documents.marketplace.reviews import Review
 from resolvers.marketplace.reviews import publish_due_reviews
 from server.runtime import Runtime
-from tests.support.bookings import provider
+from tests.support.bookings import midday_zone, provider
 from tests.support.command_log import CommandLog
 from tests.support.graphql_client import (
     GraphQLClient,
@@ -312,7 +312,7 @@ async def test_who_may_review_what_and_how(client: GraphQLClient) -> None:
 
 async def test_both_sides_of_a_booking_review_each_other(client: GraphQLClient) -> None:
     cat = await poster(client, "cat@example.com")
-    pam = await provider(client, "pam@example.com")
+    pam = await provider(client, "pam@example.com", time_zone=midday_zone())
     outsider = await poster(client, "olga@example.com")
     booking_id = await confirmed_booking(client, cat, pam)
     assert error_codes(await review(client, cat, booking_id, 5)) == ["INVALID_STATE"]

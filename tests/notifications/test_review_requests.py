@@ -12,7 +12,7 @@ from documents.notifications.scheduled import ScheduledStatus
 from resolvers.notifications.scheduled import turn_due
 from server.runtime import Runtime
 from tests.payments.escrow.test_disputes import decided_by_admin, opened
-from tests.support.bookings import provider
+from tests.support.bookings import midday_zone, provider
 from tests.support.graphql_client import GraphQLClient
 from tests.support.marketplace import object_id, poster, tasker
 from tests.support.reviews import complete_booking, completed_task, confirmed_booking, reviewed
@@ -60,7 +60,7 @@ async def test_completing_a_booking_asks_for_reviews_and_ends_its_reminders(
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     ann = await poster(client, "ann@example.com")
-    tom = await provider(client, "tom@example.com")
+    tom = await provider(client, "tom@example.com", time_zone=midday_zone())
     booking_id = await confirmed_booking(client, ann, tom)
     await complete_booking(client, tom, booking_id)
 
@@ -85,7 +85,7 @@ async def test_work_disputed_before_the_request_is_due_is_asked_about_once_decid
     client: GraphQLClient, runtime: Runtime
 ) -> None:
     ann = await poster(client, "ann@example.com")
-    tom = await provider(client, "tom@example.com")
+    tom = await provider(client, "tom@example.com", time_zone=midday_zone())
     booking_id = await confirmed_booking(client, ann, tom)
     await complete_booking(client, tom, booking_id)
     dispute = await opened(client, ann, booking_id)

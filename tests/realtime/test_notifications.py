@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.support.bookings import provider
+from tests.support.bookings import midday_zone, provider
 from tests.support.graphql_client import GraphQLClient, error_codes
 from tests.support.marketplace import make_offer, post_task, poster, tasker
 from tests.support.reviews import complete_booking, confirmed_booking, reviewed
@@ -66,7 +66,7 @@ async def test_marking_read(client: GraphQLClient) -> None:
 
 async def test_booking_and_review_links_respect_visibility(client: GraphQLClient) -> None:
     cat = await poster(client, "cat@example.com")
-    pia = await provider(client, "pia@example.com")
+    pia = await provider(client, "pia@example.com", time_zone=midday_zone())
     booking_id = await confirmed_booking(client, cat, pia)
     requested = [
         n for n in (await _inbox(client, pia.access))[0] if n["kind"] == "BOOKING_REQUESTED"

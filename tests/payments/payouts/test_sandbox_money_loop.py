@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from resolvers.payments.connect import ONBOARDING_RETURN_PATH
-from tests.support.bookings import act, booked, create_package, provider, soonest_slot
+from tests.support.bookings import act, booked, create_package, midday_zone, provider, soonest_slot
 from tests.support.gigql_process import GigqlServer, gigql_env, graphql, run_gigql, running_server
 from tests.support.graphql_client import GraphQLClient
 from tests.support.payments.sandbox import (
@@ -185,7 +185,7 @@ async def test_a_booking_goes_from_request_to_a_paid_payout(server: GigqlServer)
     start at once), the provider confirms, the customer pays, the provider works and
     completes it, the customer approves, and the provider withdraws it to their bank."""
     async with graphql(server) as client, httpx.AsyncClient(timeout=30) as browser:
-        worker = await provider(client, "cleaner-loop@example.com")
+        worker = await provider(client, "cleaner-loop@example.com", time_zone=midday_zone())
         customer = await client.member("customer-loop@example.com")
         link = await onboarding_link(client, worker)
         assert (await choose(browser, link, "complete")).status_code == 303
