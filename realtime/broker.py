@@ -155,7 +155,7 @@ class Subscription:
     @property
     def waiting(self) -> bool:
         """Whether `get` would return or raise at once: something pending, or the end."""
-        return self._ended is not None or self._overflowed or bool(self._queue)
+        return self._ended is not None or self.pending
 
     def discard_pending(self) -> None:
         """Forget what waits unread, a lost part included: for a consumer to whom any
